@@ -1,0 +1,119 @@
+"""Check a composed config against the signatures of the objects it builds, before building any.
+
+Every node with a ``_target_`` is checked against the target's constructor: unknown keys,
+missing required keys and values of the wrong type each raise a ``ConfigError`` naming the key
+and what was expected, at start-up rather than an hour into training.
+"""
+
+from __future__ import annotations
+
+import collections.abc
+import inspect
+import types
+import typing
+from typing import Any, Literal, Union
+
+from hydra.utils import get_object
+
+from pdeop.errors import ConfigError
+
+HYDRA_KEYS = {"_target_", "_partial_", "_convert_", "_recursive_", "_args_"}
+
+
+def matches(value: Any, annotation: Any) -> bool:
+    """Whether a plain config value can be passed where ``annotation`` is expected.
+
+    Only the types a config can hold are checked (numbers, strings, booleans, sequences,
+    mappings and unions of them); any other annotation accepts the value.
+    """
+    if annotation in (inspect.Parameter.empty, Any) or isinstance(annotation, (str, typing.TypeVar)):
+        return True
+    if isinstance(value, dict) and "_target_" in value:
+        return True
+    origin, args = typing.get_origin(annotation), typing.get_args(annotation)
+    if origin in (Union, types.UnionType):
+        return any(matches(value, arg) for arg in args)
+    if origin is Literal:
+        return value in args
+    if annotation is type(None):
+        return value is None
+    if annotation is bool:
+        return isinstance(value, bool)
+    if annotation is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if annotation is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if annotation is str:
+        return isinstance(value, str)
+    sequence_types = (list, tuple, collections.abc.Sequence)
+    if annotation in sequence_types or origin in sequence_types:
+        if not isinstance(value, (list, tuple)):
+            return False
+        element_types = [a for a in args if a is not Ellipsis]
+        if len(element_types) == 1:
+            return all(matches(v, element_types[0]) for v in value)
+        if element_types and len(element_types) == len(value) and Ellipsis not in args:
+            return all(matches(v, a) for v, a in zip(value, element_types))
+        return True
+    if annotation in (dict, collections.abc.Mapping) or origin in (dict, collections.abc.Mapping):
+        return isinstance(value, dict)
+    return True
+
+
+def describe(annotation: Any) -> str:
+    if isinstance(annotation, type):
+        return annotation.__name__
+    return str(annotation).replace("typing.", "")
+
+
+def _signature(target: Any) -> tuple[inspect.Signature, dict[str, Any]]:
+    function = target.__init__ if inspect.isclass(target) else target
+    signature = inspect.signature(target)
+    try:
+        hints = typing.get_type_hints(function)
+    except Exception:  # unresolvable forward references: fall back to the raw annotations
+        hints = {name: p.annotation for name, p in signature.parameters.items()}
+    return signature, hints
+
+
+def check_node(node: dict, path: str) -> None:
+    """Check one ``_target_`` node (a plain dict) against its target's signature."""
+    where = path or "<root>"
+    try:
+        target = get_object(node["_target_"])
+    except Exception as exc:
+        raise ConfigError(f"{where}._target_: cannot import '{node['_target_']}' ({exc})") from exc
+    signature, hints = _signature(target)
+    params = signature.parameters
+    takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
+    given = {k: v for k, v in node.items() if k not in HYDRA_KEYS}
+    if not takes_any:
+        valid = [n for n, p in params.items() if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD) and n != "self"]
+        for key in given:
+            if key not in params:
+                raise ConfigError(
+                    f"{where}.{key}: not a parameter of {node['_target_']}; valid keys: {', '.join(valid)}"
+                )
+    if not node.get("_partial_", False):
+        for name, p in params.items():
+            required = p.default is p.empty and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
+            if required and name != "self" and name not in given:
+                raise ConfigError(f"{where}.{name}: required by {node['_target_']} but missing from the config")
+    for key, value in given.items():
+        expected = hints.get(key, inspect.Parameter.empty)
+        if not matches(value, expected):
+            raise ConfigError(
+                f"{where}.{key}: expected {describe(expected)}, got {value!r} ({type(value).__name__})"
+            )
+
+
+def check_config(config: dict, path: str = "") -> None:
+    """Check every ``_target_`` node in a resolved config (a plain container), depth first."""
+    if isinstance(config, dict):
+        if "_target_" in config:
+            check_node(config, path)
+        for key, value in config.items():
+            check_config(value, f"{path}.{key}" if path else str(key))
+    elif isinstance(config, list):
+        for i, value in enumerate(config):
+            check_config(value, f"{path}[{i}]")

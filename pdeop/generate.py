@@ -1,0 +1,21 @@
+"""Generate a dataset without training: `python -m pdeop.generate data=darcy [data.n_train=...]`."""
+
+import hydra
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+
+from pdeop.config import check_config
+from pdeop.errors import report_user_errors
+
+
+@hydra.main(version_base="1.3", config_path="../conf", config_name="config")
+@report_user_errors
+def main(cfg: DictConfig) -> None:
+    check_config(OmegaConf.to_container(cfg.data, resolve=True), "data")
+    datamodule = instantiate(cfg.data, generate=True)
+    datamodule.prepare_data()
+    print(datamodule.path)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,116 @@
+"""Steady Darcy flow: -div(a grad u) = f on the unit square, u = 0 on the boundary.
+
+The data recipe of Li et al., "Fourier Neural Operator for Parametric PDEs" (ICLR 2021):
+a piecewise-constant coefficient ``a`` (12 where a Neumann Gaussian random field is >= 0, 3
+elsewhere), f = 1, solved by second-order finite differences on a fine node grid and
+subsampled to the training grid (421 -> 85 with r = 5).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import scipy.sparse as sp
+from scipy.sparse.linalg import spsolve
+
+from pdeop.errors import ConfigError
+from pdeop.problems.grf import neumann_grf
+
+
+def harmonic_mean(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Elementwise harmonic mean 2ab/(a+b), the face conductivity between two cells."""
+    return 2.0 * a * b / (a + b)
+
+
+def darcy_matrix(a: np.ndarray) -> sp.csc_matrix:
+    """Five-point matrix of -div(a grad .) on the interior nodes of a uniform grid of the unit square.
+
+    ``a`` holds the coefficient on all ``s x s`` nodes, boundary included; the conductivity on
+    the face between two neighbouring nodes is their harmonic mean. Unknowns are the
+    ``(s-2)^2`` interior nodes in row-major order; Dirichlet boundary values are zero.
+    """
+    s = a.shape[0]
+    if a.shape != (s, s) or s < 3:
+        raise ValueError(f"coefficient must be a square grid of at least 3x3 nodes, got {a.shape}")
+    n = s - 2
+    inv_h2 = float((s - 1) ** 2)
+    index = np.full((s, s), -1, dtype=np.int64)
+    index[1:-1, 1:-1] = np.arange(n * n).reshape(n, n)
+
+    rows, cols, vals = [], [], []
+    diagonal = np.zeros(n * n)
+    for axis in (0, 1):
+        lo = [slice(None), slice(None)]
+        hi = [slice(None), slice(None)]
+        lo[axis], hi[axis] = slice(0, -1), slice(1, None)
+        face = harmonic_mean(a[tuple(lo)], a[tuple(hi)]) * inv_h2
+        p, q = index[tuple(lo)], index[tuple(hi)]
+        for own in (p, q):
+            interior = own >= 0
+            np.add.at(diagonal, own[interior], face[interior])
+        both = (p >= 0) & (q >= 0)
+        rows += [p[both], q[both]]
+        cols += [q[both], p[both]]
+        vals += [-face[both], -face[both]]
+    rows.append(np.arange(n * n))
+    cols.append(np.arange(n * n))
+    vals.append(diagonal)
+    matrix = sp.coo_matrix(
+        (np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=(n * n, n * n)
+    )
+    return matrix.tocsc()
+
+
+def solve_darcy(a: np.ndarray, f: np.ndarray | float = 1.0) -> np.ndarray:
+    """Solve -div(a grad u) = f with u = 0 on the boundary; returns u on all ``s x s`` nodes."""
+    s = a.shape[0]
+    rhs = np.broadcast_to(np.asarray(f, dtype=np.float64), (s, s))[1:-1, 1:-1].ravel()
+    u = np.zeros((s, s))
+    u[1:-1, 1:-1] = spsolve(darcy_matrix(a), rhs).reshape(s - 2, s - 2)
+    return u
+
+
+@dataclass(frozen=True)
+class Darcy:
+    """Darcy flow with FNO's thresholded-GRF coefficient, on a fine grid of ``resolution`` nodes a side.
+
+    ``alpha``/``tau`` set the GRF (covariance (-Laplacian + tau^2 I)^-alpha); the coefficient is
+    ``a_high`` where the field is >= 0 and ``a_low`` elsewhere; ``forcing`` is the constant f.
+    """
+
+    resolution: int = 421
+    alpha: float = 2.0
+    tau: float = 3.0
+    a_high: float = 12.0
+    a_low: float = 3.0
+    forcing: float = 1.0
+
+    name = "darcy"
+    input_names = ("a",)
+    output_names = ("u",)
+
+    def __post_init__(self) -> None:
+        if self.resolution < 5:
+            raise ConfigError(f"data.problem.resolution: expected at least 5 nodes, got {self.resolution}")
+        for key in ("alpha", "tau", "a_high", "a_low"):
+            if getattr(self, key) <= 0:
+                raise ConfigError(f"data.problem.{key}: expected a positive number, got {getattr(self, key)}")
+
+    def params(self) -> dict:
+        """Every parameter that determines the generated data."""
+        return {"name": self.name, **asdict(self)}
+
+    def coordinates(self) -> dict[str, np.ndarray]:
+        """Node coordinates of the fine grid along each axis."""
+        x = np.linspace(0.0, 1.0, self.resolution)
+        return {"x": x, "y": x.copy()}
+
+    def sample_inputs(self, n_samples: int, rng: np.random.Generator) -> np.ndarray:
+        """Draw coefficients, shape ``[n, 1, resolution, resolution]``."""
+        psi = neumann_grf(n_samples, self.resolution, self.alpha, self.tau, rng)
+        return np.where(psi >= 0, self.a_high, self.a_low)[:, None]
+
+    def solve(self, inputs: np.ndarray) -> np.ndarray:
+        """Solve for one sample's coefficient ``[1, s, s]``; returns ``[1, s, s]``."""
+        return solve_darcy(inputs[0], self.forcing)[None]

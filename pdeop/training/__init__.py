@@ -1,0 +1,1 @@
+"""Training: the LightningModule for operator learning, callbacks, and the run composer."""

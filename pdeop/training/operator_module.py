@@ -1,0 +1,91 @@
+"""LightningModule for operator learning: normalise the input, apply the model, de-normalise.
+
+The loss is computed on de-normalised outputs against the physical targets, as in FNO's
+training scripts; validation and test report the per-sample relative L2 error averaged over
+samples, the test once per stored resolution.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import pytorch_lightning as pl
+import torch
+from neuralop.losses import LpLoss
+from torch import nn
+
+
+class OperatorModule(pl.LightningModule):
+    """Trains ``model`` on pairs ``(x, y)`` shaped ``[batch, channels, *grid]``.
+
+    ``optimizer`` and ``scheduler`` are partial constructors (Hydra ``_partial_``); a scheduler
+    with a ``total_steps`` argument left unset (OneCycleLR) gets the trainer's step count.
+    ``config`` is the resolved run config, stored in every checkpoint.
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        loss: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+        optimizer: Callable[..., torch.optim.Optimizer],
+        input_normaliser: nn.Module,
+        output_normaliser: nn.Module,
+        scheduler: Callable[..., Any] | None = None,
+        scheduler_interval: str = "epoch",
+        test_resolutions: list[int] | None = None,
+        config: dict | None = None,
+    ):
+        super().__init__()
+        if scheduler_interval not in ("epoch", "step"):
+            raise ValueError(f"scheduler.interval: expected 'epoch' or 'step', got {scheduler_interval!r}")
+        self.model = model
+        self.loss = loss
+        self.metric = LpLoss(d=2, p=2, reduction="mean")
+        self.optimizer_factory = optimizer
+        self.scheduler_factory = scheduler
+        self.scheduler_interval = scheduler_interval
+        self.input_normaliser = input_normaliser
+        self.output_normaliser = output_normaliser
+        self.test_resolutions = list(test_resolutions or [])
+        self.config = config
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Map physical inputs to physical outputs."""
+        return self.output_normaliser.inverse_transform(self.model(self.input_normaliser.transform(x)))
+
+    def training_step(self, batch, batch_idx):
+        x, y = batch
+        loss = self.loss(self(x), y)
+        self.log("train/loss", loss, on_step=False, on_epoch=True, prog_bar=True, batch_size=x.shape[0])
+        return loss
+
+    def validation_step(self, batch, batch_idx):
+        x, y = batch
+        self.log("val/rel_l2", self.metric(self(x), y), prog_bar=True, batch_size=x.shape[0])
+
+    def test_step(self, batch, batch_idx, dataloader_idx: int = 0):
+        x, y = batch
+        resolution = self.test_resolutions[dataloader_idx] if self.test_resolutions else x.shape[-1]
+        self.log(f"test/rel_l2_{resolution}", self.metric(self(x), y), batch_size=x.shape[0],
+                 add_dataloader_idx=False)
+
+    def configure_optimizers(self):
+        optimizer = self.optimizer_factory(self.parameters())
+        if self.scheduler_factory is None:
+            return optimizer
+        keywords = getattr(self.scheduler_factory, "keywords", {})
+        if "total_steps" in keywords and keywords["total_steps"] is None:
+            scheduler = self.scheduler_factory(optimizer, total_steps=int(self.trainer.estimated_stepping_batches))
+        else:
+            scheduler = self.scheduler_factory(optimizer)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": self.scheduler_interval}}
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        """Store the run config, and keep the checkpoint loadable with ``weights_only=True``.
+
+        neuraloperator models put their constructor arguments, Python functions included, into
+        the state dict under ``_metadata``; the run config already says how to rebuild the
+        model, so that entry is dropped rather than pickled.
+        """
+        checkpoint["state_dict"].pop("_metadata", None)
+        checkpoint["pdeop_config"] = self.config

@@ -1,0 +1,89 @@
+"""Compose a training run from a resolved config: data, model, LightningModule, trainer; fit, then test."""
+
+from __future__ import annotations
+
+import json
+import typing
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytorch_lightning as pl
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+
+from pdeop.config import check_config, describe, matches
+from pdeop.data.store import atomic_path
+from pdeop.errors import ConfigError
+from pdeop.training.operator_module import OperatorModule
+
+
+@dataclass
+class RunSettings:
+    """Top-level keys of ``conf/config.yaml`` that are not objects."""
+
+    seed: int
+    ckpt_path: str | None
+    test_after_fit: bool
+
+
+def check_settings(config: dict) -> None:
+    for name, expected in typing.get_type_hints(RunSettings).items():
+        if name not in config:
+            raise ConfigError(f"{name}: missing from the config")
+        if not matches(config[name], expected):
+            raise ConfigError(f"{name}: expected {describe(expected)}, got {config[name]!r}")
+    if config["ckpt_path"] is not None and not Path(config["ckpt_path"]).is_file():
+        raise ConfigError(f"ckpt_path: checkpoint file '{config['ckpt_path']}' does not exist")
+
+
+def write_yaml(config: dict, path: Path) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_text(OmegaConf.to_yaml(OmegaConf.create(config)))
+
+
+def build_module(cfg: DictConfig, datamodule, config: dict) -> OperatorModule:
+    return OperatorModule(
+        model=instantiate(cfg.model, _convert_="all"),
+        loss=instantiate(cfg.loss),
+        optimizer=instantiate(cfg.optim),
+        scheduler=instantiate(cfg.scheduler.fn) if cfg.scheduler else None,
+        scheduler_interval=cfg.scheduler.interval if cfg.scheduler else "epoch",
+        input_normaliser=datamodule.input_normaliser,
+        output_normaliser=datamodule.output_normaliser,
+        test_resolutions=datamodule.test_resolutions,
+        config=config,
+    )
+
+
+def train(cfg: DictConfig) -> dict[str, float]:
+    """Train as ``cfg`` says and return the test metrics of the best checkpoint (empty if not tested).
+
+    Writes the resolved config, the metrics and the checkpoints under ``cfg.paths.output_dir``.
+    """
+    config = OmegaConf.to_container(cfg, resolve=True)
+    check_settings(config)
+    check_config(config)
+    output_dir = Path(cfg.paths.output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    write_yaml(config, output_dir / "config_resolved.yaml")
+
+    pl.seed_everything(cfg.seed, workers=True, verbose=False)
+    datamodule = instantiate(cfg.data)
+    datamodule.prepare_data()
+    datamodule.setup("fit")
+    module = build_module(cfg, datamodule, config)
+    trainer: pl.Trainer = instantiate(
+        cfg.trainer,
+        callbacks=list(instantiate(cfg.callbacks).values()),
+        logger=list(instantiate(cfg.logger).values()),
+    )
+    trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.ckpt_path)
+    if not cfg.test_after_fit:
+        return {}
+    best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
+    results = trainer.test(module, datamodule=datamodule, ckpt_path=best or None, verbose=True)
+    metrics = {k: float(v) for result in results for k, v in result.items()}
+    metrics_path = output_dir / "test_metrics.json"
+    with atomic_path(metrics_path) as tmp:
+        tmp.write_text(json.dumps({"checkpoint": best, **metrics}, indent=2))
+    return metrics
