@@ -9,7 +9,6 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass
-from functools import partial
 from datetime import datetime, timezone
 from multiprocessing import get_context
 from pathlib import Path
@@ -80,10 +79,6 @@ class DatasetSpec:
         return Path(data_dir) / f"{self.problem.name}_{self.digest()}.h5"
 
 
-def _solve_one(problem: Problem, inputs: np.ndarray) -> np.ndarray:
-    return problem.solve(inputs)
-
-
 def generate(spec: DatasetSpec, data_dir: str | Path, workers: int = 1, progress: bool = True) -> Path:
     """Write the dataset described by ``spec`` under ``data_dir``, or return the existing file."""
     path = spec.path(data_dir)
@@ -117,7 +112,7 @@ def generate(spec: DatasetSpec, data_dir: str | Path, workers: int = 1, progress
                     for r in spec.split_subsamples(split)
                 }
                 solutions = (
-                    pool.imap(partial(_solve_one, problem), inputs, chunksize=4)
+                    pool.imap(problem.solve, inputs, chunksize=4)
                     if pool else (problem.solve(x) for x in inputs)
                 )
                 for i, (x, u) in enumerate(zip(inputs, solutions)):

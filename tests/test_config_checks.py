@@ -1,0 +1,46 @@
+"""Config checks against constructor signatures, before anything is built."""
+
+import pytest
+
+from pdeop.config import check_config, matches
+from pdeop.errors import ConfigError
+
+
+@pytest.mark.parametrize(
+    "value, annotation, ok",
+    [
+        (3, int, True), (True, int, False), ("3", int, False), (3, float, True), ("a", str, True),
+        (None, int | None, True), ([1, 2], list[int], True), ([1, "a"], list[int], False),
+        ((1, 2), tuple[int, ...], True), ("x", list[int], False),
+    ],
+)
+def test_matches(value, annotation, ok):
+    assert matches(value, annotation) is ok
+
+
+def darcy_node(**changes):
+    node = {"_target_": "pdeop.problems.Darcy", "resolution": 65, "tau": 3.0}
+    node.update(changes)
+    return {"data": {"problem": node}}
+
+
+def test_wrong_type_names_key_and_expected_type():
+    with pytest.raises(ConfigError, match=r"data.problem.resolution: expected int, got 'abc'"):
+        check_config(darcy_node(resolution="abc"))
+
+
+def test_unknown_key_lists_valid_keys():
+    with pytest.raises(ConfigError, match=r"data.problem.resolutoin: not a parameter of .*valid keys: resolution, alpha"):
+        check_config(darcy_node(resolutoin=3))
+
+
+def test_missing_required_key_and_bad_target():
+    with pytest.raises(ConfigError, match=r"model.n_modes: required by neuralop.models.FNO"):
+        check_config({"model": {"_target_": "neuralop.models.FNO", "in_channels": 1, "out_channels": 1,
+                                "hidden_channels": 8}})
+    with pytest.raises(ConfigError, match=r"model._target_: cannot import 'pdeop.models.nope'"):
+        check_config({"model": {"_target_": "pdeop.models.nope"}})
+
+
+def test_valid_config_passes():
+    check_config(darcy_node())

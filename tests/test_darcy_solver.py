@@ -1,0 +1,66 @@
+"""The Darcy finite-difference solver against a manufactured solution."""
+
+import numpy as np
+import pytest
+import scipy.sparse.linalg as spla
+
+from pdeop.problems.darcy import Darcy, darcy_matrix, solve_darcy
+
+
+def manufactured(s: int):
+    """a = 1 + 0.5 sin(2 pi x) cos(pi y) + xy and u = sin(pi x) sin(pi y); f = -div(a grad u)."""
+    x = np.linspace(0.0, 1.0, s)
+    X, Y = np.meshgrid(x, x, indexing="ij")
+    a = 1 + 0.5 * np.sin(2 * np.pi * X) * np.cos(np.pi * Y) + X * Y
+    a_x = np.pi * np.cos(2 * np.pi * X) * np.cos(np.pi * Y) + Y
+    a_y = -0.5 * np.pi * np.sin(2 * np.pi * X) * np.sin(np.pi * Y) + X
+    u = np.sin(np.pi * X) * np.sin(np.pi * Y)
+    u_x = np.pi * np.cos(np.pi * X) * np.sin(np.pi * Y)
+    u_y = np.pi * np.sin(np.pi * X) * np.cos(np.pi * Y)
+    f = -(a_x * u_x + a_y * u_y - 2 * np.pi**2 * a * u)
+    return a, f, u
+
+
+def test_second_order_convergence():
+    sizes = [17, 33, 65, 129]
+    errors = []
+    for s in sizes:
+        a, f, u = manufactured(s)
+        errors.append(np.abs(solve_darcy(a, f) - u).max())
+    orders = np.log2(np.array(errors[:-1]) / np.array(errors[1:]))
+    assert np.all(orders > 1.9) and np.all(orders < 2.1), orders
+    assert errors[-1] < 1e-4
+
+
+def test_matrix_is_symmetric_positive_definite_for_a_jumping_coefficient():
+    rng = np.random.default_rng(1)
+    a = np.where(rng.standard_normal((20, 20)) > 0, 12.0, 3.0)
+    A = darcy_matrix(a)
+    assert abs(A - A.T).max() < 1e-9
+    smallest = spla.eigsh(A, k=1, which="SA", return_eigenvectors=False)[0]
+    assert smallest > 0
+
+
+def test_constant_coefficient_scales_the_solution():
+    # -div(c grad u) = 1 has the solution of the c = 1 problem divided by c.
+    a = np.ones((33, 33))
+    np.testing.assert_allclose(solve_darcy(4 * a), solve_darcy(a) / 4, rtol=1e-10)
+
+
+def test_sampled_coefficient_is_two_valued_and_solution_vanishes_on_boundary():
+    problem = Darcy(resolution=33)
+    a = problem.sample_inputs(3, np.random.default_rng(0))
+    assert a.shape == (3, 1, 33, 33)
+    assert set(np.unique(a)) == {3.0, 12.0}
+    u = problem.solve(a[0])
+    assert u.shape == (1, 33, 33)
+    assert np.all(u[0, [0, -1], :] == 0) and np.all(u[0, :, [0, -1]] == 0)
+    assert u[0, 1:-1, 1:-1].min() > 0  # f = 1 > 0 and the maximum principle
+
+
+@pytest.mark.parametrize("bad", [{"resolution": 3}, {"tau": 0.0}, {"a_low": -1.0}])
+def test_bad_parameters_name_the_key(bad):
+    from pdeop.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=f"data.problem.{next(iter(bad))}"):
+        Darcy(**bad)

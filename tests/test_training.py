@@ -1,0 +1,74 @@
+"""End-to-end training through train.py: learning, repeatability, exact resume, loggers."""
+
+import csv
+import json
+
+import pytest
+import torch
+
+pytestmark = pytest.mark.slow
+
+
+def read_metrics(run_dir, key):
+    with open(run_dir / "csv" / "metrics.csv") as f:
+        return [float(row[key]) for row in csv.DictReader(f) if row.get(key)]
+
+
+def load(path):
+    return torch.load(path, map_location="cpu", weights_only=True)
+
+
+def test_training_drops_validation_error_and_tests_every_resolution(train):
+    _, run = train("trainer.max_epochs=25", "optim.lr=3e-3", "model.n_modes=[8,8]", "model.hidden_channels=16")
+    val = read_metrics(run, "val/rel_l2")
+    assert len(val) == 25
+    assert min(val) < 0.35 * val[0], val
+    results = json.loads((run / "test_metrics.json").read_text())
+    assert results["checkpoint"].endswith(".ckpt") and "best-" in results["checkpoint"]
+    assert results["test/rel_l2_17"] < 0.35 * val[0]
+    # zero-shot super-resolution: the fine test grid is scored too, and the model has learnt there as well
+    assert results["test/rel_l2_33"] < 0.5 * val[0]
+    assert read_metrics(run, "time/samples_per_s")[0] > 0
+    assert read_metrics(run, "lr-Adam")[0] == pytest.approx(3e-3)
+    assert (run / "config_resolved.yaml").read_text().count("n_train: 64") == 1
+    assert (run / "checkpoints" / "last.ckpt").is_file()
+
+
+def test_same_seed_repeats_and_resume_continues_exactly(train):
+    common = ("model.n_modes=[6,6]", "model.hidden_channels=8", "scheduler.fn.step_size=1", "scheduler.fn.gamma=0.7")
+    _, full = train("trainer.max_epochs=3", *common, run_name="full")
+    _, again = train("trainer.max_epochs=3", *common, run_name="again")
+    _, part = train("trainer.max_epochs=1", "test_after_fit=false", *common, run_name="part")
+    _, resumed = train("trainer.max_epochs=3", f"ckpt_path={part / 'checkpoints' / 'last.ckpt'}", *common,
+                       run_name="resumed")
+    reference = load(full / "checkpoints" / "last.ckpt")
+    for other in (again, resumed):
+        state = load(other / "checkpoints" / "last.ckpt")
+        assert state["epoch"] == reference["epoch"] == 2
+        for key, tensor in reference["state_dict"].items():
+            assert torch.equal(state["state_dict"][key], tensor), key
+        assert state["lr_schedulers"][0]["last_epoch"] == reference["lr_schedulers"][0]["last_epoch"] == 3
+        exp_avg = lambda s: s["optimizer_states"][0]["state"][0]["exp_avg"]  # noqa: E731
+        assert torch.equal(exp_avg(state), exp_avg(reference))
+    assert "input_normaliser.mean" in reference["state_dict"]
+    assert reference["pdeop_config"]["data"]["n_train"] == 64
+    _, other_seed = train("trainer.max_epochs=1", "seed=1", "test_after_fit=false", *common, run_name="seed1")
+    first = load(part / "checkpoints" / "last.ckpt")["state_dict"]
+    differs = load(other_seed / "checkpoints" / "last.ckpt")["state_dict"]
+    assert any(not torch.equal(first[k], differs[k]) for k in first if k.startswith("model."))
+
+
+@pytest.mark.parametrize("logger, produced", [("wandb", "wandb"), ("tensorboard", "tensorboard")])
+def test_other_loggers_write_offline(train, logger, produced):
+    _, run = train(f"logger={logger}", "trainer.max_epochs=1", "test_after_fit=false", "model.hidden_channels=8")
+    assert any((run / produced).rglob("*")), f"{logger} wrote nothing under {run / produced}"
+    if logger == "wandb":
+        assert list((run / "wandb").glob("offline-run-*"))
+
+
+def test_onecycle_and_h1_options_train(train):
+    _, run = train("scheduler=onecycle", "loss=h1", "optim=adamw", "trainer.max_epochs=2", "test_after_fit=false",
+                   "model.hidden_channels=8")
+    lrs = read_metrics(run, "lr-AdamW")
+    assert lrs[0] == pytest.approx(1e-3 / 2.0)  # OneCycle starts at max_lr / div_factor
+    assert lrs[1] != lrs[0]

@@ -1,0 +1,75 @@
+"""Bad input gets one readable message naming what was wrong, never just a traceback."""
+
+import pytest
+import torch
+
+from conftest import TINY_DATA, run_entry
+
+pytestmark = pytest.mark.slow
+
+
+def assert_clean_error(result, *fragments):
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr, result.stderr
+    for fragment in fragments:
+        assert fragment in result.stderr, f"{fragment!r} not in:\n{result.stderr}"
+
+
+def test_unknown_model_lists_the_choices(train):
+    result, _ = train("model=nosuchmodel", check=False)
+    assert_clean_error(result, "nosuchmodel", "Available options in 'model'", "fno")
+
+
+def test_unknown_dataset_lists_the_choices(train):
+    result, _ = train("data=nosuchdata", check=False)
+    assert_clean_error(result, "nosuchdata", "darcy_fno")
+
+
+def test_wrong_type_names_the_key(train):
+    result, _ = train("data.n_train=abc", check=False)
+    assert_clean_error(result, "data.n_train: expected int, got 'abc'")
+    result, _ = train("model.hidden_channels=1.5", check=False)
+    assert_clean_error(result, "model.hidden_channels: expected int, got 1.5")
+    result, _ = train("seed=x", check=False)
+    assert_clean_error(result, "seed: expected int")
+
+
+def test_bad_value_names_the_key(train):
+    result, _ = train("data.subsample=3", check=False)
+    assert_clean_error(result, "subsample factor 3")
+
+
+def test_missing_data_file_says_how_to_make_it(train, tmp_path):
+    result, _ = train("data.generate=false", "data.seed=12345", check=False)
+    assert_clean_error(result, "does not exist", "python -m pdeop.generate")
+    result, _ = train(f"data.path={tmp_path / 'gone.h5'}", check=False)
+    assert_clean_error(result, "gone.h5", "does not exist")
+
+
+def test_corrupt_data_file_says_which_file(train, tmp_path):
+    bad = tmp_path / "broken.h5"
+    bad.write_bytes(b"\x89HDF\r\n\x1a\n truncated")
+    result, _ = train(f"data.path={bad}", check=False)
+    assert_clean_error(result, "broken.h5", "not a readable pdeop dataset")
+
+
+def test_missing_checkpoint_to_resume(train, tmp_path):
+    result, _ = train(f"ckpt_path={tmp_path / 'nope.ckpt'}", check=False)
+    assert_clean_error(result, "ckpt_path", "nope.ckpt", "does not exist")
+
+
+def test_nan_loss_stops_with_a_message_and_keeps_the_last_good_checkpoint(train):
+    # Epoch 0 trains normally; from epoch 1 the learning rate is multiplied by 1e12 and the loss diverges.
+    result, run = train("scheduler.fn.step_size=1", "scheduler.fn.gamma=1e12", "trainer.max_epochs=6",
+                        "model.hidden_channels=8", check=False)
+    assert_clean_error(result, "training loss became", "Last good checkpoint", "last.ckpt")
+    state = torch.load(run / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
+    assert all(torch.isfinite(t).all() for t in state["state_dict"].values())
+
+
+def test_generate_entry_point_writes_the_file_train_then_uses(data_dir, tmp_path):
+    result = run_entry(["-m", "pdeop.generate"], [*TINY_DATA, "data.seed=77"], tmp_path / "gen", data_dir)
+    path = result.stdout.strip().splitlines()[-1]
+    assert path.endswith(".h5") and "darcy_" in path
+    again = run_entry(["-m", "pdeop.generate"], [*TINY_DATA, "data.seed=77"], tmp_path / "gen2", data_dir)
+    assert again.stdout.strip().splitlines()[-1] == path
