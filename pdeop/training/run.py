@@ -55,6 +55,15 @@ def build_module(cfg: DictConfig, datamodule, config: dict) -> OperatorModule:
     )
 
 
+def build_trainer(cfg: DictConfig) -> pl.Trainer:
+    """The Lightning trainer with the config's callbacks and loggers."""
+    return instantiate(
+        cfg.trainer,
+        callbacks=list(instantiate(cfg.callbacks).values()),
+        logger=list(instantiate(cfg.logger).values()),
+    )
+
+
 def train(cfg: DictConfig) -> dict[str, float]:
     """Train as ``cfg`` says and return the test metrics of the best checkpoint (empty if not tested).
 
@@ -72,11 +81,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
     datamodule.prepare_data()
     datamodule.setup("fit")
     module = build_module(cfg, datamodule, config)
-    trainer: pl.Trainer = instantiate(
-        cfg.trainer,
-        callbacks=list(instantiate(cfg.callbacks).values()),
-        logger=list(instantiate(cfg.logger).values()),
-    )
+    trainer = build_trainer(cfg)
     trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.ckpt_path)
     if not cfg.test_after_fit:
         return {}
