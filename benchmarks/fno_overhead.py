@@ -95,7 +95,8 @@ def framework(cfg: DictConfig, datamodule, device: torch.device) -> dict:
     trainer.fit(module, datamodule=datamodule)
     sync()
     seconds = time.perf_counter() - start
-    results = trainer.test(module, datamodule=datamodule, ckpt_path="best", verbose=False)[0]
+    results = {k: v for per_loader in trainer.test(module, datamodule=datamodule, ckpt_path="best", verbose=False)
+               for k, v in per_loader.items()}
     tests = {res: results[f"test/rel_l2_{res}"] for res in datamodule.test_resolutions}
     samples = cfg.data.n_train * cfg.trainer.max_epochs
     return {"samples_per_s": samples / seconds, "seconds": seconds, "test": tests}

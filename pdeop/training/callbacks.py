@@ -8,7 +8,7 @@ import time
 import pytorch_lightning as pl
 import torch
 
-from pdeop.errors import NonFiniteLossError
+from pdeop.errors import ConfigError, NonFiniteLossError
 
 
 class Throughput(pl.Callback):
@@ -28,17 +28,44 @@ class Throughput(pl.Callback):
 
 
 class NonFiniteLossGuard(pl.Callback):
-    """Stops training before a NaN or infinite loss reaches the weights.
+    """Stops training on a NaN or infinite loss, and never lets a checkpoint be written after one.
 
-    Raising before the backward pass leaves the weights and the checkpoints written so far
-    untouched, so ``last.ckpt`` stays the last good state.
+    Whether every loss so far was finite is tracked on the device without synchronising;
+    the flag is read every ``check_every_n_steps`` steps, before each validation, and before
+    any checkpoint is saved. A diverged run therefore stops within a few steps, and
+    ``last.ckpt`` stays the last good state.
     """
 
-    def on_before_backward(self, trainer, pl_module, loss: torch.Tensor) -> None:
-        if not torch.isfinite(loss).all():
-            checkpoint = getattr(trainer.checkpoint_callback, "last_model_path", "") or "none written yet"
-            raise NonFiniteLossError(
-                f"training loss became {loss.item()} at epoch {trainer.current_epoch}, step {trainer.global_step}; "
-                f"training stopped. Last good checkpoint: {checkpoint}. "
-                f"Try a lower optim.lr or check the data for NaNs."
-            )
+    def __init__(self, check_every_n_steps: int = 25):
+        if check_every_n_steps < 1:
+            raise ConfigError(f"callbacks.nonfinite_guard.check_every_n_steps: expected >= 1, got {check_every_n_steps}")
+        self.check_every_n_steps = check_every_n_steps
+        self._finite: torch.Tensor | None = None
+        self._last_checked_step = 0
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        loss = outputs["loss"] if isinstance(outputs, dict) else outputs
+        finite = torch.isfinite(loss.detach()).all()
+        self._finite = finite if self._finite is None else self._finite & finite
+        if trainer.global_step % self.check_every_n_steps == 0:
+            self._check(trainer)
+
+    def on_validation_start(self, trainer, pl_module) -> None:
+        self._check(trainer)
+
+    def on_train_epoch_end(self, trainer, pl_module) -> None:
+        self._check(trainer)
+
+    def on_save_checkpoint(self, trainer, pl_module, checkpoint) -> None:
+        self._check(trainer)
+
+    def _check(self, trainer) -> None:
+        if self._finite is None or bool(self._finite):
+            self._last_checked_step = trainer.global_step
+            return
+        checkpoint = getattr(trainer.checkpoint_callback, "last_model_path", "") or "none written yet"
+        raise NonFiniteLossError(
+            f"training loss became NaN or infinite at epoch {trainer.current_epoch}, between steps "
+            f"{self._last_checked_step} and {trainer.global_step}; training stopped. "
+            f"Last good checkpoint: {checkpoint}. Try a lower optim.lr or check the data for NaNs."
+        )
