@@ -52,7 +52,8 @@ class OperatorDataModule(pl.LightningDataModule):
         self.eval_batch_size = eval_batch_size or batch_size
         self.num_workers = num_workers
         self.data_dir = Path(data_dir)
-        self.path = Path(path) if path else self.spec.path(self.data_dir)
+        self.user_path = Path(path) if path else None
+        self.path = self.user_path or self.spec.path(self.data_dir)
         self.generate = generate
         self.generate_workers = generate_workers
         self.shuffle_seed = shuffle_seed
@@ -62,8 +63,11 @@ class OperatorDataModule(pl.LightningDataModule):
         self.output_normaliser = None
 
     def prepare_data(self) -> None:
-        """Generate the dataset file if it is missing (runs on one process only)."""
-        if self.path.is_file():
+        """Generate the dataset file if it is missing (runs on one process only).
+
+        A file named by ``data.path`` is never generated: ``setup`` reports it if it is missing.
+        """
+        if self.user_path is not None or self.path.is_file():
             return
         if not self.generate:
             raise DataFileError(

@@ -40,10 +40,6 @@ class FieldSet:
     coords: dict[str, np.ndarray]
     subsample: int = 1
 
-    @property
-    def resolution(self) -> int:
-        return int(self.inputs.shape[-1])
-
 
 @dataclass
 class DatasetAttrs:

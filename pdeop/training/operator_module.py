@@ -40,7 +40,6 @@ class OperatorModule(pl.LightningModule):
             raise ValueError(f"scheduler.interval: expected 'epoch' or 'step', got {scheduler_interval!r}")
         self.model = model
         self.loss = loss
-        self.metric = LpLoss(d=2, p=2, reduction="mean")
         self.optimizer_factory = optimizer
         self.scheduler_factory = scheduler
         self.scheduler_interval = scheduler_interval
@@ -70,14 +69,19 @@ class OperatorModule(pl.LightningModule):
         if self._train_samples:
             self.log("train/loss", self._train_loss_sum / self._train_samples, prog_bar=True, sync_dist=True)
 
+    @staticmethod
+    def relative_l2(prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """Per-sample relative L2 error over all spatial dimensions, averaged over the batch."""
+        return LpLoss(d=target.ndim - 2, p=2, reduction="mean")(prediction, target)
+
     def validation_step(self, batch, batch_idx):
         x, y = batch
-        self.log("val/rel_l2", self.metric(self(x), y), prog_bar=True, batch_size=x.shape[0])
+        self.log("val/rel_l2", self.relative_l2(self(x), y), prog_bar=True, batch_size=x.shape[0])
 
     def test_step(self, batch, batch_idx, dataloader_idx: int = 0):
         x, y = batch
         resolution = self.test_resolutions[dataloader_idx] if self.test_resolutions else x.shape[-1]
-        self.log(f"test/rel_l2_{resolution}", self.metric(self(x), y), batch_size=x.shape[0],
+        self.log(f"test/rel_l2_{resolution}", self.relative_l2(self(x), y), batch_size=x.shape[0],
                  add_dataloader_idx=False)
 
     def configure_optimizers(self):
