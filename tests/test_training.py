@@ -72,3 +72,14 @@ def test_onecycle_and_h1_options_train(train):
     lrs = read_metrics(run, "lr-AdamW")
     assert lrs[0] == pytest.approx(1e-3 / 2.0)  # OneCycle starts at max_lr / div_factor
     assert lrs[1] != lrs[0]
+
+
+def test_mgno_trains_with_its_paper_recipe(train):
+    _, run = train("model=mgno", "model.channels=8", "model.num_layers=2", "model.smoothing=[[1,0],[1,0],[2,0]]",
+                   "trainer.max_epochs=3")
+    resolved = (run / "config_resolved.yaml").read_text()
+    assert "neuralop.losses.H1Loss" in resolved and "OneCycleLR" in resolved and "lr: 0.0005" in resolved
+    val = read_metrics(run, "val/rel_l2")
+    assert val[-1] < val[0]
+    results = json.loads((run / "test_metrics.json").read_text())
+    assert set(results) == {"checkpoint", "test/rel_l2_17", "test/rel_l2_33"}

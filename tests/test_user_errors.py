@@ -73,3 +73,8 @@ def test_generate_entry_point_writes_the_file_train_then_uses(data_dir, tmp_path
     assert path.endswith(".h5") and "darcy_" in path
     again = run_entry(["-m", "pdeop.generate"], [*TINY_DATA, "data.seed=77"], tmp_path / "gen2", data_dir)
     assert again.stdout.strip().splitlines()[-1] == path
+
+
+def test_grid_too_small_for_the_multigrid_levels(train):
+    result, _ = train("model=mgno", "model.channels=4", "trainer.max_epochs=1", check=False)
+    assert_clean_error(result, "model.smoothing: 6 multigrid levels coarsen a 17-node grid")

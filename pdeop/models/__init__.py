@@ -1,0 +1,9 @@
+"""Neural operators: plain ``nn.Module``s mapping ``[batch, channels, *grid]`` to the same.
+
+No model knows about Lightning, files or configs. FNO is neuraloperator's own
+(``neuralop.models.FNO``, configured in ``conf/model/fno.yaml``).
+"""
+
+from pdeop.models.mgno import MgNO
+
+__all__ = ["MgNO"]

@@ -1,0 +1,161 @@
+"""MgNO: a neural operator whose linear part is one multigrid V-cycle.
+
+He, Liu and Xu, "MgNO: Efficient Parameterization of Linear Operators via Multigrid",
+ICLR 2024. Each layer is ``u <- act(VCycle(u) + W u)`` with a 1x1 convolution ``W``; the
+V-cycle is linear: smoothing ``u <- u + S(f - A u)`` with 3x3 convolutions ``A`` (u -> f) and
+``S`` (f -> u), learned stride-2 restrictions of ``u`` and ``f``, and learned transposed-conv
+prolongation added to the finer ``u``. There is no lifting; a bias-free 1x1 convolution
+projects to the output.
+
+Grids need not be powers of two: restriction maps ``n`` nodes to ``ceil(n / 2)`` (vertex-centred
+for odd ``n``), and each prolongation's ``2 n`` outputs are cropped to the finer grid's size, so
+one set of weights serves every resolution. With circular padding the prolongation wraps around
+too (the reference code zero-pads it), so the whole operator is periodic.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from pdeop.errors import ConfigError
+
+ACTIVATIONS = {"gelu": nn.GELU, "relu": nn.ReLU, "tanh": nn.Tanh, "silu": nn.SiLU}
+PADDING_MODES = ("zeros", "circular")
+
+
+def conv3x3(c_in: int, c_out: int, padding_mode: str, stride: int = 1) -> nn.Conv2d:
+    return nn.Conv2d(c_in, c_out, 3, stride=stride, padding=1, bias=False, padding_mode=padding_mode)
+
+
+class Prolongation(nn.Module):
+    """Learned prolongation: a 4x4 stride-2 transposed convolution, cropped to the finer grid.
+
+    With ``circular`` padding the coarse grid is wrapped by one node before the transposed
+    convolution, so the prolongation, like every other part of the cycle, is periodic.
+    """
+
+    def __init__(self, channels: int, padding_mode: str):
+        super().__init__()
+        self.circular = padding_mode == "circular"
+        self.up = nn.ConvTranspose2d(channels, channels, 4, stride=2, padding=0 if self.circular else 1, bias=False)
+
+    def forward(self, coarse: torch.Tensor, fine_shape: torch.Size) -> torch.Tensor:
+        if self.circular:
+            # wrapping adds one node each side, which shifts the output by 3 against padding=1
+            fine = self.up(F.pad(coarse, (1, 1, 1, 1), mode="circular"))[..., 3:, 3:]
+        else:
+            fine = self.up(coarse)
+        return fine[..., : fine_shape[-2], : fine_shape[-1]]
+
+
+class Smoother(nn.Module):
+    """One smoothing step ``u <- u + S(f - A u)``; without ``A`` (the very first step) ``u <- S(f)``."""
+
+    def __init__(self, u_channels: int, f_channels: int, padding_mode: str, initial: bool = False):
+        super().__init__()
+        self.A = None if initial else conv3x3(u_channels, f_channels, padding_mode)
+        self.S = conv3x3(f_channels, u_channels, padding_mode)
+
+    def forward(self, u: torch.Tensor | None, f: torch.Tensor) -> torch.Tensor:
+        if self.A is None:
+            return self.S(f)
+        return u + self.S(f - self.A(u))
+
+
+class VCycle(nn.Module):
+    """MgConv: one linear V-cycle over ``len(smoothing)`` levels.
+
+    ``smoothing[l] = [pre, post]`` smoothing steps at level ``l`` (finest first); post-smoothing
+    at the coarsest level is never reached. ``residual_restriction`` restricts ``f - A u``
+    instead of ``f`` (off in the paper's default).
+    """
+
+    def __init__(self, in_channels: int, channels: int, smoothing: list[list[int]], padding_mode: str = "zeros",
+                 residual_restriction: bool = False):
+        super().__init__()
+        levels = len(smoothing)
+        if smoothing[0][0] < 1:
+            raise ConfigError("model.smoothing: the finest level needs at least one pre-smoothing step")
+        self.pre = nn.ModuleList(
+            nn.ModuleList(
+                Smoother(channels, in_channels, padding_mode, initial=(level == 0 and i == 0))
+                for i in range(pre)
+            )
+            for level, (pre, _) in enumerate(smoothing)
+        )
+        self.post = nn.ModuleList(
+            nn.ModuleList(Smoother(channels, in_channels, padding_mode) for _ in range(post))
+            for _, post in smoothing[:-1]
+        )
+        self.restrict_u = nn.ModuleList(conv3x3(channels, channels, padding_mode, 2) for _ in range(levels - 1))
+        self.restrict_f = nn.ModuleList(conv3x3(in_channels, in_channels, padding_mode, 2) for _ in range(levels - 1))
+        self.residual = nn.ModuleList(
+            conv3x3(channels, in_channels, padding_mode) for _ in range(levels - 1 if residual_restriction else 0)
+        )
+        self.prolong = nn.ModuleList(Prolongation(channels, padding_mode) for _ in range(levels - 1))
+
+    def forward(self, f: torch.Tensor) -> torch.Tensor:
+        u, us, fs = None, [], []
+        for level, smoothers in enumerate(self.pre):
+            if level > 0:
+                f = self.restrict_f[level - 1](f - self.residual[level - 1](u) if len(self.residual) else f)
+                u = self.restrict_u[level - 1](u)
+            for smoother in smoothers:
+                u = smoother(u, f)
+            us.append(u)
+            fs.append(f)
+        for level in reversed(range(len(self.prolong))):
+            fine = us[level]
+            u = fine + self.prolong[level](u, fine.shape)
+            for smoother in self.post[level]:
+                u = smoother(u, fs[level])
+        return u
+
+
+class MgNO(nn.Module):
+    """Multigrid neural operator: ``num_layers`` x ``act(VCycle(u) + W u)``, then a bias-free 1x1 projection.
+
+    ``padding_mode`` follows the boundary condition: ``zeros`` for Dirichlet problems (Darcy),
+    ``circular`` for periodic ones (Navier-Stokes). The coarsest of ``len(smoothing)`` levels
+    must keep at least 2 nodes a side, which bounds the number of levels from the grid.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, channels: int = 24, num_layers: int = 5,
+                 smoothing: list[list[int]] = ((1, 0),) * 5 + ((2, 0),), padding_mode: str = "zeros",
+                 residual_restriction: bool = False, activation: str = "gelu"):
+        super().__init__()
+        smoothing = [list(s) for s in smoothing]
+        if padding_mode not in PADDING_MODES:
+            raise ConfigError(f"model.padding_mode: expected one of {PADDING_MODES}, got {padding_mode!r}")
+        if activation not in ACTIVATIONS:
+            raise ConfigError(f"model.activation: expected one of {sorted(ACTIVATIONS)}, got {activation!r}")
+        if not smoothing or any(len(s) != 2 or min(s) < 0 for s in smoothing):
+            raise ConfigError(f"model.smoothing: expected a list of [pre, post] counts >= 0, one per level, got {smoothing}")
+        if num_layers < 1 or channels < 1:
+            raise ConfigError(f"model.num_layers and model.channels: expected >= 1, got {num_layers} and {channels}")
+        self.levels = len(smoothing)
+        widths = [in_channels] + [channels] * (num_layers - 1)
+        self.cycles = nn.ModuleList(
+            VCycle(w, channels, smoothing, padding_mode, residual_restriction) for w in widths
+        )
+        self.pointwise = nn.ModuleList(nn.Conv2d(w, channels, 1) for w in widths)
+        self.project = nn.Conv2d(channels, out_channels, 1, bias=False)
+        self.act = ACTIVATIONS[activation]()
+
+    def coarsest_size(self, size: int) -> int:
+        for _ in range(self.levels - 1):
+            size = (size + 1) // 2
+        return size
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for size in x.shape[-2:]:
+            if self.coarsest_size(size) < 2:
+                raise ConfigError(
+                    f"model.smoothing: {self.levels} multigrid levels coarsen a {size}-node grid to "
+                    f"{self.coarsest_size(size)} node(s); use fewer levels or a finer grid"
+                )
+        for cycle, pointwise in zip(self.cycles, self.pointwise):
+            x = self.act(cycle(x) + pointwise(x))
+        return self.project(x)
