@@ -20,8 +20,9 @@ class OperatorDataModule(pl.LightningDataModule):
     """Generates (once) or opens the dataset file, serves train/val/test loaders and fits normalisers.
 
     The test split is served once per stored resolution; ``test_resolutions`` lists them in
-    loader order. ``in_channels``/``out_channels`` are the data's channel counts, which the
-    model config reads by interpolation; they are checked against the file. Training batches
+    loader order. ``in_channels``/``out_channels`` (channel counts) and ``grid_size`` (training
+    grid, nodes a side) describe the data for the model config, which reads them by
+    interpolation; they are checked against the file. Training batches
     are shuffled from ``shuffle_seed`` and the epoch number, so a resumed run repeats exactly.
     """
 
@@ -36,6 +37,7 @@ class OperatorDataModule(pl.LightningDataModule):
         seed: int = 0,
         in_channels: int = 1,
         out_channels: int = 1,
+        grid_size: int | None = None,
         batch_size: int = 20,
         eval_batch_size: int | None = None,
         num_workers: int = 0,
@@ -47,7 +49,7 @@ class OperatorDataModule(pl.LightningDataModule):
     ):
         super().__init__()
         self.spec = DatasetSpec(problem, n_train, n_val, n_test, subsample, tuple(test_subsamples), seed)
-        self.in_channels, self.out_channels = in_channels, out_channels
+        self.in_channels, self.out_channels, self.grid_size = in_channels, out_channels, grid_size
         self.batch_size = batch_size
         self.eval_batch_size = eval_batch_size or batch_size
         self.num_workers = num_workers
@@ -84,7 +86,10 @@ class OperatorDataModule(pl.LightningDataModule):
             self.splits[split] = stored.read(split)
         self.test_sets = {res: stored.read("test", res) for res in stored.resolutions("test")}
         train = self.splits["train"]
-        for key, have in (("in_channels", train.inputs.shape[1]), ("out_channels", train.outputs.shape[1])):
+        checks = [("in_channels", train.inputs.shape[1]), ("out_channels", train.outputs.shape[1])]
+        if self.grid_size is not None:
+            checks.append(("grid_size", train.inputs.shape[-1]))
+        for key, have in checks:
             if getattr(self, key) != have:
                 raise ConfigError(f"data.{key}: config says {getattr(self, key)}, the file '{self.path}' has {have}")
         self.input_normaliser = fit_channel_normaliser(torch.from_numpy(train.inputs))

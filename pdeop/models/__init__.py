@@ -5,5 +5,6 @@ No model knows about Lightning, files or configs. FNO is neuraloperator's own
 """
 
 from pdeop.models.mgno import MgNO
+from pdeop.models.t1 import T1
 
-__all__ = ["MgNO"]
+__all__ = ["MgNO", "T1"]

@@ -1,0 +1,80 @@
+"""Side-by-side comparison of models on the same data at equal budget (epochs, batch size, data).
+
+Each model trains through train.py in its own process (so peak memory is its own), with the
+recipe its model file brings (loss, schedule, learning rate) and everything else equal. Prints a
+markdown table: parameters, median seconds per epoch, peak resident memory, and the best
+checkpoint's test relative L2 at every stored resolution.
+
+    python benchmarks/compare_models.py --models fno mgno --epochs 20 [hydra overrides...]
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run_model(model: str, epochs: int, overrides: list[str], run_dir: Path) -> dict:
+    cmd = [sys.executable, "train.py", f"model={model}", f"trainer.max_epochs={epochs}",
+           "trainer.enable_progress_bar=false", f"hydra.run.dir={run_dir}", *overrides]
+    with open(run_dir.with_suffix(".log"), "w") as log:
+        proc = subprocess.Popen(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+        _, status, usage = os.wait4(proc.pid, 0)
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise SystemExit(f"{' '.join(cmd)} failed; see {run_dir.with_suffix('.log')}")
+    with open(run_dir / "csv" / "metrics.csv") as f:
+        epoch_seconds = [float(r["time/epoch_s"]) for r in csv.DictReader(f) if r.get("time/epoch_s")]
+    tests = json.loads((run_dir / "test_metrics.json").read_text())
+    state = torch.load(run_dir / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)["state_dict"]
+    return {
+        "model": model,
+        "parameters": sum(t.numel() for k, t in state.items() if k.startswith("model.")),
+        "seconds_per_epoch": statistics.median(epoch_seconds),
+        "peak_rss_mib": usage.ru_maxrss / 1024,
+        "test_rel_l2": {k.removeprefix("test/rel_l2_"): v for k, v in tests.items() if k.startswith("test/")},
+    }
+
+
+def table(rows: list[dict]) -> str:
+    resolutions = list(rows[0]["test_rel_l2"])
+    head = ["model", "parameters", "s/epoch", "peak RSS (MiB)", *[f"test rel. L2 @ {r}" for r in resolutions]]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for r in rows:
+        cells = [r["model"], f"{r['parameters']:,}", f"{r['seconds_per_epoch']:.2f}", f"{r['peak_rss_mib']:.0f}",
+                 *[f"{r['test_rel_l2'][res]:.4f}" for res in resolutions]]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--models", nargs="+", default=["fno", "mgno"])
+    parser.add_argument("--epochs", type=int, default=20)
+    parser.add_argument("--json", type=Path, help="also write the figures here")
+    parser.add_argument("overrides", nargs="*", help="Hydra overrides applied to every model, e.g. data=darcy")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        rows = []
+        for model in args.models:
+            rows.append(run_model(model, args.epochs, args.overrides, Path(tmp) / model))
+            print(f"{model}: done", flush=True)
+    print(table(rows))
+    if args.json:
+        args.json.write_text(json.dumps({"epochs": args.epochs, "overrides": args.overrides,
+                                         "device": "cpu" if not torch.cuda.is_available() else torch.cuda.get_device_name(),
+                                         "threads": torch.get_num_threads(), "rows": rows}, indent=2))
+
+
+if __name__ == "__main__":
+    main()
