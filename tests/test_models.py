@@ -4,12 +4,13 @@ import pytest
 import torch
 
 from pdeop.errors import ConfigError
-from pdeop.models import T1, MgNO
+from pdeop.models import LSM, T1, MgNO
 from pdeop.models.t1 import dct_rows
 
 SMALL = {
     "mgno": lambda: MgNO(in_channels=1, out_channels=1, channels=8, num_layers=2, smoothing=[[1, 0], [1, 1], [2, 0]]),
     "t1": lambda: T1(in_channels=1, out_channels=1, modes=[6, 6], width=8, num_layers=2, signal_resolution=[16, 16]),
+    "lsm": lambda: LSM(in_channels=1, out_channels=1, width=8, patch_size=[2, 2], head_width=16),
     "t1_dft": lambda: T1(in_channels=1, out_channels=1, modes=[6, 6], width=8, num_layers=2,
                          signal_resolution=[16, 16], transform="dft", activation="tanh"),
 }
@@ -42,7 +43,7 @@ def smooth_batch(n: int = 4, size: int = 16) -> tuple[torch.Tensor, torch.Tensor
 
 # The DFT variant keeps only the non-negative frequencies of the first axis, as the reference code
 # does, and assumes periodicity: it cannot fit this non-periodic target as closely.
-@pytest.mark.parametrize("name", ["mgno", "t1"])
+@pytest.mark.parametrize("name", ["mgno", "t1", "lsm"])
 def test_overfits_a_batch_of_four(name):
     torch.manual_seed(0)
     x, y = smooth_batch()
@@ -156,3 +157,17 @@ def test_t1_rejects_modes_that_do_not_fit_the_grid():
         model(torch.randn(1, 1, 9, 9))
     with pytest.raises(ConfigError, match="model.activation"):
         T1(1, 1, transform="dft", activation="gelu")
+
+
+def test_lsm_darcy_parameter_count():
+    # The reference script's Darcy setting (d_model 64, 4 tokens, 12 basis, 6x6 patches): 19,187,457,
+    # the count of the authors' own LSM_2D model built with the same arguments.
+    model = LSM(1, 1, width=64, num_tokens=4, num_basis=12, patch_size=[6, 6])
+    assert sum(p.numel() for p in model.parameters()) == 19_187_457
+
+
+def test_lsm_pads_to_whole_patches_at_every_scale():
+    model = LSM(1, 1, width=8, patch_size=[6, 6])
+    assert model.padded_size(85, 0) == 96 and model.padded_size(96, 0) == 96 and model.padded_size(97, 1) == 192
+    with pytest.raises(ConfigError, match="model.width: expected a multiple of 8"):
+        LSM(1, 1, width=12)

@@ -83,3 +83,14 @@ def test_mgno_trains_with_its_paper_recipe(train):
     assert val[-1] < val[0]
     results = json.loads((run / "test_metrics.json").read_text())
     assert set(results) == {"checkpoint", "test/rel_l2_17", "test/rel_l2_33"}
+
+
+@pytest.mark.parametrize("model, overrides, recipe", [
+    ("t1", ["model.modes=[6,6]", "model.width=8"], "torch.optim.AdamW"),
+    ("lsm", ["model.width=8", "model.patch_size=[2,2]"], "lr: 0.0005"),
+])
+def test_every_model_config_trains_through_train_py(train, model, overrides, recipe):
+    _, run = train(f"model={model}", *overrides, "trainer.max_epochs=2")
+    assert recipe in (run / "config_resolved.yaml").read_text()
+    results = json.loads((run / "test_metrics.json").read_text())
+    assert all(0 < results[f"test/rel_l2_{res}"] < 10 for res in (17, 33))

@@ -1,0 +1,130 @@
+"""LSM: Latent Spectral Models.
+
+Wu et al., "Solving High-Dimensional PDEs with Latent Spectral Models", ICML 2023. Coordinates are
+concatenated to the input and lifted pointwise to ``width`` channels; a five-scale U-Net
+(widths w, 2w, 4w, 8w, 8w; double 3x3 conv + batch norm + ReLU; max-pool down, bilinear up)
+carries the features, and every skip connection and the bottleneck pass through a Neural
+Spectral Block: the map is cut into patches, each patch is attended into ``num_tokens`` learnable
+latent tokens (8 heads), the tokens move by a spectral transition
+``z <- z + sum_k W_k [sin(k pi z / K), cos(k pi z / K)]`` with ``K = num_basis``, and the pixels
+attend back to them with a residual. A pointwise head (w -> 128 -> out, GELU) follows.
+
+The grid is zero-padded on the right and bottom to the next multiple of ``16 * patch_size``, so
+that every scale splits into whole patches (the paper's Darcy setting pads 85 to 96 with 6x6
+patches), and cropped back at the end.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from pdeop.errors import ConfigError
+
+HEADS = 8
+
+
+def double_conv(c_in: int, c_out: int, c_mid: int | None = None) -> nn.Sequential:
+    c_mid = c_mid or c_out
+    return nn.Sequential(
+        nn.Conv2d(c_in, c_mid, 3, padding=1, bias=False), nn.BatchNorm2d(c_mid), nn.ReLU(inplace=True),
+        nn.Conv2d(c_mid, c_out, 3, padding=1, bias=False), nn.BatchNorm2d(c_out), nn.ReLU(inplace=True),
+    )
+
+
+class Up(nn.Module):
+    """Bilinear upsampling, concatenation with the skip, double convolution."""
+
+    def __init__(self, c_in: int, c_out: int):
+        super().__init__()
+        self.conv = double_conv(c_in, c_out, c_in // 2)
+
+    def forward(self, coarse: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
+        up = F.interpolate(coarse, scale_factor=2, mode="bilinear", align_corners=True)
+        dy, dx = skip.shape[-2] - up.shape[-2], skip.shape[-1] - up.shape[-1]
+        up = F.pad(up, [dx // 2, dx - dx // 2, dy // 2, dy - dy // 2])
+        return self.conv(torch.cat([skip, up], dim=1))
+
+
+class NeuralSpectralBlock(nn.Module):
+    """Patchify, attend into latent tokens, spectral transition of the tokens, attend back, de-patchify."""
+
+    def __init__(self, width: int, num_basis: int, patch_size: tuple[int, int], num_tokens: int):
+        super().__init__()
+        if width % HEADS:
+            raise ConfigError(f"model.width: expected a multiple of {HEADS} (attention heads), got {width}")
+        self.patch_size = patch_size
+        self.num_tokens = num_tokens
+        self.register_buffer("frequencies", torch.arange(num_basis, dtype=torch.float32) / num_basis, persistent=False)
+        self.basis_weights = nn.Parameter(torch.rand(width, 2 * num_basis) / width)
+        self.latent = nn.Parameter(torch.rand(HEADS, num_tokens, width // HEADS) / width)
+        self.to_keys_values = nn.Conv2d(width, 2 * width, 1)
+        self.to_queries = nn.Conv2d(width, width, 1)
+
+    @staticmethod
+    def attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+        # unscaled dot-product attention, as in the reference code; [batch, heads, length, dim]
+        return torch.softmax(torch.einsum("bhlc,bhsc->bhls", q, k), dim=-1) @ v
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, c, h, w = x.shape
+        ph, pw = self.patch_size
+        patches = (x.view(b, c, h // ph, ph, w // pw, pw).permute(0, 2, 4, 1, 3, 5).reshape(-1, c, ph, pw))
+        n, length = patches.shape[0], ph * pw
+        # (1) pixels -> latent tokens
+        kv = self.to_keys_values(patches).view(n, 2, HEADS, c // HEADS, length).transpose(-1, -2)
+        tokens = self.latent.expand(n, -1, -1, -1)
+        tokens = self.attend(tokens, kv[:, 0], kv[:, 1]) + tokens                      # [n, heads, T, c/h]
+        tokens = tokens.transpose(-1, -2).reshape(n, c, self.num_tokens)
+        # (2) spectral transition with sin/cos basis operators
+        angles = math.pi * self.frequencies * tokens[..., None]
+        basis = torch.cat([torch.sin(angles), torch.cos(angles)], dim=-1)              # [n, c, T, 2K]
+        tokens = torch.einsum("bctm,cm->bct", basis, self.basis_weights) + tokens
+        # (3) latent tokens -> pixels, residual
+        tokens = tokens.view(n, HEADS, c // HEADS, self.num_tokens).transpose(-1, -2)
+        queries = self.to_queries(patches).view(n, HEADS, c // HEADS, length).transpose(-1, -2)
+        out = self.attend(queries, tokens, tokens).transpose(-1, -2).reshape(n, c, ph, pw) + patches
+        return out.view(b, h // ph, w // pw, c, ph, pw).permute(0, 3, 1, 4, 2, 5).reshape(b, c, h, w)
+
+
+class LSM(nn.Module):
+    """Latent Spectral Model on 2D grids: ``[batch, in_channels, H, W] -> [batch, out_channels, H, W]``."""
+
+    def __init__(self, in_channels: int, out_channels: int, width: int = 64, num_tokens: int = 4,
+                 num_basis: int = 12, patch_size: list[int] = (6, 6), head_width: int = 128):
+        super().__init__()
+        self.patch_size = tuple(int(p) for p in patch_size)
+        if len(self.patch_size) != 2 or min(self.patch_size) < 1:
+            raise ConfigError(f"model.patch_size: expected two positive integers, got {list(patch_size)}")
+        widths = [width, 2 * width, 4 * width, 8 * width, 8 * width]
+        self.lift = nn.Linear(in_channels + 2, width)
+        self.inc = double_conv(width, width)
+        self.down = nn.ModuleList(double_conv(a, b) for a, b in zip(widths[:-1], widths[1:]))
+        self.up = nn.ModuleList([Up(16 * width, 4 * width), Up(8 * width, 2 * width), Up(4 * width, width),
+                                 Up(2 * width, width)])
+        self.spectral = nn.ModuleList(NeuralSpectralBlock(c, num_basis, self.patch_size, num_tokens) for c in widths)
+        self.out_conv = nn.Conv2d(width, width, 1)
+        self.head = nn.Sequential(nn.Linear(width, head_width), nn.GELU(), nn.Linear(head_width, out_channels))
+
+    def padded_size(self, n: int, axis: int) -> int:
+        multiple = 16 * self.patch_size[axis]
+        return -(-n // multiple) * multiple
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h, w = x.shape[-2:]
+        coords = torch.meshgrid(*(torch.linspace(0, 1, n, device=x.device, dtype=x.dtype) for n in (h, w)), indexing="ij")
+        v = torch.cat([x, torch.stack(coords).expand(x.shape[0], -1, -1, -1)], dim=1)
+        v = self.lift(v.movedim(1, -1)).movedim(-1, 1)
+        v = F.pad(v, [0, self.padded_size(w, 1) - w, 0, self.padded_size(h, 0) - h])
+        scales = [self.inc(v)]
+        for down in self.down:
+            scales.append(down(F.max_pool2d(scales[-1], 2)))
+        scales = [block(s) for block, s in zip(self.spectral, scales)]
+        v = scales[-1]
+        for up, skip in zip(self.up, reversed(scales[:-1])):
+            v = up(v, skip)
+        v = self.out_conv(v)[..., :h, :w]
+        return self.head(v.movedim(1, -1)).movedim(-1, 1)
