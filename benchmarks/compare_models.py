@@ -5,7 +5,10 @@ recipe its model file brings (loss, schedule, learning rate) and everything else
 markdown table: parameters, median seconds per epoch, peak resident memory, and the best
 checkpoint's test relative L2 at every stored resolution.
 
-    python benchmarks/compare_models.py --models fno mgno --epochs 20 [hydra overrides...]
+    python benchmarks/compare_models.py --models fno t1 mgno "lsm model.patch_size=[3,3]" --epochs 20 [overrides...]
+
+A model entry may carry overrides of its own after its name (quoted, space-separated); the
+trailing overrides apply to every model.
 """
 
 from __future__ import annotations
@@ -25,8 +28,9 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def run_model(model: str, epochs: int, overrides: list[str], run_dir: Path) -> dict:
-    cmd = [sys.executable, "train.py", f"model={model}", f"trainer.max_epochs={epochs}",
+def run_model(entry: str, epochs: int, overrides: list[str], run_dir: Path) -> dict:
+    model, *own = entry.split()
+    cmd = [sys.executable, "train.py", f"model={model}", *own, f"trainer.max_epochs={epochs}",
            "trainer.enable_progress_bar=false", f"hydra.run.dir={run_dir}", *overrides]
     with open(run_dir.with_suffix(".log"), "w") as log:
         proc = subprocess.Popen(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
@@ -38,7 +42,7 @@ def run_model(model: str, epochs: int, overrides: list[str], run_dir: Path) -> d
     tests = json.loads((run_dir / "test_metrics.json").read_text())
     state = torch.load(run_dir / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)["state_dict"]
     return {
-        "model": model,
+        "model": entry,
         "parameters": sum(t.numel() for k, t in state.items() if k.startswith("model.")),
         "seconds_per_epoch": statistics.median(epoch_seconds),
         "peak_rss_mib": usage.ru_maxrss / 1024,
@@ -59,7 +63,8 @@ def table(rows: list[dict]) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--models", nargs="+", default=["fno", "mgno"])
+    parser.add_argument("--models", nargs="+", default=["fno", "t1", "mgno", "lsm model.patch_size=[3,3]"],
+                        help="model names, each optionally followed by its own overrides in one quoted argument")
     parser.add_argument("--epochs", type=int, default=20)
     parser.add_argument("--json", type=Path, help="also write the figures here")
     parser.add_argument("overrides", nargs="*", help="Hydra overrides applied to every model, e.g. data=darcy")
@@ -67,7 +72,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         rows = []
         for model in args.models:
-            rows.append(run_model(model, args.epochs, args.overrides, Path(tmp) / model))
+            rows.append(run_model(model, args.epochs, args.overrides, Path(tmp) / model.split()[0]))
             print(f"{model}: done", flush=True)
     print(table(rows))
     if args.json:

@@ -14,6 +14,8 @@ import torch
 from neuralop.losses import LpLoss
 from torch import nn
 
+from pdeop.errors import ConfigError
+
 
 class OperatorModule(pl.LightningModule):
     """Trains ``model`` on pairs ``(x, y)`` shaped ``[batch, channels, *grid]``.
@@ -37,7 +39,7 @@ class OperatorModule(pl.LightningModule):
     ):
         super().__init__()
         if scheduler_interval not in ("epoch", "step"):
-            raise ValueError(f"scheduler.interval: expected 'epoch' or 'step', got {scheduler_interval!r}")
+            raise ConfigError(f"scheduler.interval: expected 'epoch' or 'step', got {scheduler_interval!r}")
         self.model = model
         self.loss = loss
         self.optimizer_factory = optimizer
