@@ -23,6 +23,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from pdeop.errors import ConfigError
+from pdeop.models.layers import append_coordinates, channelwise
 
 HEADS = 8
 
@@ -115,9 +116,7 @@ class LSM(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h, w = x.shape[-2:]
-        coords = torch.meshgrid(*(torch.linspace(0, 1, n, device=x.device, dtype=x.dtype) for n in (h, w)), indexing="ij")
-        v = torch.cat([x, torch.stack(coords).expand(x.shape[0], -1, -1, -1)], dim=1)
-        v = self.lift(v.movedim(1, -1)).movedim(-1, 1)
+        v = channelwise(self.lift, append_coordinates(x))
         v = F.pad(v, [0, self.padded_size(w, 1) - w, 0, self.padded_size(h, 0) - h])
         scales = [self.inc(v)]
         for down in self.down:
@@ -127,4 +126,4 @@ class LSM(nn.Module):
         for up, skip in zip(self.up, reversed(scales[:-1])):
             v = up(v, skip)
         v = self.out_conv(v)[..., :h, :w]
-        return self.head(v.movedim(1, -1)).movedim(-1, 1)
+        return channelwise(self.head, v)

@@ -24,6 +24,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from pdeop.errors import ConfigError
+from pdeop.models.layers import append_coordinates, channelwise
 
 TRANSFORMS = ("dct", "dft")
 ACTIVATIONS = {"gelu": F.gelu, "tanh": torch.tanh, "sin": torch.sin}
@@ -125,9 +126,7 @@ class T1(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         grid = tuple(x.shape[-2:])
         self.check_grid(grid)
-        coords = torch.meshgrid(*(torch.linspace(0, 1, n, device=x.device, dtype=x.dtype) for n in grid), indexing="ij")
-        v = torch.cat([x, torch.stack(coords).expand(x.shape[0], -1, -1, -1)], dim=1)
-        v = self.lift(v.movedim(1, -1)).movedim(-1, 1)
+        v = channelwise(self.lift, append_coordinates(x))
         scale = math.sqrt(self.signal_resolution[0] * self.signal_resolution[1] / (grid[0] * grid[1]))
         z = self._forward_transform(v) * scale
         for block in self.blocks:
