@@ -78,7 +78,7 @@ def test_mgno_trains_with_its_paper_recipe(train):
     _, run = train("model=mgno", "model.channels=8", "model.num_layers=2", "model.smoothing=[[1,0],[1,0],[2,0]]",
                    "trainer.max_epochs=3")
     resolved = (run / "config_resolved.yaml").read_text()
-    assert "neuralop.losses.H1Loss" in resolved and "OneCycleLR" in resolved and "lr: 0.0005" in resolved
+    assert "FourierSobolevLoss" in resolved and "OneCycleLR" in resolved and "lr: 0.0005" in resolved
     val = read_metrics(run, "val/rel_l2")
     assert val[-1] < val[0]
     results = json.loads((run / "test_metrics.json").read_text())
