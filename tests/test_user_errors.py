@@ -75,6 +75,11 @@ def test_generate_entry_point_writes_the_file_train_then_uses(data_dir, tmp_path
     assert again.stdout.strip().splitlines()[-1] == path
 
 
-def test_grid_too_small_for_the_multigrid_levels(train):
-    result, _ = train("model=mgno", "model.channels=4", "trainer.max_epochs=1", check=False)
+def test_grid_too_small_for_the_model_fails_before_training(train):
+    result, run = train("model=mgno", "model.channels=4", "trainer.max_epochs=1", check=False)
     assert_clean_error(result, "model.smoothing: 6 multigrid levels coarsen a 17-node grid")
+    assert not (run / "checkpoints").exists()
+    # a model that fits the training grid but not a finer test grid is caught before training too
+    result, run = train("model=t1", "model.modes=[20,20]", "data.subsample=1", "data.test_subsamples=[2]", check=False)
+    assert_clean_error(result, "model.modes: modes [20, 20] do not fit a 17x17 grid")
+    assert not (run / "checkpoints").exists()

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytorch_lightning as pl
+import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
@@ -55,6 +56,20 @@ def build_module(cfg: DictConfig, datamodule, config: dict) -> OperatorModule:
     )
 
 
+def preflight(module: OperatorModule, datamodule) -> None:
+    """Run the model once on one sample of every stored grid before training starts.
+
+    A model that cannot handle a grid (too small for its modes or levels, say) then fails with
+    its message now, not at the test step after the whole training run.
+    """
+    grids = [datamodule.splits["train"], *datamodule.test_sets.values()]
+    module.eval()
+    with torch.no_grad():
+        for fields in grids:
+            module(torch.from_numpy(fields.inputs[:1]))
+    module.train()
+
+
 def build_trainer(cfg: DictConfig) -> pl.Trainer:
     """The Lightning trainer with the config's callbacks and loggers."""
     return instantiate(
@@ -81,6 +96,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
     datamodule.prepare_data()
     datamodule.setup("fit")
     module = build_module(cfg, datamodule, config)
+    preflight(module, datamodule)
     trainer = build_trainer(cfg)
     trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.ckpt_path)
     if not cfg.test_after_fit:
