@@ -17,6 +17,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 import pdeop
+from pdeop.config import subsampled_size
 from pdeop.data.store import FORMAT_VERSION, DatasetAttrs, DatasetWriter
 from pdeop.errors import ConfigError
 from pdeop.problems import Problem
@@ -106,7 +107,7 @@ def generate(spec: DatasetSpec, data_dir: str | Path, workers: int = 1, progress
                 inputs = problem.sample_inputs(n, rng)
                 groups = {
                     r: writer.create(
-                        split, (inputs.shape[-1] - 1) // r + 1, n, inputs.shape[1],
+                        split, subsampled_size(inputs.shape[-1], r), n, inputs.shape[1],
                         len(problem.output_names), {k: v[::r] for k, v in coords.items()}, r,
                     )
                     for r in spec.split_subsamples(split)

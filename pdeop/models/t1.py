@@ -30,18 +30,19 @@ TRANSFORMS = ("dct", "dft")
 ACTIVATIONS = {"gelu": F.gelu, "tanh": torch.tanh, "sin": torch.sin}
 
 
-@lru_cache(maxsize=32)
-def _dct_rows(n: int, modes: int) -> torch.Tensor:
-    """The first ``modes`` rows of the orthonormal DCT-II matrix of size ``n`` (float64, CPU)."""
+@lru_cache(maxsize=64)
+def _dct_rows(n: int, modes: int, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
+    """The first ``modes`` rows of the orthonormal DCT-II matrix of size ``n``, built once per device and dtype."""
     k = torch.arange(modes, dtype=torch.float64)[:, None]
     j = torch.arange(n, dtype=torch.float64)[None, :]
     rows = torch.cos(math.pi * (2 * j + 1) * k / (2 * n)) * math.sqrt(2.0 / n)
     rows[0] /= math.sqrt(2.0)
-    return rows
+    return rows.to(device=device, dtype=dtype)
 
 
 def dct_rows(n: int, modes: int, like: torch.Tensor) -> torch.Tensor:
-    return _dct_rows(n, modes).to(device=like.device, dtype=like.real.dtype)
+    """DCT rows on ``like``'s device in its real dtype; cached, so no host-to-device copy per forward."""
+    return _dct_rows(n, modes, like.device, like.real.dtype)
 
 
 class T1Block(nn.Module):
