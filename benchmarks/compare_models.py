@@ -71,8 +71,8 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         rows = []
-        for model in args.models:
-            rows.append(run_model(model, args.epochs, args.overrides, Path(tmp) / model.split()[0]))
+        for index, model in enumerate(args.models):
+            rows.append(run_model(model, args.epochs, args.overrides, Path(tmp) / f"{index}-{model.split()[0]}"))
             print(f"{model}: done", flush=True)
     print(table(rows))
     if args.json:

@@ -27,3 +27,54 @@ def test_a_single_mode_error_is_weighted_by_its_wavenumber():
         prediction = target + 0.01 * wave
         ratio = FourierSobolevLoss()(prediction, target) / FourierSobolevLoss(a=0.0)(prediction, target)
         assert abs(ratio.item() - weight) < 1e-4, (k, ratio.item())
+
+
+def t1_module(loss, transform="dct"):
+    """An OperatorModule around a small T1 with a non-trivial head and non-zero-mean normalisers."""
+    from functools import partial
+
+    from pdeop.data.normalise import fit_channel_normaliser
+    from pdeop.models import T1
+    from pdeop.training.operator_module import OperatorModule
+
+    torch.manual_seed(0)
+    activation = "gelu" if transform == "dct" else "tanh"
+    model = T1(1, 2, modes=[6, 5], width=8, num_layers=2, signal_resolution=[17, 17], transform=transform,
+               activation=activation)
+    with torch.no_grad():
+        model.head_1.normal_(0, 0.3)
+        model.head_2.normal_(0, 0.3)
+    x = torch.rand(16, 1, 17, 17) * 3 + 2
+    y = torch.randn(16, 2, 17, 17) * 0.5 + torch.tensor([4.0, -1.0])[None, :, None, None]
+    return OperatorModule(model, loss, partial(torch.optim.Adam), fit_channel_normaliser(x), fit_channel_normaliser(y))
+
+
+def test_transformed_space_loss_equals_the_spatial_loss_in_value_and_gradient():
+    from pdeop.training.losses import TransformedRelativeL2
+
+    module = t1_module(TransformedRelativeL2())
+    spatial = LpLoss(d=2, p=2, reduction="mean")
+    for grid in (17, 23):  # the training grid and a finer one (T1 rescales its coefficients)
+        x = torch.rand(3, 1, grid, grid) * 3 + 2
+        y = torch.randn(3, 2, grid, grid) + torch.tensor([4.0, -1.0])[None, :, None, None]
+        transformed = module.loss(module.forward_transformed(x), y, module.model)
+        reference = spatial(module(x), y)
+        torch.testing.assert_close(transformed, reference, rtol=1e-5, atol=0)
+        grads = torch.autograd.grad(transformed, list(module.model.parameters()))
+        reference_grads = torch.autograd.grad(reference, list(module.model.parameters()))
+        for g, r in zip(grads, reference_grads):
+            torch.testing.assert_close(g, r, rtol=1e-3, atol=1e-6)
+        assert reference.item() > 0.05  # a real error, not a trivially matching zero
+
+
+def test_transformed_space_loss_needs_an_orthonormal_transform_model():
+    import pytest
+    from neuralop.models import FNO
+
+    from pdeop.errors import ConfigError
+    from pdeop.training.losses import TransformedRelativeL2
+
+    with pytest.raises(ConfigError, match="real DFT"):
+        t1_module(TransformedRelativeL2(), transform="dft")
+    with pytest.raises(ConfigError, match="FNO predicts on the grid"):
+        TransformedRelativeL2.check_model(FNO(n_modes=(4, 4), hidden_channels=4, in_channels=1, out_channels=1))

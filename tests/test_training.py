@@ -86,7 +86,9 @@ def test_mgno_trains_with_its_paper_recipe(train):
 
 
 @pytest.mark.parametrize("model, overrides, recipe", [
-    ("t1", ["model.modes=[6,6]", "model.width=8"], "torch.optim.AdamW"),
+    ("t1", ["model.modes=[6,6]", "model.width=8"], "pdeop.training.losses.TransformedRelativeL2"),
+    ("t1", ["model.modes=[6,6]", "model.width=8", "model.transform=dft", "model.activation=tanh", "loss=rel_l2"],
+     "torch.optim.AdamW"),
     ("lsm", ["model.width=8", "model.patch_size=[2,2]"], "lr: 0.0005"),
 ])
 def test_every_model_config_trains_through_train_py(train, model, overrides, recipe):

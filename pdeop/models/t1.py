@@ -124,7 +124,12 @@ class T1(nn.Module):
         full = F.pad(z, (0, w // 2 + 1 - z.shape[-1], 0, h - z.shape[-2]))
         return torch.fft.irfft2(full, s=(h, w), norm="ortho")
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward_spectral(self, x: torch.Tensor) -> torch.Tensor:
+        """The retained block of the output's orthonormal transform on ``x``'s grid (no inverse transform).
+
+        The paper trains in this space: the loss against ``project(target)`` plus the energy of
+        the target's dropped modes equals the spatial loss by Parseval (see ``TransformedRelativeL2``).
+        """
         grid = tuple(x.shape[-2:])
         self.check_grid(grid)
         v = channelwise(self.lift, append_coordinates(x))
@@ -133,4 +138,22 @@ class T1(nn.Module):
         for block in self.blocks:
             z = block(z)
         z = torch.einsum("bixy,io->boxy", torch.sin(torch.einsum("bixy,io->boxy", z, self.head_1)), self.head_2)
-        return self._inverse_transform(z / scale, grid)
+        return z / scale
+
+    def project(self, y: torch.Tensor) -> torch.Tensor:
+        """The retained block of ``y``'s orthonormal transform, comparable with ``forward_spectral``."""
+        self.check_grid(tuple(y.shape[-2:]))
+        return self._forward_transform(y)
+
+    @property
+    def is_orthonormal(self) -> bool:
+        """Whether the retained block is an orthonormal projection of the output (Parseval holds).
+
+        True for the DCT. The real DFT's block keeps only the non-negative row frequencies, and
+        the inverse transform symmetrises its first column, so its coefficients are not the
+        output's own.
+        """
+        return self.transform_is_dct
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self._inverse_transform(self.forward_spectral(x), tuple(x.shape[-2:]))

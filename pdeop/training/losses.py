@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Protocol, runtime_checkable
+
 import torch
+
+from pdeop.errors import ConfigError
 
 
 class FourierSobolevLoss:
@@ -35,3 +39,43 @@ class FourierSobolevLoss:
         error = torch.fft.fftn(prediction - target, dim=dims, norm="ortho") * weight
         reference = torch.fft.fftn(target, dim=dims, norm="ortho") * weight
         return (error.flatten(1).norm(dim=1) / reference.flatten(1).norm(dim=1)).mean()
+
+
+@runtime_checkable
+class TransformedSpaceModel(Protocol):
+    """A model whose output lives in an orthonormal transform's retained block (T1)."""
+
+    def forward_spectral(self, x: torch.Tensor) -> torch.Tensor: ...
+
+    def project(self, y: torch.Tensor) -> torch.Tensor: ...
+
+    @property
+    def is_orthonormal(self) -> bool: ...
+
+
+class TransformedRelativeL2:
+    """Relative L2 error taken in the model's transformed space, as T1's reference trains.
+
+    The prediction arrives as retained coefficients of an orthonormal transform (no inverse
+    transform); the target is projected onto the same block. By Parseval, ``||y - p||^2 =
+    ||Y_kept - P||^2 + ||y||^2 - ||Y_kept||^2`` (the prediction has no dropped modes), so the
+    value and its gradient equal the spatial relative L2 (neuraloperator's ``LpLoss``: per
+    sample and channel, averaged). Poli et al., "Transform Once", NeurIPS 2022, Sec. 3.
+    """
+
+    @staticmethod
+    def check_model(model: object) -> None:
+        """Raise ``ConfigError`` unless ``model`` predicts coefficients of an orthonormal transform."""
+        if not isinstance(model, TransformedSpaceModel):
+            raise ConfigError(f"loss: the transformed-space loss needs a model that predicts transform "
+                              f"coefficients (T1); {type(model).__name__} predicts on the grid")
+        if not model.is_orthonormal:
+            raise ConfigError("loss: the transformed-space loss needs an orthonormal transform "
+                              "(model.transform=dct); use loss=rel_l2 with the real DFT")
+
+    def __call__(self, coefficients: torch.Tensor, target: torch.Tensor, model: TransformedSpaceModel) -> torch.Tensor:
+        kept = model.project(target)
+        kept_error = (coefficients - kept).pow(2).flatten(2).sum(-1)
+        target_energy = target.flatten(2).pow(2).sum(-1)
+        dropped_energy = (target_energy - kept.pow(2).flatten(2).sum(-1)).clamp_min(0)
+        return (torch.sqrt(kept_error + dropped_energy) / torch.sqrt(target_energy)).mean()

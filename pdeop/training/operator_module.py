@@ -15,6 +15,7 @@ from neuralop.losses import LpLoss
 from torch import nn
 
 from pdeop.errors import ConfigError
+from pdeop.training.losses import TransformedRelativeL2
 
 
 class OperatorModule(pl.LightningModule):
@@ -38,6 +39,8 @@ class OperatorModule(pl.LightningModule):
         config: dict | None = None,
     ):
         super().__init__()
+        if isinstance(loss, TransformedRelativeL2):
+            loss.check_model(model)
         if scheduler_interval not in ("epoch", "step"):
             raise ConfigError(f"scheduler.interval: expected 'epoch' or 'step', got {scheduler_interval!r}")
         self.model = model
@@ -54,9 +57,26 @@ class OperatorModule(pl.LightningModule):
         """Map physical inputs to physical outputs."""
         return self.output_normaliser.inverse_transform(self.model(self.input_normaliser.transform(x)))
 
+    def forward_transformed(self, x: torch.Tensor) -> torch.Tensor:
+        """Physical inputs to the model's retained transform coefficients of the physical output.
+
+        De-normalising in the transformed space: the normaliser's scale applies to every
+        coefficient, its offset (a constant field per channel) to the transform of a constant.
+        """
+        coefficients = self.model.forward_spectral(self.input_normaliser.transform(x))
+        channels, grid = coefficients.shape[1], x.shape[2:]
+        offset = self.output_normaliser.inverse_transform(x.new_zeros(1, channels, *[1] * len(grid)))
+        if offset.shape[2:] != (1,) * len(grid):
+            raise ConfigError("loss: the transformed-space loss needs a per-channel output normaliser")
+        constant = self.model.project(x.new_ones(1, channels, *grid))
+        return self.output_normaliser.inverse_transform(coefficients) + offset * (constant - 1)
+
     def training_step(self, batch, batch_idx):
         x, y = batch
-        loss = self.loss(self(x), y)
+        if isinstance(self.loss, TransformedRelativeL2):
+            loss = self.loss(self.forward_transformed(x), y, self.model)
+        else:
+            loss = self.loss(self(x), y)
         # A running sum on the device, logged once an epoch: self.log on every step costs about
         # as much host time as a small model's forward pass, which a GPU run feels directly.
         self._train_loss_sum += loss.detach() * x.shape[0]
