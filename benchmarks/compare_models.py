@@ -8,7 +8,9 @@ checkpoint's test relative L2 at every stored resolution.
     python benchmarks/compare_models.py --models fno t1 mgno "lsm model.patch_size=[3,3]" --epochs 20 [overrides...]
 
 A model entry may carry overrides of its own after its name (quoted, space-separated); the
-trailing overrides apply to every model.
+trailing overrides apply to every model. Offline against online training at equal steps:
+
+    python benchmarks/compare_models.py --models fno "fno data.online=true" --epochs 40
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import torch
@@ -32,13 +35,17 @@ def run_model(entry: str, epochs: int, overrides: list[str], run_dir: Path) -> d
     model, *own = entry.split()
     cmd = [sys.executable, "train.py", f"model={model}", *own, f"trainer.max_epochs={epochs}",
            "trainer.enable_progress_bar=false", f"hydra.run.dir={run_dir}", *overrides]
+    start = time.perf_counter()
     with open(run_dir.with_suffix(".log"), "w") as log:
         proc = subprocess.Popen(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
         _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - start
     if os.waitstatus_to_exitcode(status) != 0:
         raise SystemExit(f"{' '.join(cmd)} failed; see {run_dir.with_suffix('.log')}")
     with open(run_dir / "csv" / "metrics.csv") as f:
-        epoch_seconds = [float(r["time/epoch_s"]) for r in csv.DictReader(f) if r.get("time/epoch_s")]
+        rows = list(csv.DictReader(f))
+    epoch_seconds = [float(r["time/epoch_s"]) for r in rows if r.get("time/epoch_s")]
+    generated = [float(r["stream/generated_total"]) for r in rows if r.get("stream/generated_total")]
     tests = json.loads((run_dir / "test_metrics.json").read_text())
     state = torch.load(run_dir / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)["state_dict"]
     return {
@@ -46,16 +53,21 @@ def run_model(entry: str, epochs: int, overrides: list[str], run_dir: Path) -> d
         "parameters": sum(t.numel() for k, t in state.items() if k.startswith("model.")),
         "seconds_per_epoch": statistics.median(epoch_seconds),
         "peak_rss_mib": usage.ru_maxrss / 1024,
+        "wall_s": wall,
+        "training_samples": int(generated[-1]) if generated else None,
         "test_rel_l2": {k.removeprefix("test/rel_l2_"): v for k, v in tests.items() if k.startswith("test/")},
     }
 
 
 def table(rows: list[dict]) -> str:
     resolutions = list(rows[0]["test_rel_l2"])
-    head = ["model", "parameters", "s/epoch", "peak RSS (MiB)", *[f"test rel. L2 @ {r}" for r in resolutions]]
+    online = any(r["training_samples"] for r in rows)
+    head = ["model", "parameters", "s/epoch", "peak RSS (MiB)", *(["streamed samples"] if online else []),
+            *[f"test rel. L2 @ {r}" for r in resolutions]]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in rows:
-        cells = [r["model"], f"{r['parameters']:,}", f"{r['seconds_per_epoch']:.2f}", f"{r['peak_rss_mib']:.0f}",
+        streamed = [f"{r['training_samples']:,}" if r["training_samples"] else "stored set"] if online else []
+        cells = [r["model"], f"{r['parameters']:,}", f"{r['seconds_per_epoch']:.2f}", f"{r['peak_rss_mib']:.0f}", *streamed,
                  *[f"{r['test_rel_l2'][res]:.4f}" for res in resolutions]]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)

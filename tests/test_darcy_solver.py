@@ -52,10 +52,22 @@ def test_sampled_coefficient_is_two_valued_and_solution_vanishes_on_boundary():
     a = problem.sample_inputs(3, np.random.default_rng(0))
     assert a.shape == (3, 1, 33, 33)
     assert set(np.unique(a)) == {3.0, 12.0}
-    u = problem.solve(a[0])
-    assert u.shape == (1, 33, 33)
-    assert np.all(u[0, [0, -1], :] == 0) and np.all(u[0, :, [0, -1]] == 0)
-    assert u[0, 1:-1, 1:-1].min() > 0  # f = 1 > 0 and the maximum principle
+    u = problem.solve(a)
+    assert u.shape == (3, 1, 33, 33)
+    assert np.all(u[:, 0, [0, -1], :] == 0) and np.all(u[:, 0, :, [0, -1]] == 0)
+    assert u[:, 0, 1:-1, 1:-1].min() > 0  # f = 1 > 0 and the maximum principle
+    np.testing.assert_allclose(u[1, 0], solve_darcy(a[1, 0]), rtol=1e-12)
+
+
+def test_skr_solver_matches_the_direct_solve_and_names_a_new_file():
+    from pdeop.linalg import LinearSolver
+
+    direct = Darcy(resolution=33)
+    skr = Darcy(resolution=33, linear_solver=LinearSolver(method="gcrodr", restart=30, recycle=10, tol=1e-10))
+    a = direct.sample_inputs(8, np.random.default_rng(1))
+    np.testing.assert_allclose(skr.solve(a), direct.solve(a), rtol=0, atol=1e-8 * np.abs(direct.solve(a)).max())
+    assert "linear_solver" not in direct.params()
+    assert skr.params()["linear_solver"]["method"] == "gcrodr"
 
 
 @pytest.mark.parametrize("bad", [{"resolution": 3}, {"tau": 0.0}, {"a_low": -1.0}])

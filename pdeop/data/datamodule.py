@@ -1,9 +1,10 @@
-"""LightningDataModule for operator learning on a stored dataset (inputs -> outputs on a grid)."""
+"""LightningDataModule for operator learning on a stored dataset or an online stream (inputs -> outputs on a grid)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader, TensorDataset
@@ -12,6 +13,8 @@ from pdeop.data.generation import DatasetSpec, generate
 from pdeop.data.normalise import fit_channel_normaliser
 from pdeop.data.sampling import EpochShuffleSampler
 from pdeop.data.store import DatasetFile, FieldSet
+from pdeop.data.stream import SolverStream, StreamBatches, StreamSettings, draw_and_solve
+from pdeop.data.stream.generator import NORMALISER_RANK
 from pdeop.errors import ConfigError, DataFileError
 from pdeop.problems import Problem
 
@@ -24,6 +27,12 @@ class OperatorDataModule(pl.LightningDataModule):
     grid, nodes a side) describe the data for the model config, which reads them by
     interpolation; they are checked against the file. Training batches
     are shuffled from ``shuffle_seed`` and the epoch number, so a resumed run repeats exactly.
+
+    ``online=True`` trains on a stream instead (``stream`` settings): solver workers produce
+    fresh samples while training runs, no training set is stored, validation and test are the
+    same stored samples as offline, and the normalisers are fitted on ``normaliser_samples``
+    solved at start-up. The stream's sample counters travel in checkpoints, so a resumed run
+    continues the stream.
     """
 
     def __init__(
@@ -46,9 +55,14 @@ class OperatorDataModule(pl.LightningDataModule):
         generate: bool = True,
         generate_workers: int = 1,
         shuffle_seed: int = 0,
+        online: bool = False,
+        stream: StreamSettings | None = None,
     ):
         super().__init__()
-        self.spec = DatasetSpec(problem, n_train, n_val, n_test, subsample, tuple(test_subsamples), seed)
+        self.online = online
+        self.stream_settings = stream or StreamSettings()
+        self.spec = DatasetSpec(problem, n_train, n_val, n_test, subsample, tuple(test_subsamples), seed,
+                                store_train=not online)
         self.in_channels, self.out_channels, self.grid_size = in_channels, out_channels, grid_size
         self.batch_size = batch_size
         self.eval_batch_size = eval_batch_size or batch_size
@@ -63,6 +77,8 @@ class OperatorDataModule(pl.LightningDataModule):
         self.test_sets: dict[int, FieldSet] = {}
         self.input_normaliser = None
         self.output_normaliser = None
+        self.stream: SolverStream | None = None
+        self.stream_counters: list[int] | None = None
 
     def prepare_data(self) -> None:
         """Generate the dataset file if it is missing (runs on one process only).
@@ -82,18 +98,30 @@ class OperatorDataModule(pl.LightningDataModule):
         if self.splits:
             return
         stored = DatasetFile(self.path)
-        for split in ("train", "val"):
+        for split in ("val",) if self.online else ("train", "val"):
             self.splits[split] = stored.read(split)
         self.test_sets = {res: stored.read("test", res) for res in stored.resolutions("test")}
-        train = self.splits["train"]
-        checks = [("in_channels", train.inputs.shape[1]), ("out_channels", train.outputs.shape[1])]
+        reference = self.splits["val" if self.online else "train"]
+        checks = [("in_channels", reference.inputs.shape[1]), ("out_channels", reference.outputs.shape[1])]
         if self.grid_size is not None:
-            checks.append(("grid_size", train.inputs.shape[-1]))
+            checks.append(("grid_size", reference.inputs.shape[-1]))
         for key, have in checks:
             if getattr(self, key) != have:
                 raise ConfigError(f"data.{key}: config says {getattr(self, key)}, the file '{self.path}' has {have}")
-        self.input_normaliser = fit_channel_normaliser(torch.from_numpy(train.inputs))
-        self.output_normaliser = fit_channel_normaliser(torch.from_numpy(train.outputs))
+        fit_inputs, fit_outputs = self._normaliser_samples() if self.online else (reference.inputs, reference.outputs)
+        self.input_normaliser = fit_channel_normaliser(torch.from_numpy(fit_inputs))
+        self.output_normaliser = fit_channel_normaliser(torch.from_numpy(fit_outputs))
+
+    def _normaliser_samples(self) -> tuple[np.ndarray, np.ndarray]:
+        """Samples from a seed space of their own, the same on every rank, solved here once."""
+        n = self.stream_settings.normaliser_samples
+        return draw_and_solve(self.spec.problem, self.spec.subsample, self.shuffle_seed, NORMALISER_RANK, 0, range(n))
+
+    @property
+    def preflight_inputs(self) -> list[np.ndarray]:
+        """One input per stored grid (and the training grid), for the model's pre-flight pass."""
+        first = self.splits["val"] if self.online else self.splits["train"]
+        return [first.inputs[:1], *(fields.inputs[:1] for fields in self.test_sets.values())]
 
     @property
     def test_resolutions(self) -> list[int]:
@@ -108,7 +136,31 @@ class OperatorDataModule(pl.LightningDataModule):
         )
 
     def train_dataloader(self) -> DataLoader:
-        return self._loader(self.splits["train"], self.batch_size, shuffle=True)
+        if not self.online:
+            return self._loader(self.splits["train"], self.batch_size, shuffle=True)
+        if self.stream is None:  # started here, after a checkpoint has restored the counters
+            rank = self.trainer.global_rank if self.trainer is not None else 0
+            self.stream = SolverStream(self.spec.problem, self.spec.subsample, self.stream_settings,
+                                       self.shuffle_seed, rank, self.stream_counters)
+            self.stream.start()
+        batches = StreamBatches(self.stream, self.batch_size, self.stream_settings.steps_per_epoch)
+        return DataLoader(batches, batch_size=None, num_workers=0)
+
+    def state_dict(self) -> dict:
+        """The stream's next sample counter per worker (empty offline): a resumed run continues from there."""
+        if not self.online:
+            return {}
+        counters = self.stream.next_counters if self.stream is not None else self.stream_counters
+        return {"stream_counters": list(counters)} if counters is not None else {}
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        if self.online and "stream_counters" in state_dict:
+            self.stream_counters = list(state_dict["stream_counters"])
+
+    def teardown(self, stage: str) -> None:
+        if self.stream is not None and stage == "fit":
+            self.stream.stop()
+            self.stream = None
 
     def val_dataloader(self) -> DataLoader:
         return self._loader(self.splits["val"], self.eval_batch_size, shuffle=False)

@@ -18,6 +18,7 @@ from tqdm.auto import tqdm
 
 import pdeop
 from pdeop.config import subsampled_size
+from pdeop.data.blas import single_blas_thread
 from pdeop.data.store import FORMAT_VERSION, DatasetAttrs, DatasetWriter
 from pdeop.errors import ConfigError
 from pdeop.problems import Problem
@@ -29,7 +30,9 @@ class DatasetSpec:
 
     ``subsample`` takes every r-th fine-grid node for train/val/test (FNO: 421 -> 85 with r = 5);
     ``test_subsamples`` adds the test set at further factors (smaller r = finer grid) for
-    zero-shot super-resolution.
+    zero-shot super-resolution. ``store_train=False`` (online training) draws the training
+    inputs but neither solves nor stores them, so validation and test are the very samples an
+    offline run with the same spec is measured on.
     """
 
     problem: Problem
@@ -39,6 +42,7 @@ class DatasetSpec:
     subsample: int
     test_subsamples: tuple[int, ...] = ()
     seed: int = 0
+    store_train: bool = True
 
     def __post_init__(self) -> None:
         for key in ("n_train", "n_val", "n_test"):
@@ -54,6 +58,9 @@ class DatasetSpec:
 
     def split_sizes(self) -> dict[str, int]:
         return {"train": self.n_train, "val": self.n_val, "test": self.n_test}
+
+    def stored_splits(self) -> list[str]:
+        return [split for split in self.split_sizes() if split != "train" or self.store_train]
 
     def split_subsamples(self, split: str) -> list[int]:
         """Subsampling factors stored for ``split``, coarsest grid first."""
@@ -71,6 +78,7 @@ class DatasetSpec:
             "test_subsamples": sorted(self.test_subsamples),
             "seed": self.seed,
             "format_version": FORMAT_VERSION,
+            **({} if self.store_train else {"store_train": False}),
         }
 
     def digest(self) -> str:
@@ -78,6 +86,12 @@ class DatasetSpec:
 
     def path(self, data_dir: str | Path) -> Path:
         return Path(data_dir) / f"{self.problem.name}_{self.digest()}.h5"
+
+
+def chunk_size(n: int, workers: int) -> int:
+    """Samples per solver call: a few chunks per worker (load balance, a moving progress bar),
+    at most 100 (a batch long enough for Krylov recycling to pay off, short enough to keep memory low)."""
+    return int(np.clip(np.ceil(n / (4 * workers)), 1, 100))
 
 
 def generate(spec: DatasetSpec, data_dir: str | Path, workers: int = 1, progress: bool = True) -> Path:
@@ -97,14 +111,17 @@ def generate(spec: DatasetSpec, data_dir: str | Path, workers: int = 1, progress
         input_names=tuple(problem.input_names),
         output_names=tuple(problem.output_names),
     )
-    total = sum(spec.split_sizes().values())
-    pool = get_context("spawn").Pool(workers) if workers > 1 else None
+    total = sum(n for split, n in spec.split_sizes().items() if split in spec.stored_splits())
+    with single_blas_thread():
+        pool = get_context("spawn").Pool(workers) if workers > 1 else None
     try:
         with DatasetWriter(path, attrs) as writer, tqdm(
             total=total, desc=f"generating {path.name}", unit="sample", disable=not progress
         ) as bar:
             for split, n in spec.split_sizes().items():
                 inputs = problem.sample_inputs(n, rng)
+                if split not in spec.stored_splits():
+                    continue  # drawn all the same, so the later splits match the stored-train file
                 groups = {
                     r: writer.create(
                         split, subsampled_size(inputs.shape[-1], r), n, inputs.shape[1],
@@ -112,16 +129,17 @@ def generate(spec: DatasetSpec, data_dir: str | Path, workers: int = 1, progress
                     )
                     for r in spec.split_subsamples(split)
                 }
-                solutions = (
-                    pool.imap(problem.solve, inputs, chunksize=4)
-                    if pool else (problem.solve(x) for x in inputs)
-                )
-                for i, (x, u) in enumerate(zip(inputs, solutions)):
+                size = chunk_size(n, workers)
+                chunks = np.array_split(inputs, range(size, n, size))
+                solved = pool.imap(problem.solve, chunks) if pool else map(problem.solve, chunks)
+                start = 0
+                for chunk, solutions in zip(chunks, solved):
                     for r, group in groups.items():
-                        grid = (slice(None),) + (slice(None, None, r),) * (x.ndim - 1)
-                        group["inputs"][i] = x[grid]
-                        group["outputs"][i] = u[grid]
-                    bar.update()
+                        grid = (slice(None), slice(None)) + (slice(None, None, r),) * (chunk.ndim - 2)
+                        group["inputs"][start:start + len(chunk)] = chunk[grid]
+                        group["outputs"][start:start + len(chunk)] = solutions[grid]
+                    start += len(chunk)
+                    bar.update(len(chunk))
     finally:
         if pool is not None:
             pool.terminate()

@@ -24,4 +24,8 @@ class Problem(Protocol):
         """Draw inputs, shape ``[n, in_channels, *grid]``."""
 
     def solve(self, inputs: np.ndarray) -> np.ndarray:
-        """Solve one sample: ``[in_channels, *grid]`` -> ``[out_channels, *grid]``."""
+        """Solve a batch: ``[n, in_channels, *grid]`` -> ``[n, out_channels, *grid]``.
+
+        Batched so that a solver can share work across samples (vectorised time stepping,
+        Krylov subspace recycling).
+        """

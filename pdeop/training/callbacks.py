@@ -1,4 +1,4 @@
-"""Callbacks: throughput per epoch, and a guard that stops on a non-finite loss."""
+"""Callbacks: throughput per epoch, online-stream statistics, and a guard that stops on a non-finite loss."""
 
 from __future__ import annotations
 
@@ -25,6 +25,21 @@ class Throughput(pl.Callback):
         seconds = time.perf_counter() - self._start
         pl_module.log("time/epoch_s", seconds)
         pl_module.log("time/samples_per_s", self._samples / seconds if seconds > 0 else math.inf)
+
+
+class StreamMonitor(pl.Callback):
+    """Logs the online generator's figures every epoch-equivalent (nothing for stored data).
+
+    ``stream/generated_per_s`` and ``stream/consumed_per_s`` (samples, since the last epoch),
+    ``stream/buffer_fill`` (fraction of capacity), ``stream/uses_per_sample`` (times a served
+    sample was served, on average) and ``stream/generated_total``.
+    """
+
+    def on_train_epoch_end(self, trainer, pl_module) -> None:
+        stream = getattr(trainer.datamodule, "stream", None)
+        if stream is not None:
+            for name, value in stream.stats().items():
+                pl_module.log(name, value)
 
 
 class NonFiniteLossGuard(pl.Callback):

@@ -62,11 +62,10 @@ def preflight(module: OperatorModule, datamodule) -> None:
     A model that cannot handle a grid (too small for its modes or levels, say) then fails with
     its message now, not at the test step after the whole training run.
     """
-    grids = [datamodule.splits["train"], *datamodule.test_sets.values()]
     module.eval()
     with torch.no_grad():
-        for fields in grids:
-            module(torch.from_numpy(fields.inputs[:1]))
+        for inputs in datamodule.preflight_inputs:
+            module(torch.from_numpy(inputs))
     module.train()
 
 

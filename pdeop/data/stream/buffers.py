@@ -1,0 +1,187 @@
+"""Training buffers between an online generator and the optimiser, after Meyer et al. (ICML 2023).
+
+Meyer, Ribés, Raffin et al., "Training Deep Surrogate Models with Large Scale Online
+Learning", ICML 2023 (the Melissa framework). The three policies, as implemented here:
+
+- ``fifo``: served in arrival order, each sample once; the producer waits when it is full.
+- ``firo`` (first-in random-out): a uniformly random stored sample is served and removed, and
+  only while at least ``watermark`` samples are stored, so batches mix samples of different
+  ages; the producer waits when it is full.
+- ``reservoir``: Vitter's algorithm R. The buffer always holds a uniform random sample of the
+  stream so far (the n-th arrival is kept with probability capacity / n, over a random slot),
+  samples are served uniformly with replacement, so training reuses samples when the solvers
+  are slower than the optimiser. When they are faster, the producer waits once arrivals lead
+  servings by ``capacity``: on a shared machine, solving samples that algorithm R would
+  mostly discard only takes cores from training. (The waiting changes when samples arrive,
+  not which ones the buffer keeps.)
+
+Every policy serves nothing until ``watermark`` samples have arrived (training starts on a
+varied buffer); once the stream is closed, the rest drains without the watermark. The
+buffers are thread-safe: one thread puts, the training loop gets.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from typing import Any
+
+import numpy as np
+
+from pdeop.errors import ConfigError
+
+POLICIES = ("fifo", "firo", "reservoir")
+
+
+class Buffer:
+    """Base class: storage, the watermark gate, blocking with timeouts, and usage counters."""
+
+    def __init__(self, capacity: int, watermark: int, seed: int = 0):
+        if capacity < 1 or not 1 <= watermark <= capacity:
+            raise ConfigError(f"data.stream: expected 1 <= watermark <= capacity, got watermark={watermark}, "
+                              f"capacity={capacity}")
+        self.capacity, self.watermark = capacity, watermark
+        self.rng = np.random.default_rng(seed)
+        self.condition = threading.Condition()
+        self.started = False
+        self.closed = False
+        self.arrived = 0  # samples offered by the generator
+        self.served = 0  # samples handed to training (with repeats)
+        self.distinct_served = 0  # samples handed to training at least once
+
+    def __len__(self) -> int:
+        raise NotImplementedError
+
+    def _can_put(self) -> bool:
+        return len(self) < self.capacity
+
+    def _store(self, item: list) -> None:
+        raise NotImplementedError
+
+    def _take(self) -> list:
+        raise NotImplementedError
+
+    def put(self, sample: Any, timeout: float | None = None) -> bool:
+        """Offer a sample; waits while a bounded policy is full. False if it timed out or the buffer closed."""
+        with self.condition:
+            if not self.condition.wait_for(lambda: self.closed or self._can_put(), timeout):
+                return False
+            if self.closed:
+                return False
+            self.arrived += 1
+            self._store([sample, 0])  # [sample, times served]
+            self.started = self.started or len(self) >= self.watermark
+            self.condition.notify_all()
+            return True
+
+    def _can_get(self) -> bool:
+        if self.closed:
+            return len(self) > 0
+        return self.started and len(self) >= self._serving_minimum()
+
+    def _serving_minimum(self) -> int:
+        return 1
+
+    def get(self, timeout: float | None = None) -> Any | None:
+        """Take a sample for training, or ``None`` after ``timeout`` seconds (or when closed and empty)."""
+        with self.condition:
+            if not self.condition.wait_for(self._can_get, timeout) or len(self) == 0:
+                return None
+            item = self._take()
+            self.served += 1
+            self.distinct_served += item[1] == 0
+            item[1] += 1
+            self.condition.notify_all()
+            return item[0]
+
+    def close(self) -> None:
+        """End of the stream: wake every waiter; what is stored can still be served."""
+        with self.condition:
+            self.closed = True
+            self.condition.notify_all()
+
+    def wait_until_started(self, timeout: float) -> bool:
+        with self.condition:
+            return self.condition.wait_for(lambda: self.started or self.closed, timeout)
+
+
+class FIFOBuffer(Buffer):
+    def __init__(self, capacity: int, watermark: int, seed: int = 0):
+        super().__init__(capacity, watermark, seed)
+        self.items: deque = deque()
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def _store(self, item: list) -> None:
+        self.items.append(item)
+
+    def _take(self) -> list:
+        return self.items.popleft()
+
+
+class FIROBuffer(Buffer):
+    def __init__(self, capacity: int, watermark: int, seed: int = 0):
+        super().__init__(capacity, watermark, seed)
+        self.items: list = []
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def _serving_minimum(self) -> int:
+        return self.watermark
+
+    def _store(self, item: list) -> None:
+        self.items.append(item)
+
+    def _take(self) -> list:
+        index = int(self.rng.integers(len(self.items)))
+        self.items[index], self.items[-1] = self.items[-1], self.items[index]
+        return self.items.pop()
+
+
+class ReservoirBuffer(Buffer):
+    def __init__(self, capacity: int, watermark: int, seed: int = 0):
+        super().__init__(capacity, watermark, seed)
+        self.items: list = []
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def _can_put(self) -> bool:
+        return self.arrived - self.served < self.capacity
+
+    def _store(self, item: list) -> None:
+        if len(self.items) < self.capacity:
+            self.items.append(item)
+            return
+        slot = int(self.rng.integers(self.arrived))  # arrived counts this sample: keep it with p = capacity / arrived
+        if slot < self.capacity:
+            self.items[slot] = item
+
+    def _take(self) -> list:
+        return self.items[int(self.rng.integers(len(self.items)))]
+
+
+def make_buffer(policy: str, capacity: int, watermark: int, seed: int = 0) -> Buffer:
+    """The buffer for ``policy`` (``data.stream.buffer``)."""
+    classes = {"fifo": FIFOBuffer, "firo": FIROBuffer, "reservoir": ReservoirBuffer}
+    if policy not in classes:
+        raise ConfigError(f"data.stream.buffer: expected one of {POLICIES}, got {policy!r}")
+    return classes[policy](capacity, watermark, seed)
+
+
+class Throughput:
+    """Rates since the last reading, for per-epoch logging."""
+
+    def __init__(self):
+        self.last_time = time.monotonic()
+        self.last_counts: dict[str, int] = {}
+
+    def rates(self, counts: dict[str, int]) -> dict[str, float]:
+        now = time.monotonic()
+        elapsed = max(now - self.last_time, 1e-9)
+        rates = {k: (v - self.last_counts.get(k, 0)) / elapsed for k, v in counts.items()}
+        self.last_time, self.last_counts = now, dict(counts)
+        return rates
