@@ -135,9 +135,9 @@ def test_online_training_logs_the_stream_and_resumes_it(train):
     for key in ("stream/generated_per_s", "stream/consumed_per_s", "stream/buffer_fill", "stream/uses_per_sample"):
         assert key in header
     assert {"test/rel_l2_17", "test/rel_l2_33"} <= set(json.loads((run / "test_metrics.json").read_text()))
-    first = torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)["OperatorDataModule"]["stream_counters"]
+    first = torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)["OperatorDataModule"]["stream_counters"][0]
     assert first[0] >= 2 * 4 * 8  # at least every sample trained on was counted
     _, resumed = train(*stream, "trainer.max_epochs=3", f"ckpt_path={run / 'checkpoints' / 'last.ckpt'}")
-    second = torch.load(resumed / "checkpoints" / "last.ckpt", weights_only=True)["OperatorDataModule"]["stream_counters"]
+    second = torch.load(resumed / "checkpoints" / "last.ckpt", weights_only=True)["OperatorDataModule"]["stream_counters"][0]
     # restarted from zero, the workers could lead training by at most the capacity and what is in flight
     assert second[0] >= first[0] + 4 * 8  # so this holds only because they started past the saved counters

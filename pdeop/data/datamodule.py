@@ -11,7 +11,7 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from pdeop.data.generation import DatasetSpec, generate
 from pdeop.data.normalise import fit_channel_normaliser
-from pdeop.data.sampling import EpochShuffleSampler
+from pdeop.data.sampling import EpochShuffleSampler, RankSlice
 from pdeop.data.store import DatasetFile, FieldSet
 from pdeop.data.stream import SolverStream, StreamBatches, StreamSettings, draw_and_solve
 from pdeop.data.stream.generator import NORMALISER_RANK
@@ -127,9 +127,17 @@ class OperatorDataModule(pl.LightningDataModule):
     def test_resolutions(self) -> list[int]:
         return list(self.test_sets)
 
+    def _ranks(self) -> tuple[int, int]:
+        """(rank, world size) of this process; (0, 1) outside a distributed run."""
+        if self.trainer is None:
+            return 0, 1
+        return self.trainer.global_rank, self.trainer.world_size
+
     def _loader(self, fields: FieldSet, batch_size: int, shuffle: bool) -> DataLoader:
         dataset = TensorDataset(torch.from_numpy(fields.inputs), torch.from_numpy(fields.outputs))
-        sampler = EpochShuffleSampler(len(dataset), self.shuffle_seed) if shuffle else None
+        rank, world = self._ranks()
+        sampler = (EpochShuffleSampler(len(dataset), self.shuffle_seed, rank, world) if shuffle
+                   else RankSlice(len(dataset), rank, world))
         return DataLoader(
             dataset, batch_size=batch_size, sampler=sampler, num_workers=self.num_workers,
             persistent_workers=self.num_workers > 0,
@@ -139,7 +147,7 @@ class OperatorDataModule(pl.LightningDataModule):
         if not self.online:
             return self._loader(self.splits["train"], self.batch_size, shuffle=True)
         if self.stream is None:  # started here, after a checkpoint has restored the counters
-            rank = self.trainer.global_rank if self.trainer is not None else 0
+            rank, _ = self._ranks()
             self.stream = SolverStream(self.spec.problem, self.spec.subsample, self.stream_settings,
                                        self.shuffle_seed, rank, self.stream_counters)
             self.stream.start()
@@ -147,15 +155,27 @@ class OperatorDataModule(pl.LightningDataModule):
         return DataLoader(batches, batch_size=None, num_workers=0)
 
     def state_dict(self) -> dict:
-        """The stream's next sample counter per worker (empty offline): a resumed run continues from there."""
+        """Each rank's next stream counter per worker (empty offline): a resumed run continues from there.
+
+        Lightning builds the checkpoint on every rank and writes rank 0's, so the counters of
+        all ranks are gathered here.
+        """
         if not self.online:
             return {}
         counters = self.stream.next_counters if self.stream is not None else self.stream_counters
-        return {"stream_counters": list(counters)} if counters is not None else {}
+        if counters is None:
+            return {}
+        local = torch.tensor(counters, dtype=torch.long)
+        _, world = self._ranks()
+        gathered = self.trainer.strategy.all_gather(local) if world > 1 else local[None]
+        return {"stream_counters": gathered.tolist()}
 
     def load_state_dict(self, state_dict: dict) -> None:
-        if self.online and "stream_counters" in state_dict:
-            self.stream_counters = list(state_dict["stream_counters"])
+        """Restore this rank's counters (a rank the checkpoint did not have starts its stream at zero)."""
+        rows = state_dict.get("stream_counters") if self.online else None
+        if rows:
+            rank, _ = self._ranks()
+            self.stream_counters = list(rows[rank]) if rank < len(rows) else None
 
     def teardown(self, stage: str) -> None:
         if self.stream is not None and stage == "fit":

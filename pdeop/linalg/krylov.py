@@ -44,27 +44,28 @@ def _orthogonalise(w: np.ndarray, basis: np.ndarray) -> tuple[np.ndarray, np.nda
 
 
 def arnoldi(op: Operator, v0: np.ndarray, steps: int, C: np.ndarray | None = None, stop_norm: float = 0.0):
-    """Arnoldi on ``(I - C C^T) op`` from ``v0``; returns ``V`` (n x p+1), ``Hbar`` (p+1 x p), ``B`` (k x p), ``p``.
+    """Arnoldi on ``(I - C C^T) op`` from ``v0``; returns ``W = [C V]`` (n x k+p+1), ``Hbar`` (p+1 x p), ``B`` (k x p), ``p``.
 
-    ``(I - C C^T) op V[:, :p] = V Hbar`` and ``C^T op V[:, :p] = B``. It stops early after step p
-    when the least-squares residual of a GMRES step with right-hand side ``||v0|| e1`` falls
-    below ``stop_norm`` or the space becomes invariant.
+    ``(I - C C^T) op V[:, :p] = V Hbar`` and ``C^T op V[:, :p] = B``. ``W`` is column-major and
+    each new vector is orthogonalised against all of it at once (two BLAS passes). It stops
+    early after step p when the least-squares residual of a GMRES step with right-hand side
+    ``||v0|| e1`` falls below ``stop_norm`` or the space becomes invariant.
     """
     n = v0.size
     k = 0 if C is None else C.shape[1]
     beta = np.linalg.norm(v0)
-    V = np.zeros((n, steps + 1))
+    W = np.empty((n, k + steps + 1), order="F")
+    if k:
+        W[:, :k] = C
     H = np.zeros((steps + 1, steps))
     B = np.zeros((k, steps))
-    V[:, 0] = v0 / beta
+    W[:, k] = v0 / beta
     givens: list[tuple[float, float]] = []
     g = np.zeros(steps + 1)
     g[0] = beta
     for j in range(steps):
-        w = op(V[:, j])
-        if k:
-            w, B[:, j] = _orthogonalise(w, C)
-        w, H[: j + 1, j] = _orthogonalise(w, V[:, : j + 1])
+        w, h = _orthogonalise(op(W[:, k + j]), W[:, : k + j + 1])
+        B[:, j], H[: j + 1, j] = h[:k], h[k:]
         H[j + 1, j] = np.linalg.norm(w)
         # progressive QR of Hbar (Givens rotations) gives the GMRES residual without solving
         column = H[: j + 2, j].copy()
@@ -76,10 +77,10 @@ def arnoldi(op: Operator, v0: np.ndarray, steps: int, C: np.ndarray | None = Non
         g[j], g[j + 1] = c * g[j], -s * g[j]
         breakdown = H[j + 1, j] <= 1e-14 * beta
         if not breakdown:
-            V[:, j + 1] = w / H[j + 1, j]
+            W[:, k + j + 1] = w / H[j + 1, j]
         if abs(g[j + 1]) <= stop_norm or breakdown:
-            return V[:, : j + 2], H[: j + 2, : j + 1], B[:, : j + 1], j + 1
-    return V, H, B, steps
+            return W[:, : k + j + 2], H[: j + 2, : j + 1], B[:, : j + 1], j + 1
+    return W, H, B, steps
 
 
 def _preconditioned(A, M) -> Operator:
@@ -176,7 +177,7 @@ class GCRODR:
             AU = np.column_stack([op(u) for u in self.U.T])
             matvecs += self.U.shape[1]
             Q, R = np.linalg.qr(AU)
-            C, U = Q, la.solve_triangular(R, self.U.T, trans="T").T  # U R^-1, so that op U = C
+            C, U = Q, self.U @ la.solve_triangular(R, np.eye(R.shape[0]))  # U R^-1, so that op U = C
             z += U @ (C.T @ r)
             r = r - C @ (C.T @ r)
         while np.linalg.norm(r) > target and iterations < self.max_iterations:
@@ -188,8 +189,9 @@ class GCRODR:
                     C, U = self._harmonic_ritz_from_gmres(V, H, k)
                 continue
             kk = C.shape[1]
-            V, H, Bm, p = arnoldi(op, r, min(m - kk, self.max_iterations - iterations), C=C, stop_norm=target)
+            W, H, Bm, p = arnoldi(op, r, min(m - kk, self.max_iterations - iterations), C=C, stop_norm=target)
             iterations += p
+            V = W[:, kk:]
             scale = 1.0 / np.linalg.norm(U, axis=0)
             U_scaled = U * scale
             G = np.zeros((kk + p + 1, kk + p))
@@ -199,20 +201,18 @@ class GCRODR:
             rhs = np.zeros(kk + p + 1)
             rhs[kk] = np.linalg.norm(r)
             y = la.lstsq(G, rhs)[0]
-            W_hat = np.hstack([U_scaled, V[:, :p]])
-            W = np.hstack([C, V])
-            z += W_hat @ y
+            z += U_scaled @ y[:kk] + V[:, :p] @ y[kk:]  # W_hat y with W_hat = [U_scaled, V_p]
             r = r - W @ (G @ y)
-            # new recycled space: harmonic Ritz vectors of the deflated operator over [U, V]
+            # new recycled space: harmonic Ritz vectors of the deflated operator over W_hat
             WtW_hat = np.zeros((kk + p + 1, kk + p))
-            WtW_hat[:kk, :kk] = C.T @ U_scaled
-            WtW_hat[kk:, :kk] = V.T @ U_scaled
+            WtW_hat[:, :kk] = W.T @ U_scaled
             WtW_hat[kk:, kk:] = np.eye(p + 1, p)
             values, vectors = la.eig(G.T @ G, G.T @ WtW_hat)
             P = _real_invariant_basis(vectors, values, min(k, kk + p - 1))
             Q, R = np.linalg.qr(G @ P)
             C = W @ Q
-            U = la.solve_triangular(R, (W_hat @ P).T, trans="T").T
+            P_over_R = la.solve_triangular(R, P.T, trans="T").T  # P R^-1, so that op U = C
+            U = U_scaled @ P_over_R[:kk] + V[:, :p] @ P_over_R[kk:]
         if U is not None:
             self.U = U
         return _finish(A, b, M, z, iterations, iterations + matvecs, self.tol)
@@ -228,7 +228,7 @@ class GCRODR:
         values, vectors = la.eig(square + H[p, p - 1] ** 2 * np.outer(f, e))
         P = _real_invariant_basis(vectors, values, k)
         Q, R = np.linalg.qr(H @ P)
-        return V @ Q, la.solve_triangular(R, (V[:, :p] @ P).T, trans="T").T
+        return V @ Q, V[:, :p] @ la.solve_triangular(R, P.T, trans="T").T
 
 
 def conjugate_gradient(A, b: np.ndarray, tol: float = 1e-8, max_iterations: int = 20000, M=None) -> KrylovResult:

@@ -23,8 +23,10 @@ class Throughput(pl.Callback):
 
     def on_train_epoch_end(self, trainer, pl_module) -> None:
         seconds = time.perf_counter() - self._start
-        pl_module.log("time/epoch_s", seconds)
-        pl_module.log("time/samples_per_s", self._samples / seconds if seconds > 0 else math.inf)
+        # over all ranks: the slowest rank's epoch time, the summed throughput
+        pl_module.log("time/epoch_s", seconds, sync_dist=True, reduce_fx="max")
+        pl_module.log("time/samples_per_s", self._samples / seconds if seconds > 0 else math.inf, sync_dist=True,
+                      reduce_fx="sum")
 
 
 class StreamMonitor(pl.Callback):
@@ -32,14 +34,38 @@ class StreamMonitor(pl.Callback):
 
     ``stream/generated_per_s`` and ``stream/consumed_per_s`` (samples, since the last epoch),
     ``stream/buffer_fill`` (fraction of capacity), ``stream/uses_per_sample`` (times a served
-    sample was served, on average) and ``stream/generated_total``.
+    sample was served, on average) and ``stream/generated_total``. Counts and rates are summed
+    over ranks, fill and reuse averaged.
     """
+
+    SUMMED = ("stream/generated_per_s", "stream/consumed_per_s", "stream/generated_total")
 
     def on_train_epoch_end(self, trainer, pl_module) -> None:
         stream = getattr(trainer.datamodule, "stream", None)
         if stream is not None:
             for name, value in stream.stats().items():
-                pl_module.log(name, value)
+                pl_module.log(name, value, sync_dist=True, reduce_fx="sum" if name in self.SUMMED else "mean")
+
+
+class RankConsistency(pl.Callback):
+    """In a distributed run, checks after the first optimiser step that every rank holds the same weights.
+
+    Gathers per-tensor checksums (sum and sum of squares, in float64) from all ranks, logs the
+    largest difference to rank 0 as ``ddp/weight_mismatch`` and stops with an error if it is
+    not zero: ranks that drift apart train different models while reporting one. No-op on one process.
+    """
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        if trainer.world_size < 2 or trainer.global_step != 1 or batch_idx != 0:
+            return
+        checksums = torch.stack([torch.stack([p.detach().double().sum(), p.detach().double().square().sum()])
+                                 for p in pl_module.parameters()])
+        gathered = trainer.strategy.all_gather(checksums)
+        mismatch = (gathered - gathered[0]).abs().max()
+        pl_module.log("ddp/weight_mismatch", mismatch, on_step=False, on_epoch=True, rank_zero_only=True)
+        if mismatch > 0:
+            raise RuntimeError(f"ranks hold different weights after the first step (largest checksum difference "
+                               f"{mismatch.item():.3e}); the distributed setup is broken")
 
 
 class NonFiniteLossGuard(pl.Callback):

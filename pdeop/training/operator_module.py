@@ -2,7 +2,7 @@
 
 The loss is computed on de-normalised outputs against the physical targets, as in FNO's
 training scripts; validation and test report the per-sample relative L2 error averaged over
-samples, the test once per stored resolution.
+samples (over all ranks' samples in a distributed run), the test once per stored resolution.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ import pytorch_lightning as pl
 import torch
 from neuralop.losses import LpLoss
 from torch import nn
+from torchmetrics import MeanMetric
 
 from pdeop.errors import ConfigError
 from pdeop.training.losses import TransformedRelativeL2
@@ -52,6 +53,9 @@ class OperatorModule(pl.LightningModule):
         self.output_normaliser = output_normaliser
         self.test_resolutions = list(test_resolutions or [])
         self.config = config
+        # sums and counts reduced across ranks: the same mean over samples as one process computes
+        self.val_error = MeanMetric()
+        self.test_errors = nn.ModuleList(MeanMetric() for _ in self.test_resolutions or [None])
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Map physical inputs to physical outputs."""
@@ -98,13 +102,15 @@ class OperatorModule(pl.LightningModule):
 
     def validation_step(self, batch, batch_idx):
         x, y = batch
-        self.log("val/rel_l2", self.relative_l2(self(x), y), prog_bar=True, batch_size=x.shape[0])
+        self.val_error.update(self.relative_l2(self(x), y), weight=x.shape[0])
+        self.log("val/rel_l2", self.val_error, prog_bar=True, batch_size=x.shape[0])
 
     def test_step(self, batch, batch_idx, dataloader_idx: int = 0):
         x, y = batch
         resolution = self.test_resolutions[dataloader_idx] if self.test_resolutions else x.shape[-1]
-        self.log(f"test/rel_l2_{resolution}", self.relative_l2(self(x), y), batch_size=x.shape[0],
-                 add_dataloader_idx=False)
+        metric = self.test_errors[dataloader_idx]
+        metric.update(self.relative_l2(self(x), y), weight=x.shape[0])
+        self.log(f"test/rel_l2_{resolution}", metric, batch_size=x.shape[0], add_dataloader_idx=False)
 
     def configure_optimizers(self):
         optimizer = self.optimizer_factory(self.parameters())

@@ -103,7 +103,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
     best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
     results = trainer.test(module, datamodule=datamodule, ckpt_path=best or None, verbose=True)
     metrics = {k: float(v) for result in results for k, v in result.items()}
-    metrics_path = output_dir / "test_metrics.json"
-    with atomic_path(metrics_path) as tmp:
-        tmp.write_text(json.dumps({"checkpoint": best, **metrics}, indent=2))
+    if trainer.is_global_zero:
+        with atomic_path(output_dir / "test_metrics.json") as tmp:
+            tmp.write_text(json.dumps({"checkpoint": best, **metrics}, indent=2))
     return metrics
