@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import typing
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +18,8 @@ from pdeop.data.store import atomic_path
 from pdeop.errors import ConfigError
 from pdeop.training.operator_module import OperatorModule
 
+log = logging.getLogger(__name__)
+
 
 @dataclass
 class RunSettings:
@@ -24,6 +27,7 @@ class RunSettings:
 
     seed: int
     ckpt_path: str | None
+    auto_resume: bool
     test_after_fit: bool
 
 
@@ -40,6 +44,22 @@ def check_settings(config: dict) -> None:
 def write_yaml(config: dict, path: Path) -> None:
     with atomic_path(path) as tmp:
         tmp.write_text(OmegaConf.to_yaml(OmegaConf.create(config)))
+
+
+def resume_path(cfg: DictConfig, output_dir: Path) -> str | None:
+    """The checkpoint to resume from: ``ckpt_path`` if given, else (``auto_resume``) the run directory's last one.
+
+    A run restarted in its own directory -- a SLURM job requeued after preemption, a crashed
+    job started again with the same ``hydra.run.dir`` -- continues from its last checkpoint
+    instead of from epoch 0.
+    """
+    if cfg.ckpt_path is not None:
+        return cfg.ckpt_path
+    last = output_dir / "checkpoints" / "last.ckpt"
+    if cfg.auto_resume and last.is_file():
+        log.info("resuming from %s (auto_resume)", last.resolve())
+        return str(last)
+    return None
 
 
 def build_module(cfg: DictConfig, datamodule, config: dict) -> OperatorModule:
@@ -97,7 +117,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
     module = build_module(cfg, datamodule, config)
     preflight(module, datamodule)
     trainer = build_trainer(cfg)
-    trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.ckpt_path)
+    trainer.fit(module, datamodule=datamodule, ckpt_path=resume_path(cfg, output_dir))
     if not cfg.test_after_fit:
         return {}
     best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
