@@ -41,8 +41,12 @@ def test_same_seed_repeats_and_resume_continues_exactly(train):
     _, part = train("trainer.max_epochs=1", "test_after_fit=false", *common, run_name="part")
     _, resumed = train("trainer.max_epochs=3", f"ckpt_path={part / 'checkpoints' / 'last.ckpt'}", *common,
                        run_name="resumed")
+    # a run started again in its own directory (a requeued job) resumes from its last checkpoint
+    train("trainer.max_epochs=1", "test_after_fit=false", *common, run_name="restarted")
+    result, restarted = train("trainer.max_epochs=3", *common, run_name="restarted")
+    assert "auto_resume" in result.stdout + result.stderr
     reference = load(full / "checkpoints" / "last.ckpt")
-    for other in (again, resumed):
+    for other in (again, resumed, restarted):
         state = load(other / "checkpoints" / "last.ckpt")
         assert state["epoch"] == reference["epoch"] == 2
         for key, tensor in reference["state_dict"].items():

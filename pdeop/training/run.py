@@ -57,7 +57,7 @@ def resume_path(cfg: DictConfig, output_dir: Path) -> str | None:
         return cfg.ckpt_path
     last = output_dir / "checkpoints" / "last.ckpt"
     if cfg.auto_resume and last.is_file():
-        log.info("resuming from %s (auto_resume)", last.resolve())
+        log.info("resuming from %s (auto_resume)", last)
         return str(last)
     return None
 

@@ -1,0 +1,86 @@
+"""SLURM launching against a real one-node cluster (slurm/local-cluster.sh): a Hydra sweep through
+the submitit launcher, and a job requeued mid-run that resumes from its checkpoint."""
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from conftest import ROOT, TINY_DATA
+
+pytestmark = pytest.mark.slow
+
+CLUSTER = ROOT / "slurm" / "local-cluster.sh"
+
+
+@pytest.fixture(scope="module")
+def slurm_env(tmp_path_factory):
+    """Start the local cluster (stopped again after the module's tests); skip where it cannot run."""
+    if os.geteuid() != 0:
+        pytest.skip("a local SLURM cluster needs root (apt-get, munged, slurmd)")
+    if shutil.which("slurmctld") is None and shutil.which("apt-get") is None:
+        pytest.skip("SLURM is not installed and apt-get is not available to install it")
+    state = tmp_path_factory.mktemp("slurm")
+    started = subprocess.run([str(CLUSTER), "start", str(state)], capture_output=True, text=True, timeout=900)
+    if started.returncode != 0:
+        pytest.skip(f"the local SLURM cluster did not start:\n{started.stderr[-2000:]}")
+    env = {**os.environ, "SLURM_CONF": str(state / "slurm.conf"), "WANDB_SILENT": "true",
+           "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}", "PDEOP_PYTHON": sys.executable}
+    yield env
+    subprocess.run([str(CLUSTER), "stop", str(state)], capture_output=True, timeout=120)
+
+
+def job_state(env, job_id: str) -> str:
+    out = subprocess.run(["scontrol", "show", "job", job_id], env=env, capture_output=True, text=True).stdout
+    match = re.search(r"JobState=(\w+)", out)
+    return match.group(1) if match else "GONE"
+
+
+def test_a_two_point_sweep_runs_as_two_slurm_jobs(slurm_env, tmp_path, data_dir):
+    env = {**slurm_env, "PDEOP_DATA_DIR": str(data_dir)}
+    sweep = tmp_path / "sweep"
+    cmd = [sys.executable, "train.py", "--multirun", "hydra/launcher=slurm", f"hydra.sweep.dir={sweep}",
+           "hydra.launcher.cpus_per_task=1", "hydra.launcher.timeout_min=20", *TINY_DATA,
+           "trainer.max_epochs=2", "trainer.enable_progress_bar=false", "optim.lr=1e-3,5e-4"]
+    result = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=1200)
+    assert result.returncode == 0, result.stderr[-3000:]
+    submitted = list((sweep / ".submitit").glob("*_[01]/*_submitted.pkl"))
+    assert len(submitted) == 2  # two array tasks of one SLURM job
+    for job, lr in ((sweep / "0", 1e-3), (sweep / "1", 5e-4)):
+        assert (job / "csv" / "metrics.csv").is_file() and (job / "test_metrics.json").is_file()
+        checkpoint = torch.load(job / "checkpoints" / "last.ckpt", weights_only=True)
+        assert checkpoint["epoch"] == 1 and checkpoint["pdeop_config"]["optim"]["lr"] == lr
+
+
+def test_a_requeued_job_resumes_from_its_last_checkpoint(slurm_env, tmp_path, data_dir):
+    env = {**slurm_env, "PDEOP_DATA_DIR": str(data_dir), "PDEOP_RUN_ROOT": str(tmp_path)}
+    log = tmp_path / "job.out"
+    submit = subprocess.run(
+        ["sbatch", "--parsable", f"--output={log}", "--job-name=requeue", "slurm/train.sbatch", *TINY_DATA,
+         "trainer.max_epochs=12", "trainer.enable_progress_bar=false", "test_after_fit=false"],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+    assert submit.returncode == 0, submit.stderr
+    job_id = submit.stdout.strip().split(";")[0]
+    run = tmp_path / f"requeue-{job_id}"
+    deadline = time.monotonic() + 600
+    while not (run / "checkpoints" / "last.ckpt").exists():  # some epochs done and checkpointed
+        assert time.monotonic() < deadline and job_state(env, job_id) in ("PENDING", "RUNNING"), log.read_text()
+        time.sleep(0.5)
+    time.sleep(2)
+    interrupted_at = torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)["epoch"]
+    assert interrupted_at < 11, "the job finished before it could be requeued; make it longer"
+    subprocess.run(["scontrol", "requeue", job_id], env=env, check=True, timeout=60)
+    while job_state(env, job_id) not in ("COMPLETED", "FAILED", "CANCELLED", "GONE"):
+        assert time.monotonic() < deadline, log.read_text()
+        time.sleep(1)
+    output = log.read_text()
+    assert job_state(env, job_id) in ("COMPLETED", "GONE"), output[-3000:]
+    assert "restart 1" in output
+    assert re.search(r"resuming from .*last\.ckpt \(auto_resume\)", output), output[-3000:]
+    assert torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)["epoch"] == 11
