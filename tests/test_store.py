@@ -120,3 +120,22 @@ def test_subsample_must_keep_the_boundary():
         tiny_spec(subsample=3)
     with pytest.raises(ConfigError, match="data.n_train"):
         tiny_spec(n_train=0)
+
+
+def test_train_subset_takes_the_first_stored_samples_and_keeps_val_and_test(tmp_path):
+    from pdeop.data import OperatorDataModule
+    from pdeop.errors import ConfigError
+
+    def module(**kwargs):
+        dm = OperatorDataModule(Darcy(resolution=17), 12, 4, 4, subsample=2, data_dir=str(tmp_path),
+                                generate_workers=1, **kwargs)
+        dm.prepare_data()
+        dm.setup("fit")
+        return dm
+
+    full, subset = module(), module(train_subset=5)
+    np.testing.assert_array_equal(subset.splits["train"].inputs, full.splits["train"].inputs[:5])
+    np.testing.assert_array_equal(subset.splits["val"].outputs, full.splits["val"].outputs)
+    assert len(list(subset.train_dataloader())) == 1  # 5 samples, batch 20
+    with pytest.raises(ConfigError, match="data.train_subset"):
+        module(train_subset=13)

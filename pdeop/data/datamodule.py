@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -27,6 +28,9 @@ class OperatorDataModule(pl.LightningDataModule):
     grid, nodes a side) describe the data for the model config, which reads them by
     interpolation; they are checked against the file. Training batches
     are shuffled from ``shuffle_seed`` and the epoch number, so a resumed run repeats exactly.
+
+    ``train_subset`` trains on the first samples of the stored training split only (learning
+    curves on one file, with validation and test unchanged).
 
     ``online=True`` trains on a stream instead (``stream`` settings): solver workers produce
     fresh samples while training runs, no training set is stored, validation and test are the
@@ -57,9 +61,13 @@ class OperatorDataModule(pl.LightningDataModule):
         shuffle_seed: int = 0,
         online: bool = False,
         stream: StreamSettings | None = None,
+        train_subset: int | None = None,
     ):
         super().__init__()
         self.online = online
+        if train_subset is not None and not 1 <= train_subset <= n_train:
+            raise ConfigError(f"data.train_subset: expected between 1 and n_train = {n_train}, got {train_subset}")
+        self.train_subset = train_subset
         self.stream_settings = stream or StreamSettings()
         self.spec = DatasetSpec(problem, n_train, n_val, n_test, subsample, tuple(test_subsamples), seed,
                                 store_train=not online)
@@ -100,6 +108,10 @@ class OperatorDataModule(pl.LightningDataModule):
         stored = DatasetFile(self.path)
         for split in ("val",) if self.online else ("train", "val"):
             self.splits[split] = stored.read(split)
+        if "train" in self.splits and self.train_subset is not None:
+            train = self.splits["train"]
+            self.splits["train"] = dataclasses.replace(train, inputs=train.inputs[: self.train_subset],
+                                                       outputs=train.outputs[: self.train_subset])
         self.test_sets = {res: stored.read("test", res) for res in stored.resolutions("test")}
         reference = self.splits["val" if self.online else "train"]
         checks = [("in_channels", reference.inputs.shape[1]), ("out_channels", reference.outputs.shape[1])]
