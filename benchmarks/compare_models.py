@@ -7,8 +7,8 @@ checkpoint's test relative L2 at every stored resolution.
 
     python benchmarks/compare_models.py --models fno t1 mgno "lsm model.patch_size=[3,3]" --epochs 20 [overrides...]
 
-A model entry may carry overrides of its own after its name (quoted, space-separated); the
-trailing overrides apply to every model. Offline against online training at equal steps:
+A model entry may carry overrides of its own after its name (quoted, space-separated), which
+win over ``--epochs`` and the trailing overrides that apply to every model. Offline against online training at equal steps:
 
     python benchmarks/compare_models.py --models fno "fno data.online=true" --epochs 40
 """
@@ -33,8 +33,9 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def run_model(entry: str, epochs: int, overrides: list[str], run_dir: Path) -> dict:
     model, *own = entry.split()
-    cmd = [sys.executable, "train.py", f"model={model}", *own, f"trainer.max_epochs={epochs}",
-           "trainer.enable_progress_bar=false", f"hydra.run.dir={run_dir}", *overrides]
+    # the entry's own overrides come last, so they win over --epochs and the shared overrides
+    cmd = [sys.executable, "train.py", f"model={model}", f"trainer.max_epochs={epochs}",
+           "trainer.enable_progress_bar=false", f"hydra.run.dir={run_dir}", *overrides, *own]
     start = time.perf_counter()
     with open(run_dir.with_suffix(".log"), "w") as log:
         proc = subprocess.Popen(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)

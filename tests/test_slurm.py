@@ -11,7 +11,6 @@ from pathlib import Path
 
 import pytest
 import torch
-
 from conftest import ROOT, TINY_DATA
 
 pytestmark = pytest.mark.slow

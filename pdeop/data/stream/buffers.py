@@ -23,7 +23,6 @@ buffers are thread-safe: one thread puts, the training loop gets.
 from __future__ import annotations
 
 import threading
-import time
 from collections import deque
 from typing import Any
 
@@ -170,18 +169,3 @@ def make_buffer(policy: str, capacity: int, watermark: int, seed: int = 0) -> Bu
     if policy not in classes:
         raise ConfigError(f"data.stream.buffer: expected one of {POLICIES}, got {policy!r}")
     return classes[policy](capacity, watermark, seed)
-
-
-class Throughput:
-    """Rates since the last reading, for per-epoch logging."""
-
-    def __init__(self):
-        self.last_time = time.monotonic()
-        self.last_counts: dict[str, int] = {}
-
-    def rates(self, counts: dict[str, int]) -> dict[str, float]:
-        now = time.monotonic()
-        elapsed = max(now - self.last_time, 1e-9)
-        rates = {k: (v - self.last_counts.get(k, 0)) / elapsed for k, v in counts.items()}
-        self.last_time, self.last_counts = now, dict(counts)
-        return rates

@@ -21,7 +21,7 @@ from multiprocessing import get_context
 import numpy as np
 
 from pdeop.data.blas import single_blas_thread
-from pdeop.data.stream.buffers import Buffer, Throughput, make_buffer
+from pdeop.data.stream.buffers import Buffer, make_buffer
 from pdeop.errors import ConfigError, PdeopError
 from pdeop.problems import Problem
 
@@ -57,6 +57,21 @@ class StreamSettings:
             if getattr(self, key) < 1:
                 raise ConfigError(f"data.stream.{key}: expected a positive integer, got {getattr(self, key)}")
         make_buffer(self.buffer, self.capacity, self.watermark)  # validates policy, capacity and watermark
+
+
+class Throughput:
+    """Rates since the last reading, for per-epoch logging."""
+
+    def __init__(self):
+        self.last_time = time.monotonic()
+        self.last_counts: dict[str, int] = {}
+
+    def rates(self, counts: dict[str, int]) -> dict[str, float]:
+        now = time.monotonic()
+        elapsed = max(now - self.last_time, 1e-9)
+        rates = {k: (v - self.last_counts.get(k, 0)) / elapsed for k, v in counts.items()}
+        self.last_time, self.last_counts = now, dict(counts)
+        return rates
 
 
 def sample_seed(seed: int, rank: int, worker: int, counter: int) -> np.random.SeedSequence:
