@@ -11,6 +11,7 @@ class Problem(Protocol):
     """A PDE with an input distribution and a numerical solver on a fine grid."""
 
     name: str
+    boundary: str  # "dirichlet" or "periodic": how models pad and how derivatives are taken at the edge
     input_names: tuple[str, ...]
     output_names: tuple[str, ...]
 

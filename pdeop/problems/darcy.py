@@ -100,6 +100,7 @@ class Darcy:
     linear_solver: LinearSolver = field(default_factory=LinearSolver)
 
     name = "darcy"
+    boundary = "dirichlet"
     input_names = ("a",)
     output_names = ("u",)
 

@@ -1,0 +1,65 @@
+"""evaluate.py and checkpoint loading: the test metric reproduced, unsafe or foreign checkpoints refused."""
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from conftest import ROOT
+from pdeop.evaluation import CheckpointError, module_from_checkpoint
+
+
+def run_evaluate(*overrides, data_dir, out_dir):
+    env = {**os.environ, "PDEOP_DATA_DIR": str(data_dir)}
+    return subprocess.run([sys.executable, "evaluate.py", f"hydra.run.dir={out_dir}", *overrides], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=300)
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory, data_dir):
+    from conftest import TINY_DATA, run_entry
+
+    run = tmp_path_factory.mktemp("trained")
+    run_entry(["train.py"], [*TINY_DATA, "trainer.max_epochs=2"], run, data_dir)
+    return run
+
+
+@pytest.mark.slow
+def test_evaluate_reproduces_the_test_metric_at_every_resolution(trained, data_dir, tmp_path):
+    tested = json.loads((trained / "test_metrics.json").read_text())
+    result = run_evaluate(f"ckpt={tested['checkpoint']}", data_dir=data_dir, out_dir=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "| 17 | 16 |" in result.stdout and "| 33 | 16 |" in result.stdout
+    evaluation = json.loads((tmp_path / "evaluation.json").read_text())["results"]
+    for resolution in ("17", "33"):
+        stats = evaluation[resolution]
+        assert abs(stats["rel_l2"]["mean"] - tested[f"test/rel_l2_{resolution}"]) < 1e-5
+        assert stats["rel_l2"]["median"] <= stats["rel_l2"]["worst"] and stats["rel_h1"]["mean"] > 0
+        assert stats["samples"] == 16
+
+
+@pytest.mark.slow
+def test_unsafe_and_foreign_checkpoints_are_refused(trained, data_dir, tmp_path):
+    unsafe = tmp_path / "unsafe.ckpt"
+    torch.save({"state_dict": {}, "pdeop_config": argparse.Namespace(model="x")}, unsafe)
+    result = run_evaluate(f"ckpt={unsafe}", data_dir=data_dir, out_dir=tmp_path)
+    assert result.returncode == 2 and "needs arbitrary unpickling" in result.stderr and "Traceback" not in result.stderr
+
+    foreign = tmp_path / "foreign.ckpt"
+    torch.save({"weights": torch.zeros(2)}, foreign)
+    with pytest.raises(CheckpointError, match="not a pdeop checkpoint"):
+        module_from_checkpoint(foreign)
+
+    checkpoint = torch.load(trained / "checkpoints" / "last.ckpt", weights_only=True)
+    checkpoint["pdeop_config"]["model"]["hidden_channels"] = 16  # the checkpoint was trained with 32
+    other = tmp_path / "other.ckpt"
+    torch.save(checkpoint, other)
+    with pytest.raises(CheckpointError, match=r"shape mismatch: model\.fno_blocks.* \(32, 32") as error:
+        module_from_checkpoint(other)
+    assert "does not fit the model" in str(error.value)
+    with pytest.raises(CheckpointError, match="does not exist"):
+        module_from_checkpoint(tmp_path / "nope.ckpt")
