@@ -40,6 +40,37 @@ def test_evaluate_reproduces_the_test_metric_at_every_resolution(trained, data_d
         assert abs(stats["rel_l2"]["mean"] - tested[f"test/rel_l2_{resolution}"]) < 1e-5
         assert stats["rel_l2"]["median"] <= stats["rel_l2"]["worst"] and stats["rel_h1"]["mean"] > 0
         assert stats["samples"] == 16
+    assert (tmp_path / "error_by_resolution.png").stat().st_size > 1000
+
+
+@pytest.mark.slow
+def test_predict_writes_labelled_netcdf_and_pictures(trained, data_dir, tmp_path):
+    import numpy as np
+    import xarray as xr
+
+    checkpoint = trained / "checkpoints" / "last.ckpt"
+    env = {**os.environ, "PDEOP_DATA_DIR": str(data_dir)}
+    result = subprocess.run([sys.executable, "predict.py", f"ckpt={checkpoint}", f"hydra.run.dir={tmp_path}",
+                             "resolution=17", "chunk=5", "plot_samples=[0,3]"],
+                            cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    with xr.open_dataset(tmp_path / "predictions.nc") as predictions:
+        assert dict(predictions.sizes) == {"sample": 16, "x": 17, "y": 17}  # written in 4 chunks of up to 5
+        assert set(predictions.data_vars) == {"input_a", "target_u", "prediction_u", "error_u"}
+        np.testing.assert_allclose(predictions.x.values, np.linspace(0, 1, 17))
+        assert predictions.attrs["model"] == "neuralop.models.FNO" and predictions.attrs["resolution"] == 17
+        assert len(predictions.attrs["checkpoint_sha256"]) == 64
+        assert json.loads(predictions.attrs["dataset_params"])["n_test"] == 16
+        module, _ = module_from_checkpoint(checkpoint)
+        with torch.no_grad():
+            expected = module(torch.from_numpy(predictions.input_a.values[:, None]))[:, 0].numpy()
+        np.testing.assert_allclose(predictions.prediction_u.values, expected, rtol=1e-5, atol=1e-7)
+        np.testing.assert_allclose(predictions.error_u.values,
+                                   predictions.prediction_u.values - predictions.target_u.values, atol=1e-7)
+    assert all((tmp_path / f"sample_{i}.png").stat().st_size > 5000 for i in (0, 3))
+    bad = subprocess.run([sys.executable, "predict.py", f"ckpt={checkpoint}", f"hydra.run.dir={tmp_path}",
+                          "resolution=20"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert bad.returncode == 2 and "resolution" in bad.stderr and "[17, 33]" in bad.stderr
 
 
 @pytest.mark.slow

@@ -1,10 +1,11 @@
-"""Evaluate a checkpoint on a dataset's stored split at every resolution; print a table, write JSON."""
+"""Evaluate a checkpoint on a dataset's stored split at every resolution, or write its predictions and pictures."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
+import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
@@ -13,6 +14,8 @@ from pdeop.data.store import DatasetFile, atomic_path
 from pdeop.errors import ConfigError
 from pdeop.evaluation.checkpoint import module_from_checkpoint
 from pdeop.evaluation.metrics import evaluate_fields
+from pdeop.evaluation.plots import plot_error_by_resolution, plot_sample
+from pdeop.evaluation.predict import file_sha256, write_predictions
 
 
 def table(results: dict) -> str:
@@ -25,8 +28,11 @@ def table(results: dict) -> str:
     return "\n".join(lines)
 
 
-def evaluate(cfg: DictConfig) -> dict:
-    """Evaluate ``cfg.ckpt`` on ``cfg.data`` (or the checkpoint's data config); returns the per-resolution results."""
+def open_run(cfg: DictConfig):
+    """The trained module, its run config, the dataset's data module and stored file (generated if missing).
+
+    ``cfg.data`` chooses the dataset; without it, the checkpoint's own data config is used.
+    """
     if cfg.split not in ("test", "val"):
         raise ConfigError(f"split: expected 'test' or 'val', got {cfg.split!r}")
     module, trained_config = module_from_checkpoint(cfg.ckpt)
@@ -38,7 +44,15 @@ def evaluate(cfg: DictConfig) -> dict:
     check_config(data_config, "data")
     datamodule = instantiate(data_config)
     datamodule.prepare_data()
-    stored = DatasetFile(datamodule.path)
+    return module, trained_config, datamodule, DatasetFile(datamodule.path)
+
+
+def evaluate(cfg: DictConfig) -> dict:
+    """Evaluate ``cfg.ckpt`` at every stored resolution; returns the per-resolution results.
+
+    Writes ``cfg.out`` (JSON) and, beside it, ``error_by_resolution.png``.
+    """
+    module, _, datamodule, stored = open_run(cfg)
     periodic = getattr(datamodule.spec.problem, "boundary", "dirichlet") == "periodic"
     results = {res: evaluate_fields(module, stored.read(cfg.split, res), periodic)
                for res in stored.resolutions(cfg.split)}
@@ -48,4 +62,33 @@ def evaluate(cfg: DictConfig) -> dict:
     with atomic_path(out) as tmp:
         tmp.write_text(json.dumps({"checkpoint": str(cfg.ckpt), "data": str(datamodule.path), "split": cfg.split,
                                    "results": {str(k): v for k, v in results.items()}}, indent=2))
+    plot_error_by_resolution({res: r["rel_l2"]["mean"] for res, r in results.items()},
+                             out.parent / "error_by_resolution.png")
     return results
+
+
+def predict(cfg: DictConfig) -> Path:
+    """Write the predictions of ``cfg.ckpt`` on one stored grid to ``cfg.out`` (NetCDF) and plot chosen samples."""
+    module, trained_config, datamodule, stored = open_run(cfg)
+    resolutions = stored.resolutions(cfg.split)
+    resolution = cfg.resolution if cfg.resolution is not None else resolutions[-1]
+    if resolution not in resolutions:
+        raise ConfigError(f"resolution: the {cfg.split} split of '{stored.path}' is stored at {resolutions}, "
+                          f"not {resolution}")
+    fields = stored.read(cfg.split, resolution)
+    bad = [i for i in cfg.plot_samples if not 0 <= i < len(fields.inputs)]
+    if bad:
+        raise ConfigError(f"plot_samples: {bad} outside the {len(fields.inputs)} samples of the {cfg.split} split")
+    attrs = {"model": trained_config["model"]["_target_"], "checkpoint": str(cfg.ckpt),
+             "checkpoint_sha256": file_sha256(cfg.ckpt), "dataset": str(stored.path),
+             "dataset_params": stored.attrs.params, "split": cfg.split, "resolution": int(resolution)}
+    out = write_predictions(module, fields, cfg.out, list(stored.attrs.input_names), list(stored.attrs.output_names),
+                            attrs, chunk=cfg.chunk)
+    with torch.no_grad():
+        chosen = list(cfg.plot_samples)
+        predictions = module(torch.from_numpy(fields.inputs[chosen])).numpy() if chosen else []
+    for i, prediction in zip(chosen, predictions):
+        plot_sample(fields.inputs[i, 0], fields.outputs[i, 0], prediction[0], out.parent / f"sample_{i}.png",
+                    title=f"{cfg.split} sample {i} at {resolution}x{resolution}")
+    print(f"predictions of {len(fields.inputs)} samples at {resolution}x{resolution}: {out}")
+    return out

@@ -1,0 +1,54 @@
+"""Pictures people would rather look at than read: one sample's fields, and error against resolution."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only; no display needed on clusters
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+
+def plot_sample(inputs: np.ndarray, target: np.ndarray, prediction: np.ndarray, path: str | Path,
+                title: str = "") -> Path:
+    """Input, target, prediction and error of one 2D sample (first channel of each), with colour bars.
+
+    Target and prediction share one colour scale, so a difference in colour is a difference in value;
+    the error has a symmetric scale around zero.
+    """
+    error = prediction - target
+    low, high = min(target.min(), prediction.min()), max(target.max(), prediction.max())
+    bound = float(np.abs(error).max()) or 1.0
+    figure, axes = plt.subplots(1, 4, figsize=(16, 3.8), constrained_layout=True)
+    panels = [("input", inputs, {"cmap": "viridis"}),
+              ("target", target, {"cmap": "magma", "vmin": low, "vmax": high}),
+              ("prediction", prediction, {"cmap": "magma", "vmin": low, "vmax": high}),
+              ("prediction - target", error, {"cmap": "RdBu_r", "vmin": -bound, "vmax": bound})]
+    for axis, (name, field, style) in zip(axes, panels):
+        image = axis.imshow(field.T, origin="lower", extent=(0, 1, 0, 1), **style)
+        axis.set_title(name)
+        figure.colorbar(image, ax=axis, shrink=0.85)
+    if title:
+        figure.suptitle(title)
+    path = Path(path)
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
+    return path
+
+
+def plot_error_by_resolution(errors: dict[int, float], path: str | Path, label: str = "rel. L2") -> Path:
+    """Mean test error against grid size (nodes a side)."""
+    resolutions = sorted(errors)
+    figure, axis = plt.subplots(figsize=(5, 3.5), constrained_layout=True)
+    axis.plot(resolutions, [errors[r] for r in resolutions], marker="o")
+    axis.set_xlabel("grid size (nodes a side)")
+    axis.set_ylabel(f"mean {label} error")
+    axis.set_xticks(resolutions)
+    axis.grid(alpha=0.3)
+    path = Path(path)
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
+    return path
