@@ -113,7 +113,7 @@ class OperatorDataModule(pl.LightningDataModule):
             self.splits["train"] = dataclasses.replace(train, inputs=train.inputs[: self.train_subset],
                                                        outputs=train.outputs[: self.train_subset])
         self.test_sets = {res: stored.read("test", res) for res in stored.resolutions("test")}
-        reference = self.splits["val" if self.online else "train"]
+        reference = self.reference_fields
         checks = [("in_channels", reference.inputs.shape[1]), ("out_channels", reference.outputs.shape[1])]
         if self.grid_size is not None:
             checks.append(("grid_size", reference.inputs.shape[-1]))
@@ -130,10 +130,14 @@ class OperatorDataModule(pl.LightningDataModule):
         return draw_and_solve(self.spec.problem, self.spec.subsample, self.shuffle_seed, NORMALISER_RANK, 0, range(n))
 
     @property
+    def reference_fields(self) -> FieldSet:
+        """Stored fields on the training grid: the training split, or validation when training is online."""
+        return self.splits["val" if self.online else "train"]
+
+    @property
     def preflight_inputs(self) -> list[np.ndarray]:
         """One input per stored grid (and the training grid), for the model's pre-flight pass."""
-        first = self.splits["val"] if self.online else self.splits["train"]
-        return [first.inputs[:1], *(fields.inputs[:1] for fields in self.test_sets.values())]
+        return [self.reference_fields.inputs[:1], *(fields.inputs[:1] for fields in self.test_sets.values())]
 
     @property
     def test_resolutions(self) -> list[int]:

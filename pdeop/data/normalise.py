@@ -22,5 +22,10 @@ def fit_channel_normaliser(data: torch.Tensor) -> UnitGaussianNormalizer:
     wide = data.to(torch.float64)
     mean = wide.mean(dim=reduce, keepdim=True)
     std = wide.std(dim=reduce, keepdim=True)
-    return UnitGaussianNormalizer(mean=mean.to(data.dtype), std=std.to(data.dtype), dim=reduce)
+    return channel_normaliser(mean.to(data.dtype), std.to(data.dtype))
+
+
+def channel_normaliser(mean: torch.Tensor, std: torch.Tensor) -> UnitGaussianNormalizer:
+    """The normaliser for given per-channel statistics shaped ``[1, channels, 1, ...]`` (fitted, or from a checkpoint)."""
+    return UnitGaussianNormalizer(mean=mean, std=std, dim=[0, *range(2, mean.ndim)])
 

@@ -12,10 +12,10 @@ from pathlib import Path
 
 import torch
 from hydra.utils import instantiate
-from neuralop.data.transforms.normalizers import UnitGaussianNormalizer
 from omegaconf import OmegaConf
 from torch import nn
 
+from pdeop.data.normalise import channel_normaliser
 from pdeop.errors import PdeopError
 from pdeop.training.operator_module import OperatorModule
 
@@ -58,11 +58,6 @@ def load_weights(module: nn.Module, state_dict: dict[str, torch.Tensor], source:
     module.load_state_dict(state_dict)
 
 
-def _normaliser(state: dict[str, torch.Tensor], prefix: str) -> UnitGaussianNormalizer:
-    mean, std = state[f"{prefix}.mean"], state[f"{prefix}.std"]
-    return UnitGaussianNormalizer(mean=mean, std=std, dim=[0, *range(2, mean.ndim)])
-
-
 def module_from_checkpoint(path: str | Path) -> tuple[OperatorModule, dict]:
     """The trained ``OperatorModule`` (eval mode, CPU) and the run config it was trained with."""
     checkpoint = load_checkpoint(path)
@@ -73,8 +68,8 @@ def module_from_checkpoint(path: str | Path) -> tuple[OperatorModule, dict]:
         model=instantiate(cfg.model, _convert_="all"),
         loss=instantiate(cfg.loss),
         optimizer=instantiate(cfg.optim),
-        input_normaliser=_normaliser(state, "input_normaliser"),
-        output_normaliser=_normaliser(state, "output_normaliser"),
+        input_normaliser=channel_normaliser(state["input_normaliser.mean"], state["input_normaliser.std"]),
+        output_normaliser=channel_normaliser(state["output_normaliser.mean"], state["output_normaliser.std"]),
         config=config,
     )
     load_weights(module, state, str(path))

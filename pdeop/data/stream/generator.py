@@ -21,6 +21,7 @@ from multiprocessing import get_context
 import numpy as np
 
 from pdeop.data.blas import single_blas_thread
+from pdeop.data.generation import subsample_grid
 from pdeop.data.stream.buffers import Buffer, make_buffer
 from pdeop.errors import ConfigError, PdeopError
 from pdeop.problems import Problem
@@ -85,8 +86,8 @@ def draw_and_solve(problem: Problem, subsample: int, seed: int, rank: int, worke
     inputs = np.concatenate([problem.sample_inputs(1, np.random.default_rng(sample_seed(seed, rank, worker, c)))
                              for c in counters])
     outputs = problem.solve(inputs)
-    grid = (slice(None), slice(None)) + (slice(None, None, subsample),) * (inputs.ndim - 2)
-    return inputs[grid].astype(np.float32), outputs[grid].astype(np.float32)
+    return (subsample_grid(inputs, subsample).astype(np.float32),
+            subsample_grid(outputs, subsample).astype(np.float32))
 
 
 def _work(problem: Problem, subsample: int, seed: int, rank: int, worker: int, start: int, per_solve: int,
