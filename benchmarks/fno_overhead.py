@@ -27,6 +27,7 @@ from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
+from pdeop.pretrained.build import model_from_config
 from pdeop.training.operator_module import OperatorModule
 from pdeop.training.run import build_module, build_trainer
 
@@ -36,7 +37,7 @@ CONF = Path(__file__).resolve().parents[1] / "conf"
 def plain_loop(cfg: DictConfig, datamodule, device: torch.device) -> dict:
     """A hand-written loop doing what the framework does, with nothing else."""
     torch.manual_seed(cfg.seed)
-    model = instantiate(cfg.model, _convert_="all").to(device)
+    model = model_from_config(OmegaConf.to_container(cfg.model, resolve=True)).to(device)
     optimizer = instantiate(cfg.optim)(model.parameters())
     scheduler = instantiate(cfg.scheduler.fn)(optimizer)
     loss_fn = instantiate(cfg.loss)

@@ -20,6 +20,10 @@ from pdeop.errors import ConfigError
 
 HYDRA_KEYS = {"_target_", "_partial_", "_convert_", "_recursive_", "_args_"}
 
+# Keys of the `model` node that direct training (start from these weights, freeze these
+# parameters) rather than configure the network's constructor; checked here by type.
+FINETUNE_KEYS = {"pretrained": str | None, "freeze": list[str]}
+
 
 def subsampled_size(nodes: int, factor: int) -> int:
     """Nodes a side after taking every ``factor``-th of ``nodes`` (boundaries kept): 421, 5 -> 85."""
@@ -96,7 +100,11 @@ def check_node(node: dict, path: str) -> None:
     signature, hints = _signature(target)
     params = signature.parameters
     takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
-    given = {k: v for k, v in node.items() if k not in HYDRA_KEYS}
+    directives = FINETUNE_KEYS if path == "model" else {}
+    for key, expected in directives.items():
+        if key in node and not matches(node[key], expected):
+            raise ConfigError(f"{where}.{key}: expected {describe(expected)}, got {node[key]!r}")
+    given = {k: v for k, v in node.items() if k not in HYDRA_KEYS and k not in directives}
     if not takes_any:
         valid = [n for n, p in params.items() if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD) and n != "self"]
         for key in given:

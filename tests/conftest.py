@@ -28,8 +28,8 @@ def run_entry(script: list[str], overrides: list[str], run_dir: Path, data_dir: 
               timeout: int = 300) -> subprocess.CompletedProcess:
     """Run ``python <script> <overrides>`` in a subprocess with its own run and data folders."""
     env = {**os.environ, "PDEOP_DATA_DIR": str(data_dir), "WANDB_SILENT": "true"}
-    cmd = [sys.executable, *script, f"hydra.run.dir={run_dir}", "trainer.enable_progress_bar=false",
-           *overrides]
+    quiet = ["trainer.enable_progress_bar=false"] if script == ["train.py"] else []
+    cmd = [sys.executable, *script, f"hydra.run.dir={run_dir}", *quiet, *overrides]
     result = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)
     if check and result.returncode != 0:
         raise AssertionError(f"{' '.join(cmd)} failed ({result.returncode}):\n{result.stdout[-3000:]}\n{result.stderr[-5000:]}")
@@ -51,3 +51,11 @@ def train(data_dir, tmp_path):
         return result, run_dir
 
     return _train
+
+
+@pytest.fixture(scope="session")
+def trained(tmp_path_factory, data_dir) -> Path:
+    """A run directory of FNO trained 2 epochs on the tiny dataset (checkpoints, test_metrics.json)."""
+    run = tmp_path_factory.mktemp("trained")
+    run_entry(["train.py"], [*TINY_DATA, "trainer.max_epochs=2"], run, data_dir)
+    return run

@@ -10,22 +10,13 @@ import pytest
 import torch
 
 from conftest import ROOT
-from pdeop.evaluation import CheckpointError, module_from_checkpoint
+from pdeop.pretrained import CheckpointError, load_pretrained
 
 
 def run_evaluate(*overrides, data_dir, out_dir):
     env = {**os.environ, "PDEOP_DATA_DIR": str(data_dir)}
     return subprocess.run([sys.executable, "evaluate.py", f"hydra.run.dir={out_dir}", *overrides], cwd=ROOT, env=env,
                           capture_output=True, text=True, timeout=300)
-
-
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory, data_dir):
-    from conftest import TINY_DATA, run_entry
-
-    run = tmp_path_factory.mktemp("trained")
-    run_entry(["train.py"], [*TINY_DATA, "trainer.max_epochs=2"], run, data_dir)
-    return run
 
 
 @pytest.mark.slow
@@ -61,7 +52,7 @@ def test_predict_writes_labelled_netcdf_and_pictures(trained, data_dir, tmp_path
         assert predictions.attrs["model"] == "neuralop.models.FNO" and predictions.attrs["resolution"] == 17
         assert len(predictions.attrs["checkpoint_sha256"]) == 64
         assert json.loads(predictions.attrs["dataset_params"])["n_test"] == 16
-        module, _ = module_from_checkpoint(checkpoint)
+        module = load_pretrained(checkpoint)
         with torch.no_grad():
             expected = module(torch.from_numpy(predictions.input_a.values[:, None]))[:, 0].numpy()
         np.testing.assert_allclose(predictions.prediction_u.values, expected, rtol=1e-5, atol=1e-7)
@@ -83,14 +74,15 @@ def test_unsafe_and_foreign_checkpoints_are_refused(trained, data_dir, tmp_path)
     foreign = tmp_path / "foreign.ckpt"
     torch.save({"weights": torch.zeros(2)}, foreign)
     with pytest.raises(CheckpointError, match="not a pdeop checkpoint"):
-        module_from_checkpoint(foreign)
+        load_pretrained(foreign)
 
     checkpoint = torch.load(trained / "checkpoints" / "last.ckpt", weights_only=True)
     checkpoint["pdeop_config"]["model"]["hidden_channels"] = 16  # the checkpoint was trained with 32
     other = tmp_path / "other.ckpt"
     torch.save(checkpoint, other)
     with pytest.raises(CheckpointError, match=r"shape mismatch: model\.fno_blocks.* \(32, 32") as error:
-        module_from_checkpoint(other)
+        load_pretrained(other)
     assert "does not fit the model" in str(error.value)
-    with pytest.raises(CheckpointError, match="does not exist"):
-        module_from_checkpoint(tmp_path / "nope.ckpt")
+    with pytest.raises(CheckpointError, match="nope.ckpt' is neither a checkpoint file, a bundle directory nor a "
+                                              "registered name"):
+        load_pretrained(tmp_path / "nope.ckpt")

@@ -70,6 +70,27 @@ def test_other_loggers_write_offline(train, logger, produced):
         assert list((run / "wandb").glob("offline-run-*"))
 
 
+@pytest.mark.parametrize("logger", ["tensorboard", "wandb"])
+def test_test_pictures_go_to_the_run_directory_and_the_logger(train, logger):
+    _, run = train(f"logger={logger}", "trainer.max_epochs=1", "model.hidden_channels=8",
+                   "callbacks.prediction_plots.samples=2")
+    pictures = sorted(p.name for p in (run / "plots").iterdir())
+    assert pictures == ["error_by_resolution.png", "test_sample_0_17.png", "test_sample_1_17.png"]
+    assert all((run / "plots" / name).stat().st_size > 5000 for name in pictures)
+    if logger == "tensorboard":
+        from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+        events = EventAccumulator(str(next((run / "tensorboard").rglob("events.out.tfevents.*")).parent),
+                                  size_guidance={"images": 0})
+        events.Reload()
+        assert {"test/sample_0", "test/sample_1", "test/error_by_resolution"} <= set(events.Tags()["images"])
+        image = events.Images("test/sample_0")[0]
+        assert image.width > 500 and image.height > 100
+    else:
+        logged = list((run / "wandb").rglob("media/images/test/sample_0_*.png"))
+        assert logged and logged[0].stat().st_size > 5000
+
+
 def test_onecycle_and_h1_options_train(train):
     _, run = train("scheduler=onecycle", "loss=h1", "optim=adamw", "trainer.max_epochs=2", "test_after_fit=false",
                    "model.hidden_channels=8")

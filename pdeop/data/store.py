@@ -14,6 +14,7 @@ complete, so an interrupted write never leaves a file that looks finished.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import tempfile
@@ -26,6 +27,9 @@ import h5py
 import numpy as np
 
 from pdeop.errors import DataFileError
+
+UMASK = os.umask(0o022)  # read once (os.umask only reports it by setting it), then restored
+os.umask(UMASK)
 
 FORMAT_VERSION = 1
 SPLITS = ("train", "val", "test")
@@ -85,11 +89,21 @@ def atomic_path(path: Path) -> Iterator[Path]:
     fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
     tmp = Path(tmp_name)
+    tmp.chmod(0o666 & ~UMASK)  # mkstemp's 0600 would hide shared datasets from a cluster group
     try:
         yield tmp
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def file_sha256(path: str | Path) -> str:
+    """Hex SHA-256 of a file's bytes, read in 1 MiB blocks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 class DatasetWriter:

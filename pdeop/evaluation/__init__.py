@@ -1,7 +1,5 @@
-"""Using trained runs: load a checkpoint safely, evaluate it on any stored dataset and resolution."""
+"""Using trained runs: evaluate on any stored dataset and resolution, predict to NetCDF, plot."""
 
-from pdeop.evaluation.checkpoint import CheckpointError, load_checkpoint, load_weights, module_from_checkpoint
 from pdeop.evaluation.metrics import evaluate_fields, per_sample_errors
 
-__all__ = ["CheckpointError", "evaluate_fields", "load_checkpoint", "load_weights", "module_from_checkpoint",
-           "per_sample_errors"]
+__all__ = ["evaluate_fields", "per_sample_errors"]

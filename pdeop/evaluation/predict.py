@@ -9,7 +9,6 @@ prediction sets never sit in memory, and atomically, so an interrupted run leave
 
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 
@@ -20,14 +19,6 @@ import torch
 import pdeop
 from pdeop.data.store import FieldSet, atomic_path
 from pdeop.training.operator_module import OperatorModule
-
-
-def file_sha256(path: str | Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def write_predictions(module: OperatorModule, fields: FieldSet, out: str | Path, input_names: list[str],

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 from pathlib import Path
 
@@ -12,10 +13,11 @@ from omegaconf import DictConfig, OmegaConf
 from pdeop.config import check_config
 from pdeop.data.store import DatasetFile, atomic_path
 from pdeop.errors import ConfigError
-from pdeop.evaluation.checkpoint import module_from_checkpoint
 from pdeop.evaluation.metrics import evaluate_fields
 from pdeop.evaluation.plots import plot_error_by_resolution, plot_sample
-from pdeop.evaluation.predict import file_sha256, write_predictions
+from pdeop.evaluation.predict import write_predictions
+from pdeop.pretrained.build import check_targets
+from pdeop.pretrained.load import load_source, resolve
 
 
 def table(results: dict) -> str:
@@ -29,22 +31,25 @@ def table(results: dict) -> str:
 
 
 def open_run(cfg: DictConfig):
-    """The trained module, its run config, the dataset's data module and stored file (generated if missing).
+    """The trained module, where it came from, the dataset's data module and stored file (generated if missing).
 
-    ``cfg.data`` chooses the dataset; without it, the checkpoint's own data config is used.
+    ``cfg.ckpt`` is a checkpoint, bundle directory or registered name; ``cfg.data`` chooses the
+    dataset, and without it the model's own data config is used.
     """
     if cfg.split not in ("test", "val"):
         raise ConfigError(f"split: expected 'test' or 'val', got {cfg.split!r}")
-    module, trained_config = module_from_checkpoint(cfg.ckpt)
+    source = resolve(cfg.ckpt)
+    module = load_source(source)
     if cfg.get("data") is not None:
         data_config = OmegaConf.to_container(cfg.data, resolve=True)
     else:
-        data_config = trained_config["data"]
+        check_targets(module.config, "data", source.ref)
+        data_config = copy.deepcopy(module.config["data"])
         data_config["data_dir"] = cfg.paths.data_dir  # the data may live elsewhere than where it was trained
     check_config(data_config, "data")
     datamodule = instantiate(data_config)
     datamodule.prepare_data()
-    return module, trained_config, datamodule, DatasetFile(datamodule.path)
+    return module, source, datamodule, DatasetFile(datamodule.path)
 
 
 def evaluate(cfg: DictConfig) -> dict:
@@ -69,7 +74,7 @@ def evaluate(cfg: DictConfig) -> dict:
 
 def predict(cfg: DictConfig) -> Path:
     """Write the predictions of ``cfg.ckpt`` on one stored grid to ``cfg.out`` (NetCDF) and plot chosen samples."""
-    module, trained_config, datamodule, stored = open_run(cfg)
+    module, source, datamodule, stored = open_run(cfg)
     resolutions = stored.resolutions(cfg.split)
     resolution = cfg.resolution if cfg.resolution is not None else resolutions[-1]
     if resolution not in resolutions:
@@ -79,8 +84,8 @@ def predict(cfg: DictConfig) -> Path:
     bad = [i for i in cfg.plot_samples if not 0 <= i < len(fields.inputs)]
     if bad:
         raise ConfigError(f"plot_samples: {bad} outside the {len(fields.inputs)} samples of the {cfg.split} split")
-    attrs = {"model": trained_config["model"]["_target_"], "checkpoint": str(cfg.ckpt),
-             "checkpoint_sha256": file_sha256(cfg.ckpt), "dataset": str(stored.path),
+    attrs = {"model": module.config["model"]["_target_"], "checkpoint": str(cfg.ckpt),
+             "checkpoint_sha256": source.sha256, "dataset": str(stored.path),
              "dataset_params": stored.attrs.params, "split": cfg.split, "resolution": int(resolution)}
     out = write_predictions(module, fields, cfg.out, list(stored.attrs.input_names), list(stored.attrs.output_names),
                             attrs, chunk=cfg.chunk)

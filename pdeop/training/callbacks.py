@@ -1,14 +1,18 @@
-"""Callbacks: throughput per epoch, online-stream statistics, and a guard that stops on a non-finite loss."""
+"""Callbacks: throughput per epoch, online-stream statistics, a guard that stops on a non-finite loss, test pictures."""
 
 from __future__ import annotations
 
 import math
 import time
+from pathlib import Path
 
+import matplotlib.image
 import pytorch_lightning as pl
 import torch
+from pytorch_lightning.loggers import TensorBoardLogger, WandbLogger
 
 from pdeop.errors import ConfigError, NonFiniteLossError
+from pdeop.evaluation.plots import plot_error_by_resolution, plot_sample
 
 
 class Throughput(pl.Callback):
@@ -110,3 +114,54 @@ class NonFiniteLossGuard(pl.Callback):
             f"{self._last_checked_step} and {trainer.global_step}; training stopped. "
             f"Last good checkpoint: {checkpoint}. Try a lower optim.lr or check the data for NaNs."
         )
+
+
+def log_image(logger, tag: str, path: Path, step: int) -> bool:
+    """Send a PNG to a logger that shows images (TensorBoard, wandb); False for loggers that do not."""
+    if isinstance(logger, TensorBoardLogger):
+        logger.experiment.add_image(tag, matplotlib.image.imread(path)[..., :3], step, dataformats="HWC")
+        logger.experiment.flush()
+        return True
+    if isinstance(logger, WandbLogger):
+        logger.log_image(key=tag, images=[str(path)], step=step)
+        return True
+    return False
+
+
+class PredictionPlots(pl.Callback):
+    """After testing, pictures of the model on the first test samples and of the error against resolution.
+
+    Each sample's input, target, prediction and error (``plot_sample``) and the mean test error
+    per stored resolution go to ``<run dir>/plots/`` and to every logger that shows images.
+    Only 2D fields are drawn; only rank 0 draws.
+    """
+
+    def __init__(self, samples: int = 3):
+        if samples < 0:
+            raise ConfigError(f"callbacks.prediction_plots.samples: expected a count >= 0, got {samples}")
+        self.samples = samples
+
+    def on_test_end(self, trainer, pl_module) -> None:
+        if not trainer.is_global_zero:
+            return
+        folder = Path(trainer.default_root_dir) / "plots"
+        folder.mkdir(parents=True, exist_ok=True)
+        pictures = []
+        loaders = trainer.test_dataloaders
+        x, y = next(iter(loaders[0] if isinstance(loaders, (list, tuple)) else loaders))
+        x, y = x[: self.samples], y[: self.samples]
+        if x.ndim == 4 and len(x):
+            with torch.no_grad():
+                prediction = pl_module(x.to(pl_module.device)).cpu()
+            for i in range(len(x)):
+                path = folder / f"test_sample_{i}_{x.shape[-1]}.png"
+                plot_sample(x[i, 0].numpy(), y[i, 0].numpy(), prediction[i, 0].numpy(), path,
+                            title=f"test sample {i} at {x.shape[-1]}x{x.shape[-1]}")
+                pictures.append((f"test/sample_{i}", path))
+        errors = {int(k.rsplit("_", 1)[-1]): float(v) for k, v in trainer.callback_metrics.items()
+                  if k.startswith("test/rel_l2_")}
+        if errors:
+            pictures.append(("test/error_by_resolution", plot_error_by_resolution(errors, folder / "error_by_resolution.png")))
+        for logger in trainer.loggers:
+            for tag, path in pictures:
+                log_image(logger, tag, path, trainer.global_step)

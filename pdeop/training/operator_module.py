@@ -113,7 +113,7 @@ class OperatorModule(pl.LightningModule):
         self.log(f"test/rel_l2_{resolution}", metric, batch_size=x.shape[0], add_dataloader_idx=False)
 
     def configure_optimizers(self):
-        optimizer = self.optimizer_factory(self.parameters())
+        optimizer = self.optimizer_factory([p for p in self.parameters() if p.requires_grad])  # not frozen ones
         if self.scheduler_factory is None:
             return optimizer
         keywords = getattr(self.scheduler_factory, "keywords", {})

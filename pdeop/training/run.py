@@ -16,6 +16,7 @@ from omegaconf import DictConfig, OmegaConf
 from pdeop.config import check_config, describe, matches
 from pdeop.data.store import atomic_path
 from pdeop.errors import ConfigError
+from pdeop.training.finetune import build_model
 from pdeop.training.operator_module import OperatorModule
 
 log = logging.getLogger(__name__)
@@ -64,7 +65,7 @@ def resume_path(cfg: DictConfig, output_dir: Path) -> str | None:
 
 def build_module(cfg: DictConfig, datamodule, config: dict) -> OperatorModule:
     return OperatorModule(
-        model=instantiate(cfg.model, _convert_="all"),
+        model=build_model(config["model"]),
         loss=instantiate(cfg.loss),
         optimizer=instantiate(cfg.optim),
         scheduler=instantiate(cfg.scheduler.fn) if cfg.scheduler else None,

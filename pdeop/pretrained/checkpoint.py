@@ -1,4 +1,4 @@
-"""Load pdeop checkpoints without unpickling code, and rebuild the trained module from the config inside.
+"""Read pdeop checkpoints without unpickling code, and load weights with one readable error.
 
 Checkpoints are read with ``torch.load(weights_only=True)``: a file that needs arbitrary
 unpickling (code inside) is refused rather than executed. A pdeop checkpoint carries its resolved
@@ -11,17 +11,13 @@ import pickle
 from pathlib import Path
 
 import torch
-from hydra.utils import instantiate
-from omegaconf import OmegaConf
 from torch import nn
 
-from pdeop.data.normalise import channel_normaliser
 from pdeop.errors import PdeopError
-from pdeop.training.operator_module import OperatorModule
 
 
 class CheckpointError(PdeopError):
-    """A checkpoint that is missing, unsafe, not pdeop's, or does not fit the model."""
+    """A checkpoint or bundle that is missing, unsafe, tampered with, not pdeop's, or does not fit the model."""
 
 
 def load_checkpoint(path: str | Path) -> dict:
@@ -56,21 +52,3 @@ def load_weights(module: nn.Module, state_dict: dict[str, torch.Tensor], source:
                  if items]
         raise CheckpointError(f"checkpoint '{source}' does not fit the model; " + "; ".join(parts))
     module.load_state_dict(state_dict)
-
-
-def module_from_checkpoint(path: str | Path) -> tuple[OperatorModule, dict]:
-    """The trained ``OperatorModule`` (eval mode, CPU) and the run config it was trained with."""
-    checkpoint = load_checkpoint(path)
-    config = checkpoint["pdeop_config"]
-    cfg = OmegaConf.create(config)
-    state = checkpoint["state_dict"]
-    module = OperatorModule(
-        model=instantiate(cfg.model, _convert_="all"),
-        loss=instantiate(cfg.loss),
-        optimizer=instantiate(cfg.optim),
-        input_normaliser=channel_normaliser(state["input_normaliser.mean"], state["input_normaliser.std"]),
-        output_normaliser=channel_normaliser(state["output_normaliser.mean"], state["output_normaliser.std"]),
-        config=config,
-    )
-    load_weights(module, state, str(path))
-    return module.eval(), config

@@ -1,0 +1,61 @@
+"""Export a trained run as a bundle: `python -m pdeop.export ckpt=<path> out=<dir> [name=...] [description=...]`."""
+
+from __future__ import annotations
+
+import gzip
+import tarfile
+from pathlib import Path
+
+import hydra
+from omegaconf import DictConfig
+
+from pdeop.data.store import atomic_path
+from pdeop.errors import report_user_errors
+from pdeop.pretrained.bundle import FILES, MANIFEST, write_bundle
+from pdeop.pretrained.card import model_card
+from pdeop.pretrained.checkpoint import load_checkpoint
+from pdeop.pretrained.load import load_source, resolve
+
+
+def write_archive(bundle: Path) -> Path:
+    """``<bundle>.tar.gz`` with the bundle's files under one top directory, byte-identical on every export."""
+    archive = bundle.with_name(bundle.name + ".tar.gz")
+    with atomic_path(archive) as tmp:
+        with open(tmp, "wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", mtime=0) as zipped:
+            with tarfile.open(fileobj=zipped, mode="w", format=tarfile.PAX_FORMAT) as tar:
+                for name in (*FILES, MANIFEST):
+                    info = tar.gettarinfo(bundle / name, arcname=f"{bundle.name}/{name}")
+                    info.mtime, info.uid, info.gid, info.uname, info.gname, info.mode = 0, 0, 0, "", "", 0o644
+                    with open(bundle / name, "rb") as f:
+                        tar.addfile(info, f)
+    return archive
+
+
+def export(ckpt: str, out: str | Path, name: str | None = None, description: str = "", archive: bool = True,
+           overwrite: bool = False) -> str:
+    """Write the model ``ckpt`` refers to as a bundle at ``out`` (and ``<out>.tar.gz``); returns the bundle digest."""
+    out = Path(out)
+    source = resolve(ckpt)
+    module = load_source(source)
+    epoch = step = None
+    if source.kind == "checkpoint":
+        checkpoint = load_checkpoint(source.path)
+        epoch, step = checkpoint.get("epoch"), checkpoint.get("global_step")
+    card = model_card(module, source.path, source.sha256, name or out.name, description, epoch, step)
+    digest = write_bundle(module, out, card, overwrite=overwrite)
+    print(f"bundle {out} (digest {digest})")
+    if archive:
+        path = write_archive(out)
+        print(f"archive {path}\nregistry entry:\n{name or out.name}:\n  url: <where {path.name} is published>\n"
+              f"  sha256: {digest}")
+    return digest
+
+
+@hydra.main(version_base="1.3", config_path="../conf", config_name="export")
+@report_user_errors
+def main(cfg: DictConfig) -> None:
+    export(cfg.ckpt, cfg.out, cfg.name, cfg.description, cfg.archive, cfg.overwrite)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,87 @@
+"""Rebuild a trained ``OperatorModule`` from its run config and its state (weights and normaliser statistics).
+
+Checkpoints and bundles both come down to these two things, so both load through here.
+"""
+
+from __future__ import annotations
+
+import torch
+from hydra.utils import instantiate
+from omegaconf import OmegaConf
+from torch import nn
+
+from pdeop.config import FINETUNE_KEYS
+from pdeop.data.normalise import channel_normaliser
+from pdeop.pretrained.checkpoint import CheckpointError, load_weights
+from pdeop.training.operator_module import OperatorModule
+
+# What a stored config may build. A checkpoint's or bundle's config is data from a file, and
+# instantiating an arbitrary `_target_` would run arbitrary code, as unpickling would.
+TRUSTED_TARGETS = {
+    "model": ("pdeop.models.", "neuralop.models."),
+    "loss": ("pdeop.training.losses.", "neuralop.losses."),
+    "optim": ("torch.optim.",),
+    "data": ("pdeop.data.", "pdeop.problems.", "pdeop.linalg."),
+}
+
+
+def targets(node) -> list[str]:
+    """Every ``_target_`` in a config node, depth first."""
+    if isinstance(node, dict):
+        own = [node["_target_"]] if "_target_" in node else []
+        return own + [t for value in node.values() for t in targets(value)]
+    if isinstance(node, list):
+        return [t for value in node for t in targets(value)]
+    return []
+
+
+def check_targets(config: dict, key: str, source: str) -> None:
+    """Refuse a stored config whose ``key`` node names code outside ``TRUSTED_TARGETS[key]``."""
+    for target in targets(config.get(key)):
+        if not isinstance(target, str) or not target.startswith(TRUSTED_TARGETS[key]):
+            raise CheckpointError(f"'{source}' refused: its {key} config names '{target}', outside the modules a "
+                                  f"stored {key} config may build ({', '.join(TRUSTED_TARGETS[key])})")
+
+
+def constructor_config(model_config: dict) -> dict:
+    """The model node without its fine-tuning directives: what the network's constructor takes."""
+    return {k: v for k, v in model_config.items() if k not in FINETUNE_KEYS}
+
+
+def model_from_config(model_config: dict) -> nn.Module:
+    """The bare, freshly initialised network that a run config's ``model`` node describes."""
+    return instantiate(constructor_config(model_config), _convert_="all")
+
+
+def normaliser_state(state: dict[str, torch.Tensor], source: str) -> dict[str, torch.Tensor]:
+    """The input and output normaliser statistics in a module state dict (``input_normaliser.mean``, ...)."""
+    names = [f"{side}_normaliser.{stat}" for side in ("input", "output") for stat in ("mean", "std")]
+    missing = [name for name in names if name not in state]
+    if missing:
+        raise CheckpointError(f"'{source}' has no normaliser statistics ({', '.join(missing)} missing)")
+    return {name: state[name] for name in names}
+
+
+def trained_module(config: dict, state: dict[str, torch.Tensor], source: str) -> OperatorModule:
+    """The ``OperatorModule`` of run ``config`` with ``state`` loaded (eval mode, CPU).
+
+    ``state`` is the module's state dict: the network's weights under ``model.`` and the
+    normaliser statistics; ``source`` names the file in error messages.
+    """
+    missing = [key for key in ("model", "loss", "optim") if not isinstance(config.get(key), dict)]
+    if missing:
+        raise CheckpointError(f"'{source}': its config has no {', '.join(missing)} node")
+    for key in ("model", "loss", "optim"):
+        check_targets(config, key, source)
+    stats = normaliser_state(state, source)
+    cfg = OmegaConf.create(config)
+    module = OperatorModule(
+        model=model_from_config(config["model"]),
+        loss=instantiate(cfg.loss),
+        optimizer=instantiate(cfg.optim),
+        input_normaliser=channel_normaliser(stats["input_normaliser.mean"], stats["input_normaliser.std"]),
+        output_normaliser=channel_normaliser(stats["output_normaliser.mean"], stats["output_normaliser.std"]),
+        config=config,
+    )
+    load_weights(module, state, source)
+    return module.eval()

@@ -1,0 +1,117 @@
+"""Exported bundles: a directory that holds a trained model without any pickled Python.
+
+Layout (docs/pretrained.md)::
+
+    config.yaml              the run config (model, data, loss, optimiser, ...)
+    model.safetensors        the network's weights (its state dict)
+    normaliser.safetensors   input and output normaliser statistics
+    README.md                the model card: data, command, test error
+    SHA256SUMS               the SHA-256 of each file above, in `sha256sum` format
+
+A bundle's digest is the SHA-256 of its ``SHA256SUMS``, so it covers every file: the registry
+records it, and a bundle whose files or digest differ from what was recorded is refused.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import torch
+import yaml
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from pdeop.data.store import UMASK, file_sha256
+from pdeop.pretrained.build import normaliser_state, trained_module
+from pdeop.pretrained.checkpoint import CheckpointError
+from pdeop.training.operator_module import OperatorModule
+
+FILES = ("config.yaml", "model.safetensors", "normaliser.safetensors", "README.md")
+MANIFEST = "SHA256SUMS"
+FORMAT = {"format": "pt", "pdeop_bundle": "1"}
+
+
+def manifest_text(directory: Path) -> str:
+    return "".join(f"{file_sha256(directory / name)}  {name}\n" for name in FILES)
+
+
+def bundle_digest(directory: str | Path) -> str:
+    """The bundle's digest: SHA-256 of its ``SHA256SUMS`` file."""
+    return hashlib.sha256((Path(directory) / MANIFEST).read_bytes()).hexdigest()
+
+
+def verify_bundle(directory: str | Path, expected_digest: str | None = None) -> str:
+    """Check every file against ``SHA256SUMS`` (and the digest against ``expected_digest``); returns the digest."""
+    directory = Path(directory)
+    absent = [name for name in (*FILES, MANIFEST) if not (directory / name).is_file()]
+    if absent:
+        raise CheckpointError(f"'{directory}' is not a pdeop bundle: {', '.join(absent)} missing "
+                              f"(a bundle holds {', '.join((*FILES, MANIFEST))}; write one with python -m pdeop.export)")
+    recorded = (directory / MANIFEST).read_text()
+    if recorded != manifest_text(directory):
+        listed = dict(reversed(line.split(maxsplit=1)) for line in recorded.splitlines() if line.strip())
+        changed = [name for name in FILES if listed.get(name) != file_sha256(directory / name)]
+        raise CheckpointError(f"bundle '{directory}' refused: {', '.join(changed) or MANIFEST} "
+                              f"{'does' if len(changed) == 1 else 'do'} not match {MANIFEST} (changed after export)")
+    digest = bundle_digest(directory)
+    if expected_digest is not None and digest != expected_digest:
+        raise CheckpointError(f"bundle '{directory}' refused: its digest is {digest}, the registry expects "
+                              f"{expected_digest}")
+    return digest
+
+
+def model_tensors(module: OperatorModule) -> dict[str, torch.Tensor]:
+    """The network's weights, each its own contiguous tensor (safetensors refuses shared storage)."""
+    return {name: value.detach().cpu().contiguous().clone() for name, value in module.model.state_dict().items()
+            if isinstance(value, torch.Tensor)}  # not neuraloperator's `_metadata` entry
+
+
+def write_bundle(module: OperatorModule, out: str | Path, card: str, overwrite: bool = False) -> str:
+    """Write ``module`` (with its ``config``) as a bundle directory at ``out``; returns the digest.
+
+    The directory is assembled beside ``out`` and renamed into place, so an interrupted export
+    leaves nothing half-written.
+    """
+    out = Path(out)
+    if out.exists() and not overwrite:
+        raise CheckpointError(f"out: '{out}' already exists; choose another directory or pass overwrite=true")
+    config = {k: v for k, v in module.config.items() if k not in ("paths", "ckpt_path")}  # this machine's paths
+    config["model"] = {k: v for k, v in config["model"].items() if k not in ("pretrained", "freeze")}
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    try:
+        (staging / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+        save_file(model_tensors(module), staging / "model.safetensors", metadata=FORMAT)
+        stats = {k: v.detach().cpu().contiguous().clone()
+                 for k, v in normaliser_state(module.state_dict(), str(out)).items()}
+        save_file(stats, staging / "normaliser.safetensors", metadata=FORMAT)
+        (staging / "README.md").write_text(card)
+        (staging / MANIFEST).write_text(manifest_text(staging))
+        for path in (staging, *staging.iterdir()):  # mkdtemp's 0700 would hide a shared cache from the group
+            path.chmod((0o777 if path.is_dir() else 0o666) & ~UMASK)
+        if out.exists():
+            shutil.rmtree(out)
+        os.replace(staging, out)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return bundle_digest(out)
+
+
+def read_bundle(directory: str | Path, expected_digest: str | None = None) -> OperatorModule:
+    """The trained module stored in a bundle directory, after checking its files (and digest)."""
+    directory = Path(directory)
+    verify_bundle(directory, expected_digest)
+    try:
+        config = yaml.safe_load((directory / "config.yaml").read_text())
+        weights = load_file(directory / "model.safetensors")
+        stats = load_file(directory / "normaliser.safetensors")
+    except (SafetensorError, yaml.YAMLError, OSError) as exc:
+        raise CheckpointError(f"bundle '{directory}' is unreadable ({exc})") from exc
+    if not isinstance(config, dict) or "model" not in config:
+        raise CheckpointError(f"bundle '{directory}': config.yaml has no model node")
+    state = {f"model.{name}": value for name, value in weights.items()} | stats
+    return trained_module(config, state, str(directory))

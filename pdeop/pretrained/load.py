@@ -1,0 +1,55 @@
+"""``load_pretrained``: a ready model from a Lightning checkpoint, an exported bundle or a registered name."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from pdeop.data.store import file_sha256
+from pdeop.pretrained.build import trained_module
+from pdeop.pretrained.bundle import read_bundle, verify_bundle
+from pdeop.pretrained.checkpoint import CheckpointError, load_checkpoint
+from pdeop.pretrained.registry import fetch, registry
+from pdeop.training.operator_module import OperatorModule
+
+
+@dataclass(frozen=True)
+class Source:
+    """Where a reference led: a checkpoint file or a bundle directory, with its SHA-256 (the bundle digest)."""
+
+    ref: str
+    kind: str
+    path: Path
+    sha256: str
+
+
+def resolve(ref: str | Path) -> Source:
+    """Find what ``ref`` names: an existing file is a checkpoint, a directory a bundle, anything else a registered name."""
+    path = Path(ref)
+    if path.is_file():
+        return Source(str(ref), "checkpoint", path, file_sha256(path))
+    if path.is_dir():
+        return Source(str(ref), "bundle", path, verify_bundle(path))
+    entries = registry()
+    if str(ref) in entries:
+        entry = entries[str(ref)]
+        return Source(str(ref), "bundle", fetch(entry), entry.sha256)
+    raise CheckpointError(f"pretrained model '{ref}' is neither a checkpoint file, a bundle directory nor a registered "
+                          f"name (registered: {', '.join(sorted(entries)) or 'none'})")
+
+
+def load_source(source: Source) -> OperatorModule:
+    if source.kind == "checkpoint":
+        checkpoint = load_checkpoint(source.path)
+        return trained_module(checkpoint["pdeop_config"], checkpoint["state_dict"], str(source.path))
+    return read_bundle(source.path, source.sha256)
+
+
+def load_pretrained(ref: str | Path) -> OperatorModule:
+    """The trained model ``ref`` names, in eval mode on the CPU, mapping physical inputs to physical outputs.
+
+    The module holds the network (``.model``), its normalisers and the run config (``.config``).
+    ``ref`` is a pdeop checkpoint (``.ckpt``), a bundle directory (``python -m pdeop.export``) or
+    a name in the registry (``pdeop.pretrained.registry``), fetched once into the cache.
+    """
+    return load_source(resolve(ref))

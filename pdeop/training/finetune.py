@@ -1,0 +1,60 @@
+"""Fine-tuning: start a run's network from a pretrained model's weights, and freeze parts of it.
+
+``model.pretrained=<ref>`` (a checkpoint, bundle or registered name) loads the weights into the
+network the run's model config builds, which must be the same model with the same shapes;
+``model.freeze=[prefix, ...]`` stops training the parameters under those name prefixes (for
+example ``[lifting, fno_blocks.convs]``). The run's own data module fits the normalisers, so a
+model fine-tuned on new data sees that data normalised as its pretraining data was.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import torch
+from torch import nn
+
+from pdeop.errors import ConfigError
+from pdeop.pretrained import load_pretrained, load_weights
+from pdeop.pretrained.build import model_from_config
+
+log = logging.getLogger(__name__)
+
+
+def freeze(model: nn.Module, prefixes: list[str]) -> int:
+    """Stop gradients for parameters named ``prefix`` or ``prefix.*``; returns how many values were frozen."""
+    names = [name for name, _ in model.named_parameters()]
+    frozen = 0
+    for prefix in prefixes:
+        chosen = [p for name, p in model.named_parameters() if name == prefix or name.startswith(prefix + ".")]
+        if not chosen:
+            top = sorted({name.split(".")[0] for name in names})
+            raise ConfigError(f"model.freeze: no parameter is named '{prefix}' or starts with '{prefix}.'; the model's "
+                              f"parts are {', '.join(top)} (e.g. {names[0]})")
+        for parameter in chosen:
+            if parameter.requires_grad:
+                parameter.requires_grad_(False)
+                frozen += parameter.numel()
+    return frozen
+
+
+def build_model(model_config: dict) -> nn.Module:
+    """The network of a run's ``model`` config: fresh, or from ``pretrained`` weights, with ``freeze`` applied."""
+    ref = model_config.get("pretrained")
+    if not ref:
+        model = model_from_config(model_config)
+    else:
+        pretrained = load_pretrained(ref)
+        trained_target = pretrained.config["model"]["_target_"]
+        if trained_target != model_config["_target_"]:
+            raise ConfigError(f"model.pretrained: '{ref}' is a {trained_target}, but this run's model is "
+                              f"{model_config['_target_']}; choose the matching model=...")
+        model = model_from_config(model_config)
+        weights = {k: v for k, v in pretrained.model.state_dict().items() if isinstance(v, torch.Tensor)}
+        load_weights(model, weights, str(ref))
+        log.info("model weights from %s", ref)
+    frozen = freeze(model, list(model_config.get("freeze") or []))
+    if frozen:
+        total = sum(p.numel() for p in model.parameters())
+        log.info("froze %d of %d parameter values (%s)", frozen, total, ", ".join(model_config["freeze"]))
+    return model
