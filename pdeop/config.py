@@ -20,9 +20,11 @@ from pdeop.errors import ConfigError
 
 HYDRA_KEYS = {"_target_", "_partial_", "_convert_", "_recursive_", "_args_"}
 
-# Keys of the `model` node that direct training (start from these weights, freeze these
-# parameters) rather than configure the network's constructor; checked here by type.
-FINETUNE_KEYS = {"pretrained": str | None, "freeze": list[str]}
+# Keys of the `model` node that direct training (start from these weights except these, freeze
+# these parameters, give these their own learning rate) rather than configure the network's
+# constructor; checked here by type.
+FINETUNE_KEYS = {"pretrained": str | None, "freeze": list[str], "pretrained_exclude": list[str],
+                 "param_lr": dict | None}
 
 
 def subsampled_size(nodes: int, factor: int) -> int:
@@ -119,6 +121,8 @@ def check_node(node: dict, path: str) -> None:
                 raise ConfigError(f"{where}.{name}: required by {node['_target_']} but missing from the config")
     for key, value in given.items():
         expected = hints.get(key, inspect.Parameter.empty)
+        if value is None and node.get("_partial_", False):
+            continue  # a partial's None is filled in when it is called (a scheduler's step count)
         if not matches(value, expected):
             raise ConfigError(
                 f"{where}.{key}: expected {describe(expected)}, got {value!r} ({type(value).__name__})"

@@ -8,8 +8,8 @@ import sys
 
 import pytest
 import torch
-
 from conftest import ROOT
+
 from pdeop.pretrained import CheckpointError, load_pretrained
 
 

@@ -2,7 +2,6 @@
 
 import pytest
 import torch
-
 from conftest import TINY_DATA, run_entry
 
 pytestmark = pytest.mark.slow

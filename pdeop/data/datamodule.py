@@ -16,6 +16,7 @@ from pdeop.data.sampling import EpochShuffleSampler, RankSlice
 from pdeop.data.store import DatasetFile, FieldSet
 from pdeop.data.stream import SolverStream, StreamBatches, StreamSettings, draw_and_solve
 from pdeop.data.stream.generator import NORMALISER_RANK
+from pdeop.data.tasks import FinalState, Window
 from pdeop.errors import ConfigError, DataFileError
 from pdeop.problems import Problem
 
@@ -31,6 +32,9 @@ class OperatorDataModule(pl.LightningDataModule):
 
     ``train_subset`` trains on the first samples of the stored training split only (learning
     curves on one file, with validation and test unchanged).
+
+    ``task`` (time-dependent datasets only) turns stored trajectories into pairs
+    (``pdeop.data.tasks``); a rollout task's ``out_channels`` is what the model predicts per call.
 
     ``online=True`` trains on a stream instead (``stream`` settings): solver workers produce
     fresh samples while training runs, no training set is stored, validation and test are the
@@ -62,9 +66,14 @@ class OperatorDataModule(pl.LightningDataModule):
         online: bool = False,
         stream: StreamSettings | None = None,
         train_subset: int | None = None,
+        task: FinalState | Window | None = None,
     ):
         super().__init__()
         self.online = online
+        self.task = task
+        if online and task is not None:
+            raise ConfigError("data.online: the online stream serves single input-output pairs; a time-dependent "
+                              "dataset with data.task trains offline (data.online=false)")
         if train_subset is not None and not 1 <= train_subset <= n_train:
             raise ConfigError(f"data.train_subset: expected between 1 and n_train = {n_train}, got {train_subset}")
         self.train_subset = train_subset
@@ -113,16 +122,27 @@ class OperatorDataModule(pl.LightningDataModule):
             self.splits["train"] = dataclasses.replace(train, inputs=train.inputs[: self.train_subset],
                                                        outputs=train.outputs[: self.train_subset])
         self.test_sets = {res: stored.read("test", res) for res in stored.resolutions("test")}
+        out_channels = self.reference_fields.outputs.shape[1]
+        if self.reference_fields.times is not None and self.task is None:
+            raise ConfigError(f"data.task: '{self.path}' holds trajectories; choose what to learn from them "
+                              f"(data/task=final or data/task=window)")
+        if self.task is not None:
+            self.splits = {split: self.task.pairs(fields) for split, fields in self.splits.items()}
+            self.test_sets = {res: self.task.pairs(fields) for res, fields in self.test_sets.items()}
+            out_channels = self.task.out_channels(out_channels)
         reference = self.reference_fields
-        checks = [("in_channels", reference.inputs.shape[1]), ("out_channels", reference.outputs.shape[1])]
+        checks = [("in_channels", reference.inputs.shape[1]), ("out_channels", out_channels)]
         if self.grid_size is not None:
             checks.append(("grid_size", reference.inputs.shape[-1]))
         for key, have in checks:
             if getattr(self, key) != have:
                 raise ConfigError(f"data.{key}: config says {getattr(self, key)}, the file '{self.path}' has {have}")
         fit_inputs, fit_outputs = self._normaliser_samples() if self.online else (reference.inputs, reference.outputs)
-        self.input_normaliser = fit_channel_normaliser(torch.from_numpy(fit_inputs))
-        self.output_normaliser = fit_channel_normaliser(torch.from_numpy(fit_outputs))
+        if isinstance(self.task, Window):
+            self.input_normaliser, self.output_normaliser = self.task.fit_normalisers(fit_inputs, fit_outputs)
+        else:
+            self.input_normaliser = fit_channel_normaliser(torch.from_numpy(fit_inputs))
+            self.output_normaliser = fit_channel_normaliser(torch.from_numpy(fit_outputs))
 
     def _normaliser_samples(self) -> tuple[np.ndarray, np.ndarray]:
         """Samples from a seed space of their own, the same on every rank, solved here once."""

@@ -49,8 +49,12 @@ class DatasetSpec:
             if getattr(self, key) < 1:
                 raise ConfigError(f"data.{key}: expected a positive number of samples, got {getattr(self, key)}")
         fine = self.problem.params()["resolution"]
+        periodic = getattr(self.problem, "boundary", "dirichlet") == "periodic"
         for r in (self.subsample, *self.test_subsamples):
-            if r < 1 or (fine - 1) % r:
+            if periodic and (r < 1 or fine % r):
+                raise ConfigError(f"data subsample factor {r}: expected a positive divisor of the periodic "
+                                  f"resolution {fine}")
+            if not periodic and (r < 1 or (fine - 1) % r):
                 raise ConfigError(
                     f"data subsample factor {r}: expected a positive divisor of resolution - 1 = {fine - 1}, "
                     f"so that the subsampled grid keeps both boundaries"
@@ -88,9 +92,14 @@ class DatasetSpec:
         return Path(data_dir) / f"{self.problem.name}_{self.digest()}.h5"
 
 
-def subsample_grid(fields: np.ndarray, factor: int) -> np.ndarray:
-    """Every ``factor``-th node along each spatial axis of ``[samples, channels, *grid]`` (both boundaries kept)."""
-    return fields[(slice(None), slice(None)) + (slice(None, None, factor),) * (fields.ndim - 2)]
+def subsample_grid(fields: np.ndarray, factor: int, spatial_dims: int | None = None) -> np.ndarray:
+    """Every ``factor``-th node along the last ``spatial_dims`` axes (default: all after the channels).
+
+    On a grid with boundary nodes both boundaries are kept; a periodic grid of s nodes becomes s / factor.
+    Trajectories ``[samples, channels, times, *grid]`` pass ``spatial_dims`` so the time axis is kept whole.
+    """
+    spatial_dims = fields.ndim - 2 if spatial_dims is None else spatial_dims
+    return fields[(Ellipsis,) + (slice(None, None, factor),) * spatial_dims]
 
 
 def chunk_size(n: int, workers: int) -> int:
@@ -107,6 +116,7 @@ def generate(spec: DatasetSpec, data_dir: str | Path, workers: int = 1, progress
     problem = spec.problem
     rng = np.random.default_rng(spec.seed)
     coords = problem.coordinates()
+    times = problem.times() if hasattr(problem, "times") else None  # time-dependent: trajectories
     attrs = DatasetAttrs(
         problem=problem.name,
         params=spec.params(),
@@ -130,7 +140,7 @@ def generate(spec: DatasetSpec, data_dir: str | Path, workers: int = 1, progress
                 groups = {
                     r: writer.create(
                         split, subsampled_size(inputs.shape[-1], r), n, inputs.shape[1],
-                        len(problem.output_names), {k: v[::r] for k, v in coords.items()}, r,
+                        len(problem.output_names), {k: v[::r] for k, v in coords.items()}, r, times,
                     )
                     for r in spec.split_subsamples(split)
                 }
@@ -140,8 +150,8 @@ def generate(spec: DatasetSpec, data_dir: str | Path, workers: int = 1, progress
                 start = 0
                 for chunk, solutions in zip(chunks, solved):
                     for r, group in groups.items():
-                        group["inputs"][start:start + len(chunk)] = subsample_grid(chunk, r)
-                        group["outputs"][start:start + len(chunk)] = subsample_grid(solutions, r)
+                        group["inputs"][start:start + len(chunk)] = subsample_grid(chunk, r, len(coords))
+                        group["outputs"][start:start + len(chunk)] = subsample_grid(solutions, r, len(coords))
                     start += len(chunk)
                     bar.update(len(chunk))
     finally:

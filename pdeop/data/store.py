@@ -5,8 +5,9 @@ A file holds splits (train, val, test), each at one or more grid resolutions:
     /                      attrs: problem, params (JSON), seed, pdeop_version, format_version, created_utc
     /<split>/<n>/          one resolution, n nodes a side; attrs: subsample
     /<split>/<n>/inputs    float32 [samples, in_channels, n, n]
-    /<split>/<n>/outputs   float32 [samples, out_channels, n, n]
+    /<split>/<n>/outputs   float32 [samples, out_channels, n, n], or [samples, out_channels, times, n, n]
     /<split>/<n>/x, y      float64 node coordinates
+    /<split>/<n>/t         float64 recorded times (time-dependent problems: the outputs are trajectories)
 
 Writes go to a temporary file in the same folder that is renamed into place only when
 complete, so an interrupted write never leaves a file that looks finished.
@@ -37,12 +38,17 @@ SPLITS = ("train", "val", "test")
 
 @dataclass
 class FieldSet:
-    """Inputs and outputs of one split at one resolution, with the node coordinates of each axis."""
+    """Inputs and outputs of one split at one resolution, with the node coordinates of each axis.
+
+    For a time-dependent problem the outputs are trajectories recorded at ``times``; a task
+    (``pdeop.data.tasks``) turns them into the input-output pairs a model trains on.
+    """
 
     inputs: np.ndarray
     outputs: np.ndarray
     coords: dict[str, np.ndarray]
     subsample: int = 1
+    times: np.ndarray | None = None  # trajectories: outputs are [samples, channels, times, *grid]
 
 
 @dataclass
@@ -122,16 +128,24 @@ class DatasetWriter:
         return self
 
     def create(self, split: str, resolution: int, n_samples: int, in_channels: int,
-               out_channels: int, coords: dict[str, np.ndarray], subsample: int) -> h5py.Group:
-        """Create an empty group for ``split`` at ``resolution``, to be filled sample by sample."""
+               out_channels: int, coords: dict[str, np.ndarray], subsample: int,
+               times: np.ndarray | None = None) -> h5py.Group:
+        """Create an empty group for ``split`` at ``resolution``, to be filled sample by sample.
+
+        With ``times``, the outputs are trajectories with a time axis after the channels.
+        """
         group = self._file.create_group(f"{split}/{resolution}")
         group.attrs["subsample"] = subsample
         shape = (resolution,) * len(coords)
-        for name, channels in (("inputs", in_channels), ("outputs", out_channels)):
+        time_axis = () if times is None else (len(times),)
+        for name, channels, extra in (("inputs", in_channels, ()), ("outputs", out_channels, time_axis)):
             # one sample per chunk, so a lazy reader can slice single samples cheaply
-            group.create_dataset(name, (n_samples, channels, *shape), "f4", chunks=(1, channels, *shape))
+            group.create_dataset(name, (n_samples, channels, *extra, *shape), "f4",
+                                 chunks=(1, channels, *extra, *shape))
         for name, values in coords.items():
             group.create_dataset(name, data=values)
+        if times is not None:
+            group.create_dataset("t", data=np.asarray(times, dtype=np.float64))
         return group
 
     def __exit__(self, exc_type, exc, tb) -> bool:
@@ -187,12 +201,13 @@ class DatasetFile:
         try:
             with h5py.File(self.path, "r") as f:
                 group = f[f"{split}/{resolution}"]
-                coord_names = [k for k in group.keys() if k not in ("inputs", "outputs")]
+                coord_names = [k for k in group.keys() if k not in ("inputs", "outputs", "t")]
                 return FieldSet(
                     inputs=group["inputs"][()],
                     outputs=group["outputs"][()],
                     coords={k: group[k][()] for k in sorted(coord_names)},
                     subsample=int(group.attrs["subsample"]),
+                    times=group["t"][()] if "t" in group else None,
                 )
         except (OSError, KeyError) as exc:
             raise DataFileError(

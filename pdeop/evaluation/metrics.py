@@ -11,25 +11,29 @@ from pdeop.training.operator_module import OperatorModule
 
 
 def per_sample_errors(module: OperatorModule, fields: FieldSet, periodic: bool, batch_size: int = 32) -> dict:
-    """Relative L2 and relative H1 error of every sample, as arrays in sample order.
+    """Relative L2, H1 and L1 error of every sample, as arrays in sample order.
+
+    Relative L1 (sum |error| / sum |target|) is Poseidon's metric, which it reports as the median
+    over test samples.
 
     H1 is neuraloperator's finite-difference ``H1Loss`` (central differences; one-sided at the
     boundary unless ``periodic``), over the unit domain.
     """
     spatial = fields.inputs.ndim - 2
     h1 = H1Loss(d=spatial, reduction="sum", periodic_in_x=periodic, periodic_in_y=periodic, periodic_in_z=periodic)
-    l2, h1_errors = [], []
+    l2, l1, h1_errors = [], [], []
     with torch.no_grad():
         for start in range(0, len(fields.inputs), batch_size):
             x = torch.from_numpy(fields.inputs[start:start + batch_size])
             y = torch.from_numpy(fields.outputs[start:start + batch_size])
-            prediction = module(x)
+            prediction = module.predict(x)
             # per channel, then averaged over channels: the training metric's convention (LpLoss)
             dims = tuple(range(2, y.ndim))
             ratio = torch.linalg.vector_norm(prediction - y, dim=dims) / torch.linalg.vector_norm(y, dim=dims)
             l2.append(ratio.mean(dim=1))
+            l1.append(((prediction - y).abs().sum(dim=dims) / y.abs().sum(dim=dims)).mean(dim=1))
             h1_errors += [h1(prediction[i:i + 1], y[i:i + 1]).item() for i in range(len(y))]
-    return {"rel_l2": torch.cat(l2).numpy(), "rel_h1": np.asarray(h1_errors)}
+    return {"rel_l2": torch.cat(l2).numpy(), "rel_h1": np.asarray(h1_errors), "rel_l1": torch.cat(l1).numpy()}
 
 
 def summary(errors: np.ndarray) -> dict:

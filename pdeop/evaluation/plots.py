@@ -52,3 +52,20 @@ def plot_error_by_resolution(errors: dict[int, float], path: str | Path, label: 
     figure.savefig(path, dpi=100)
     plt.close(figure)
     return path
+
+
+def plot_error_by_lead(errors: dict[int, float], path: str | Path, title: str = "") -> Path:
+    """Mean test error of an autoregressive rollout against lead time (model calls ahead)."""
+    leads = sorted(errors)
+    figure, axis = plt.subplots(figsize=(5, 3.5), constrained_layout=True)
+    axis.plot(leads, [errors[k] for k in leads], marker="o")
+    axis.set_xlabel("lead time (steps ahead)")
+    axis.set_ylabel("mean rel. L2 error")
+    axis.set_xticks(leads)
+    axis.grid(alpha=0.3)
+    if title:
+        axis.set_title(title)
+    path = Path(path)
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
+    return path

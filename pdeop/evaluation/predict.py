@@ -46,7 +46,7 @@ def write_predictions(module: OperatorModule, fields: FieldSet, out: str | Path,
             for start in range(0, len(fields.inputs), chunk):
                 x = fields.inputs[start:start + chunk]
                 y = fields.outputs[start:start + chunk]
-                prediction = module(torch.from_numpy(x)).numpy()
+                prediction = module.predict(torch.from_numpy(x)).numpy()
                 stop = start + len(x)
                 f.resize_dimension("sample", stop)
                 sample[start:stop] = np.arange(start, stop)

@@ -11,7 +11,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from pdeop.config import check_config
-from pdeop.data.store import DatasetFile, atomic_path
+from pdeop.data.store import DatasetFile, FieldSet, atomic_path
 from pdeop.errors import ConfigError
 from pdeop.evaluation.metrics import evaluate_fields
 from pdeop.evaluation.plots import plot_error_by_resolution, plot_sample
@@ -21,12 +21,14 @@ from pdeop.pretrained.load import load_source, resolve
 
 
 def table(results: dict) -> str:
-    head = "| resolution | samples | rel. L2 mean | median | worst (sample) | rel. H1 mean | worst (sample) |"
-    lines = [head, "|---|---|---|---|---|---|---|"]
+    head = ("| resolution | samples | rel. L2 mean | median | worst (sample) | rel. H1 mean | worst (sample) "
+            "| rel. L1 median |")
+    lines = [head, "|---|---|---|---|---|---|---|---|"]
     for resolution, r in results.items():
         l2, h1 = r["rel_l2"], r["rel_h1"]
         lines.append(f"| {resolution} | {r['samples']} | {l2['mean']:.4f} | {l2['median']:.4f} | "
-                     f"{l2['worst']:.4f} ({l2['worst_sample']}) | {h1['mean']:.4f} | {h1['worst']:.4f} ({h1['worst_sample']}) |")
+                     f"{l2['worst']:.4f} ({l2['worst_sample']}) | {h1['mean']:.4f} | {h1['worst']:.4f} ({h1['worst_sample']}) "
+                     f"| {r['rel_l1']['median']:.4f} |")
     return "\n".join(lines)
 
 
@@ -52,6 +54,12 @@ def open_run(cfg: DictConfig):
     return module, source, datamodule, DatasetFile(datamodule.path)
 
 
+def task_fields(datamodule, stored: DatasetFile, split: str, resolution: int) -> FieldSet:
+    """A stored split at one resolution as the model sees it: trajectories turned into the task's pairs."""
+    fields = stored.read(split, resolution)
+    return datamodule.task.pairs(fields) if datamodule.task is not None else fields
+
+
 def evaluate(cfg: DictConfig) -> dict:
     """Evaluate ``cfg.ckpt`` at every stored resolution; returns the per-resolution results.
 
@@ -59,7 +67,7 @@ def evaluate(cfg: DictConfig) -> dict:
     """
     module, _, datamodule, stored = open_run(cfg)
     periodic = getattr(datamodule.spec.problem, "boundary", "dirichlet") == "periodic"
-    results = {res: evaluate_fields(module, stored.read(cfg.split, res), periodic)
+    results = {res: evaluate_fields(module, task_fields(datamodule, stored, cfg.split, res), periodic)
                for res in stored.resolutions(cfg.split)}
     print(f"{cfg.ckpt} on {datamodule.path} ({cfg.split})\n{table(results)}")
     out = Path(cfg.out)
@@ -80,19 +88,21 @@ def predict(cfg: DictConfig) -> Path:
     if resolution not in resolutions:
         raise ConfigError(f"resolution: the {cfg.split} split of '{stored.path}' is stored at {resolutions}, "
                           f"not {resolution}")
-    fields = stored.read(cfg.split, resolution)
+    fields = task_fields(datamodule, stored, cfg.split, resolution)
     bad = [i for i in cfg.plot_samples if not 0 <= i < len(fields.inputs)]
     if bad:
         raise ConfigError(f"plot_samples: {bad} outside the {len(fields.inputs)} samples of the {cfg.split} split")
     attrs = {"model": module.config["model"]["_target_"], "checkpoint": str(cfg.ckpt),
              "checkpoint_sha256": source.sha256, "dataset": str(stored.path),
              "dataset_params": stored.attrs.params, "split": cfg.split, "resolution": int(resolution)}
-    out = write_predictions(module, fields, cfg.out, list(stored.attrs.input_names), list(stored.attrs.output_names),
-                            attrs, chunk=cfg.chunk)
+    input_names, output_names = list(stored.attrs.input_names), list(stored.attrs.output_names)
+    if datamodule.task is not None:
+        input_names, output_names = datamodule.task.channel_names(input_names, output_names)
+    out = write_predictions(module, fields, cfg.out, input_names, output_names, attrs, chunk=cfg.chunk)
     with torch.no_grad():
         chosen = list(cfg.plot_samples)
-        predictions = module(torch.from_numpy(fields.inputs[chosen])).numpy() if chosen else []
-    for i, prediction in zip(chosen, predictions):
+        predictions = module.predict(torch.from_numpy(fields.inputs[chosen])).numpy() if chosen else []
+    for i, prediction in zip(chosen if fields.inputs.ndim == 4 else [], predictions):  # pictures of 2D fields
         plot_sample(fields.inputs[i, 0], fields.outputs[i, 0], prediction[0], out.parent / f"sample_{i}.png",
                     title=f"{cfg.split} sample {i} at {resolution}x{resolution}")
     print(f"predictions of {len(fields.inputs)} samples at {resolution}x{resolution}: {out}")

@@ -6,6 +6,7 @@ No model knows about Lightning, files or configs. FNO is neuraloperator's own
 
 from pdeop.models.lsm import LSM
 from pdeop.models.mgno import MgNO
+from pdeop.models.scot import ScOT
 from pdeop.models.t1 import T1
 
-__all__ = ["LSM", "MgNO", "T1"]
+__all__ = ["LSM", "MgNO", "ScOT", "T1"]

@@ -12,6 +12,7 @@ from torch import nn
 
 from pdeop.config import FINETUNE_KEYS
 from pdeop.data.normalise import channel_normaliser
+from pdeop.data.tasks import Window
 from pdeop.pretrained.checkpoint import CheckpointError, load_weights
 from pdeop.training.operator_module import OperatorModule
 
@@ -62,6 +63,17 @@ def normaliser_state(state: dict[str, torch.Tensor], source: str) -> dict[str, t
     return {name: state[name] for name in names}
 
 
+def stored_rollout(config: dict, source: str) -> Window | None:
+    """The rollout task of a model trained on trajectories (``data.task`` a ``Window``), else None."""
+    task = (config.get("data") or {}).get("task")
+    if not isinstance(task, dict):
+        return None
+    if task.get("_target_") not in ("pdeop.data.tasks.Window", "pdeop.data.tasks.FinalState"):
+        raise CheckpointError(f"'{source}' refused: its data.task names '{task.get('_target_')}', not a pdeop task")
+    built = instantiate(task)
+    return built if isinstance(built, Window) else None
+
+
 def trained_module(config: dict, state: dict[str, torch.Tensor], source: str) -> OperatorModule:
     """The ``OperatorModule`` of run ``config`` with ``state`` loaded (eval mode, CPU).
 
@@ -82,6 +94,7 @@ def trained_module(config: dict, state: dict[str, torch.Tensor], source: str) ->
         input_normaliser=channel_normaliser(stats["input_normaliser.mean"], stats["input_normaliser.std"]),
         output_normaliser=channel_normaliser(stats["output_normaliser.mean"], stats["output_normaliser.std"]),
         config=config,
+        rollout=stored_rollout(config, source),
     )
     load_weights(module, state, source)
     return module.eval()

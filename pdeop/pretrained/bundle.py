@@ -26,7 +26,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from pdeop.data.store import UMASK, file_sha256
-from pdeop.pretrained.build import normaliser_state, trained_module
+from pdeop.pretrained.build import constructor_config, normaliser_state, trained_module
 from pdeop.pretrained.checkpoint import CheckpointError
 from pdeop.training.operator_module import OperatorModule
 
@@ -80,7 +80,7 @@ def write_bundle(module: OperatorModule, out: str | Path, card: str, overwrite: 
     if out.exists() and not overwrite:
         raise CheckpointError(f"out: '{out}' already exists; choose another directory or pass overwrite=true")
     config = {k: v for k, v in module.config.items() if k not in ("paths", "ckpt_path")}  # this machine's paths
-    config["model"] = {k: v for k, v in config["model"].items() if k not in ("pretrained", "freeze")}
+    config["model"] = constructor_config(config["model"])
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     try:

@@ -10,6 +10,7 @@ import torch
 import yaml
 
 import pdeop
+from pdeop.pretrained.build import constructor_config
 from pdeop.training.operator_module import OperatorModule
 
 
@@ -51,7 +52,7 @@ def model_card(module: OperatorModule, checkpoint: Path, checkpoint_sha256: str,
                epoch: int | None, step: int | None) -> str:
     """Markdown describing the bundle; figures come from the run directory when it is still present."""
     config = module.config
-    model = {k: v for k, v in config["model"].items() if k not in ("_target_", "pretrained", "freeze")}
+    model = {k: v for k, v in constructor_config(config["model"]).items() if k != "_target_"}
     parameters = sum(p.numel() for p in module.model.parameters())
     run = run_directory(checkpoint)
     command = training_command(run)

@@ -39,16 +39,25 @@ def load_checkpoint(path: str | Path) -> dict:
     return checkpoint
 
 
-def load_weights(module: nn.Module, state_dict: dict[str, torch.Tensor], source: str) -> None:
-    """``load_state_dict`` with one message listing every missing, unexpected and mis-shaped key."""
-    own = {k: v for k, v in module.state_dict().items() if isinstance(v, torch.Tensor)}  # not neuralop's _metadata
-    missing = sorted(set(own) - set(state_dict))
-    unexpected = sorted(set(state_dict) - set(own))
-    shapes = [f"{k} {tuple(state_dict[k].shape)} vs model {tuple(own[k].shape)}"
-              for k in sorted(set(own) & set(state_dict)) if own[k].shape != state_dict[k].shape]
+def load_weights(module: nn.Module, state_dict: dict[str, torch.Tensor], source: str,
+                 exclude: tuple[str, ...] = ()) -> None:
+    """``load_state_dict`` with one message listing every missing, unexpected and mis-shaped key.
+
+    Keys under an ``exclude`` prefix (``name`` or ``name.*``) are left as the module has them
+    (fine-tuning with new input or output layers); every other key must match exactly.
+    """
+    def kept(key: str) -> bool:
+        return not any(key == prefix or key.startswith(prefix + ".") for prefix in exclude)
+
+    own = {k: v for k, v in module.state_dict().items() if isinstance(v, torch.Tensor) and kept(k)}  # not _metadata
+    given = {k: v for k, v in state_dict.items() if kept(k)}
+    missing = sorted(set(own) - set(given))
+    unexpected = sorted(set(given) - set(own))
+    shapes = [f"{k} {tuple(given[k].shape)} vs model {tuple(own[k].shape)}"
+              for k in sorted(set(own) & set(given)) if own[k].shape != given[k].shape]
     if missing or unexpected or shapes:
         parts = [f"{label}: {', '.join(items[:8])}{' ...' if len(items) > 8 else ''}"
                  for label, items in (("missing", missing), ("unexpected", unexpected), ("shape mismatch", shapes))
                  if items]
         raise CheckpointError(f"checkpoint '{source}' does not fit the model; " + "; ".join(parts))
-    module.load_state_dict(state_dict)
+    module.load_state_dict(given, strict=not exclude)

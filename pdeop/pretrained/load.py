@@ -9,6 +9,7 @@ from pdeop.data.store import file_sha256
 from pdeop.pretrained.build import trained_module
 from pdeop.pretrained.bundle import read_bundle, verify_bundle
 from pdeop.pretrained.checkpoint import CheckpointError, load_checkpoint
+from pdeop.pretrained.poseidon import is_poseidon_checkpoint
 from pdeop.pretrained.registry import fetch, registry
 from pdeop.training.operator_module import OperatorModule
 
@@ -28,6 +29,9 @@ def resolve(ref: str | Path) -> Source:
     path = Path(ref)
     if path.is_file():
         return Source(str(ref), "checkpoint", path, file_sha256(path))
+    if is_poseidon_checkpoint(path):
+        raise CheckpointError(f"'{ref}' is a Poseidon checkpoint (the network's weights, without normalisers or a "
+                              f"pdeop config); fine-tune it with model=scot model.pretrained={ref}")
     if path.is_dir():
         return Source(str(ref), "bundle", path, verify_bundle(path))
     entries = registry()

@@ -5,6 +5,8 @@ A problem is a frozen dataclass with ``name``, ``params()``, ``coordinates()``,
 """
 
 from pdeop.problems.base import Problem
+from pdeop.problems.burgers import Burgers1D
 from pdeop.problems.darcy import Darcy
+from pdeop.problems.navier_stokes import NavierStokes2D
 
-__all__ = ["Darcy", "Problem"]
+__all__ = ["Burgers1D", "Darcy", "NavierStokes2D", "Problem"]

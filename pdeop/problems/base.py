@@ -28,5 +28,6 @@ class Problem(Protocol):
         """Solve a batch: ``[n, in_channels, *grid]`` -> ``[n, out_channels, *grid]``.
 
         Batched so that a solver can share work across samples (vectorised time stepping,
-        Krylov subspace recycling).
+        Krylov subspace recycling). A time-dependent problem also offers ``times()``, the
+        recorded times, and returns trajectories ``[n, out_channels, len(times), *grid]``.
         """

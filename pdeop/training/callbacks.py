@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 import time
 from pathlib import Path
 
@@ -12,7 +13,7 @@ import torch
 from pytorch_lightning.loggers import TensorBoardLogger, WandbLogger
 
 from pdeop.errors import ConfigError, NonFiniteLossError
-from pdeop.evaluation.plots import plot_error_by_resolution, plot_sample
+from pdeop.evaluation.plots import plot_error_by_lead, plot_error_by_resolution, plot_sample
 
 
 class Throughput(pl.Callback):
@@ -129,7 +130,7 @@ def log_image(logger, tag: str, path: Path, step: int) -> bool:
 
 
 class PredictionPlots(pl.Callback):
-    """After testing, pictures of the model on the first test samples and of the error against resolution.
+    """After testing, pictures of the first test samples, of the error against resolution and (rollouts) lead time.
 
     Each sample's input, target, prediction and error (``plot_sample``) and the mean test error
     per stored resolution go to ``<run dir>/plots/`` and to every logger that shows images.
@@ -152,16 +153,23 @@ class PredictionPlots(pl.Callback):
         x, y = x[: self.samples], y[: self.samples]
         if x.ndim == 4 and len(x):
             with torch.no_grad():
-                prediction = pl_module(x.to(pl_module.device)).cpu()
+                prediction = pl_module.predict(x.to(pl_module.device)).cpu()
             for i in range(len(x)):
                 path = folder / f"test_sample_{i}_{x.shape[-1]}.png"
                 plot_sample(x[i, 0].numpy(), y[i, 0].numpy(), prediction[i, 0].numpy(), path,
                             title=f"test sample {i} at {x.shape[-1]}x{x.shape[-1]}")
                 pictures.append((f"test/sample_{i}", path))
-        errors = {int(k.rsplit("_", 1)[-1]): float(v) for k, v in trainer.callback_metrics.items()
-                  if k.startswith("test/rel_l2_")}
+        metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
+        errors = {int(m[1]): v for k, v in metrics.items() if (m := re.fullmatch(r"test/rel_l2_(\d+)", k))}
         if errors:
-            pictures.append(("test/error_by_resolution", plot_error_by_resolution(errors, folder / "error_by_resolution.png")))
+            pictures.append(("test/error_by_resolution",
+                             plot_error_by_resolution(errors, folder / "error_by_resolution.png")))
+        for resolution in errors:  # rollouts: the error at each lead time
+            leads = {int(m[1]): v for k, v in metrics.items()
+                     if (m := re.fullmatch(rf"test/rel_l2_{resolution}_lead(\d+)", k))}
+            if leads:
+                pictures.append((f"test/error_by_lead_{resolution}", plot_error_by_lead(
+                    leads, folder / f"error_by_lead_{resolution}.png", f"{resolution} nodes a side")))
         for logger in trainer.loggers:
             for tag, path in pictures:
                 log_image(logger, tag, path, trainer.global_step)

@@ -7,6 +7,7 @@ samples (over all ranks' samples in a distributed run), the test once per stored
 
 from __future__ import annotations
 
+import fnmatch
 from typing import Any, Callable
 
 import pytorch_lightning as pl
@@ -23,7 +24,8 @@ class OperatorModule(pl.LightningModule):
     """Trains ``model`` on pairs ``(x, y)`` shaped ``[batch, channels, *grid]``.
 
     ``optimizer`` and ``scheduler`` are partial constructors (Hydra ``_partial_``); a scheduler
-    with a ``total_steps`` argument left unset (OneCycleLR) gets the trainer's step count.
+    with a ``total_steps`` (OneCycleLR) or ``T_max`` (CosineAnnealingLR) argument left unset gets
+    the trainer's step count.
     ``config`` is the resolved run config, stored in every checkpoint.
     """
 
@@ -38,10 +40,14 @@ class OperatorModule(pl.LightningModule):
         scheduler_interval: str = "epoch",
         test_resolutions: list[int] | None = None,
         config: dict | None = None,
+        rollout: Any | None = None,
+        param_lr: dict[str, float] | None = None,
     ):
         super().__init__()
         if isinstance(loss, TransformedRelativeL2):
             loss.check_model(model)
+            if rollout is not None:
+                raise ConfigError("loss: the transformed-space loss needs single-step targets, not a rollout task")
         if scheduler_interval not in ("epoch", "step"):
             raise ConfigError(f"scheduler.interval: expected 'epoch' or 'step', got {scheduler_interval!r}")
         self.model = model
@@ -56,10 +62,19 @@ class OperatorModule(pl.LightningModule):
         # sums and counts reduced across ranks: the same mean over samples as one process computes
         self.val_error = MeanMetric()
         self.test_errors = nn.ModuleList(MeanMetric() for _ in self.test_resolutions or [None])
+        self.rollout = rollout
+        self.param_lr = dict(param_lr or {})
+        leads = rollout.horizon if rollout is not None else 0
+        self.test_lead_errors = nn.ModuleList(nn.ModuleList(MeanMetric() for _ in range(leads))
+                                              for _ in self.test_resolutions or [None])
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Map physical inputs to physical outputs."""
         return self.output_normaliser.inverse_transform(self.model(self.input_normaliser.transform(x)))
+
+    def predict(self, x: torch.Tensor) -> torch.Tensor:
+        """The task's prediction: one call of the model, or a rollout task's whole autoregressive horizon."""
+        return self(x) if self.rollout is None else self.rollout.rollout(self, x)
 
     def forward_transformed(self, x: torch.Tensor) -> torch.Tensor:
         """Physical inputs to the model's retained transform coefficients of the physical output.
@@ -80,7 +95,7 @@ class OperatorModule(pl.LightningModule):
         if isinstance(self.loss, TransformedRelativeL2):
             loss = self.loss(self.forward_transformed(x), y, self.model)
         else:
-            loss = self.loss(self(x), y)
+            loss = self.loss(self.predict(x), y)
         # A running sum on the device, logged once an epoch: self.log on every step costs about
         # as much host time as a small model's forward pass, which a GPU run feels directly.
         self._train_loss_sum += loss.detach() * x.shape[0]
@@ -102,25 +117,46 @@ class OperatorModule(pl.LightningModule):
 
     def validation_step(self, batch, batch_idx):
         x, y = batch
-        self.val_error.update(self.relative_l2(self(x), y), weight=x.shape[0])
+        self.val_error.update(self.relative_l2(self.predict(x), y), weight=x.shape[0])
         self.log("val/rel_l2", self.val_error, prog_bar=True, batch_size=x.shape[0])
 
     def test_step(self, batch, batch_idx, dataloader_idx: int = 0):
         x, y = batch
         resolution = self.test_resolutions[dataloader_idx] if self.test_resolutions else x.shape[-1]
         metric = self.test_errors[dataloader_idx]
-        metric.update(self.relative_l2(self(x), y), weight=x.shape[0])
+        prediction = self.predict(x)
+        metric.update(self.relative_l2(prediction, y), weight=x.shape[0])
         self.log(f"test/rel_l2_{resolution}", metric, batch_size=x.shape[0], add_dataloader_idx=False)
+        if self.rollout is not None:  # the error at each lead time of the rollout
+            for lead, (error, lead_metric) in enumerate(zip(self.rollout.lead_errors(prediction, y).T,
+                                                            self.test_lead_errors[dataloader_idx]), start=1):
+                lead_metric.update(error.mean(), weight=x.shape[0])
+                self.log(f"test/rel_l2_{resolution}_lead{lead}", lead_metric, batch_size=x.shape[0],
+                         add_dataloader_idx=False)
+
+    def parameter_groups(self) -> list[dict]:
+        """Trainable parameters (frozen ones left out), grouped by ``param_lr``: network parameter-name
+        patterns (fnmatch, first match wins) with their own learning rate; the rest take the optimiser's."""
+        groups: dict[str | None, list] = {pattern: [] for pattern in self.param_lr}
+        groups[None] = []
+        for name, parameter in self.model.named_parameters():
+            if parameter.requires_grad:
+                pattern = next((p for p in self.param_lr if fnmatch.fnmatchcase(name, p)), None)
+                groups[pattern].append(parameter)
+        unmatched = [pattern for pattern in self.param_lr if not groups[pattern]]
+        if unmatched:
+            raise ConfigError(f"model.param_lr: {', '.join(unmatched)} match no trainable parameter of the model")
+        rest = [{"params": groups[None]}] if groups[None] else []
+        return rest + [{"params": groups[p], "lr": lr} for p, lr in self.param_lr.items()]
 
     def configure_optimizers(self):
-        optimizer = self.optimizer_factory([p for p in self.parameters() if p.requires_grad])  # not frozen ones
+        optimizer = self.optimizer_factory(self.parameter_groups())
         if self.scheduler_factory is None:
             return optimizer
         keywords = getattr(self.scheduler_factory, "keywords", {})
-        if "total_steps" in keywords and keywords["total_steps"] is None:
-            scheduler = self.scheduler_factory(optimizer, total_steps=int(self.trainer.estimated_stepping_batches))
-        else:
-            scheduler = self.scheduler_factory(optimizer)
+        unset = {key: int(self.trainer.estimated_stepping_batches) for key in ("total_steps", "T_max")
+                 if key in keywords and keywords[key] is None}
+        scheduler = self.scheduler_factory(optimizer, **unset)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": self.scheduler_interval}}
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:

@@ -15,6 +15,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from pdeop.config import check_config, describe, matches
 from pdeop.data.store import atomic_path
+from pdeop.data.tasks import Window
 from pdeop.errors import ConfigError
 from pdeop.training.finetune import build_model
 from pdeop.training.operator_module import OperatorModule
@@ -74,6 +75,8 @@ def build_module(cfg: DictConfig, datamodule, config: dict) -> OperatorModule:
         output_normaliser=datamodule.output_normaliser,
         test_resolutions=datamodule.test_resolutions,
         config=config,
+        rollout=datamodule.task if isinstance(datamodule.task, Window) else None,
+        param_lr=config["model"].get("param_lr"),
     )
 
 

@@ -1,0 +1,145 @@
+"""Tasks on trajectories: which input-output pairs a model learns from a time-dependent dataset.
+
+A stored time-dependent dataset holds, per sample, the initial state (``inputs``) and the states
+recorded at ``times`` (``outputs``, ``[samples, channels, times, *grid]``). The data config's
+``task`` turns them into pairs, so one file serves several settings:
+
+- ``FinalState``: initial state -> the state at one time (FNO's and T1's 2D setting, w0 -> w(T)).
+- ``Window``: the last ``history`` states -> the next ``horizon`` states, predicted ``step`` at a
+  time and fed back (autoregressive rollout; FNO-2D's and LSM's Navier-Stokes setting, 10 -> 10).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+import torch
+from torch import nn
+
+from pdeop.data.normalise import channel_normaliser, fit_channel_normaliser
+from pdeop.data.store import FieldSet
+from pdeop.errors import ConfigError, DataFileError
+
+
+def require_trajectories(fields: FieldSet, task: str) -> None:
+    if fields.times is None:
+        raise DataFileError(f"data.task: {task} needs a time-dependent dataset (trajectories), but this one "
+                            f"stores single outputs; remove data.task for it")
+
+
+@dataclass(frozen=True)
+class FinalState:
+    """Initial state -> the state at ``time`` (default: the last recorded time)."""
+
+    time: float | None = None
+
+    def in_channels(self, channels: int) -> int:
+        return channels
+
+    def out_channels(self, channels: int) -> int:
+        return channels
+
+    def channel_names(self, input_names: list[str], output_names: list[str]) -> tuple[list[str], list[str]]:
+        return input_names, output_names
+
+    def pairs(self, fields: FieldSet) -> FieldSet:
+        require_trajectories(fields, "FinalState")
+        index = len(fields.times) - 1
+        if self.time is not None:
+            matches = np.flatnonzero(np.isclose(fields.times, self.time, rtol=1e-9, atol=1e-12))
+            if not len(matches):
+                raise ConfigError(f"data.task.time: {self.time} is not a recorded time; the data has "
+                                  f"{fields.times.tolist()}")
+            index = int(matches[0])
+        return FieldSet(fields.inputs, np.ascontiguousarray(fields.outputs[:, :, index]), fields.coords,
+                        fields.subsample)
+
+
+@dataclass(frozen=True)
+class Window:
+    """The ``history`` states from snapshot ``start`` on -> the ``horizon`` states after them.
+
+    Snapshots are the recorded states (with the initial state first when ``include_initial``).
+    States are stacked time-major into channels (``[t0 c0, t0 c1, t1 c0, ...]``). The model maps
+    ``history`` states to the next ``step``; ``rollout`` feeds its predictions back until the
+    horizon is covered, in physical units, so the loss and errors are those of the whole rollout.
+    """
+
+    history: int = 10
+    horizon: int = 10
+    step: int = 1
+    start: int = 0
+    include_initial: bool = False
+
+    def __post_init__(self) -> None:
+        for key in ("history", "horizon", "step"):
+            if getattr(self, key) < 1:
+                raise ConfigError(f"data.task.{key}: expected a positive number of states, got {getattr(self, key)}")
+        if self.horizon % self.step:
+            raise ConfigError(f"data.task.step: expected a divisor of horizon = {self.horizon}, got {self.step}")
+        if self.start < 0:
+            raise ConfigError(f"data.task.start: expected a snapshot index >= 0, got {self.start}")
+
+    def in_channels(self, channels: int) -> int:
+        return channels * self.history
+
+    def out_channels(self, channels: int) -> int:
+        return channels * self.step
+
+    def channel_names(self, input_names: list[str], output_names: list[str]) -> tuple[list[str], list[str]]:
+        """Names of the stacked channels: ``w_t0 ... w_t9`` in, ``w_lead1 ... w_lead10`` out (the whole horizon)."""
+        snapshot_names = output_names
+        return ([f"{n}_t{k}" for k in range(self.history) for n in snapshot_names],
+                [f"{n}_lead{k}" for k in range(1, self.horizon + 1) for n in snapshot_names])
+
+    def pairs(self, fields: FieldSet) -> FieldSet:
+        require_trajectories(fields, "Window")
+        snapshots = fields.outputs
+        if self.include_initial:
+            snapshots = np.concatenate([fields.inputs[:, :, None], snapshots], axis=2)
+        needed = self.start + self.history + self.horizon
+        if snapshots.shape[2] < needed:
+            raise ConfigError(f"data.task: start + history + horizon = {needed} snapshots, but the data has "
+                              f"{snapshots.shape[2]} (times {fields.times.tolist()})")
+
+        def stacked(first: int, count: int) -> np.ndarray:
+            block = np.moveaxis(snapshots[:, :, first:first + count], 2, 1)  # [n, count, channels, *grid]
+            return np.ascontiguousarray(block.reshape(block.shape[0], -1, *block.shape[3:]))
+
+        return FieldSet(stacked(self.start, self.history), stacked(self.start + self.history, self.horizon),
+                        fields.coords, fields.subsample)
+
+    def fit_normalisers(self, inputs: np.ndarray, outputs: np.ndarray) -> tuple[nn.Module, nn.Module]:
+        """Per-physical-channel statistics of the states, repeated over the history (input) and step (output).
+
+        A rollout feeds predicted states back as inputs, so a state is normalised the same way
+        in whichever slot of the window it sits.
+        """
+        def states(stacked: np.ndarray, count: int) -> torch.Tensor:
+            n, grid = stacked.shape[0], stacked.shape[2:]
+            return torch.from_numpy(stacked.reshape(n * count, -1, *grid))
+
+        fitted_in = fit_channel_normaliser(states(inputs, self.history))
+        fitted_out = fit_channel_normaliser(states(outputs, self.horizon))
+        return (channel_normaliser(fitted_in.mean.repeat(1, self.history, *[1] * (inputs.ndim - 2)),
+                                   fitted_in.std.repeat(1, self.history, *[1] * (inputs.ndim - 2))),
+                channel_normaliser(fitted_out.mean.repeat(1, self.step, *[1] * (outputs.ndim - 2)),
+                                   fitted_out.std.repeat(1, self.step, *[1] * (outputs.ndim - 2))))
+
+    def rollout(self, predict: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor) -> torch.Tensor:
+        """The ``horizon`` states after ``x`` (``[b, channels * history, *grid]``), ``step`` states per call."""
+        channels = x.shape[1] // self.history
+        outputs = []
+        for _ in range(self.horizon // self.step):
+            prediction = predict(x)
+            outputs.append(prediction)
+            x = torch.cat([x[:, channels * self.step:], prediction], dim=1)
+        return torch.cat(outputs, dim=1)
+
+    def lead_errors(self, prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """Relative L2 error per sample and lead time, ``[b, horizon]``."""
+        b = target.shape[0]
+        diff = (prediction - target).reshape(b, self.horizon, -1)
+        return diff.norm(dim=-1) / target.reshape(b, self.horizon, -1).norm(dim=-1)

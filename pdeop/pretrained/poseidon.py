@@ -1,0 +1,85 @@
+"""Poseidon's published checkpoints into pdeop's ScOT (Herde et al., NeurIPS 2024; camlab-ethz/poseidon).
+
+A Poseidon checkpoint is a Hugging Face directory: ``config.json`` (a ``ScOTConfig``,
+``model_type`` "swinv2") and ``model.safetensors`` whose keys are the module paths of
+``scOT/model.py`` without a prefix, which ``pdeop.models.scot.ScOT`` reproduces. It holds the
+network only: no normalisers and no pdeop config, so it is a starting point for fine-tuning
+(``model=scot model.pretrained=<dir>``), not a ready model.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file
+
+from pdeop.models.scot import ScOT
+from pdeop.pretrained.bundle import MANIFEST
+from pdeop.pretrained.checkpoint import CheckpointError
+
+# config.json field -> ScOT constructor argument: what the weights' shapes or their computation depend on
+# (channel counts are left to the key-by-key shape check, since fine-tuning may replace those layers).
+ARCHITECTURE = {
+    "patch_size": "patch_size",
+    "embed_dim": "embed_dim", "depths": "depths", "num_heads": "num_heads", "skip_connections": "skip_connections",
+    "window_size": "window_size", "mlp_ratio": "mlp_ratio", "qkv_bias": "qkv_bias",
+    "use_conditioning": "use_conditioning", "learn_residual": "learn_residual", "layer_norm_eps": "layer_norm_eps",
+}
+# What the reference's ScOTConfig assumes when config.json leaves a field out (only non-defaults are written).
+REFERENCE_DEFAULTS = {"num_channels": 3, "num_out_channels": 1, "patch_size": 4, "embed_dim": 96,
+                      "depths": [2, 2, 6, 2], "num_heads": [3, 6, 12, 24], "skip_connections": [True, True, True],
+                      "window_size": 7, "mlp_ratio": 4.0, "qkv_bias": True, "use_conditioning": False,
+                      "learn_residual": False, "layer_norm_eps": 1e-5, "residual_model": "convnext",
+                      "use_absolute_embeddings": False, "image_size": 224}
+
+
+def is_poseidon_checkpoint(path: Path) -> bool:
+    return path.is_dir() and (path / "config.json").is_file() and not (path / MANIFEST).exists()
+
+
+def poseidon_config(directory: Path) -> dict:
+    """``config.json`` with the reference's defaults filled in; refuses what pdeop's ScOT does not build."""
+    try:
+        config = {**REFERENCE_DEFAULTS, **json.loads((directory / "config.json").read_text())}
+    except (OSError, json.JSONDecodeError) as exc:
+        raise CheckpointError(f"Poseidon checkpoint '{directory}': config.json is unreadable ({exc})") from exc
+    if config["residual_model"] != "convnext":
+        raise CheckpointError(f"Poseidon checkpoint '{directory}': residual_model {config['residual_model']!r}; "
+                              f"pdeop's ScOT builds the ConvNeXt skip blocks only")
+    if config["use_absolute_embeddings"]:
+        raise CheckpointError(f"Poseidon checkpoint '{directory}': use_absolute_embeddings is true; pdeop's ScOT "
+                              f"has no absolute position embeddings (Poseidon's models do not use them)")
+    config["skip_connections"] = [int(v) for v in config["skip_connections"]]
+    config["learn_residual"] = bool(config["learn_residual"] and config["use_conditioning"])
+    return config
+
+
+def check_architecture(directory: Path, config: dict, model_config: dict) -> None:
+    """The run's model config must describe the checkpoint's architecture; differences are named."""
+    defaults = {name: p.default for name, p in inspect.signature(ScOT).parameters.items()}
+    differences = []
+    for field, argument in ARCHITECTURE.items():
+        have, want = model_config.get(argument, defaults.get(argument)), config[field]
+        if isinstance(have, tuple):
+            have = list(have)
+        if have != want:
+            differences.append(f"model.{argument}={have!r} (checkpoint {field}: {want!r})")
+    if differences:
+        raise CheckpointError(f"Poseidon checkpoint '{directory}' is another architecture than the run's model: "
+                              f"{'; '.join(differences[:8])}; set these in the model config (e.g. "
+                              f"model.{differences[0].split('=')[0].split('.', 1)[1]}=...)")
+
+
+def poseidon_weights(directory: Path) -> dict[str, torch.Tensor]:
+    path = directory / "model.safetensors"
+    if not path.is_file():
+        raise CheckpointError(f"Poseidon checkpoint '{directory}' has no model.safetensors (a pytorch_model.bin "
+                              f"would need unpickling; convert it to safetensors where it was made)")
+    try:
+        return load_file(path)
+    except (SafetensorError, OSError) as exc:
+        raise CheckpointError(f"Poseidon checkpoint '{path}' is unreadable ({exc})") from exc

@@ -1,0 +1,53 @@
+"""Pieces the pseudo-spectral solvers share: the device they run on, wavenumbers, the 2/3 de-aliasing mask.
+
+Fields live on periodic grids of ``s`` nodes per axis at ``x = i / s`` on the unit interval;
+transforms are ``torch.fft`` with the last axis real (``rfft``), batched over leading axes.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from pdeop.errors import ConfigError
+
+
+def solver_device(device: str) -> torch.device:
+    """``auto``: the GPU when there is one, else the CPU; otherwise the named device."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        return torch.device(device)
+    except RuntimeError as exc:
+        raise ConfigError(f"data.problem.device: expected auto, cpu or cuda[:i], got {device!r}") from exc
+
+
+def solver_dtype(precision: str) -> torch.dtype:
+    dtypes = {"single": torch.float32, "double": torch.float64}
+    if precision not in dtypes:
+        raise ConfigError(f"data.problem.precision: expected single or double, got {precision!r}")
+    return dtypes[precision]
+
+
+def wavenumbers(s: int, dims: int, dtype: torch.dtype, device: torch.device) -> list[torch.Tensor]:
+    """Integer wavenumbers of an ``s``-point grid per axis, shaped to broadcast over an rfft of ``dims`` axes.
+
+    Every axis but the last has the full ``fftfreq`` range; the last has ``s // 2 + 1`` (rfft).
+    """
+    full = torch.fft.fftfreq(s, 1.0 / s, dtype=dtype, device=device)
+    half = torch.fft.rfftfreq(s, 1.0 / s, dtype=dtype, device=device)
+    axes = []
+    for axis in range(dims):
+        k = half if axis == dims - 1 else full
+        shape = [1] * dims
+        shape[axis] = -1
+        axes.append(k.reshape(shape))
+    return axes
+
+
+def dealias_mask(ks: list[torch.Tensor], s: int) -> torch.Tensor:
+    """Keep modes with every ``|k| <= (2/3) (s // 2)`` (Orszag's 2/3 rule), as a 0/1 array."""
+    limit = (2.0 / 3.0) * (s // 2)
+    mask = torch.ones((), dtype=ks[0].dtype, device=ks[0].device)
+    for k in ks:
+        mask = mask * (k.abs() <= limit)
+    return mask

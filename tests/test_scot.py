@@ -1,0 +1,168 @@
+"""scOT against Poseidon's own code, and Poseidon checkpoint directories loaded strictly for fine-tuning."""
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+from conftest import run_entry
+from safetensors.torch import load_file, save_file
+
+from pdeop.errors import ConfigError
+from pdeop.models import ScOT
+from pdeop.pretrained import CheckpointError, load_pretrained
+from pdeop.pretrained.poseidon import ARCHITECTURE, poseidon_config
+from pdeop.training.finetune import build_model
+from pdeop.training.operator_module import OperatorModule
+
+REFERENCE = Path(__file__).parent / "fixtures" / "scot_reference"  # written by make_scot_reference.py
+
+SMALL = dict(in_channels=3, out_channels=2, image_size=32, patch_size=4, embed_dim=8, depths=[2, 1, 1, 1],
+             num_heads=[1, 2, 2, 4], skip_connections=[1, 1, 0, 0], window_size=4)
+
+
+def scot_config(directory: Path) -> dict:
+    """The ScOT constructor arguments a Poseidon config.json describes."""
+    config = poseidon_config(directory)
+    return {"_target_": "pdeop.models.ScOT", "in_channels": config["num_channels"],
+            "out_channels": config["num_out_channels"], "image_size": config["image_size"],
+            **{argument: config[field] for field, argument in ARCHITECTURE.items()}}
+
+
+def test_scot_reproduces_poseidons_reference_outputs_at_native_and_resampled_grids():
+    """Weights, inputs, lead times and outputs written by camlab-ethz/poseidon's scOT/model.py
+    (transformers 4.29.2): shifted windows, ConvNeXt skips, conditioning and the learnt residual."""
+    model = build_model({**scot_config(REFERENCE), "pretrained": str(REFERENCE)}).eval()
+    io = load_file(REFERENCE / "io.safetensors")
+    with torch.no_grad():
+        for size in (64, 48, 80):  # 48 and 80 go through the Fourier resampling both ways
+            output = model(io[f"input_{size}"], io["time"])
+            assert output.shape == io[f"output_{size}"].shape
+            assert (output - io[f"output_{size}"]).abs().max() < 1e-5 * io[f"output_{size}"].abs().max()
+
+
+def test_poseidon_t_has_the_reference_parameter_count():
+    # counted on the reference implementation: 4 -> 4 channels, conditioned (the paper: ~21M)
+    assert sum(p.numel() for p in ScOT(4, 4).parameters()) == 20_774_444
+
+
+def test_lead_time_conditions_every_norm_and_defaults_to_one():
+    torch.manual_seed(0)
+    model = ScOT(**SMALL)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(0.1 * torch.randn_like(p))
+    x = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        early, late = model(x, torch.tensor([0.1, 0.1])), model(x, torch.tensor([0.9, 0.9]))
+        assert not torch.allclose(early, late)
+        assert torch.equal(model(x), model(x, torch.ones(2)))
+    plain = ScOT(**{**SMALL, "use_conditioning": False})
+    assert not any("weight.weight" in k for k in plain.state_dict())
+    with torch.no_grad():
+        assert torch.equal(plain(x, torch.zeros(2)), plain(x, torch.ones(2)))
+
+
+def test_gradients_reach_every_parameter_at_two_resolutions():
+    model = ScOT(**SMALL)
+    for size in (32, 24):
+        model.zero_grad()
+        out = model(torch.randn(2, 3, size, size), torch.rand(2))
+        assert out.shape == (2, 2, size, size)
+        out.square().mean().backward()
+        missing = [n for n, p in model.named_parameters() if p.grad is None or not torch.isfinite(p.grad).all()]
+        assert not missing
+
+
+def test_impossible_sizes_are_named():
+    with pytest.raises(ConfigError, match=r"model.num_heads\[1\]: 3 does not divide the stage width 16"):
+        ScOT(**{**SMALL, "num_heads": [1, 3, 2, 4]})
+    with pytest.raises(ConfigError, match="model.image_size"):
+        ScOT(**{**SMALL, "image_size": 36})
+
+
+def poseidon_directory(tmp_path: Path, model: ScOT, **config) -> Path:
+    """A checkpoint directory in Poseidon's published layout, written from one of our models."""
+    directory = tmp_path / "poseidon"
+    directory.mkdir()
+    fields = {"architectures": ["ScOT"], "model_type": "swinv2", "transformers_version": "4.29.2",
+              "num_channels": SMALL["in_channels"], "num_out_channels": SMALL["out_channels"],
+              "image_size": SMALL["image_size"], "patch_size": 4, "embed_dim": 8, "depths": [2, 1, 1, 1],
+              "num_heads": [1, 2, 2, 4], "skip_connections": [1, 1, 0, 0], "window_size": 4, "mlp_ratio": 4.0,
+              "qkv_bias": True, "use_conditioning": True, "learn_residual": False, "layer_norm_eps": 1e-5,
+              "residual_model": "convnext", "use_absolute_embeddings": False, "pretrained_window_sizes": [0] * 4,
+              **config}
+    (directory / "config.json").write_text(json.dumps(fields))
+    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, directory / "model.safetensors")
+    return directory
+
+
+def test_a_poseidon_directory_loads_strictly_and_names_what_differs(tmp_path):
+    source = ScOT(**SMALL)
+    directory = poseidon_directory(tmp_path, source)
+    run_config = {"_target_": "pdeop.models.ScOT", **SMALL}
+    loaded = build_model({**run_config, "pretrained": str(directory)})
+    assert all(torch.equal(loaded.state_dict()[k], v) for k, v in source.state_dict().items())
+
+    with pytest.raises(CheckpointError, match=r"another architecture.*model.embed_dim=16 \(checkpoint embed_dim: 8\)"):
+        build_model({**run_config, "embed_dim": 16, "pretrained": str(directory)})
+    with pytest.raises(ConfigError, match="is a Poseidon \\(scOT\\) checkpoint; choose model=scot"):
+        build_model({"_target_": "pdeop.models.T1", "in_channels": 3, "out_channels": 2, "pretrained": str(directory)})
+    with pytest.raises(CheckpointError, match="shape mismatch: embeddings.patch_embeddings.projection.weight "
+                                              r"\(8, 3, 4, 4\) vs model \(8, 1, 4, 4\)"):
+        build_model({**run_config, "in_channels": 1, "pretrained": str(directory)})
+    # Poseidon's own fine-tuning to other channels: new embedding and recovery layers, the rest loaded
+    other = build_model({**run_config, "in_channels": 1, "out_channels": 1, "pretrained": str(directory),
+                         "pretrained_exclude": ["embeddings.patch_embeddings", "patch_recovery"]})
+    key = "encoder.layers.0.blocks.1.attention.self.query.weight"
+    assert torch.equal(other.state_dict()[key], source.state_dict()[key])
+
+    weights = load_file(directory / "model.safetensors")
+    weights.pop("decoder.layers.0.upsample.mixup.weight")
+    weights["encoder.layers.0.blocks.0.attention.self.cpb_mlp.0.weight"] = torch.zeros(512, 2)
+    broken = shutil.copytree(directory, tmp_path / "broken")
+    save_file(weights, broken / "model.safetensors")
+    with pytest.raises(CheckpointError, match=r"missing: decoder.layers.0.upsample.mixup.weight; unexpected: "
+                                              r"encoder.layers.0.blocks.0.attention.self.cpb_mlp.0.weight"):
+        build_model({**run_config, "pretrained": str(broken)})
+    with pytest.raises(CheckpointError, match="is a Poseidon checkpoint .* fine-tune it with model=scot"):
+        load_pretrained(directory)
+
+
+def test_param_lr_gives_matching_parameters_their_own_learning_rate():
+    module = OperatorModule(model=ScOT(**SMALL), loss=torch.nn.L1Loss(),
+                            optimizer=lambda params: torch.optim.AdamW(params, lr=5e-5),
+                            input_normaliser=torch.nn.Identity(), output_normaliser=torch.nn.Identity(),
+                            param_lr={"embeddings.*": 5e-4, "patch_recovery.*": 5e-4, "*norm*": 1e-4})
+    groups = module.parameter_groups()
+    optimizer = torch.optim.AdamW(groups, lr=5e-5)
+    lrs = [group["lr"] for group in optimizer.param_groups]
+    assert lrs == [5e-5, 5e-4, 5e-4, 1e-4]
+    names = {id(p): n for n, p in module.model.named_parameters()}
+    assert {names[id(p)].split(".")[0] for p in groups[1]["params"]} == {"embeddings"}
+    assert all("norm" in names[id(p)] for p in groups[3]["params"])
+    assert sum(len(g["params"]) for g in groups) == len(list(module.model.parameters()))
+    module.param_lr = {"encoder.nothing.*": 1e-3}
+    with pytest.raises(ConfigError, match="model.param_lr: encoder.nothing.\\* match no trainable parameter"):
+        module.parameter_groups()
+
+
+@pytest.mark.slow
+def test_scot_fine_tunes_from_a_poseidon_directory_on_navier_stokes(data_dir, tmp_path):
+    source = ScOT(**{**SMALL, "in_channels": 1, "out_channels": 1, "image_size": 16, "patch_size": 2})
+    directory = poseidon_directory(tmp_path, source, num_channels=1, num_out_channels=1, image_size=16, patch_size=2)
+    run = tmp_path / "run"
+    run_entry(["train.py"], [
+        "model=scot", "data=navier_stokes", "data.problem.resolution=32", "data.problem.final_time=0.2",
+        "data.problem.record_every=0.1", "data.problem.dt=0.01", "data.problem.device=cpu", "data.n_train=8",
+        "data.n_val=4", "data.n_test=4", "data.batch_size=4", "data.generate_workers=1", "trainer.max_epochs=1",
+        "model.embed_dim=8", "model.depths=[2,1,1,1]", "model.num_heads=[1,2,2,4]", "model.skip_connections=[1,1,0,0]",
+        "model.window_size=4", "model.patch_size=2", f"model.pretrained={directory}", "model.freeze=[encoder]",
+        "model.param_lr={embeddings.*: 5.0e-4}"], run, data_dir)
+    tuned = load_pretrained(run / "checkpoints" / "last.ckpt").model.state_dict()
+    reference = source.state_dict()
+    assert all(torch.equal(tuned[k], reference[k]) for k in reference if k.startswith("encoder."))
+    assert not torch.equal(tuned["patch_recovery.mixup.weight"], reference["patch_recovery.mixup.weight"])
+    metrics = json.loads((run / "test_metrics.json").read_text())
+    assert {"test/rel_l2_16", "test/rel_l2_32"} <= set(metrics)

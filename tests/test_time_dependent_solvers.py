@@ -1,0 +1,122 @@
+"""Navier-Stokes and Burgers solvers against exact and manufactured solutions; the periodic GRF's spectrum."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from pdeop.errors import ConfigError
+from pdeop.problems.burgers import Burgers1D, burgers_rollout
+from pdeop.problems.grf import periodic_grf
+from pdeop.problems.navier_stokes import NavierStokes2D, vorticity_rollout
+
+
+def grid(s: int):
+    x = torch.arange(s, dtype=torch.float64) / s
+    return torch.meshgrid(x, x, indexing="ij")
+
+
+def relative(a: torch.Tensor, b: torch.Tensor) -> float:
+    return ((a - b).norm() / b.norm()).item()
+
+
+def test_navier_stokes_keeps_the_decaying_taylor_green_solution():
+    """A vorticity made of modes with one |k| has psi proportional to w, so u . grad w = 0 and
+    w(t) = w0 exp(-4 pi^2 |k|^2 nu t) exactly; Crank-Nicolson is second order in dt."""
+    x, y = grid(32)
+    w0 = torch.sin(2 * math.pi * x) * torch.sin(2 * math.pi * y) + torch.cos(2 * math.pi * (x + y))  # |k|^2 = 2
+    nu = 0.01
+    out = vorticity_rollout(w0, nu, dt=1e-3, steps_per_record=100, records=10)
+    for record in (0, 9):
+        t = 0.1 * (record + 1)
+        assert relative(out[record], w0 * math.exp(-8 * math.pi**2 * nu * t)) < 1e-7
+
+
+def test_navier_stokes_converges_at_first_order_on_a_manufactured_solution():
+    """w = A(t) sin(2 pi x) + B(t) cos(4 pi y): two |k| shells, so the advection term is
+    1.5 A B cos(2 pi x) sin(4 pi y) (derived by hand); the forcing makes w exact. Advection and
+    forcing are forward Euler (FNO's scheme), so halving dt halves the error."""
+    x, y = grid(32)
+    nu = 0.01
+    a, da = math.cos, lambda t: -math.sin(t)
+    b, db = (lambda t: 1 + 0.5 * math.sin(t)), (lambda t: 0.5 * math.cos(t))
+    s2x, c4y, c2x, s4y = (torch.sin(2 * math.pi * x), torch.cos(4 * math.pi * y), torch.cos(2 * math.pi * x),
+                          torch.sin(4 * math.pi * y))
+
+    def exact(t):
+        return a(t) * s2x + b(t) * c4y
+
+    def forcing(t):
+        return (da(t) * s2x + db(t) * c4y + 1.5 * a(t) * b(t) * c2x * s4y
+                + nu * (4 * math.pi**2 * a(t) * s2x + 16 * math.pi**2 * b(t) * c4y))
+
+    errors = [relative(vorticity_rollout(exact(0.0), nu, dt, round(1 / dt), 1, forcing)[0], exact(1.0))
+              for dt in (4e-3, 2e-3, 1e-3)]
+    orders = [math.log2(errors[i] / errors[i + 1]) for i in range(2)]
+    assert all(0.95 < order < 1.05 for order in orders), (errors, orders)
+    assert errors[-1] < 5e-4
+
+
+def test_burgers_matches_the_cole_hopf_solution_at_fourth_order():
+    """u = -2 nu phi_x / phi with phi = 2 + exp(-4 pi^2 nu t) cos(2 pi x) solving the heat equation."""
+    x = torch.arange(256, dtype=torch.float64) / 256
+    for nu in (0.1, 0.02):
+        def exact(t):
+            decay = math.exp(-4 * math.pi**2 * nu * t)
+            return 4 * math.pi * nu * decay * torch.sin(2 * math.pi * x) / (2 + decay * torch.cos(2 * math.pi * x))
+
+        errors = [relative(burgers_rollout(exact(0.0)[None], nu, dt, round(1 / dt), 1)[0, 0], exact(1.0))
+                  for dt in (2e-2, 1e-2, 5e-3)]
+        orders = [math.log2(errors[i] / errors[i + 1]) for i in range(2)]
+        assert all(3.7 < order < 4.3 for order in orders), (nu, errors, orders)
+        assert errors[-1] < 1e-9
+
+
+@pytest.mark.parametrize("dims, size", [(1, 64), (2, 16)])
+def test_periodic_grf_has_the_prescribed_spectrum(dims, size):
+    """E |FFT(u)_k|^2 = (s^d sqrt(2) sigma (4 pi^2 |k|^2 + tau^2)^(-alpha/2))^2 for the real part of the field."""
+    alpha, tau, sigma = 2.0, 5.0, 25.0
+    fields = periodic_grf(4000, size, dims, alpha, tau, sigma, np.random.default_rng(0))
+    power = (np.abs(np.fft.fftn(fields, axes=tuple(range(1, dims + 1)))) ** 2).mean(axis=0)
+    k = np.fft.fftfreq(size, 1.0 / size)
+    squared = sum(np.meshgrid(*([k**2] * dims), indexing="ij"))
+    expected = (size**dims * np.sqrt(2) * sigma * (4 * np.pi**2 * squared + tau**2) ** (-alpha / 2)) ** 2
+    expected.flat[0] = 0.0
+    assert power.flat[0] < 1e-20 * expected.max()
+    nonzero = expected > 0
+    assert np.allclose(power[nonzero] / expected[nonzero], 1.0, atol=0.12)  # 4000 samples: ~2% per mode
+    assert abs(np.mean(power[nonzero] / expected[nonzero]) - 1) < 0.01
+
+
+def test_navier_stokes_batches_trajectories_independently():
+    problem = NavierStokes2D(resolution=32, viscosity=1e-3, final_time=0.2, record_every=0.1, dt=1e-3,
+                             precision="double", device="cpu")
+    inputs = problem.sample_inputs(3, np.random.default_rng(1))
+    together = problem.solve(inputs)
+    assert together.shape == (3, 1, 2, 32, 32) and together.dtype == np.float32
+    alone = np.concatenate([problem.solve(inputs[i:i + 1]) for i in range(3)])
+    np.testing.assert_allclose(together, alone, rtol=0, atol=1e-6)
+    single = NavierStokes2D(**{**problem.__dict__, "precision": "single"}).solve(inputs)
+    assert np.abs(single - together).max() < 1e-4 * np.abs(together).max()
+    assert not np.allclose(together[:, :, 0], together[:, :, 1])  # it moves
+    np.testing.assert_allclose(problem.times(), [0.1, 0.2])
+
+
+def test_burgers_problem_records_trajectories():
+    problem = Burgers1D(resolution=128, final_time=0.5, record_every=0.25, dt=1e-3, device="cpu")
+    out = problem.solve(problem.sample_inputs(2, np.random.default_rng(0)))
+    assert out.shape == (2, 1, 2, 128) and np.isfinite(out).all()
+    assert problem.params()["viscosity"] == 0.1 and "device" not in problem.params()
+
+
+@pytest.mark.parametrize("cls, changes, key", [
+    (NavierStokes2D, {"record_every": 0.15, "dt": 0.1}, "record_every"),
+    (NavierStokes2D, {"final_time": 1.0, "record_every": 0.3, "dt": 0.1}, "final_time"),
+    (NavierStokes2D, {"resolution": 33}, "resolution"),
+    (Burgers1D, {"viscosity": 0.0}, "viscosity"),
+    (Burgers1D, {"precision": "half"}, "precision"),
+])
+def test_bad_solver_settings_are_named(cls, changes, key):
+    with pytest.raises(ConfigError, match=f"data.problem.{key}"):
+        cls(**changes)
