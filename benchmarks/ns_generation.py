@@ -52,9 +52,12 @@ def main() -> None:
     parser.add_argument("--loop", type=int, default=4, help="trajectories timed in the NumPy loop")
     parser.add_argument("--precision", choices=["single", "double"], default="double")
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     parser.add_argument("--json", help="also write the figures to this file")
     args = parser.parse_args()
 
+    if args.threads:
+        torch.set_num_threads(args.threads)  # NumPy's FFT uses one thread: --threads 1 compares like with like
     dt = 1e-3
     problem = NavierStokes2D(resolution=args.resolution, viscosity=1e-3, final_time=args.steps * dt,
                              record_every=args.steps * dt, dt=dt, precision=args.precision, device=args.device)

@@ -42,9 +42,13 @@ def test_scot_reproduces_poseidons_reference_outputs_at_native_and_resampled_gri
             assert (output - io[f"output_{size}"]).abs().max() < 1e-5 * io[f"output_{size}"].abs().max()
 
 
-def test_poseidon_t_has_the_reference_parameter_count():
-    # counted on the reference implementation: 4 -> 4 channels, conditioned (the paper: ~21M)
+def test_poseidon_sizes_have_the_reference_parameter_counts():
+    # counted on the reference implementation: 4 -> 4 channels, conditioned (the paper: ~21M, 158M, 629M)
     assert sum(p.numel() for p in ScOT(4, 4).parameters()) == 20_774_444
+    with torch.device("meta"):  # shapes only: B and L would need gigabytes
+        for embed_dim, expected in ((96, 157_729_988), (192, 628_575_524)):
+            model = ScOT(4, 4, embed_dim=embed_dim, depths=[8, 8, 8, 8])
+            assert sum(p.numel() for p in model.parameters()) == expected
 
 
 def test_lead_time_conditions_every_norm_and_defaults_to_one():

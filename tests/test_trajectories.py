@@ -10,7 +10,7 @@ from conftest import run_entry
 
 from pdeop.data.generation import DatasetSpec, generate, subsample_grid
 from pdeop.data.store import DatasetFile, FieldSet
-from pdeop.data.tasks import FinalState, Window
+from pdeop.data.tasks import AllToAll, FinalState, Window
 from pdeop.errors import ConfigError, DataFileError
 from pdeop.problems import Burgers1D, NavierStokes2D
 
@@ -66,6 +66,25 @@ def test_window_stacks_states_time_major_and_rollout_feeds_predictions_back():
         Window(history=1, horizon=3, step=2)
 
 
+def test_all_to_all_serves_every_ordered_pair_with_its_lead_time():
+    fields = trajectory_fields(n=2, channels=1, times=3)  # 4 snapshots with the initial state: t = 0, .5, 1, 1.5
+    pairs = AllToAll().train_dataset(fields)
+    assert len(pairs) == 2 * 10  # i <= j among 4 snapshots
+    seen = set()
+    for k in range(len(pairs)):
+        x, t, y = pairs[k]
+        i, j, trajectory = int(x[0, 0]) % 100, int(y[0, 0]) % 100, int(x[0, 0]) // 1000
+        assert j >= i and float(t) == pytest.approx((j - i) / 3) and int(y[0, 0]) // 1000 == trajectory
+        seen.add((trajectory, i, j))
+    assert len(seen) == 20
+    assert len(AllToAll(max_lead=1, same_time=False).train_dataset(fields)) == 2 * 3
+    evaluation = AllToAll().pairs(fields)
+    assert evaluation.inputs.shape == (6, 1, 4) and evaluation.outputs.shape == (6, 1, 4)
+    assert (evaluation.inputs[:, 0, 0] % 100 == 0).all()
+    np.testing.assert_array_equal(evaluation.outputs[:3, 0, 0] % 100, [1, 2, 3])
+    np.testing.assert_allclose(evaluation.lead_times, [1 / 3, 2 / 3, 1, 1 / 3, 2 / 3, 1], rtol=1e-6)
+
+
 def test_trajectories_are_stored_with_their_times_and_subsampled_in_space_only(tmp_path):
     problem = NavierStokes2D(resolution=32, final_time=0.3, record_every=0.1, dt=0.01, device="cpu")
     spec = DatasetSpec(problem, n_train=2, n_val=2, n_test=3, subsample=2, test_subsamples=(1,), seed=5)
@@ -95,6 +114,26 @@ def test_navier_stokes_rollout_trains_and_reports_errors_per_lead_time(data_dir,
     run_entry(["evaluate.py"], [f"ckpt={metrics['checkpoint']}"], tmp_path / "evaluate", data_dir)
     evaluation = json.loads((tmp_path / "evaluate" / "evaluation.json").read_text())["results"]
     assert evaluation["16"]["rel_l2"]["mean"] == pytest.approx(metrics["test/rel_l2_16"], abs=1e-5)
+    for lead in ("1", "2"):
+        assert evaluation["16"]["rel_l2_by_lead"][lead] == pytest.approx(metrics[f"test/rel_l2_16_lead{lead}"], abs=1e-5)
+
+
+@pytest.mark.slow
+def test_scot_trains_all_to_all_and_is_evaluated_per_lead_time(data_dir, tmp_path):
+    scot = ["model=scot", "model.embed_dim=8", "model.depths=[1,1,1,1]", "model.num_heads=[1,2,2,4]",
+            "model.skip_connections=[1,0,0,0]", "model.window_size=4", "model.patch_size=2"]
+    run = tmp_path / "a2a"
+    run_entry(["train.py"], [*TINY_NS[:-3], *scot, "data/task=all_to_all", "trainer.max_epochs=1"], run, data_dir)
+    metrics = json.loads((run / "test_metrics.json").read_text())
+    assert {"test/rel_l2_16", "test/rel_l2_32"} <= set(metrics)
+    run_entry(["evaluate.py"], [f"ckpt={metrics['checkpoint']}"], tmp_path / "evaluate", data_dir)
+    evaluation = json.loads((tmp_path / "evaluate" / "evaluation.json").read_text())["results"]["16"]
+    assert list(evaluation["rel_l2_by_lead_time"]) == ["0.25", "0.5", "0.75", "1"]
+    assert evaluation["samples"] == 4 * 4 and evaluation["rel_l1"]["median"] > 0
+
+    fno = run_entry(["train.py"], [*TINY_NS, "data/task=all_to_all", "trainer.max_epochs=1"], tmp_path / "fno",
+                    data_dir, check=False)
+    assert fno.returncode == 2 and "does not take; use a time-conditioned model (model=scot)" in fno.stderr
 
 
 @pytest.mark.slow

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytorch_lightning as pl
 import torch
-from torch.utils.data import DataLoader, TensorDataset
+from torch.utils.data import DataLoader, Dataset, TensorDataset
 
 from pdeop.data.generation import DatasetSpec, generate
 from pdeop.data.normalise import fit_channel_normaliser
@@ -16,7 +16,7 @@ from pdeop.data.sampling import EpochShuffleSampler, RankSlice
 from pdeop.data.store import DatasetFile, FieldSet
 from pdeop.data.stream import SolverStream, StreamBatches, StreamSettings, draw_and_solve
 from pdeop.data.stream.generator import NORMALISER_RANK
-from pdeop.data.tasks import FinalState, Window
+from pdeop.data.tasks import AllToAll, FinalState, Window
 from pdeop.errors import ConfigError, DataFileError
 from pdeop.problems import Problem
 
@@ -66,7 +66,7 @@ class OperatorDataModule(pl.LightningDataModule):
         online: bool = False,
         stream: StreamSettings | None = None,
         train_subset: int | None = None,
-        task: FinalState | Window | None = None,
+        task: FinalState | Window | AllToAll | None = None,
     ):
         super().__init__()
         self.online = online
@@ -96,6 +96,7 @@ class OperatorDataModule(pl.LightningDataModule):
         self.output_normaliser = None
         self.stream: SolverStream | None = None
         self.stream_counters: list[int] | None = None
+        self.train_pairs: Dataset | None = None
 
     def prepare_data(self) -> None:
         """Generate the dataset file if it is missing (runs on one process only).
@@ -125,7 +126,9 @@ class OperatorDataModule(pl.LightningDataModule):
         out_channels = self.reference_fields.outputs.shape[1]
         if self.reference_fields.times is not None and self.task is None:
             raise ConfigError(f"data.task: '{self.path}' holds trajectories; choose what to learn from them "
-                              f"(data/task=final or data/task=window)")
+                              f"(data/task=final, window or all_to_all)")
+        if isinstance(self.task, AllToAll) and "train" in self.splits:
+            self.train_pairs = self.task.train_dataset(self.splits["train"])  # lazily, every (t_i <= t_j)
         if self.task is not None:
             self.splits = {split: self.task.pairs(fields) for split, fields in self.splits.items()}
             self.test_sets = {res: self.task.pairs(fields) for res, fields in self.test_sets.items()}
@@ -138,7 +141,7 @@ class OperatorDataModule(pl.LightningDataModule):
             if getattr(self, key) != have:
                 raise ConfigError(f"data.{key}: config says {getattr(self, key)}, the file '{self.path}' has {have}")
         fit_inputs, fit_outputs = self._normaliser_samples() if self.online else (reference.inputs, reference.outputs)
-        if isinstance(self.task, Window):
+        if isinstance(self.task, (Window, AllToAll)):
             self.input_normaliser, self.output_normaliser = self.task.fit_normalisers(fit_inputs, fit_outputs)
         else:
             self.input_normaliser = fit_channel_normaliser(torch.from_numpy(fit_inputs))
@@ -169,8 +172,14 @@ class OperatorDataModule(pl.LightningDataModule):
             return 0, 1
         return self.trainer.global_rank, self.trainer.world_size
 
-    def _loader(self, fields: FieldSet, batch_size: int, shuffle: bool) -> DataLoader:
-        dataset = TensorDataset(torch.from_numpy(fields.inputs), torch.from_numpy(fields.outputs))
+    def _loader(self, fields: FieldSet | Dataset, batch_size: int, shuffle: bool) -> DataLoader:
+        """Batches ``(x, y)``, or ``(x, lead time, y)`` for a time-conditioned task."""
+        if isinstance(fields, Dataset):
+            dataset = fields
+        elif fields.lead_times is not None:
+            dataset = TensorDataset(*(torch.from_numpy(a) for a in (fields.inputs, fields.lead_times, fields.outputs)))
+        else:
+            dataset = TensorDataset(torch.from_numpy(fields.inputs), torch.from_numpy(fields.outputs))
         rank, world = self._ranks()
         sampler = (EpochShuffleSampler(len(dataset), self.shuffle_seed, rank, world) if shuffle
                    else RankSlice(len(dataset), rank, world))
@@ -181,7 +190,8 @@ class OperatorDataModule(pl.LightningDataModule):
 
     def train_dataloader(self) -> DataLoader:
         if not self.online:
-            return self._loader(self.splits["train"], self.batch_size, shuffle=True)
+            train = self.train_pairs if self.train_pairs is not None else self.splits["train"]
+            return self._loader(train, self.batch_size, shuffle=True)
         if self.stream is None:  # started here, after a checkpoint has restored the counters
             rank, _ = self._ranks()
             self.stream = SolverStream(self.spec.problem, self.spec.subsample, self.stream_settings,

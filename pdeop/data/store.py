@@ -49,6 +49,7 @@ class FieldSet:
     coords: dict[str, np.ndarray]
     subsample: int = 1
     times: np.ndarray | None = None  # trajectories: outputs are [samples, channels, times, *grid]
+    lead_times: np.ndarray | None = None  # pairs of a time-conditioned task: the model's time input per sample
 
 
 @dataclass

@@ -7,6 +7,8 @@ recorded at ``times`` (``outputs``, ``[samples, channels, times, *grid]``). The 
 - ``FinalState``: initial state -> the state at one time (FNO's and T1's 2D setting, w0 -> w(T)).
 - ``Window``: the last ``history`` states -> the next ``horizon`` states, predicted ``step`` at a
   time and fed back (autoregressive rollout; FNO-2D's and LSM's Navier-Stokes setting, 10 -> 10).
+- ``AllToAll``: every pair of snapshots (t_i <= t_j) with the lead time as the model's time input,
+  Poseidon's training for time-conditioned models (scOT).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from typing import Callable
 import numpy as np
 import torch
 from torch import nn
+from torch.utils.data import Dataset
 
 from pdeop.data.normalise import channel_normaliser, fit_channel_normaliser
 from pdeop.data.store import FieldSet
@@ -143,3 +146,76 @@ class Window:
         b = target.shape[0]
         diff = (prediction - target).reshape(b, self.horizon, -1)
         return diff.norm(dim=-1) / target.reshape(b, self.horizon, -1).norm(dim=-1)
+
+
+class SnapshotPairs(Dataset):
+    """Lazy (state at t_i, lead time, state at t_j) triples of every trajectory: nothing is copied per pair."""
+
+    def __init__(self, snapshots: np.ndarray, pairs: list[tuple[int, int]], lead_times: np.ndarray):
+        self.snapshots = torch.from_numpy(snapshots)  # [n, S, channels, *grid]
+        self.pairs = pairs
+        self.lead_times = torch.from_numpy(lead_times.astype(np.float32))  # per pair
+
+    def __len__(self) -> int:
+        return len(self.snapshots) * len(self.pairs)
+
+    def __getitem__(self, index: int):
+        trajectory, pair = divmod(index, len(self.pairs))
+        i, j = self.pairs[pair]
+        return self.snapshots[trajectory, i], self.lead_times[pair], self.snapshots[trajectory, j]
+
+
+@dataclass(frozen=True)
+class AllToAll:
+    """Every pair (t_i <= t_j) of a trajectory's snapshots, the initial state included, as in Poseidon.
+
+    The model gets the lead time ``(t_j - t_i) / (t_last - t_0)`` as its time input (Poseidon
+    divides by the index of the last snapshot; the same on uniformly recorded data).
+    ``max_lead`` limits j - i (snapshot steps); ``same_time`` keeps the i = j pairs Poseidon
+    trains on. Validation and test are (initial state -> state at t_j) for every recorded t_j.
+    """
+
+    max_lead: int | None = None
+    same_time: bool = True
+
+    def __post_init__(self) -> None:
+        if self.max_lead is not None and self.max_lead < 1:
+            raise ConfigError(f"data.task.max_lead: expected at least 1 snapshot step, got {self.max_lead}")
+
+    def in_channels(self, channels: int) -> int:
+        return channels
+
+    def out_channels(self, channels: int) -> int:
+        return channels
+
+    def channel_names(self, input_names: list[str], output_names: list[str]) -> tuple[list[str], list[str]]:
+        return output_names, output_names
+
+    @staticmethod
+    def snapshots(fields: FieldSet) -> tuple[np.ndarray, np.ndarray]:
+        """States ``[n, S, channels, *grid]`` at times ``[S]`` (0 first), and the normalised times."""
+        require_trajectories(fields, "AllToAll")
+        states = np.concatenate([fields.inputs[:, None], np.moveaxis(fields.outputs, 2, 1)], axis=1)
+        times = np.concatenate([[0.0], fields.times])
+        return np.ascontiguousarray(states), times / times[-1]
+
+    def train_dataset(self, fields: FieldSet) -> SnapshotPairs:
+        states, times = self.snapshots(fields)
+        count = states.shape[1]
+        pairs = [(i, j) for i in range(count) for j in range(i if self.same_time else i + 1, count)
+                 if self.max_lead is None or j - i <= self.max_lead]
+        return SnapshotPairs(states, pairs, np.array([times[j] - times[i] for i, j in pairs]))
+
+    def pairs(self, fields: FieldSet) -> FieldSet:
+        """(initial state -> state at t_j) for every recorded t_j, sample-major: ``[n * (S - 1), ...]``."""
+        states, times = self.snapshots(fields)
+        n, count = states.shape[:2]
+        inputs = np.repeat(states[:, 0], count - 1, axis=0)
+        outputs = states[:, 1:].reshape(n * (count - 1), *states.shape[2:])
+        return FieldSet(inputs, np.ascontiguousarray(outputs), fields.coords, fields.subsample,
+                        lead_times=np.tile(times[1:], n).astype(np.float32))
+
+    def fit_normalisers(self, inputs: np.ndarray, outputs: np.ndarray) -> tuple[nn.Module, nn.Module]:
+        """One per-channel normaliser of all states, for both sides: a state is a state at any time."""
+        fitted = fit_channel_normaliser(torch.from_numpy(np.concatenate([inputs, outputs])))
+        return channel_normaliser(fitted.mean, fitted.std), channel_normaliser(fitted.mean, fitted.std)

@@ -21,19 +21,25 @@ def per_sample_errors(module: OperatorModule, fields: FieldSet, periodic: bool, 
     """
     spatial = fields.inputs.ndim - 2
     h1 = H1Loss(d=spatial, reduction="sum", periodic_in_x=periodic, periodic_in_y=periodic, periodic_in_z=periodic)
-    l2, l1, h1_errors = [], [], []
+    l2, l1, h1_errors, leads = [], [], [], []
     with torch.no_grad():
         for start in range(0, len(fields.inputs), batch_size):
             x = torch.from_numpy(fields.inputs[start:start + batch_size])
             y = torch.from_numpy(fields.outputs[start:start + batch_size])
-            prediction = module.predict(x)
+            t = None if fields.lead_times is None else torch.from_numpy(fields.lead_times[start:start + batch_size])
+            prediction = module.predict(x, t)
             # per channel, then averaged over channels: the training metric's convention (LpLoss)
             dims = tuple(range(2, y.ndim))
             ratio = torch.linalg.vector_norm(prediction - y, dim=dims) / torch.linalg.vector_norm(y, dim=dims)
             l2.append(ratio.mean(dim=1))
             l1.append(((prediction - y).abs().sum(dim=dims) / y.abs().sum(dim=dims)).mean(dim=1))
+            if module.rollout is not None:
+                leads.append(module.rollout.lead_errors(prediction, y))
             h1_errors += [h1(prediction[i:i + 1], y[i:i + 1]).item() for i in range(len(y))]
-    return {"rel_l2": torch.cat(l2).numpy(), "rel_h1": np.asarray(h1_errors), "rel_l1": torch.cat(l1).numpy()}
+    errors = {"rel_l2": torch.cat(l2).numpy(), "rel_h1": np.asarray(h1_errors), "rel_l1": torch.cat(l1).numpy()}
+    if leads:  # rollouts: [samples, horizon]
+        errors["rel_l2_by_lead"] = torch.cat(leads).numpy()
+    return errors
 
 
 def summary(errors: np.ndarray) -> dict:
@@ -43,6 +49,17 @@ def summary(errors: np.ndarray) -> dict:
 
 
 def evaluate_fields(module: OperatorModule, fields: FieldSet, periodic: bool) -> dict:
-    """Summary statistics of both errors on one stored split at one resolution."""
+    """Summary statistics of the errors on one stored split at one resolution.
+
+    Pairs with lead times (all-to-all tasks) also get the mean relative L2 error per lead time.
+    """
     errors = per_sample_errors(module, fields, periodic)
-    return {"samples": len(fields.inputs), **{name: summary(values) for name, values in errors.items()}}
+    by_lead = errors.pop("rel_l2_by_lead", None)
+    result = {"samples": len(fields.inputs), **{name: summary(values) for name, values in errors.items()}}
+    if by_lead is not None:  # rollouts: the mean error at each lead (model calls ahead)
+        result["rel_l2_by_lead"] = {str(k + 1): float(v) for k, v in enumerate(by_lead.mean(axis=0))}
+    if fields.lead_times is not None:
+        leads = np.round(fields.lead_times, 6)
+        result["rel_l2_by_lead_time"] = {f"{lead:g}": float(errors["rel_l2"][leads == lead].mean())
+                                         for lead in np.unique(leads)}
+    return result

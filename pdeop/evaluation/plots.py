@@ -39,29 +39,14 @@ def plot_sample(inputs: np.ndarray, target: np.ndarray, prediction: np.ndarray, 
     return path
 
 
-def plot_error_by_resolution(errors: dict[int, float], path: str | Path, label: str = "rel. L2") -> Path:
-    """Mean test error against grid size (nodes a side)."""
-    resolutions = sorted(errors)
+def plot_error_curve(errors: dict[int, float], path: str | Path, xlabel: str, ylabel: str, title: str = "") -> Path:
+    """Mean test error against an integer setting (grid size, lead time), one marker per value."""
+    keys = sorted(errors)
     figure, axis = plt.subplots(figsize=(5, 3.5), constrained_layout=True)
-    axis.plot(resolutions, [errors[r] for r in resolutions], marker="o")
-    axis.set_xlabel("grid size (nodes a side)")
-    axis.set_ylabel(f"mean {label} error")
-    axis.set_xticks(resolutions)
-    axis.grid(alpha=0.3)
-    path = Path(path)
-    figure.savefig(path, dpi=100)
-    plt.close(figure)
-    return path
-
-
-def plot_error_by_lead(errors: dict[int, float], path: str | Path, title: str = "") -> Path:
-    """Mean test error of an autoregressive rollout against lead time (model calls ahead)."""
-    leads = sorted(errors)
-    figure, axis = plt.subplots(figsize=(5, 3.5), constrained_layout=True)
-    axis.plot(leads, [errors[k] for k in leads], marker="o")
-    axis.set_xlabel("lead time (steps ahead)")
-    axis.set_ylabel("mean rel. L2 error")
-    axis.set_xticks(leads)
+    axis.plot(keys, [errors[k] for k in keys], marker="o")
+    axis.set_xlabel(xlabel)
+    axis.set_ylabel(ylabel)
+    axis.set_xticks(keys)
     axis.grid(alpha=0.3)
     if title:
         axis.set_title(title)
@@ -69,3 +54,13 @@ def plot_error_by_lead(errors: dict[int, float], path: str | Path, title: str = 
     figure.savefig(path, dpi=100)
     plt.close(figure)
     return path
+
+
+def plot_error_by_resolution(errors: dict[int, float], path: str | Path, label: str = "rel. L2") -> Path:
+    """Mean test error against grid size (nodes a side)."""
+    return plot_error_curve(errors, path, "grid size (nodes a side)", f"mean {label} error")
+
+
+def plot_error_by_lead(errors: dict[int, float], path: str | Path, title: str = "") -> Path:
+    """Mean test error of an autoregressive rollout against lead time (model calls ahead)."""
+    return plot_error_curve(errors, path, "lead time (steps ahead)", "mean rel. L2 error", title)

@@ -32,6 +32,9 @@ def write_predictions(module: OperatorModule, fields: FieldSet, out: str | Path,
         for axis, values in fields.coords.items():
             f.create_variable(axis, (axis,), data=np.asarray(values, dtype=np.float64))
         sample = f.create_variable("sample", ("sample",), dtype="i8")
+        if fields.lead_times is not None:  # all-to-all pairs: the lead time of each prediction
+            lead_time = f.create_variable("lead_time", ("sample",), dtype="f4")
+            lead_time.attrs["long_name"] = "lead time / horizon"
         variables = {}
         for role, names in (("input", input_names), ("target", output_names), ("prediction", output_names),
                             ("error", output_names)):
@@ -46,10 +49,13 @@ def write_predictions(module: OperatorModule, fields: FieldSet, out: str | Path,
             for start in range(0, len(fields.inputs), chunk):
                 x = fields.inputs[start:start + chunk]
                 y = fields.outputs[start:start + chunk]
-                prediction = module.predict(torch.from_numpy(x)).numpy()
+                t = None if fields.lead_times is None else torch.from_numpy(fields.lead_times[start:start + chunk])
+                prediction = module.predict(torch.from_numpy(x), t).numpy()
                 stop = start + len(x)
                 f.resize_dimension("sample", stop)
                 sample[start:stop] = np.arange(start, stop)
+                if t is not None:
+                    lead_time[start:stop] = fields.lead_times[start:stop]
                 for c, name in enumerate(input_names):
                     variables["input", name][start:stop] = x[:, c]
                 for c, name in enumerate(output_names):

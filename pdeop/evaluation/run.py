@@ -101,7 +101,8 @@ def predict(cfg: DictConfig) -> Path:
     out = write_predictions(module, fields, cfg.out, input_names, output_names, attrs, chunk=cfg.chunk)
     with torch.no_grad():
         chosen = list(cfg.plot_samples)
-        predictions = module.predict(torch.from_numpy(fields.inputs[chosen])).numpy() if chosen else []
+        t = None if fields.lead_times is None else torch.from_numpy(fields.lead_times[chosen])
+        predictions = module.predict(torch.from_numpy(fields.inputs[chosen]), t).numpy() if chosen else []
     for i, prediction in zip(chosen if fields.inputs.ndim == 4 else [], predictions):  # pictures of 2D fields
         plot_sample(fields.inputs[i, 0], fields.outputs[i, 0], prediction[0], out.parent / f"sample_{i}.png",
                     title=f"{cfg.split} sample {i} at {resolution}x{resolution}")

@@ -68,7 +68,7 @@ def stored_rollout(config: dict, source: str) -> Window | None:
     task = (config.get("data") or {}).get("task")
     if not isinstance(task, dict):
         return None
-    if task.get("_target_") not in ("pdeop.data.tasks.Window", "pdeop.data.tasks.FinalState"):
+    if not str(task.get("_target_")).startswith("pdeop.data.tasks."):
         raise CheckpointError(f"'{source}' refused: its data.task names '{task.get('_target_')}', not a pdeop task")
     built = instantiate(task)
     return built if isinstance(built, Window) else None

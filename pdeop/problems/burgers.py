@@ -12,14 +12,13 @@ Batched in torch: many trajectories advance together, on the GPU when there is o
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 
-from pdeop.errors import ConfigError
 from pdeop.problems.grf import periodic_grf
-from pdeop.problems.spectral import dealias_mask, solver_device, solver_dtype, wavenumbers
+from pdeop.problems.spectral import RecordedTimeStepping, dealias_mask, solver_device, solver_dtype, wavenumbers
 
 CONTOUR_POINTS = 64
 
@@ -78,7 +77,7 @@ def burgers_rollout(u0: torch.Tensor, viscosity: float, dt: float, steps_per_rec
 
 
 @dataclass(frozen=True)
-class Burgers1D:
+class Burgers1D(RecordedTimeStepping):
     """Burgers trajectories from random initial states; ``solve`` records every ``record_every`` time units.
 
     ``resolution`` is the periodic fine grid (FNO: 8192, subsampled for training), ``dt`` the
@@ -103,33 +102,7 @@ class Burgers1D:
     output_names = ("u",)
 
     def __post_init__(self) -> None:
-        if self.resolution < 8 or self.resolution % 2:
-            raise ConfigError(f"data.problem.resolution: expected an even number of nodes >= 8, got {self.resolution}")
-        for key in ("viscosity", "final_time", "record_every", "dt", "tau"):
-            if getattr(self, key) <= 0:
-                raise ConfigError(f"data.problem.{key}: expected a positive number, got {getattr(self, key)}")
-        for key, multiple in (("record_every", self.dt), ("final_time", self.record_every)):
-            ratio = getattr(self, key) / multiple
-            if abs(ratio - round(ratio)) > 1e-9 * ratio:
-                raise ConfigError(f"data.problem.{key}: expected a whole multiple of "
-                                  f"{'dt' if key == 'record_every' else 'record_every'} = {multiple}, got {getattr(self, key)}")
-        solver_dtype(self.precision)
-        solver_device(self.device)
-
-    @property
-    def steps_per_record(self) -> int:
-        return round(self.record_every / self.dt)
-
-    @property
-    def records(self) -> int:
-        return round(self.final_time / self.record_every)
-
-    def times(self) -> np.ndarray:
-        """The recorded times ``record_every, ..., final_time`` (the initial state is the input)."""
-        return self.record_every * np.arange(1, self.records + 1)
-
-    def params(self) -> dict:
-        return {"name": self.name, **{f.name: getattr(self, f.name) for f in fields(self) if f.name != "device"}}
+        self.check_settings()
 
     def coordinates(self) -> dict[str, np.ndarray]:
         return {"x": np.arange(self.resolution) / self.resolution}

@@ -12,15 +12,14 @@ Batched in torch: many trajectories advance together, on the GPU when there is o
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
 import torch
 
-from pdeop.errors import ConfigError
 from pdeop.problems.grf import periodic_grf
-from pdeop.problems.spectral import dealias_mask, solver_device, solver_dtype, wavenumbers
+from pdeop.problems.spectral import RecordedTimeStepping, dealias_mask, solver_device, solver_dtype, wavenumbers
 
 Forcing = torch.Tensor | Callable[[float], torch.Tensor] | None
 
@@ -65,7 +64,7 @@ def vorticity_rollout(w0: torch.Tensor, viscosity: float, dt: float, steps_per_r
 
 
 @dataclass(frozen=True)
-class NavierStokes2D:
+class NavierStokes2D(RecordedTimeStepping):
     """Vorticity trajectories from random initial vorticity; ``solve`` records every ``record_every`` time units.
 
     ``resolution`` is the periodic fine grid (FNO: 256, subsampled to 64 for training),
@@ -92,33 +91,7 @@ class NavierStokes2D:
     output_names = ("w",)
 
     def __post_init__(self) -> None:
-        if self.resolution < 8 or self.resolution % 2:
-            raise ConfigError(f"data.problem.resolution: expected an even number of nodes >= 8, got {self.resolution}")
-        for key in ("viscosity", "final_time", "record_every", "dt", "tau"):
-            if getattr(self, key) <= 0:
-                raise ConfigError(f"data.problem.{key}: expected a positive number, got {getattr(self, key)}")
-        for key, multiple in (("record_every", self.dt), ("final_time", self.record_every)):
-            ratio = getattr(self, key) / multiple
-            if abs(ratio - round(ratio)) > 1e-9 * ratio:
-                raise ConfigError(f"data.problem.{key}: expected a whole multiple of "
-                                  f"{'dt' if key == 'record_every' else 'record_every'} = {multiple}, got {getattr(self, key)}")
-        solver_dtype(self.precision)
-        solver_device(self.device)
-
-    @property
-    def steps_per_record(self) -> int:
-        return round(self.record_every / self.dt)
-
-    @property
-    def records(self) -> int:
-        return round(self.final_time / self.record_every)
-
-    def times(self) -> np.ndarray:
-        """The recorded times ``record_every, 2 record_every, ..., final_time`` (the initial state is the input)."""
-        return self.record_every * np.arange(1, self.records + 1)
-
-    def params(self) -> dict:
-        return {"name": self.name, **{f.name: getattr(self, f.name) for f in fields(self) if f.name != "device"}}
+        self.check_settings()
 
     def coordinates(self) -> dict[str, np.ndarray]:
         x = np.arange(self.resolution) / self.resolution

@@ -6,6 +6,9 @@ transforms are ``torch.fft`` with the last axis real (``rfft``), batched over le
 
 from __future__ import annotations
 
+from dataclasses import fields
+
+import numpy as np
 import torch
 
 from pdeop.errors import ConfigError
@@ -51,3 +54,39 @@ def dealias_mask(ks: list[torch.Tensor], s: int) -> torch.Tensor:
     for k in ks:
         mask = mask * (k.abs() <= limit)
     return mask
+
+
+class RecordedTimeStepping:
+    """What the time-dependent spectral problems share (frozen dataclasses with ``resolution``,
+    ``viscosity``, ``final_time``, ``record_every``, ``dt``, ``tau``, ``precision``, ``device``):
+    the checks of those settings, the recorded times and the recorded parameters."""
+
+    def check_settings(self) -> None:
+        if self.resolution < 8 or self.resolution % 2:
+            raise ConfigError(f"data.problem.resolution: expected an even number of nodes >= 8, got {self.resolution}")
+        for key in ("viscosity", "final_time", "record_every", "dt", "tau"):
+            if getattr(self, key) <= 0:
+                raise ConfigError(f"data.problem.{key}: expected a positive number, got {getattr(self, key)}")
+        for key, base, multiple in (("record_every", "dt", self.dt), ("final_time", "record_every", self.record_every)):
+            ratio = getattr(self, key) / multiple
+            if abs(ratio - round(ratio)) > 1e-9 * ratio:
+                raise ConfigError(f"data.problem.{key}: expected a whole multiple of {base} = {multiple}, "
+                                  f"got {getattr(self, key)}")
+        solver_dtype(self.precision)
+        solver_device(self.device)
+
+    @property
+    def steps_per_record(self) -> int:
+        return round(self.record_every / self.dt)
+
+    @property
+    def records(self) -> int:
+        return round(self.final_time / self.record_every)
+
+    def times(self) -> np.ndarray:
+        """The recorded times ``record_every, 2 record_every, ..., final_time`` (the initial state is the input)."""
+        return self.record_every * np.arange(1, self.records + 1)
+
+    def params(self) -> dict:
+        """Every parameter that determines the data; the device changes only rounding and is not recorded."""
+        return {"name": self.name, **{f.name: getattr(self, f.name) for f in fields(self) if f.name != "device"}}

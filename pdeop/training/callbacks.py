@@ -149,11 +149,12 @@ class PredictionPlots(pl.Callback):
         folder.mkdir(parents=True, exist_ok=True)
         pictures = []
         loaders = trainer.test_dataloaders
-        x, y = next(iter(loaders[0] if isinstance(loaders, (list, tuple)) else loaders))
+        x, t, y = pl_module.unpack(next(iter(loaders[0] if isinstance(loaders, (list, tuple)) else loaders)))
         x, y = x[: self.samples], y[: self.samples]
+        t = None if t is None else t[: self.samples].to(pl_module.device)
         if x.ndim == 4 and len(x):
             with torch.no_grad():
-                prediction = pl_module.predict(x.to(pl_module.device)).cpu()
+                prediction = pl_module.predict(x.to(pl_module.device), t).cpu()
             for i in range(len(x)):
                 path = folder / f"test_sample_{i}_{x.shape[-1]}.png"
                 plot_sample(x[i, 0].numpy(), y[i, 0].numpy(), prediction[i, 0].numpy(), path,

@@ -68,13 +68,20 @@ class OperatorModule(pl.LightningModule):
         self.test_lead_errors = nn.ModuleList(nn.ModuleList(MeanMetric() for _ in range(leads))
                                               for _ in self.test_resolutions or [None])
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Map physical inputs to physical outputs."""
-        return self.output_normaliser.inverse_transform(self.model(self.input_normaliser.transform(x)))
+    def forward(self, x: torch.Tensor, t: torch.Tensor | None = None) -> torch.Tensor:
+        """Map physical inputs (and, for time-conditioned models, lead times ``t``) to physical outputs."""
+        normalised = self.input_normaliser.transform(x)
+        out = self.model(normalised) if t is None else self.model(normalised, t)
+        return self.output_normaliser.inverse_transform(out)
 
-    def predict(self, x: torch.Tensor) -> torch.Tensor:
+    def predict(self, x: torch.Tensor, t: torch.Tensor | None = None) -> torch.Tensor:
         """The task's prediction: one call of the model, or a rollout task's whole autoregressive horizon."""
-        return self(x) if self.rollout is None else self.rollout.rollout(self, x)
+        return self(x, t) if self.rollout is None else self.rollout.rollout(self, x)
+
+    @staticmethod
+    def unpack(batch) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
+        """``(x, y)`` or ``(x, lead time, y)`` -> x, t (or None), y."""
+        return batch[0], (batch[1] if len(batch) == 3 else None), batch[-1]
 
     def forward_transformed(self, x: torch.Tensor) -> torch.Tensor:
         """Physical inputs to the model's retained transform coefficients of the physical output.
@@ -91,11 +98,11 @@ class OperatorModule(pl.LightningModule):
         return self.output_normaliser.inverse_transform(coefficients) + offset * (constant - 1)
 
     def training_step(self, batch, batch_idx):
-        x, y = batch
+        x, t, y = self.unpack(batch)
         if isinstance(self.loss, TransformedRelativeL2):
             loss = self.loss(self.forward_transformed(x), y, self.model)
         else:
-            loss = self.loss(self.predict(x), y)
+            loss = self.loss(self.predict(x, t), y)
         # A running sum on the device, logged once an epoch: self.log on every step costs about
         # as much host time as a small model's forward pass, which a GPU run feels directly.
         self._train_loss_sum += loss.detach() * x.shape[0]
@@ -116,15 +123,15 @@ class OperatorModule(pl.LightningModule):
         return LpLoss(d=target.ndim - 2, p=2, reduction="mean")(prediction, target)
 
     def validation_step(self, batch, batch_idx):
-        x, y = batch
-        self.val_error.update(self.relative_l2(self.predict(x), y), weight=x.shape[0])
+        x, t, y = self.unpack(batch)
+        self.val_error.update(self.relative_l2(self.predict(x, t), y), weight=x.shape[0])
         self.log("val/rel_l2", self.val_error, prog_bar=True, batch_size=x.shape[0])
 
     def test_step(self, batch, batch_idx, dataloader_idx: int = 0):
-        x, y = batch
+        x, t, y = self.unpack(batch)
         resolution = self.test_resolutions[dataloader_idx] if self.test_resolutions else x.shape[-1]
         metric = self.test_errors[dataloader_idx]
-        prediction = self.predict(x)
+        prediction = self.predict(x, t)
         metric.update(self.relative_l2(prediction, y), weight=x.shape[0])
         self.log(f"test/rel_l2_{resolution}", metric, batch_size=x.shape[0], add_dataloader_idx=False)
         if self.rollout is not None:  # the error at each lead time of the rollout

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import json
 import logging
 import typing
@@ -15,7 +16,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from pdeop.config import check_config, describe, matches
 from pdeop.data.store import atomic_path
-from pdeop.data.tasks import Window
+from pdeop.data.tasks import AllToAll, Window
 from pdeop.errors import ConfigError
 from pdeop.training.finetune import build_model
 from pdeop.training.operator_module import OperatorModule
@@ -65,8 +66,13 @@ def resume_path(cfg: DictConfig, output_dir: Path) -> str | None:
 
 
 def build_module(cfg: DictConfig, datamodule, config: dict) -> OperatorModule:
+    model = build_model(config["model"])
+    if isinstance(datamodule.task, AllToAll) and "t" not in inspect.signature(model.forward).parameters:
+        raise ConfigError(f"data.task: all-to-all pairs give the model a lead time, which "
+                          f"{config['model']['_target_']} does not take; use a time-conditioned model (model=scot) "
+                          f"or data/task=final")
     return OperatorModule(
-        model=build_model(config["model"]),
+        model=model,
         loss=instantiate(cfg.loss),
         optimizer=instantiate(cfg.optim),
         scheduler=instantiate(cfg.scheduler.fn) if cfg.scheduler else None,
