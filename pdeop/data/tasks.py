@@ -124,12 +124,12 @@ class Window:
             n, grid = stacked.shape[0], stacked.shape[2:]
             return torch.from_numpy(stacked.reshape(n * count, -1, *grid))
 
-        fitted_in = fit_channel_normaliser(states(inputs, self.history))
-        fitted_out = fit_channel_normaliser(states(outputs, self.horizon))
-        return (channel_normaliser(fitted_in.mean.repeat(1, self.history, *[1] * (inputs.ndim - 2)),
-                                   fitted_in.std.repeat(1, self.history, *[1] * (inputs.ndim - 2))),
-                channel_normaliser(fitted_out.mean.repeat(1, self.step, *[1] * (outputs.ndim - 2)),
-                                   fitted_out.std.repeat(1, self.step, *[1] * (outputs.ndim - 2))))
+        def repeated(fitted: nn.Module, count: int) -> nn.Module:
+            times = (1, count, *[1] * (fitted.mean.ndim - 2))
+            return channel_normaliser(fitted.mean.repeat(times), fitted.std.repeat(times))
+
+        return (repeated(fit_channel_normaliser(states(inputs, self.history)), self.history),
+                repeated(fit_channel_normaliser(states(outputs, self.horizon)), self.step))
 
     def rollout(self, predict: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor) -> torch.Tensor:
         """The ``horizon`` states after ``x`` (``[b, channels * history, *grid]``), ``step`` states per call."""

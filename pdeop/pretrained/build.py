@@ -23,6 +23,7 @@ TRUSTED_TARGETS = {
     "loss": ("pdeop.training.losses.", "neuralop.losses."),
     "optim": ("torch.optim.",),
     "data": ("pdeop.data.", "pdeop.problems.", "pdeop.linalg."),
+    "task": ("pdeop.data.tasks.",),
 }
 
 
@@ -65,12 +66,11 @@ def normaliser_state(state: dict[str, torch.Tensor], source: str) -> dict[str, t
 
 def stored_rollout(config: dict, source: str) -> Window | None:
     """The rollout task of a model trained on trajectories (``data.task`` a ``Window``), else None."""
-    task = (config.get("data") or {}).get("task")
-    if not isinstance(task, dict):
+    data = config.get("data") or {}
+    if not isinstance(data.get("task"), dict):
         return None
-    if not str(task.get("_target_")).startswith("pdeop.data.tasks."):
-        raise CheckpointError(f"'{source}' refused: its data.task names '{task.get('_target_')}', not a pdeop task")
-    built = instantiate(task)
+    check_targets(data, "task", source)
+    built = instantiate(data["task"])
     return built if isinstance(built, Window) else None
 
 

@@ -117,16 +117,13 @@ class NonFiniteLossGuard(pl.Callback):
         )
 
 
-def log_image(logger, tag: str, path: Path, step: int) -> bool:
-    """Send a PNG to a logger that shows images (TensorBoard, wandb); False for loggers that do not."""
+def log_image(logger, tag: str, path: Path, step: int) -> None:
+    """Send a PNG to a logger that shows images (TensorBoard, wandb); other loggers keep only the file."""
     if isinstance(logger, TensorBoardLogger):
         logger.experiment.add_image(tag, matplotlib.image.imread(path)[..., :3], step, dataformats="HWC")
         logger.experiment.flush()
-        return True
-    if isinstance(logger, WandbLogger):
+    elif isinstance(logger, WandbLogger):
         logger.log_image(key=tag, images=[str(path)], step=step)
-        return True
-    return False
 
 
 class PredictionPlots(pl.Callback):
