@@ -15,6 +15,7 @@ from pdeop.pretrained import CheckpointError, load_pretrained
 from pdeop.pretrained.poseidon import ARCHITECTURE, poseidon_config
 from pdeop.training.finetune import build_model
 from pdeop.training.operator_module import OperatorModule
+from pdeop.training.optimisation import parameter_groups
 
 REFERENCE = Path(__file__).parent / "fixtures" / "scot_reference"  # written by make_scot_reference.py
 
@@ -139,7 +140,7 @@ def test_param_lr_gives_matching_parameters_their_own_learning_rate():
                             optimizer=lambda params: torch.optim.AdamW(params, lr=5e-5),
                             input_normaliser=torch.nn.Identity(), output_normaliser=torch.nn.Identity(),
                             param_lr={"embeddings.*": 5e-4, "patch_recovery.*": 5e-4, "*norm*": 1e-4})
-    groups = module.parameter_groups()
+    groups = parameter_groups(module.model, module.param_lr)
     optimizer = torch.optim.AdamW(groups, lr=5e-5)
     lrs = [group["lr"] for group in optimizer.param_groups]
     assert lrs == [5e-5, 5e-4, 5e-4, 1e-4]
@@ -149,7 +150,7 @@ def test_param_lr_gives_matching_parameters_their_own_learning_rate():
     assert sum(len(g["params"]) for g in groups) == len(list(module.model.parameters()))
     module.param_lr = {"encoder.nothing.*": 1e-3}
     with pytest.raises(ConfigError, match="model.param_lr: encoder.nothing.\\* match no trainable parameter"):
-        module.parameter_groups()
+        parameter_groups(module.model, module.param_lr)
 
 
 @pytest.mark.slow

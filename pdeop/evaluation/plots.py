@@ -64,3 +64,37 @@ def plot_error_by_resolution(errors: dict[int, float], path: str | Path, label: 
 def plot_error_by_lead(errors: dict[int, float], path: str | Path, title: str = "") -> Path:
     """Mean test error of an autoregressive rollout against lead time (model calls ahead)."""
     return plot_error_curve(errors, path, "lead time (steps ahead)", "mean rel. L2 error", title)
+
+
+def plot_solution(axes: list[np.ndarray], prediction: np.ndarray, reference: np.ndarray, path: str | Path,
+                  title: str = "", names: tuple[str, ...] = ("x", "y")) -> Path:
+    """A physics-informed solution against its reference on the test grid: 1D curves, or 2D maps with the error."""
+    error = prediction - reference
+    if len(axes) == 1:
+        figure, (top, bottom) = plt.subplots(2, 1, figsize=(7, 5), sharex=True, constrained_layout=True)
+        top.plot(axes[0], reference, color="black", lw=1.0, label="reference")
+        top.plot(axes[0], prediction, color="tab:red", lw=0.8, ls="--", label="solution")
+        top.legend(loc="upper right")
+        bottom.plot(axes[0], error, color="tab:blue", lw=0.8)
+        bottom.set_ylabel("solution - reference")
+        bottom.set_xlabel(names[0])
+    else:
+        extent = (float(axes[0][0]), float(axes[0][-1]), float(axes[1][0]), float(axes[1][-1]))
+        low, high = float(reference.min()), float(reference.max())
+        bound = float(np.abs(error).max()) or 1.0
+        figure, panels = plt.subplots(1, 3, figsize=(13, 3.8), constrained_layout=True)
+        for axis, (name, field, style) in zip(panels, [
+                ("reference", reference, {"cmap": "magma", "vmin": low, "vmax": high}),
+                ("solution", prediction, {"cmap": "magma", "vmin": low, "vmax": high}),
+                ("solution - reference", error, {"cmap": "RdBu_r", "vmin": -bound, "vmax": bound})]):
+            image = axis.imshow(field.T, origin="lower", extent=extent, aspect="auto", **style)
+            axis.set_title(name)
+            axis.set_xlabel(names[0])
+            axis.set_ylabel(names[1])
+            figure.colorbar(image, ax=axis, shrink=0.85)
+    if title:
+        figure.suptitle(title)
+    path = Path(path)
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
+    return path

@@ -13,7 +13,7 @@ import torch
 from pytorch_lightning.loggers import TensorBoardLogger, WandbLogger
 
 from pdeop.errors import ConfigError, NonFiniteLossError
-from pdeop.evaluation.plots import plot_error_by_lead, plot_error_by_resolution, plot_sample
+from pdeop.evaluation.plots import plot_error_by_lead, plot_error_by_resolution, plot_sample, plot_solution
 
 
 class Throughput(pl.Callback):
@@ -24,7 +24,7 @@ class Throughput(pl.Callback):
         self._start = time.perf_counter()
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
-        self._samples += batch[0].shape[0]
+        self._samples += pl_module.batch_samples(batch)
 
     def on_train_epoch_end(self, trainer, pl_module) -> None:
         seconds = time.perf_counter() - self._start
@@ -109,7 +109,8 @@ class NonFiniteLossGuard(pl.Callback):
         if self._finite is None or bool(self._finite):
             self._last_checked_step = trainer.global_step
             return
-        checkpoint = getattr(trainer.checkpoint_callback, "last_model_path", "") or "none written yet"
+        latest = [c.best_model_path for c in trainer.checkpoint_callbacks if c.monitor is None and c.best_model_path]
+        checkpoint = latest[0] if latest else "none written yet"
         raise NonFiniteLossError(
             f"training loss became NaN or infinite at epoch {trainer.current_epoch}, between steps "
             f"{self._last_checked_step} and {trainer.global_step}; training stopped. "
@@ -144,6 +145,24 @@ class PredictionPlots(pl.Callback):
             return
         folder = Path(trainer.default_root_dir) / "plots"
         folder.mkdir(parents=True, exist_ok=True)
+        solution = getattr(pl_module, "test_solution", None)
+        pictures = self.solution_pictures(pl_module, solution, folder) if solution else self.sample_pictures(
+            trainer, pl_module, folder)
+        for logger in trainer.loggers:
+            for tag, path in pictures:
+                log_image(logger, tag, path, trainer.global_step)
+
+    @staticmethod
+    def solution_pictures(pl_module, solution: dict, folder: Path) -> list[tuple[str, Path]]:
+        """A physics-informed run: its solution against the reference on the test grid."""
+        problem = pl_module.problem
+        path = plot_solution([a.numpy() for a in solution["axes"]], solution["prediction"].numpy(),
+                             solution["reference"].numpy(), folder / "solution.png",
+                             title=f"{problem.name}: {type(pl_module.model).__name__}", names=problem.axis_names)
+        return [("test/solution", path)]
+
+    def sample_pictures(self, trainer, pl_module, folder: Path) -> list[tuple[str, Path]]:
+        """An operator run: test samples, the error by resolution and (rollouts) by lead time."""
         pictures = []
         loaders = trainer.test_dataloaders
         x, t, y = pl_module.unpack(next(iter(loaders[0] if isinstance(loaders, (list, tuple)) else loaders)))
@@ -168,6 +187,4 @@ class PredictionPlots(pl.Callback):
             if leads:
                 pictures.append((f"test/error_by_lead_{resolution}", plot_error_by_lead(
                     leads, folder / f"error_by_lead_{resolution}.png", f"{resolution} nodes a side")))
-        for logger in trainer.loggers:
-            for tag, path in pictures:
-                log_image(logger, tag, path, trainer.global_step)
+        return pictures

@@ -79,3 +79,57 @@ class TransformedRelativeL2:
         target_energy = target.flatten(2).pow(2).sum(-1)
         dropped_energy = (target_energy - kept.pow(2).flatten(2).sum(-1)).clamp_min(0)
         return (torch.sqrt(kept_error + dropped_energy) / torch.sqrt(target_energy)).mean()
+
+
+class PhysicsLoss:
+    """The physics-informed objective: ``residual_weight`` x residual misfit + ``boundary_weight`` x boundary
+    misfit (+ the model's regulariser, if it has one).
+
+    ``reduction`` says how each misfit's squares are reduced: ``mean`` (PINN and PIG: mean squared
+    error) or ``sum``. PIG's Helmholtz setting weighs the residual 1e-4 and the boundary 1.
+    """
+
+    def __init__(self, residual_weight: float = 1.0, boundary_weight: float = 1.0, reduction: str = "mean"):
+        if reduction not in ("mean", "sum"):
+            raise ConfigError(f"loss.reduction: expected 'mean' or 'sum', got {reduction!r}")
+        check_weights(residual_weight, boundary_weight)
+        self.residual_weight, self.boundary_weight, self.reduction = residual_weight, boundary_weight, reduction
+
+    def __call__(self, residual: torch.Tensor, boundary: torch.Tensor,
+                 model: torch.nn.Module) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """The total loss and its parts by name (for logging)."""
+        reduce = torch.mean if self.reduction == "mean" else torch.sum
+        parts = {"residual": reduce(residual.square()), "boundary": reduce(boundary.square())}
+        total = self.residual_weight * parts["residual"] + self.boundary_weight * parts["boundary"]
+        if hasattr(model, "regulariser"):
+            parts["regulariser"] = model.regulariser()
+            total = total + parts["regulariser"]
+        return total, parts
+
+
+class GaussianLikelihoodLoss:
+    """GP-HM's objective (Fang et al., ICLR 2024): the GP prior's negative log-likelihood of the solution values
+    plus Gaussian negative log-likelihoods of the boundary and residual misfits, each with a learned noise
+    precision (the model's ``boundary_nll`` and ``residual_nll``), weighted ``boundary_weight`` (the paper:
+    200, advection 500) and ``residual_weight`` (1).
+    """
+
+    def __init__(self, boundary_weight: float = 200.0, residual_weight: float = 1.0):
+        check_weights(residual_weight, boundary_weight)
+        self.residual_weight, self.boundary_weight = residual_weight, boundary_weight
+
+    def __call__(self, residual: torch.Tensor, boundary: torch.Tensor,
+                 model: torch.nn.Module) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        if not hasattr(model, "boundary_nll"):
+            raise ConfigError(f"loss: the Gaussian-likelihood loss needs a GP model (model=gp_hm), not "
+                              f"{type(model).__name__}; use loss=physics")
+        parts = {"prior": model.regulariser(), "boundary": model.boundary_nll(boundary),
+                 "residual": model.residual_nll(residual)}
+        total = parts["prior"] + self.boundary_weight * parts["boundary"] + self.residual_weight * parts["residual"]
+        return total, parts
+
+
+def check_weights(residual_weight: float, boundary_weight: float) -> None:
+    if residual_weight < 0 or boundary_weight < 0:
+        raise ConfigError(f"loss.residual_weight/boundary_weight: expected weights >= 0, got "
+                          f"{residual_weight}, {boundary_weight}")

@@ -7,7 +7,6 @@ samples (over all ranks' samples in a distributed run), the test once per stored
 
 from __future__ import annotations
 
-import fnmatch
 from typing import Any, Callable
 
 import pytorch_lightning as pl
@@ -18,6 +17,7 @@ from torchmetrics import MeanMetric
 
 from pdeop.errors import ConfigError
 from pdeop.training.losses import TransformedRelativeL2
+from pdeop.training.optimisation import optimiser_and_schedule, parameter_groups
 
 
 class OperatorModule(pl.LightningModule):
@@ -83,6 +83,11 @@ class OperatorModule(pl.LightningModule):
         """``(x, y)`` or ``(x, lead time, y)`` -> x, t (or None), y."""
         return batch[0], (batch[1] if len(batch) == 3 else None), batch[-1]
 
+    @staticmethod
+    def batch_samples(batch) -> int:
+        """Samples per batch (the throughput count)."""
+        return batch[0].shape[0]
+
     def forward_transformed(self, x: torch.Tensor) -> torch.Tensor:
         """Physical inputs to the model's retained transform coefficients of the physical output.
 
@@ -141,30 +146,10 @@ class OperatorModule(pl.LightningModule):
                 self.log(f"test/rel_l2_{resolution}_lead{lead}", lead_metric, batch_size=x.shape[0],
                          add_dataloader_idx=False)
 
-    def parameter_groups(self) -> list[dict]:
-        """Trainable parameters (frozen ones left out), grouped by ``param_lr``: network parameter-name
-        patterns (fnmatch, first match wins) with their own learning rate; the rest take the optimiser's."""
-        groups: dict[str | None, list] = {pattern: [] for pattern in self.param_lr}
-        groups[None] = []
-        for name, parameter in self.model.named_parameters():
-            if parameter.requires_grad:
-                pattern = next((p for p in self.param_lr if fnmatch.fnmatchcase(name, p)), None)
-                groups[pattern].append(parameter)
-        unmatched = [pattern for pattern in self.param_lr if not groups[pattern]]
-        if unmatched:
-            raise ConfigError(f"model.param_lr: {', '.join(unmatched)} match no trainable parameter of the model")
-        rest = [{"params": groups[None]}] if groups[None] else []
-        return rest + [{"params": groups[p], "lr": lr} for p, lr in self.param_lr.items()]
-
     def configure_optimizers(self):
-        optimizer = self.optimizer_factory(self.parameter_groups())
-        if self.scheduler_factory is None:
-            return optimizer
-        keywords = getattr(self.scheduler_factory, "keywords", {})
-        unset = {key: int(self.trainer.estimated_stepping_batches) for key in ("total_steps", "T_max")
-                 if key in keywords and keywords[key] is None}
-        scheduler = self.scheduler_factory(optimizer, **unset)
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": self.scheduler_interval}}
+        groups = parameter_groups(self.model, self.param_lr)
+        return optimiser_and_schedule(self, groups, self.optimizer_factory, self.scheduler_factory,
+                                      self.scheduler_interval)
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         """Store the run config, and keep the checkpoint loadable with ``weights_only=True``.

@@ -11,15 +11,17 @@ from pathlib import Path
 
 import pytorch_lightning as pl
 import torch
-from hydra.utils import instantiate
+from hydra.utils import get_object, instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from pdeop.config import check_config, describe, matches
+from pdeop.data.collocation import CollocationDataModule
 from pdeop.data.store import atomic_path
 from pdeop.data.tasks import AllToAll, Window
 from pdeop.errors import ConfigError
 from pdeop.training.finetune import build_model
 from pdeop.training.operator_module import OperatorModule
+from pdeop.training.physics_module import PhysicsInformedModule, is_physics_model, mismatch
 
 log = logging.getLogger(__name__)
 
@@ -86,6 +88,39 @@ def build_module(cfg: DictConfig, datamodule, config: dict) -> OperatorModule:
     )
 
 
+def check_pairing(cfg: DictConfig) -> None:
+    """Refuse an operator model on a single-instance problem, or a physics-informed model on operator data.
+
+    Checked on the targets before the config is resolved: the two kinds of model read different
+    keys of the data config, so a mismatch would otherwise surface as a missing interpolation key.
+    """
+    model, data = cfg.model.get("_target_"), cfg.data.get("_target_")
+    if not isinstance(model, str) or not isinstance(data, str):
+        return
+    try:
+        model_class, data_class = get_object(model), get_object(data)
+    except Exception:
+        return  # check_config names the target that cannot be imported
+    physics_model = isinstance(model_class, type) and is_physics_model(model_class)
+    residual_data = isinstance(data_class, type) and issubclass(data_class, CollocationDataModule)
+    if physics_model != residual_data:
+        raise ConfigError(mismatch(model.rsplit(".", 1)[-1], physics_model))
+
+
+def build_physics_module(cfg: DictConfig, datamodule: CollocationDataModule, config: dict) -> PhysicsInformedModule:
+    """The module fitting a physics-informed model to the data's residual problem."""
+    return PhysicsInformedModule(
+        model=build_model(config["model"]),
+        problem=datamodule.problem,
+        loss=instantiate(cfg.loss),
+        optimizer=instantiate(cfg.optim),
+        scheduler=instantiate(cfg.scheduler.fn) if cfg.scheduler else None,
+        scheduler_interval=cfg.scheduler.interval if cfg.scheduler else "step",
+        config=config,
+        param_lr=config["model"].get("param_lr"),
+    )
+
+
 def preflight(module: OperatorModule, datamodule) -> None:
     """Run the model once on one sample of every stored grid before training starts.
 
@@ -113,6 +148,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
 
     Writes the resolved config, the metrics and the checkpoints under ``cfg.paths.output_dir``.
     """
+    check_pairing(cfg)
     config = OmegaConf.to_container(cfg, resolve=True)
     check_settings(config)
     check_config(config)
@@ -124,8 +160,11 @@ def train(cfg: DictConfig) -> dict[str, float]:
     datamodule = instantiate(cfg.data)
     datamodule.prepare_data()
     datamodule.setup("fit")
-    module = build_module(cfg, datamodule, config)
-    preflight(module, datamodule)
+    if isinstance(datamodule, CollocationDataModule):
+        module = build_physics_module(cfg, datamodule, config)
+    else:
+        module = build_module(cfg, datamodule, config)
+        preflight(module, datamodule)
     trainer = build_trainer(cfg)
     trainer.fit(module, datamodule=datamodule, ckpt_path=resume_path(cfg, output_dir))
     if not cfg.test_after_fit:

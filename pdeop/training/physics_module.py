@@ -1,0 +1,131 @@
+"""LightningModule for physics-informed solvers: fit one solution u(x) to a residual problem.
+
+Pointwise models (PINN, PIG) are differentiated at the step's collocation points (by autograd, or
+in closed form where the model knows it);
+grid models (GP-HM) own their collocation grid and give derivatives of their interpolant there.
+The loss combines the weighted residual and boundary misfits with the model's own regulariser
+(GP-HM's log-likelihood). Validation and test report the relative L2 error against the
+problem's reference solution on its test grid.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import pytorch_lightning as pl
+import torch
+from torch import nn
+
+from pdeop.errors import ConfigError
+from pdeop.models.field import FieldModel
+from pdeop.problems.residual import ResidualProblem
+from pdeop.training.losses import GaussianLikelihoodLoss, PhysicsLoss
+from pdeop.training.optimisation import optimiser_and_schedule, parameter_groups
+
+
+def is_grid_model(model: nn.Module | type) -> bool:
+    """A model (or model class) that owns its collocation grid and differentiates its own interpolant (GP-HM)."""
+    return all(hasattr(model, name) for name in ("grid_points", "grid_derivatives", "boundary_mask"))
+
+
+def is_physics_model(model: nn.Module | type) -> bool:
+    """A model (or model class) representing one solution u(x), as opposed to an operator between fields."""
+    cls = model if isinstance(model, type) else type(model)
+    return issubclass(cls, FieldModel) or is_grid_model(cls)
+
+
+def mismatch(model: str, physics_model: bool) -> str:
+    """The one-line message for a model asked of the wrong kind of data: which models fit which problems."""
+    operator_data = "data=darcy, navier_stokes, burgers, ... (solved samples)"
+    residual_data = "data=poisson1d_hf, poisson1d_multiscale, allen_cahn1d, poisson2d_hf, helmholtz2d, advection1d, " \
+                    "darcy_instance (single PDE instances posed by their residual)"
+    if physics_model:
+        return (f"model: {model} is a physics-informed model; it solves {residual_data}, not {operator_data}, "
+                f"which the operator models learn from (model=fno, t1, lsm, mgno, scot)")
+    return (f"model: {model} is an operator model; it learns from {operator_data}, not {residual_data}, "
+            f"which the physics-informed models solve (model=pinn, pinn_rff, pig, gp_hm)")
+
+
+class PhysicsInformedModule(pl.LightningModule):
+    """Trains ``model`` so that it solves ``problem``; ``optimizer``/``scheduler`` are partial constructors.
+
+    ``config`` is the resolved run config, stored in every checkpoint.
+    """
+
+    def __init__(self, model: nn.Module, problem: ResidualProblem, loss: PhysicsLoss | GaussianLikelihoodLoss,
+                 optimizer: Callable[..., torch.optim.Optimizer], scheduler: Callable[..., Any] | None = None,
+                 scheduler_interval: str = "step", config: dict | None = None,
+                 param_lr: dict[str, float] | None = None):
+        super().__init__()
+        if not is_physics_model(model):
+            raise ConfigError(mismatch(type(model).__name__, physics_model=False))
+        if scheduler_interval not in ("epoch", "step"):
+            raise ConfigError(f"scheduler.interval: expected 'epoch' or 'step', got {scheduler_interval!r}")
+        self.model, self.problem, self.loss = model, problem, loss
+        self.optimizer_factory, self.scheduler_factory = optimizer, scheduler
+        self.scheduler_interval = scheduler_interval
+        self.config = config
+        self.param_lr = dict(param_lr or {})
+        self.test_solution: dict[str, torch.Tensor] | None = None
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return next(self.model.parameters()).dtype
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model(x.to(self.dtype))
+
+    def misfits(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        """The residual at the collocation points and u minus the Dirichlet data at the boundary points."""
+        if is_grid_model(self.model):
+            points = self.model.grid_points()
+            derivatives = self.model.grid_derivatives(self.problem.orders + ((),))
+            on_boundary = self.model.boundary_mask()
+            residual = self.problem.residual(points, derivatives)  # at every node, as GP-HM's code
+            boundary = derivatives[()][on_boundary] - self.problem.boundary_values(points[on_boundary])
+            return residual, boundary
+        interior, edge = batch["interior"].to(self.dtype), batch["boundary"].to(self.dtype)
+        residual = self.problem.residual(interior, self.model.derivatives(interior, self.problem.orders))
+        return residual, self.model(edge) - self.problem.boundary_values(edge)
+
+    def training_step(self, batch, batch_idx):
+        residual, boundary = self.misfits(batch)
+        loss, parts = self.loss(residual, boundary, self.model)
+        self.log_dict({f"train/{name}": value.detach() for name, value in parts.items()}, on_step=True,
+                      on_epoch=False, batch_size=1)
+        self.log("train/loss", loss.detach(), on_step=True, on_epoch=True, prog_bar=True, batch_size=1)
+        return loss
+
+    def solve_on(self, axes: list[torch.Tensor]) -> torch.Tensor:
+        """The model's solution on the tensor-product grid ``axes``."""
+        with torch.no_grad():
+            return self.model.predict_grid([a.to(self.dtype) for a in axes])
+
+    def relative_l2(self, batch) -> tuple[torch.Tensor, torch.Tensor]:
+        prediction = self.solve_on(batch["axes"])
+        reference = batch["reference"].to(prediction)
+        return torch.linalg.vector_norm(prediction - reference) / torch.linalg.vector_norm(reference), prediction
+
+    def validation_step(self, batch, batch_idx):
+        error, _ = self.relative_l2(batch)
+        self.log("val/rel_l2", error, prog_bar=True, batch_size=1)
+
+    def test_step(self, batch, batch_idx):
+        error, prediction = self.relative_l2(batch)
+        reference = batch["reference"].to(prediction)
+        self.log("test/rel_l2", error, batch_size=1)
+        self.log("test/max_abs_error", (prediction - reference).abs().max(), batch_size=1)
+        self.test_solution = {"axes": [a.cpu() for a in batch["axes"]], "prediction": prediction.cpu(),
+                              "reference": reference.cpu()}
+
+    @staticmethod
+    def batch_samples(batch) -> int:
+        """Collocation points per step (the throughput count)."""
+        return len(batch["interior"]) + len(batch["boundary"])
+
+    def configure_optimizers(self):
+        return optimiser_and_schedule(self, parameter_groups(self.model, self.param_lr), self.optimizer_factory,
+                                      self.scheduler_factory, self.scheduler_interval)
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        checkpoint["pdeop_config"] = self.config
