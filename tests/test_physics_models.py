@@ -10,6 +10,7 @@ from conftest import run_entry
 
 from pdeop.errors import ConfigError
 from pdeop.models import GPHM, PIG, PINN
+from pdeop.pretrained import CheckpointError, load_pretrained
 from pdeop.problems import Helmholtz2D, Poisson1D
 from pdeop.problems.residual import autograd_derivatives
 from pdeop.training.losses import GaussianLikelihoodLoss, PhysicsLoss
@@ -118,6 +119,8 @@ def test_train_py_refuses_a_model_of_the_wrong_kind_in_one_line(data_dir, tmp_pa
 def test_gp_hm_solves_high_frequency_poisson_through_train_py(data_dir, tmp_path):
     run = tmp_path / "gp"
     run_entry(["train.py"], ["model=gp_hm", "data=poisson1d_hf", "trainer.max_epochs=6"], run, data_dir)
+    with pytest.raises(CheckpointError, match="is a physics-informed run: it holds one solution"):
+        load_pretrained(run / "checkpoints" / "last.ckpt")
     metrics = json.loads((run / "test_metrics.json").read_text())
     # 600 Adam steps of the paper's 100k; a PINN is still at ~1 here (see experiments/README.md)
     assert metrics["test/rel_l2"] < 0.2

@@ -1,4 +1,4 @@
-"""Pictures people would rather look at than read: one sample's fields, and error against resolution."""
+"""Pictures people would rather look at than read: one sample's fields, error against resolution, a solution."""
 
 from __future__ import annotations
 
@@ -10,6 +10,16 @@ matplotlib.use("Agg")  # files only; no display needed on clusters
 
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+
+
+def save_figure(figure, path: str | Path, title: str = "") -> Path:
+    """Write ``figure`` (with ``title`` above it) to ``path`` as a PNG and free it."""
+    if title:
+        figure.suptitle(title)
+    path = Path(path)
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
+    return path
 
 
 def plot_sample(inputs: np.ndarray, target: np.ndarray, prediction: np.ndarray, path: str | Path,
@@ -31,12 +41,7 @@ def plot_sample(inputs: np.ndarray, target: np.ndarray, prediction: np.ndarray, 
         image = axis.imshow(field.T, origin="lower", extent=(0, 1, 0, 1), **style)
         axis.set_title(name)
         figure.colorbar(image, ax=axis, shrink=0.85)
-    if title:
-        figure.suptitle(title)
-    path = Path(path)
-    figure.savefig(path, dpi=100)
-    plt.close(figure)
-    return path
+    return save_figure(figure, path, title)
 
 
 def plot_error_curve(errors: dict[int, float], path: str | Path, xlabel: str, ylabel: str, title: str = "") -> Path:
@@ -50,10 +55,7 @@ def plot_error_curve(errors: dict[int, float], path: str | Path, xlabel: str, yl
     axis.grid(alpha=0.3)
     if title:
         axis.set_title(title)
-    path = Path(path)
-    figure.savefig(path, dpi=100)
-    plt.close(figure)
-    return path
+    return save_figure(figure, path)
 
 
 def plot_error_by_resolution(errors: dict[int, float], path: str | Path, label: str = "rel. L2") -> Path:
@@ -92,9 +94,4 @@ def plot_solution(axes: list[np.ndarray], prediction: np.ndarray, reference: np.
             axis.set_xlabel(names[0])
             axis.set_ylabel(names[1])
             figure.colorbar(image, ax=axis, shrink=0.85)
-    if title:
-        figure.suptitle(title)
-    path = Path(path)
-    figure.savefig(path, dpi=100)
-    plt.close(figure)
-    return path
+    return save_figure(figure, path, title)

@@ -69,37 +69,3 @@ class KroneckerCholesky:
         total = math.prod(self.shape)
         return sum((total // n) * 2 * chol.diagonal().log().sum() for n, chol in zip(self.shape, self.cholesky))
 
-
-class KroneckerEigh:
-    """``K_1 ⊗ ... ⊗ K_d + jitter * I`` for symmetric factors, through per-axis eigendecompositions.
-
-    With ``K_i = V_i diag(l_i) V_i^T`` the sum has eigenvectors ``V_1 ⊗ ... ⊗ V_d`` and
-    eigenvalues ``l_1 ⊗ ... ⊗ l_d + jitter``, so solves cost ``O(N sum n_i)`` after
-    ``O(sum n_i^3)``. Gradients flow through ``torch.linalg.eigh``, whose backward divides by
-    eigenvalue gaps: they are inaccurate (or NaN) when a factor has (numerically) repeated
-    eigenvalues, as smooth kernels on fine grids do. Prefer :class:`KroneckerCholesky` when the
-    jitter may sit on each factor.
-    """
-
-    def __init__(self, factors: Sequence[Tensor], jitter: float = 0.0):
-        decompositions = [torch.linalg.eigh(k) for k in factors]
-        self.vectors = [vectors for _, vectors in decompositions]
-        eigenvalues = decompositions[0].eigenvalues
-        for values, _ in decompositions[1:]:
-            eigenvalues = eigenvalues[..., None] * values
-        self.eigenvalues = eigenvalues + jitter
-
-    def _rotate(self, x: Tensor, transpose: bool) -> Tensor:
-        return kron_matvec([v.mT if transpose else v for v in self.vectors], x)
-
-    def solve(self, x: Tensor) -> Tensor:
-        """``(K_1 ⊗ ... ⊗ K_d + jitter I)^{-1} x`` for a grid tensor ``x``."""
-        return self._rotate(self._rotate(x, transpose=True) / self.eigenvalues, transpose=False)
-
-    def inv_quad(self, x: Tensor) -> Tensor:
-        """``x^T (K_1 ⊗ ... ⊗ K_d + jitter I)^{-1} x``."""
-        return (self._rotate(x, transpose=True).square() / self.eigenvalues).sum()
-
-    def logdet(self) -> Tensor:
-        """``log det(K_1 ⊗ ... ⊗ K_d + jitter I)``; assumes the sum is positive definite."""
-        return self.eigenvalues.log().sum()

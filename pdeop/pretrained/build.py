@@ -83,6 +83,10 @@ def trained_module(config: dict, state: dict[str, torch.Tensor], source: str) ->
     missing = [key for key in ("model", "loss", "optim") if not isinstance(config.get(key), dict)]
     if missing:
         raise CheckpointError(f"'{source}': its config has no {', '.join(missing)} node")
+    if str((config.get("data") or {}).get("_target_", "")).endswith("CollocationDataModule"):
+        raise CheckpointError(f"'{source}' is a physics-informed run: it holds one solution, not an operator to "
+                              f"load or evaluate on data; its error is in the run's test_metrics.json, and "
+                              f"train.py ckpt_path=<it> resumes it")
     for key in ("model", "loss", "optim"):
         check_targets(config, key, source)
     stats = normaliser_state(state, source)
