@@ -12,7 +12,7 @@ from pathlib import Path
 
 PROBLEMS = {"poisson1d_hf": "1D Poisson sin(100x)", "poisson2d_hf": "2D Poisson sin(100x) sin(100y)",
             "helmholtz2d": "2D Helmholtz (a1 = 4, a2 = 1)"}
-METHODS = {"pinn": "PINN", "pig": "PIG", "gp_hm": "GP-HM"}
+METHODS = {"pinn": "PINN", "pig": "PIG", "gp_hm": "GP-HM", "pig_narrow": "PIG, sigma 0.005"}
 
 
 def summary(run: Path) -> str:

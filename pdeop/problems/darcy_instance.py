@@ -15,8 +15,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from pdeop.errors import ConfigError
 from pdeop.problems.darcy import Darcy, solve_darcy
-from pdeop.problems.residual import Derivatives, ResidualProblem, mesh_points
+from pdeop.problems.manufactured import BoxProblem
+from pdeop.problems.residual import Derivatives, mesh_points
 
 
 def bilinear(values: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
@@ -29,7 +31,7 @@ def bilinear(values: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
 
 
 @dataclass(frozen=True)
-class DarcyInstance(ResidualProblem):
+class DarcyInstance(BoxProblem):
     """-div(a grad u) = f on the unit square, u = 0 on its boundary, ``a`` drawn with ``seed``."""
 
     resolution: int = 241
@@ -40,14 +42,17 @@ class DarcyInstance(ResidualProblem):
     a_low: float = 3.0
     forcing: float = 1.0
     test_points: int = 241
+    domain: tuple = ((0.0, 1.0), (0.0, 1.0))
 
     name = "darcy_instance"
     axis_names = ("x", "y")
-    domain = ((0.0, 1.0), (0.0, 1.0))
     orders = ((0,), (1,), (0, 0), (1, 1))
 
     def __post_init__(self) -> None:
-        self.check()
+        super().__post_init__()
+        if self.domain != ((0.0, 1.0), (0.0, 1.0)):
+            raise ConfigError(f"data.problem.domain: the Darcy problem lives on the unit square [[0, 1], [0, 1]], "
+                              f"got {self.domain}")
         self.foundation()
 
     def foundation(self) -> Darcy:
