@@ -10,8 +10,9 @@ import json
 import sys
 from pathlib import Path
 
-PROBLEMS = {"poisson1d_hf": "1D Poisson sin(100x)", "poisson2d_hf": "2D Poisson sin(100x) sin(100y)",
-            "helmholtz2d": "2D Helmholtz (a1 = 4, a2 = 1)"}
+PROBLEMS = {"poisson1d_hf": "1D Poisson sin(100x)", "poisson1d_sincos": "1D Poisson sin(6x) cos(100x)",
+            "poisson1d_xsin": "1D Poisson x sin(200x)", "allen_cahn1d": "1D Allen-Cahn sin(100x)",
+            "poisson2d_hf": "2D Poisson sin(100x) sin(100y)", "helmholtz2d": "2D Helmholtz (a1 = 4, a2 = 1)"}
 METHODS = {"pinn": "PINN", "pig": "PIG", "gp_hm": "GP-HM", "pig_narrow": "PIG, sigma 0.005"}
 
 

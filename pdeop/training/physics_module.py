@@ -1,11 +1,10 @@
 """LightningModule for physics-informed solvers: fit one solution u(x) to a residual problem.
 
 Pointwise models (PINN, PIG) are differentiated at the step's collocation points (by autograd, or
-in closed form where the model knows it);
-grid models (GP-HM) own their collocation grid and give derivatives of their interpolant there.
-The loss combines the weighted residual and boundary misfits with the model's own regulariser
-(GP-HM's log-likelihood). Validation and test report the relative L2 error against the
-problem's reference solution on its test grid.
+in closed form where the model knows it); grid models (GP-HM) own their collocation grid and give
+derivatives of their interpolant there. The loss turns the residual and boundary misfits into one
+number (``loss=physics``: weighted mean squares; ``loss=gp_hm``: GP-HM's likelihoods). Validation
+and test report the relative L2 error against the problem's reference solution on its test grid.
 """
 
 from __future__ import annotations
