@@ -132,7 +132,8 @@ class PredictionPlots(pl.Callback):
 
     Each sample's input, target, prediction and error (``plot_sample``) and the mean test error
     per stored resolution go to ``<run dir>/plots/`` and to every logger that shows images.
-    Only 2D fields are drawn; only rank 0 draws.
+    Only 2D fields are drawn; only rank 0 draws. A physics-informed run instead draws its one
+    solution against the reference on the test grid (``plots/solution.png``, 1D or 2D).
     """
 
     def __init__(self, samples: int = 3):
