@@ -58,11 +58,14 @@ def test_a_two_point_sweep_runs_as_two_slurm_jobs(slurm_env, tmp_path, data_dir)
 
 
 def test_a_requeued_job_resumes_from_its_last_checkpoint(slurm_env, tmp_path, data_dir):
+    # last.ckpt is the latest epoch's state, written after every epoch: the job must still be
+    # running when the test sees the first one, so it is given many short epochs
+    epochs = 40
     env = {**slurm_env, "PDEOP_DATA_DIR": str(data_dir), "PDEOP_RUN_ROOT": str(tmp_path)}
     log = tmp_path / "job.out"
     submit = subprocess.run(
         ["sbatch", "--parsable", f"--output={log}", "--job-name=requeue", "slurm/train.sbatch", *TINY_DATA,
-         "trainer.max_epochs=12", "trainer.enable_progress_bar=false", "test_after_fit=false"],
+         f"trainer.max_epochs={epochs}", "trainer.enable_progress_bar=false", "test_after_fit=false"],
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
     assert submit.returncode == 0, submit.stderr
     job_id = submit.stdout.strip().split(";")[0]
@@ -71,9 +74,8 @@ def test_a_requeued_job_resumes_from_its_last_checkpoint(slurm_env, tmp_path, da
     while not (run / "checkpoints" / "last.ckpt").exists():  # some epochs done and checkpointed
         assert time.monotonic() < deadline and job_state(env, job_id) in ("PENDING", "RUNNING"), log.read_text()
         time.sleep(0.5)
-    time.sleep(2)
     interrupted_at = torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)["epoch"]
-    assert interrupted_at < 11, "the job finished before it could be requeued; make it longer"
+    assert interrupted_at < epochs - 1, "the job finished before it could be requeued; make it longer"
     subprocess.run(["scontrol", "requeue", job_id], env=env, check=True, timeout=60)
     while job_state(env, job_id) not in ("COMPLETED", "FAILED", "CANCELLED", "GONE"):
         assert time.monotonic() < deadline, log.read_text()
@@ -82,4 +84,4 @@ def test_a_requeued_job_resumes_from_its_last_checkpoint(slurm_env, tmp_path, da
     assert job_state(env, job_id) in ("COMPLETED", "GONE"), output[-3000:]
     assert "restart 1" in output
     assert re.search(r"resuming from .*last\.ckpt \(auto_resume\)", output), output[-3000:]
-    assert torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)["epoch"] == 11
+    assert torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)["epoch"] == epochs - 1
