@@ -1,8 +1,12 @@
-"""Datasets: storage (HDF5), generation from the problems' solvers, normalisation, data modules, collocation points."""
+"""Datasets: storage (HDF5), generation from the problems' solvers, community formats, normalisation, data modules,
+collocation points."""
 
 from pdeop.data.collocation import CollocationDataModule
-from pdeop.data.datamodule import OperatorDataModule
+from pdeop.data.datamodule import OperatorDataModule, PairsDataModule
+from pdeop.data.from_file import FileDataModule
 from pdeop.data.generation import DatasetSpec, generate
+from pdeop.data.labelled import to_xarray
 from pdeop.data.store import DatasetFile
 
-__all__ = ["CollocationDataModule", "DatasetFile", "DatasetSpec", "OperatorDataModule", "generate"]
+__all__ = ["CollocationDataModule", "DatasetFile", "DatasetSpec", "FileDataModule", "OperatorDataModule",
+           "PairsDataModule", "generate", "to_xarray"]

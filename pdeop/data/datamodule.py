@@ -21,111 +21,72 @@ from pdeop.errors import ConfigError, DataFileError
 from pdeop.problems import Problem
 
 
-class OperatorDataModule(pl.LightningDataModule):
-    """Generates (once) or opens the dataset file, serves train/val/test loaders and fits normalisers.
+class PairsDataModule(pl.LightningDataModule):
+    """Serves the input-output pairs of a stored dataset: splits, task, checks, normalisers, loaders.
 
-    The test split is served once per stored resolution; ``test_resolutions`` lists them in
-    loader order. ``in_channels``/``out_channels`` (channel counts) and ``grid_size`` (training
-    grid, nodes a side) describe the data for the model config, which reads them by
-    interpolation; they are checked against the file. Training batches
-    are shuffled from ``shuffle_seed`` and the epoch number, so a resumed run repeats exactly.
+    A subclass says where the splits are stored (``open_store``: an object with ``path``,
+    ``resolutions(split)``, ``read(split, resolution)`` and the channel names). The test split
+    is served once per stored resolution; ``test_resolutions`` lists them in loader order.
+    ``in_channels``/``out_channels`` (channel counts) and ``grid_size`` (training grid, nodes a
+    side) describe the data for the model config, which reads them by interpolation; they are
+    checked against the file. Training batches are shuffled from ``shuffle_seed`` and the epoch
+    number, so a resumed run repeats exactly.
 
     ``train_subset`` trains on the first samples of the stored training split only (learning
     curves on one file, with validation and test unchanged).
 
     ``task`` (time-dependent datasets only) turns stored trajectories into pairs
     (``pdeop.data.tasks``); a rollout task's ``out_channels`` is what the model predicts per call.
-
-    ``online=True`` trains on a stream instead (``stream`` settings): solver workers produce
-    fresh samples while training runs, no training set is stored, validation and test are the
-    same stored samples as offline, and the normalisers are fitted on ``normaliser_samples``
-    solved at start-up. The stream's sample counters travel in checkpoints, so a resumed run
-    continues the stream.
     """
 
-    def __init__(
-        self,
-        problem: Problem,
-        n_train: int,
-        n_val: int,
-        n_test: int,
-        subsample: int,
-        test_subsamples: list[int] | tuple[int, ...] = (),
-        seed: int = 0,
-        in_channels: int = 1,
-        out_channels: int = 1,
-        grid_size: int | None = None,
-        batch_size: int = 20,
-        eval_batch_size: int | None = None,
-        num_workers: int = 0,
-        data_dir: str = "data",
-        path: str | None = None,
-        generate: bool = True,
-        generate_workers: int = 1,
-        shuffle_seed: int = 0,
-        online: bool = False,
-        stream: StreamSettings | None = None,
-        train_subset: int | None = None,
-        task: FinalState | Window | AllToAll | None = None,
-    ):
+    online = False
+
+    def __init__(self, in_channels: int = 1, out_channels: int = 1, grid_size: int | None = None,
+                 batch_size: int = 20, eval_batch_size: int | None = None, num_workers: int = 0,
+                 shuffle_seed: int = 0, train_subset: int | None = None,
+                 task: FinalState | Window | AllToAll | None = None):
         super().__init__()
-        self.online = online
         self.task = task
-        if online and task is not None:
-            raise ConfigError("data.online: the online stream serves single input-output pairs; a time-dependent "
-                              "dataset with data.task trains offline (data.online=false)")
-        if train_subset is not None and not 1 <= train_subset <= n_train:
-            raise ConfigError(f"data.train_subset: expected between 1 and n_train = {n_train}, got {train_subset}")
         self.train_subset = train_subset
-        self.stream_settings = stream or StreamSettings()
-        self.spec = DatasetSpec(problem, n_train, n_val, n_test, subsample, tuple(test_subsamples), seed,
-                                store_train=not online)
         self.in_channels, self.out_channels, self.grid_size = in_channels, out_channels, grid_size
         self.batch_size = batch_size
         self.eval_batch_size = eval_batch_size or batch_size
         self.num_workers = num_workers
-        self.data_dir = Path(data_dir)
-        self.user_path = Path(path) if path else None
-        self.path = self.user_path or self.spec.path(self.data_dir)
-        self.generate = generate
-        self.generate_workers = generate_workers
         self.shuffle_seed = shuffle_seed
         self.splits: dict[str, FieldSet] = {}
         self.test_sets: dict[int, FieldSet] = {}
         self.input_normaliser = None
         self.output_normaliser = None
-        self.stream: SolverStream | None = None
-        self.stream_counters: list[int] | None = None
         self.train_pairs: Dataset | None = None
 
-    def prepare_data(self) -> None:
-        """Generate the dataset file if it is missing (runs on one process only).
+    def open_store(self):
+        """The stored splits: ``DatasetFile`` or anything with its ``resolutions``/``read`` and channel names."""
+        raise NotImplementedError
 
-        A file named by ``data.path`` is never generated: ``setup`` reports it if it is missing.
-        """
-        if self.user_path is not None or self.path.is_file():
-            return
-        if not self.generate:
-            raise DataFileError(
-                f"dataset file '{self.path}' does not exist and data.generate is false; "
-                f"run `python -m pdeop.generate` with the same data config, or set data.generate=true"
-            )
-        generate(self.spec, self.data_dir, workers=self.generate_workers)
+    @property
+    def periodic(self) -> bool:
+        """Whether the grid is periodic (the evaluation's H1 norm differentiates accordingly)."""
+        raise NotImplementedError
 
     def setup(self, stage: str | None = None) -> None:
-        if self.splits:
-            return
-        stored = DatasetFile(self.path)
+        if not self.splits:
+            self.load(self.open_store())
+
+    def load(self, stored) -> None:
+        """Read the splits from ``stored``, make the task's pairs, check the config against them, fit normalisers."""
         for split in ("val",) if self.online else ("train", "val"):
             self.splits[split] = stored.read(split)
         if "train" in self.splits and self.train_subset is not None:
             train = self.splits["train"]
+            if not 1 <= self.train_subset <= len(train.inputs):
+                raise ConfigError(f"data.train_subset: expected between 1 and the {len(train.inputs)} training "
+                                  f"samples of '{stored.path}', got {self.train_subset}")
             self.splits["train"] = dataclasses.replace(train, inputs=train.inputs[: self.train_subset],
                                                        outputs=train.outputs[: self.train_subset])
         self.test_sets = {res: stored.read("test", res) for res in stored.resolutions("test")}
         out_channels = self.reference_fields.outputs.shape[1]
         if self.reference_fields.times is not None and self.task is None:
-            raise ConfigError(f"data.task: '{self.path}' holds trajectories; choose what to learn from them "
+            raise ConfigError(f"data.task: '{stored.path}' holds trajectories; choose what to learn from them "
                               f"(data/task=final, window or all_to_all)")
         if isinstance(self.task, AllToAll) and "train" in self.splits:
             self.train_pairs = self.task.train_dataset(self.splits["train"])  # lazily, every (t_i <= t_j)
@@ -139,18 +100,18 @@ class OperatorDataModule(pl.LightningDataModule):
             checks.append(("grid_size", reference.inputs.shape[-1]))
         for key, have in checks:
             if getattr(self, key) != have:
-                raise ConfigError(f"data.{key}: config says {getattr(self, key)}, the file '{self.path}' has {have}")
-        fit_inputs, fit_outputs = self._normaliser_samples() if self.online else (reference.inputs, reference.outputs)
+                raise ConfigError(f"data.{key}: config says {getattr(self, key)}, the file '{stored.path}' has {have}")
+        fit_inputs, fit_outputs = self.normaliser_samples()
         if isinstance(self.task, (Window, AllToAll)):
             self.input_normaliser, self.output_normaliser = self.task.fit_normalisers(fit_inputs, fit_outputs)
         else:
             self.input_normaliser = fit_channel_normaliser(torch.from_numpy(fit_inputs))
             self.output_normaliser = fit_channel_normaliser(torch.from_numpy(fit_outputs))
 
-    def _normaliser_samples(self) -> tuple[np.ndarray, np.ndarray]:
-        """Samples from a seed space of their own, the same on every rank, solved here once."""
-        n = self.stream_settings.normaliser_samples
-        return draw_and_solve(self.spec.problem, self.spec.subsample, self.shuffle_seed, NORMALISER_RANK, 0, range(n))
+    def normaliser_samples(self) -> tuple[np.ndarray, np.ndarray]:
+        """Inputs and outputs the normalisers are fitted on: the training split."""
+        reference = self.reference_fields
+        return reference.inputs, reference.outputs
 
     @property
     def reference_fields(self) -> FieldSet:
@@ -189,16 +150,83 @@ class OperatorDataModule(pl.LightningDataModule):
         )
 
     def train_dataloader(self) -> DataLoader:
-        if not self.online:
-            train = self.train_pairs if self.train_pairs is not None else self.splits["train"]
-            return self._loader(train, self.batch_size, shuffle=True)
-        if self.stream is None:  # started here, after a checkpoint has restored the counters
-            rank, _ = self._ranks()
-            self.stream = SolverStream(self.spec.problem, self.spec.subsample, self.stream_settings,
-                                       self.shuffle_seed, rank, self.stream_counters)
-            self.stream.start()
-        batches = StreamBatches(self.stream, self.batch_size, self.stream_settings.steps_per_epoch)
-        return DataLoader(batches, batch_size=None, num_workers=0)
+        train = self.train_pairs if self.train_pairs is not None else self.splits["train"]
+        return self._loader(train, self.batch_size, shuffle=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader(self.splits["val"], self.eval_batch_size, shuffle=False)
+
+    def test_dataloader(self) -> list[DataLoader]:
+        return [self._loader(fields, self.eval_batch_size, shuffle=False) for fields in self.test_sets.values()]
+
+
+class OperatorDataModule(PairsDataModule):
+    """Generates (once) or opens the dataset file of a problem, or streams samples from its solver.
+
+    See ``PairsDataModule`` for the splits, task, checks and loaders.
+
+    ``online=True`` trains on a stream instead (``stream`` settings): solver workers produce
+    fresh samples while training runs, no training set is stored, validation and test are the
+    same stored samples as offline, and the normalisers are fitted on ``normaliser_samples``
+    solved at start-up. The stream's sample counters travel in checkpoints, so a resumed run
+    continues the stream.
+    """
+
+    def __init__(
+        self,
+        problem: Problem,
+        n_train: int,
+        n_val: int,
+        n_test: int,
+        subsample: int,
+        test_subsamples: list[int] | tuple[int, ...] = (),
+        seed: int = 0,
+        in_channels: int = 1,
+        out_channels: int = 1,
+        grid_size: int | None = None,
+        batch_size: int = 20,
+        eval_batch_size: int | None = None,
+        num_workers: int = 0,
+        data_dir: str = "data",
+        path: str | None = None,
+        generate: bool = True,
+        generate_workers: int = 1,
+        shuffle_seed: int = 0,
+        online: bool = False,
+        stream: StreamSettings | None = None,
+        train_subset: int | None = None,
+        task: FinalState | Window | AllToAll | None = None,
+    ):
+        super().__init__(in_channels, out_channels, grid_size, batch_size, eval_batch_size, num_workers,
+                         shuffle_seed, train_subset, task)
+        self.online = online
+        if online and task is not None:
+            raise ConfigError("data.online: the online stream serves single input-output pairs; a time-dependent "
+                              "dataset with data.task trains offline (data.online=false)")
+        self.stream_settings = stream or StreamSettings()
+        self.spec = DatasetSpec(problem, n_train, n_val, n_test, subsample, tuple(test_subsamples), seed,
+                                store_train=not online)
+        self.data_dir = Path(data_dir)
+        self.user_path = Path(path) if path else None
+        self.path = self.user_path or self.spec.path(self.data_dir)
+        self.generate = generate
+        self.generate_workers = generate_workers
+        self.stream: SolverStream | None = None
+        self.stream_counters: list[int] | None = None
+
+    def prepare_data(self) -> None:
+        """Generate the dataset file if it is missing (runs on one process only).
+
+        A file named by ``data.path`` is never generated: ``setup`` reports it if it is missing.
+        """
+        if self.user_path is not None or self.path.is_file():
+            return
+        if not self.generate:
+            raise DataFileError(
+                f"dataset file '{self.path}' does not exist and data.generate is false; "
+                f"run `python -m pdeop.generate` with the same data config, or set data.generate=true"
+            )
+        generate(self.spec, self.data_dir, workers=self.generate_workers)
 
     def state_dict(self) -> dict:
         """Each rank's next stream counter per worker (empty offline): a resumed run continues from there.
@@ -228,8 +256,27 @@ class OperatorDataModule(pl.LightningDataModule):
             self.stream.stop()
             self.stream = None
 
-    def val_dataloader(self) -> DataLoader:
-        return self._loader(self.splits["val"], self.eval_batch_size, shuffle=False)
+    def open_store(self) -> DatasetFile:
+        return DatasetFile(self.path)
 
-    def test_dataloader(self) -> list[DataLoader]:
-        return [self._loader(fields, self.eval_batch_size, shuffle=False) for fields in self.test_sets.values()]
+    @property
+    def periodic(self) -> bool:
+        return getattr(self.spec.problem, "boundary", "dirichlet") == "periodic"
+
+    def normaliser_samples(self) -> tuple[np.ndarray, np.ndarray]:
+        """Online: samples from a seed space of their own, the same on every rank, solved here once."""
+        if not self.online:
+            return super().normaliser_samples()
+        n = self.stream_settings.normaliser_samples
+        return draw_and_solve(self.spec.problem, self.spec.subsample, self.shuffle_seed, NORMALISER_RANK, 0, range(n))
+
+    def train_dataloader(self) -> DataLoader:
+        if not self.online:
+            return super().train_dataloader()
+        if self.stream is None:  # started here, after a checkpoint has restored the counters
+            rank, _ = self._ranks()
+            self.stream = SolverStream(self.spec.problem, self.spec.subsample, self.stream_settings,
+                                       self.shuffle_seed, rank, self.stream_counters)
+            self.stream.start()
+        batches = StreamBatches(self.stream, self.batch_size, self.stream_settings.steps_per_epoch)
+        return DataLoader(batches, batch_size=None, num_workers=0)

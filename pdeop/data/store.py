@@ -185,6 +185,19 @@ class DatasetFile:
                 f"this pdeop reads version {FORMAT_VERSION}; " + regenerate_hint(self.path)
             )
 
+    @property
+    def input_names(self) -> list[str]:
+        return list(self.attrs.input_names)
+
+    @property
+    def output_names(self) -> list[str]:
+        return list(self.attrs.output_names)
+
+    @property
+    def provenance(self) -> dict:
+        """How the data was made: every generation parameter."""
+        return self.attrs.params
+
     def resolutions(self, split: str) -> list[int]:
         """Stored resolutions of ``split``, coarsest first."""
         if split not in self.layout:

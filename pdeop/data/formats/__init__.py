@@ -1,0 +1,88 @@
+"""Readers of the community's PDE dataset formats, each mapping a file onto the canonical dataset.
+
+``open_dataset(path, format="auto", ...)`` returns an ``ExternalDataset`` (nothing read yet);
+``ExternalDataset.read`` returns the samples asked for as a ``FieldSet``. Formats: FNO's MATLAB
+files (``mat``), PDEBench HDF5 (``pdebench``), The Well (``the_well``), neuraloperator's
+``.pt`` dictionaries (``pt``) and NumPy archives (``npz``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import h5py
+
+from pdeop.data.formats.dataset import ExternalDataset
+from pdeop.data.formats.matlab import read_matlab
+from pdeop.data.formats.pdebench import read_pdebench
+from pdeop.data.formats.tensors import read_named_arrays
+from pdeop.data.formats.the_well import GROUPS as WELL_GROUPS
+from pdeop.data.formats.the_well import read_the_well
+from pdeop.errors import DataFileError
+
+FORMATS = ("mat", "pdebench", "the_well", "pt", "npz")
+SUFFIXES = {".mat": "mat", ".pt": "pt", ".pth": "pt", ".npz": "npz"}
+
+
+def detect_format(path: Path) -> str:
+    """The format of ``path`` from its suffix, or for HDF5 from what its root holds."""
+    if path.suffix.lower() in SUFFIXES:
+        return SUFFIXES[path.suffix.lower()]
+    if not h5py.is_hdf5(path):
+        raise DataFileError(f"'{path}': cannot tell its format (not HDF5, suffix '{path.suffix}'); set data.format "
+                            f"to one of {list(FORMATS)}")
+    with h5py.File(path, "r") as f:
+        keys = set(f.keys())
+        if "format_version" in f.attrs and "problem" in f.attrs:
+            raise DataFileError(f"'{path}' is a pdeop dataset (problem '{f.attrs['problem']}'); train on it with "
+                                f"data={f.attrs['problem']} data.path={path} rather than data=from_file")
+    if all(g in keys for g in WELL_GROUPS[:3]):
+        return "the_well"
+    if "tensor" in keys or "density" in keys or any(k.isdigit() for k in keys):
+        return "pdebench"
+    raise DataFileError(f"'{path}': an HDF5 file in none of the known layouts (The Well, PDEBench, MATLAB v7.3); "
+                        f"it has keys {sorted(keys)}; set data.format to one of {list(FORMATS)}")
+
+
+def expect_layout(path: Path, fmt: str) -> None:
+    """Refuse a file that cannot be in the selected format before a reader trips over it."""
+    suffix = path.suffix.lower()
+    if fmt in ("pdebench", "the_well") and not h5py.is_hdf5(path):
+        raise DataFileError(f"'{path}' is not an HDF5 file, so not in the selected format data.format={fmt}")
+    if fmt in ("pt", "npz") and h5py.is_hdf5(path):
+        raise DataFileError(f"'{path}' is an HDF5 file, not the selected format data.format={fmt} (suffix '{suffix}')")
+    if fmt == "the_well":
+        with h5py.File(path, "r") as f:
+            if not all(g in f for g in WELL_GROUPS[:3]):
+                raise DataFileError(f"'{path}' is not in the selected format data.format=the_well: no groups "
+                                    f"{[g for g in WELL_GROUPS[:3] if g not in f]}; it has keys {sorted(f.keys())}")
+
+
+def open_dataset(path: str | Path, format: str = "auto", inputs: str | None = None, outputs: str | None = None,
+                 axes: dict | None = None, fields: list[str] | None = None, periodic: bool | None = None,
+                 times: str = "t") -> ExternalDataset:
+    """Open a dataset file lazily and map it onto inputs, outputs, grid and times.
+
+    ``inputs``/``outputs`` name the arrays of ``mat``, ``pt`` and ``npz`` files (default: the usual
+    pairs, ``coeff``/``sol``, ``a``/``u``, ``x``/``y``), ``axes`` their axis names
+    (``{"outputs": ["sample", "x", "y", "time"]}``), ``times`` the array of recorded times;
+    ``fields`` picks The Well's fields. ``periodic`` says how to place nodes in files without
+    coordinates and which subsampling factors divide the grid (default: from the format).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise DataFileError(f"dataset file '{path}' does not exist")
+    fmt = detect_format(path) if format == "auto" else format
+    if fmt not in FORMATS:
+        raise DataFileError(f"data.format: '{format}' is not a known format; expected auto or one of {list(FORMATS)}")
+    expect_layout(path, fmt)
+    if fmt == "mat":
+        return read_matlab(path, inputs, outputs, times, axes, bool(periodic))
+    if fmt in ("pt", "npz"):
+        return read_named_arrays(path, fmt, inputs, outputs, times, axes, bool(periodic))
+    if fmt == "pdebench":
+        return read_pdebench(path, periodic)
+    return read_the_well(path, fields)
+
+
+__all__ = ["FORMATS", "ExternalDataset", "detect_format", "open_dataset"]

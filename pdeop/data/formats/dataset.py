@@ -1,0 +1,122 @@
+"""A community dataset file mapped onto the project's canonical dataset: inputs, outputs, grid, time.
+
+Whatever the file's layout, a reader returns an ``ExternalDataset``: the inputs (one state per
+sample, ``[samples, channels, *space]``), the outputs (one state, or a trajectory recorded at
+``times`` with a time axis after the channels), the node coordinates of each spatial axis and
+the channel names. Nothing is read until ``read`` asks for a range of samples at a subsampled
+grid, which returns the ``FieldSet`` the data modules and tasks work on, so models never know
+where the data came from.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from pdeop.data.formats.arrays import StoredArray, first_bad_sample
+from pdeop.data.store import FieldSet
+from pdeop.errors import DataFileError
+
+
+def grid_coordinates(n: int, periodic: bool) -> np.ndarray:
+    """Nodes on [0, 1] for files that store none: ``i / n`` on a periodic grid, else boundary nodes included."""
+    return np.arange(n) / n if periodic else np.linspace(0.0, 1.0, n)
+
+
+def check_subsample(path: Path, key: str, axis: str, n: int, r: int, periodic: bool) -> None:
+    """Refuse a factor that does not divide the grid: (n - 1) intervals between boundary nodes, n periodic ones."""
+    intervals = n if periodic else n - 1
+    if r < 1 or intervals % r:
+        kind = f"{n} periodic nodes" if periodic else f"{n} nodes ({n - 1} intervals)"
+        raise DataFileError(f"'{path}' key '{key}': subsampling factor {r} does not divide axis {axis} of "
+                            f"{kind}; choose a divisor of {intervals}")
+
+
+@dataclass
+class ExternalDataset:
+    """One file in a community format, seen as canonical inputs, outputs, coordinates and times."""
+
+    path: Path
+    format: str
+    inputs: list[StoredArray]   # stacked along channels
+    outputs: list[StoredArray]
+    coords: dict[str, np.ndarray]
+    periodic: bool
+    input_names: list[str]
+    output_names: list[str]
+    times: np.ndarray | None = None  # times of the outputs' time axis (trajectories only)
+    attrs: dict = field(default_factory=dict)
+    close: Callable[[], None] = lambda: None
+
+    def __post_init__(self) -> None:
+        self.n_samples = self._check_samples()
+        self._check_grids()
+        if self.times is not None:
+            steps = {a.size("time") - a.time_start for a in self.outputs}
+            if steps != {len(self.times)}:
+                raise DataFileError(f"'{self.path}': the outputs hold {sorted(steps)} time steps but the file "
+                                    f"records {len(self.times)} times")
+
+    def _check_samples(self) -> int:
+        counts = {a.where: a.size("sample") for a in (*self.inputs, *self.outputs) if a.size("sample") is not None}
+        if len(set(counts.values())) != 1:
+            raise DataFileError(f"'{self.path}': inputs and outputs disagree on the number of samples: "
+                                + ", ".join(f"{k} has {v}" for k, v in counts.items()))
+        return next(iter(counts.values()))
+
+    def _check_grids(self) -> None:
+        sizes = {name: len(values) for name, values in self.coords.items()}
+        for array in (*self.inputs, *self.outputs):
+            have = {axis: array.size(axis) for axis in self.coords if array.size(axis) is not None}
+            wrong = {axis: n for axis, n in have.items() if n != sizes[axis]}
+            if wrong:
+                raise DataFileError(f"'{self.path}' key '{array.where}': grid {have} does not match the "
+                                    f"dataset's grid {sizes} (inputs and outputs must share one grid)")
+
+    @property
+    def grid_shape(self) -> tuple[int, ...]:
+        return tuple(len(v) for v in self.coords.values())
+
+    def describe(self) -> str:
+        """What was found, one line per array, as the readers report it."""
+        lines = [f"{self.path} ({self.format}): {self.n_samples} samples on a "
+                 f"{'x'.join(map(str, self.grid_shape))} grid ({', '.join(self.coords)})"
+                 + ("" if self.times is None else f", trajectories of {len(self.times)} recorded times")]
+        for role, arrays in (("inputs", self.inputs), ("outputs", self.outputs)):
+            for array in arrays:
+                lines.append(f"  {role}: '{array.where}' stored {list(array.shape)} as ({', '.join(array.axes)})")
+        return "\n".join(lines)
+
+    def check_subsample(self, r: int) -> None:
+        key = (self.inputs + self.outputs)[0].where
+        for axis, values in self.coords.items():
+            check_subsample(self.path, key, axis, len(values), r, self.periodic)
+
+    def read(self, samples: slice, subsample: int = 1, time_subsample: int = 1) -> FieldSet:
+        """Samples ``samples`` on every ``subsample``-th node (and every ``time_subsample``-th recorded time)."""
+        self.check_subsample(subsample)
+        start = samples.indices(self.n_samples)[0]
+
+        def stack(arrays: list[StoredArray], **steps) -> np.ndarray:
+            parts = []
+            for array in arrays:
+                part = array.read(samples, subsample, **steps)
+                bad = first_bad_sample(part)
+                if bad is not None:
+                    raise DataFileError(f"'{self.path}' key '{array.where}': NaN or Inf in sample {start + bad}")
+                parts.append(part)
+            return np.concatenate(parts, axis=1) if len(parts) > 1 else parts[0]
+
+        times = None
+        if self.times is not None:
+            times = np.asarray(self.times[time_subsample - 1::time_subsample], dtype=np.float64)
+        return FieldSet(
+            inputs=stack(self.inputs),
+            outputs=stack(self.outputs, time_step=time_subsample),
+            coords={k: np.asarray(v[::subsample], dtype=np.float64) for k, v in self.coords.items()},
+            subsample=subsample,
+            times=times,
+        )

@@ -1,0 +1,103 @@
+"""FNO's MATLAB files (Li et al., "Fourier Neural Operator for Parametric PDEs", ICLR 2021).
+
+Darcy (``coeff`` -> ``sol``, [N, s, s]), Burgers (``a`` -> ``u``, [N, s]) and Navier-Stokes
+(``a`` [N, s, s] -> ``u`` [N, s, s, T] recorded at ``t``, time last). As FNO's ``MatReader``
+does, v7.3 files (HDF5 after a 512-byte MATLAB header) are read with h5py, whose axes are
+MATLAB's reversed (column-major storage), and older v5 files with ``scipy.io.loadmat``. v7.3
+variables are sliced in the file; a v5 variable is compressed as a whole, so it is read whole
+(only the named variables) and sliced in memory.
+
+Grids carry no coordinates in these files: nodes are placed on [0, 1], boundary nodes included
+(Darcy's 421 = 5 * 84 + 1, so FNO's r = 5 gives 85) or periodic (``data.periodic``: Burgers,
+Navier-Stokes).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+import h5py
+import numpy as np
+import scipy.io
+
+from pdeop.data.formats.arrays import SPACE, StoredArray, check_axes
+from pdeop.data.formats.dataset import ExternalDataset, grid_coordinates
+from pdeop.errors import DataFileError
+
+KNOWN_PAIRS = (("coeff", "sol"), ("a", "u"), ("x", "y"), ("input", "output"))
+
+
+def default_axes(ndim: int, role: str, input_ndim: int) -> tuple[str, ...]:
+    """[sample, *space] for inputs; outputs with one axis more than the inputs record time last (FNO's NS)."""
+    if role == "outputs" and ndim == input_ndim + 1:
+        return ("sample", *SPACE[: ndim - 2], "time")
+    if ndim - 1 > len(SPACE):
+        raise DataFileError(f"{ndim} axes: name them with data.axes")
+    return ("sample", *SPACE[: ndim - 1])
+
+
+def choose_keys(path: Path, keys: Sequence[str], inputs: str | None, outputs: str | None) -> tuple[str, str]:
+    """The named keys, or the first of FNO's usual pairs present; a missing key lists those that are there."""
+    present = sorted(k for k in keys if not k.startswith("__") and k != "#refs#")
+    if inputs is None and outputs is None:
+        for pair in KNOWN_PAIRS:
+            if all(k in present for k in pair):
+                return pair
+        raise DataFileError(f"'{path}': none of the usual input/output pairs {[list(p) for p in KNOWN_PAIRS]} is "
+                            f"in the file; it has keys {present}; name them with data.inputs and data.outputs")
+    for role, key in (("inputs", inputs), ("outputs", outputs)):
+        if key is None:
+            raise DataFileError(f"'{path}': data.{role} is not set; the file has keys {present}")
+        if key not in present:
+            raise DataFileError(f"'{path}': no key '{key}' (data.{role}); the file has keys {present}")
+    return inputs, outputs
+
+
+def is_v73(path: Path) -> bool:
+    return h5py.is_hdf5(path)
+
+
+def read_matlab(path: Path, inputs: str | None = None, outputs: str | None = None, times: str | None = "t",
+                axes: dict | None = None, periodic: bool = False) -> ExternalDataset:
+    """Open an FNO ``.mat`` file (v7.3 or v5); ``axes`` names the axes in MATLAB's order when the defaults do not fit."""
+    axes = axes or {}
+    v73 = is_v73(path)
+    if v73:
+        file = h5py.File(path, "r")
+        keys, close = list(file.keys()), file.close
+    else:
+        try:
+            keys = [name for name, _, _ in scipy.io.whosmat(path)]
+        except (ValueError, OSError, TypeError) as exc:
+            raise DataFileError(f"'{path}' is not a MATLAB .mat file (v5 or v7.3): {exc}") from exc
+        close = None
+    inputs, outputs = choose_keys(path, keys, inputs, outputs)
+    wanted = [inputs, outputs, *([times] if times in keys else [])]
+    sources = {k: file[k] for k in wanted} if v73 else scipy.io.loadmat(path, variable_names=wanted)
+    # MATLAB's order: h5py sees the column-major storage with every axis reversed
+    shapes = {k: tuple(reversed(sources[k].shape)) if v73 else sources[k].shape for k in wanted}
+    named = {}
+    for role, key in (("inputs", inputs), ("outputs", outputs)):
+        ndim = len(shapes[key])
+        logical = axes.get(role) or default_axes(ndim, role, len(shapes[inputs]))
+        named[role] = check_axes(logical, ndim, f"'{path}' key '{key}' (data.axes.{role})")
+    space = tuple(a for a in named["inputs"] if a in SPACE)
+    sizes = tuple(shapes[inputs][named["inputs"].index(a)] for a in space)
+
+    def stored(key: str, role: str) -> StoredArray:
+        order = tuple(reversed(named[role])) if v73 else named[role]
+        return StoredArray(sources[key], order, key, space=space, space_sizes=sizes)
+
+    out = stored(outputs, "outputs")
+    recorded = None
+    if out.has_time:
+        steps = out.size("time")
+        recorded = np.arange(1, steps + 1, dtype=np.float64)
+        if times in keys:
+            recorded = np.asarray(sources[times][()], dtype=np.float64).ravel()
+    return ExternalDataset(
+        path=path, format=f"mat v{'7.3' if v73 else '5'}", inputs=[stored(inputs, "inputs")], outputs=[out],
+        coords={axis: grid_coordinates(n, periodic) for axis, n in zip(space, sizes)}, periodic=periodic,
+        input_names=[inputs], output_names=[outputs], times=recorded, close=close or (lambda: None),
+    )

@@ -1,0 +1,132 @@
+"""PDEBench HDF5 files (Takamoto et al., "PDEBench: An Extensive Benchmark for Scientific Machine
+Learning", NeurIPS 2022 Datasets and Benchmarks).
+
+Two layouts, as PDEBench's own loaders (``pdebench/models/fno/utils.py``) read them:
+
+- single file (``*.hdf5``): ``tensor`` [N, T, *space] (1D advection, Burgers, reaction-diffusion;
+  no channel axis) with ``x-coordinate`` and ``t-coordinate`` (T + 1 entries, as PDEBench writes
+  it); 2D Darcy with ``nu`` [N, X, Y] (the coefficient, the input) and ``tensor`` [N, 1, X, Y]
+  (the solution); compressible Navier-Stokes with ``density``, ``pressure``, ``Vx`` (, ``Vy``,
+  ``Vz``) each [N, T, *space], stacked into channels in that order.
+- per-sample groups (``*.h5``): groups ``"0000"``, ``"0001"``, ... each holding ``data``
+  [T, *space, C] and ``grid/x`` (``grid/y``, ``grid/z``) and ``grid/t`` (2D shallow water, 2D
+  diffusion-reaction, 1D diffusion-sorption).
+
+A trajectory's first state is the input and the later ones the outputs, at times measured from
+the first. Coordinates are PDEBench's cell centres, so subsampling needs a factor of the cell
+count (``periodic`` grids in the project's sense, except Darcy's).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+from pdeop.data.formats.arrays import SPACE, GroupStack, StoredArray
+from pdeop.data.formats.dataset import ExternalDataset
+from pdeop.errors import DataFileError
+
+CFD_FIELDS = ("density", "pressure", "Vx", "Vy", "Vz")
+
+
+def trajectory(source, axes: tuple[str, ...], key: str, space: tuple[str, ...], sizes: tuple[int, ...]
+               ) -> tuple[StoredArray, StoredArray]:
+    """The first state as the input and the later states as the output, read from one stored array."""
+    common = dict(space=space, space_sizes=sizes)
+    return (StoredArray(source, axes, key, time_index=0, **common),
+            StoredArray(source, axes, key, time_start=1, **common))
+
+
+def relative_times(t: np.ndarray, steps: int) -> np.ndarray:
+    """Times of the states after the first, measured from it (PDEBench's t-coordinate may hold one entry more)."""
+    t = np.asarray(t, dtype=np.float64).ravel()[:steps]
+    return t[1:] - t[0]
+
+
+def read_single(path: Path, file: h5py.File, periodic: bool | None) -> ExternalDataset:
+    keys = sorted(file.keys())
+    if "tensor" in keys:
+        tensor = file["tensor"]
+        n_space = tensor.ndim - 2
+        space = SPACE[:n_space]
+        coords = coordinates(path, file, space, tensor.shape[2:], "{}-coordinate")
+        sizes = tuple(len(v) for v in coords.values())
+        if "nu" in keys:  # 2D Darcy: coefficient -> steady solution (time axis of one state)
+            inputs = StoredArray(file["nu"], ("sample", *space), "nu", space=space, space_sizes=sizes)
+            outputs = StoredArray(tensor, ("sample", "channel", *space), "tensor", space=space, space_sizes=sizes)
+            return ExternalDataset(path, "pdebench", [inputs], [outputs], coords,
+                                   periodic=bool(periodic), input_names=["nu"], output_names=["u"],
+                                   attrs=dict(file.attrs), close=file.close)
+        first, rest = trajectory(tensor, ("sample", "time", *space), "tensor", space, sizes)
+        times = relative_times(require(path, file, "t-coordinate")[()], tensor.shape[1])
+        return ExternalDataset(path, "pdebench", [first], [rest], coords, periodic=periodic is not False,
+                               input_names=["u"], output_names=["u"], times=times, attrs=dict(file.attrs),
+                               close=file.close)
+    if "density" in keys:
+        names = [k for k in CFD_FIELDS if k in keys]
+        shape = file["density"].shape
+        space = SPACE[: len(shape) - 2]
+        coords = coordinates(path, file, space, shape[2:], "{}-coordinate")
+        sizes = tuple(len(v) for v in coords.values())
+        pairs = [trajectory(file[k], ("sample", "time", *space), k, space, sizes) for k in names]
+        times = relative_times(require(path, file, "t-coordinate")[()], shape[1])
+        return ExternalDataset(path, "pdebench", [p[0] for p in pairs], [p[1] for p in pairs], coords,
+                               periodic=periodic is not False, input_names=names, output_names=names, times=times,
+                               attrs=dict(file.attrs), close=file.close)
+    raise DataFileError(f"'{path}' is not a PDEBench single file: expected 'tensor' or the compressible-flow "
+                        f"fields {list(CFD_FIELDS)}; it has keys {keys}")
+
+
+def read_groups(path: Path, file: h5py.File, periodic: bool | None) -> ExternalDataset:
+    groups = sorted(k for k in file.keys() if k.isdigit())
+    if not groups:
+        raise DataFileError(f"'{path}' is not a PDEBench per-sample file: expected groups '0000', '0001', ...; "
+                            f"it has keys {sorted(file.keys())}")
+    first = file[groups[0]]
+    for key in ("data", "grid/t"):
+        require(path, first, key, f"group '{groups[0]}'")
+    shape = first["data"].shape
+    for g in groups:
+        if f"{g}/data" not in file or file[f"{g}/data"].shape != shape:
+            found = file[f"{g}/data"].shape if f"{g}/data" in file else "nothing"
+            raise DataFileError(f"'{path}' key '{g}/data': expected {list(shape)} like group '{groups[0]}', "
+                                f"found {found}")
+    space = SPACE[: len(shape) - 2]
+    coords = coordinates(path, first, space, shape[1:-1], "grid/{}")
+    sizes = tuple(len(v) for v in coords.values())
+    stack = GroupStack(file, groups, "data")
+    inputs, outputs = trajectory(stack, ("sample", "time", *space, "channel"), "data", space, sizes)
+    names = ["data"] if shape[-1] == 1 else [f"data_{c}" for c in range(shape[-1])]
+    times = relative_times(first["grid/t"][()], shape[0])
+    return ExternalDataset(path, "pdebench", [inputs], [outputs], coords, periodic=periodic is not False,
+                           input_names=names, output_names=names, times=times, close=file.close)
+
+
+def require(path: Path, node, key: str, where: str = "") -> h5py.Dataset:
+    if key not in node:
+        raise DataFileError(f"'{path}'{' ' + where if where else ''}: no key '{key}'; it has keys {sorted(node.keys())}")
+    return node[key]
+
+
+def coordinates(path: Path, node, space: tuple[str, ...], sizes: tuple[int, ...], pattern: str) -> dict:
+    coords = {}
+    for axis, n in zip(space, sizes):
+        values = np.asarray(require(path, node, pattern.format(axis))[()], dtype=np.float64).ravel()
+        if len(values) != n:
+            raise DataFileError(f"'{path}' key '{pattern.format(axis)}': {len(values)} coordinates for an axis of {n} cells")
+        coords[axis] = values
+    return coords
+
+
+def read_pdebench(path: Path, periodic: bool | None = None) -> ExternalDataset:
+    """Open a PDEBench file in either layout (per-sample groups when the root holds numbered groups)."""
+    file = h5py.File(path, "r")
+    try:
+        if any(k.isdigit() and isinstance(file[k], h5py.Group) for k in file.keys()):
+            return read_groups(path, file, periodic)
+        return read_single(path, file, periodic)
+    except Exception:
+        file.close()
+        raise

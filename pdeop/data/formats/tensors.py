@@ -1,0 +1,88 @@
+"""Named arrays: neuraloperator's ``.pt`` dictionaries and NumPy ``.npz`` archives.
+
+neuraloperator ships its small Darcy sets as ``{"x": bool [N, s, s], "y": float32 [N, s, s]}``
+(``darcy_train_16.pt``); its ``PTDataset`` casts ``x`` to float and adds the channel axis, and so
+does this reader. ``.pt`` files are opened with ``torch.load(weights_only=True, mmap=True)``: no
+unpickling of code, and tensors stay on disk until sliced. ``.npz`` members are read whole, and
+only the members named. Arrays default to ``[sample, *space]``, outputs with one axis more to
+``[sample, *space, time]``; ``data.axes`` names other layouts (``[sample, channel, x, y]``, ...).
+Coordinates come from members named like the spatial axes (``x``, ``y``) and times from ``t``
+where the file has them, otherwise nodes on [0, 1].
+"""
+
+from __future__ import annotations
+
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from pdeop.data.formats.arrays import SPACE, StoredArray, check_axes
+from pdeop.data.formats.dataset import ExternalDataset, grid_coordinates
+from pdeop.data.formats.matlab import choose_keys, default_axes
+from pdeop.errors import DataFileError
+
+
+class TensorView:
+    """A torch tensor sliced like a NumPy array, as float32 (neuraloperator stores Darcy's coefficient as bool)."""
+
+    def __init__(self, tensor: torch.Tensor):
+        self.tensor = tensor
+        self.shape = tuple(tensor.shape)
+
+    def __getitem__(self, index: tuple) -> np.ndarray:
+        return self.tensor[index].to(torch.float32).numpy()
+
+
+def load_pt(path: Path) -> dict:
+    try:
+        data = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    except Exception as exc:  # torch raises several types for foreign or unsafe files
+        raise DataFileError(f"'{path}' is not a readable .pt dictionary of tensors: {str(exc).splitlines()[0]}") from exc
+    if not isinstance(data, dict) or not all(isinstance(v, torch.Tensor) for v in data.values()):
+        raise DataFileError(f"'{path}': expected a dictionary of tensors (neuraloperator's layout), "
+                            f"found {type(data).__name__}")
+    return {k: TensorView(v) for k, v in data.items()}
+
+
+def load_npz(path: Path) -> dict:
+    try:
+        archive = np.load(path, allow_pickle=False)
+    except (ValueError, OSError, zipfile.BadZipFile) as exc:
+        raise DataFileError(f"'{path}' is not a readable NumPy .npz archive: {exc}") from exc
+    if not isinstance(archive, np.lib.npyio.NpzFile):
+        raise DataFileError(f"'{path}': expected an .npz archive of named arrays, found a single array")
+    return archive
+
+
+def read_named_arrays(path: Path, kind: str, inputs: str | None = None, outputs: str | None = None,
+                      times: str | None = "t", axes: dict | None = None, periodic: bool = False) -> ExternalDataset:
+    """Open a ``.pt`` (``kind="pt"``) or ``.npz`` (``kind="npz"``) file of named arrays."""
+    members = load_pt(path) if kind == "pt" else load_npz(path)
+    keys = list(members.keys())
+    inputs, outputs = choose_keys(path, keys, inputs, outputs)
+    arrays = {k: members[k] for k in (inputs, outputs)}  # an npz member is read here, once
+    axes = axes or {}
+    named = {}
+    for role, key in (("inputs", inputs), ("outputs", outputs)):
+        ndim = len(arrays[key].shape)
+        logical = axes.get(role) or default_axes(ndim, role, len(arrays[inputs].shape))
+        named[role] = check_axes(logical, ndim, f"'{path}' key '{key}' (data.axes.{role})")
+    space = tuple(a for a in named["inputs"] if a in SPACE)
+    sizes = tuple(arrays[inputs].shape[named["inputs"].index(a)] for a in space)
+    coords = {}
+    for axis, n in zip(space, sizes):
+        stored = np.asarray(members[axis][()], dtype=np.float64).ravel() if axis in keys and axis not in arrays else None
+        coords[axis] = stored if stored is not None and len(stored) == n else grid_coordinates(n, periodic)
+    out = StoredArray(arrays[outputs], named["outputs"], outputs, space=space, space_sizes=sizes)
+    recorded = None
+    if out.has_time:
+        recorded = np.arange(1, out.size("time") + 1, dtype=np.float64)
+        if times in keys and times not in arrays:
+            recorded = np.asarray(members[times][()], dtype=np.float64).ravel()
+    return ExternalDataset(
+        path=path, format=kind, coords=coords, periodic=periodic, times=recorded,
+        inputs=[StoredArray(arrays[inputs], named["inputs"], inputs, space=space, space_sizes=sizes)],
+        outputs=[out], input_names=[inputs], output_names=[outputs],
+    )

@@ -1,0 +1,112 @@
+"""The Well's HDF5 files (Ohana et al., "The Well: a Large-Scale Collection of Diverse Physics
+Simulations for Machine Learning", NeurIPS 2024 Datasets and Benchmarks).
+
+A file holds ``n_trajectories`` simulations of one dataset: fields by tensor order in
+``t0_fields`` (scalars), ``t1_fields`` (vectors, a trailing axis of ``n_spatial_dims``
+components) and ``t2_fields`` (two trailing axes), each listed in the group's ``field_names``
+attribute; a field's shape is ``[n_traj if sample_varying] + [T if time_varying] + [each spatial
+size if dim_varying] + [D] * order``. ``dimensions`` holds ``time`` and one coordinate array per
+name in its ``spatial_dims`` attribute; ``boundary_conditions`` one group per condition with a
+``bc_type``. As the Well's own reader does, tensor components become channels (``velocity_x``,
+``velocity_y``; ``stress_xx``, ``stress_xy``, ...) and fields constant along an axis or across
+trajectories are broadcast. The time-varying fields' first state is the input and the later ones
+the outputs; constant fields are listed by ``describe`` but not served.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+from pdeop.data.formats.arrays import StoredArray
+from pdeop.data.formats.dataset import ExternalDataset
+from pdeop.errors import DataFileError
+
+GROUPS = ("t0_fields", "t1_fields", "t2_fields", "dimensions", "boundary_conditions")
+
+
+def names_attr(node, key: str, path: Path) -> list[str]:
+    if key not in node.attrs:
+        raise DataFileError(f"'{path}' key '{node.name}': no attribute '{key}'; it has {sorted(node.attrs)}")
+    return [v.decode() if isinstance(v, bytes) else str(v) for v in np.atleast_1d(node.attrs[key])]
+
+
+def first_row(dataset: h5py.Dataset) -> np.ndarray:
+    """A coordinate array, or its first trajectory's row when it varies per trajectory."""
+    values = dataset[()]
+    return np.asarray(values[0] if bool(dataset.attrs.get("sample_varying", False)) else values, dtype=np.float64)
+
+
+def field_axes(dataset: h5py.Dataset, order: int, space: list[str], path: Path) -> tuple[str, ...]:
+    attrs = dataset.attrs
+    for key in ("sample_varying", "time_varying", "dim_varying"):
+        if key not in attrs:
+            raise DataFileError(f"'{path}' key '{dataset.name}': no attribute '{key}'; it has {sorted(attrs)}")
+    varying = np.atleast_1d(attrs["dim_varying"]).astype(bool)
+    axes = (["sample"] if attrs["sample_varying"] else []) + (["time"] if attrs["time_varying"] else [])
+    axes += [axis for axis, v in zip(space, varying) if v] + ["channel", "component"][:order]
+    if len(axes) != dataset.ndim:
+        raise DataFileError(f"'{path}' key '{dataset.name}': its attributes describe axes {axes} but it is "
+                            f"stored {list(dataset.shape)}")
+    return tuple(axes)
+
+
+def read_the_well(path: Path, fields: list[str] | None = None) -> ExternalDataset:
+    """Open one Well file; ``fields`` picks time-varying fields by name (default: all of them)."""
+    file = h5py.File(path, "r")
+    try:
+        return open_file(path, file, fields)
+    except Exception:
+        file.close()
+        raise
+
+
+def open_file(path: Path, file: h5py.File, fields: list[str] | None) -> ExternalDataset:
+    missing = [g for g in GROUPS if g not in file]
+    if missing:
+        raise DataFileError(f"'{path}' is not a Well file: no groups {missing}; it has keys {sorted(file.keys())}")
+    dims = file["dimensions"]
+    space = names_attr(dims, "spatial_dims", path)
+    for key in ("time", *space):
+        if key not in dims:
+            raise DataFileError(f"'{path}': no key 'dimensions/{key}'; it has {sorted(dims.keys())}")
+    coords = {axis: first_row(dims[axis]) for axis in space}
+    sizes = tuple(len(v) for v in coords.values())
+    t = first_row(dims["time"])
+    n_traj = int(file.attrs.get("n_trajectories", 0)) or None
+    available, constant = {}, []
+    for order in range(3):
+        group = file[f"t{order}_fields"]
+        for name in names_attr(group, "field_names", path):
+            if name not in group:
+                raise DataFileError(f"'{path}': field '{name}' is listed in t{order}_fields/field_names but "
+                                    f"not stored; it has {sorted(group.keys())}")
+            dataset = group[name]
+            if not bool(dataset.attrs.get("time_varying", False)):
+                constant.append(name)
+                continue
+            available[name] = (dataset, order)
+    chosen = list(available) if fields is None else list(fields)
+    unknown = [f for f in chosen if f not in available]
+    if unknown or not chosen:
+        raise DataFileError(f"'{path}': data.fields {unknown or chosen} are not time-varying fields of this file; "
+                            f"it has {list(available)} (constant: {constant})")
+    inputs, outputs, names = [], [], []
+    for name in chosen:
+        dataset, order = available[name]
+        axes = field_axes(dataset, order, space, path)
+        common = dict(space=tuple(space), space_sizes=sizes, n_samples=n_traj)
+        inputs.append(StoredArray(dataset, axes, dataset.name, time_index=0, **common))
+        outputs.append(StoredArray(dataset, axes, dataset.name, time_start=1, **common))
+        suffixes = [""] if order == 0 else ([f"_{a}" for a in space] if order == 1
+                                            else [f"_{a}{b}" for a in space for b in space])
+        names += [name + s for s in suffixes]
+    bcs = file["boundary_conditions"]
+    bc_types = {str(bcs[k].attrs.get("bc_type", "")).upper() for k in bcs.keys()}
+    attrs = {k: (v.decode() if isinstance(v, bytes) else v) for k, v in file.attrs.items()}
+    attrs["constant_fields"] = constant
+    return ExternalDataset(path, "the_well", inputs, outputs, coords, periodic=bc_types == {"PERIODIC"},
+                           input_names=names, output_names=names, times=t[1:] - t[0], attrs=attrs,
+                           close=file.close)
