@@ -89,14 +89,15 @@ class FileSplits:
             "attrs": self.dataset.attrs,
         })
 
-    def _resolution(self, r: int) -> int:
-        return len(next(iter(self.dataset.coords.values()))[::r])
+    def _source(self, split: str) -> ExternalDataset:
+        return self.test_dataset if split == "test" else self.dataset
 
     def resolutions(self, split: str) -> list[int]:
         """Grids (nodes along the first axis) at which ``split`` is served, coarsest first."""
         if split not in self.ranges:
             raise DataFileError(f"'{self.path}': no split '{split}'; splits are {list(self.ranges)}")
-        return [self._resolution(r) for r in (self.factors if split == "test" else [self.subsample])]
+        first_axis = next(iter(self._source(split).coords.values()))
+        return [len(first_axis[::r]) for r in (self.factors if split == "test" else [self.subsample])]
 
     def read(self, split: str, resolution: int | None = None) -> FieldSet:
         available = self.resolutions(split)
@@ -104,8 +105,7 @@ class FileSplits:
         if resolution not in available:
             raise DataFileError(f"'{self.path}': split '{split}' is served at {available}, not {resolution}")
         r = (self.factors if split == "test" else [self.subsample])[available.index(resolution)]
-        source = self.test_dataset if split == "test" else self.dataset
-        return source.read(self.ranges[split], r, self.time_subsample)
+        return self._source(split).read(self.ranges[split], r, self.time_subsample)
 
     def close(self) -> None:
         self.dataset.close()

@@ -11,7 +11,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from pdeop.config import check_config
-from pdeop.data.store import DatasetFile, FieldSet, atomic_path
+from pdeop.data.store import FieldSet, atomic_path
 from pdeop.errors import ConfigError
 from pdeop.evaluation.metrics import evaluate_fields
 from pdeop.evaluation.plots import plot_error_by_resolution, plot_sample
@@ -33,7 +33,7 @@ def table(results: dict) -> str:
 
 
 def open_run(cfg: DictConfig):
-    """The trained module, where it came from, the dataset's data module and stored file (generated if missing).
+    """The trained module, where it came from, the dataset's data module and its stored splits (generated if missing).
 
     ``cfg.ckpt`` is a checkpoint, bundle directory or registered name; ``cfg.data`` chooses the
     dataset, and without it the model's own data config is used.
@@ -47,14 +47,15 @@ def open_run(cfg: DictConfig):
     else:
         check_targets(module.config, "data", source.ref)
         data_config = copy.deepcopy(module.config["data"])
-        data_config["data_dir"] = cfg.paths.data_dir  # the data may live elsewhere than where it was trained
+        if "data_dir" in data_config:  # generated data may live elsewhere than where it was trained
+            data_config["data_dir"] = cfg.paths.data_dir
     check_config(data_config, "data")
     datamodule = instantiate(data_config)
     datamodule.prepare_data()
-    return module, source, datamodule, DatasetFile(datamodule.path)
+    return module, source, datamodule, datamodule.open_store()
 
 
-def task_fields(datamodule, stored: DatasetFile, split: str, resolution: int) -> FieldSet:
+def task_fields(datamodule, stored, split: str, resolution: int) -> FieldSet:
     """A stored split at one resolution as the model sees it: trajectories turned into the task's pairs."""
     fields = stored.read(split, resolution)
     return datamodule.task.pairs(fields) if datamodule.task is not None else fields
@@ -66,8 +67,7 @@ def evaluate(cfg: DictConfig) -> dict:
     Writes ``cfg.out`` (JSON) and, beside it, ``error_by_resolution.png``.
     """
     module, _, datamodule, stored = open_run(cfg)
-    periodic = getattr(datamodule.spec.problem, "boundary", "dirichlet") == "periodic"
-    results = {res: evaluate_fields(module, task_fields(datamodule, stored, cfg.split, res), periodic)
+    results = {res: evaluate_fields(module, task_fields(datamodule, stored, cfg.split, res), datamodule.periodic)
                for res in stored.resolutions(cfg.split)}
     print(f"{cfg.ckpt} on {datamodule.path} ({cfg.split})\n{table(results)}")
     out = Path(cfg.out)
@@ -94,8 +94,8 @@ def predict(cfg: DictConfig) -> Path:
         raise ConfigError(f"plot_samples: {bad} outside the {len(fields.inputs)} samples of the {cfg.split} split")
     attrs = {"model": module.config["model"]["_target_"], "checkpoint": str(cfg.ckpt),
              "checkpoint_sha256": source.sha256, "dataset": str(stored.path),
-             "dataset_params": stored.attrs.params, "split": cfg.split, "resolution": int(resolution)}
-    input_names, output_names = list(stored.attrs.input_names), list(stored.attrs.output_names)
+             "dataset_params": stored.provenance, "split": cfg.split, "resolution": int(resolution)}
+    input_names, output_names = stored.input_names, stored.output_names
     if datamodule.task is not None:
         input_names, output_names = datamodule.task.channel_names(input_names, output_names)
     out = write_predictions(module, fields, cfg.out, input_names, output_names, attrs, chunk=cfg.chunk)

@@ -28,13 +28,25 @@ from pdeop.errors import DataFileError
 KNOWN_PAIRS = (("coeff", "sol"), ("a", "u"), ("x", "y"), ("input", "output"))
 
 
-def default_axes(ndim: int, role: str, input_ndim: int) -> tuple[str, ...]:
-    """[sample, *space] for inputs; outputs with one axis more than the inputs record time last (FNO's NS)."""
-    if role == "outputs" and ndim == input_ndim + 1:
-        return ("sample", *SPACE[: ndim - 2], "time")
-    if ndim - 1 > len(SPACE):
-        raise DataFileError(f"{ndim} axes: name them with data.axes")
-    return ("sample", *SPACE[: ndim - 1])
+def name_axes(path: Path, keys: tuple[str, str], shapes: dict, axes: dict | None) -> dict[str, tuple[str, ...]]:
+    """Axis names of the input and output arrays: ``axes`` where given, else ``[sample, *space]``, and
+    outputs with one axis more than ``[sample, *the inputs' space]`` record time last (FNO's NS)."""
+    axes = axes or {}
+    named = {}
+    for role, key in zip(("inputs", "outputs"), keys):
+        ndim = len(shapes[key])
+        logical = axes.get(role)
+        if logical is None:
+            n_space = ndim - 1 if role == "inputs" else sum(a in SPACE for a in named["inputs"])
+            if role == "outputs" and ndim == n_space + 2:
+                logical = ("sample", *SPACE[:n_space], "time")
+            elif 1 <= ndim - 1 <= len(SPACE):
+                logical = ("sample", *SPACE[: ndim - 1])
+            else:
+                raise DataFileError(f"'{path}' key '{key}': {ndim} axes {list(shapes[key])}; name them with "
+                                    f"data.axes.{role}")
+        named[role] = check_axes(logical, ndim, f"'{path}' key '{key}' (data.axes.{role})")
+    return named
 
 
 def choose_keys(path: Path, keys: Sequence[str], inputs: str | None, outputs: str | None) -> tuple[str, str]:
@@ -61,7 +73,6 @@ def is_v73(path: Path) -> bool:
 def read_matlab(path: Path, inputs: str | None = None, outputs: str | None = None, times: str | None = "t",
                 axes: dict | None = None, periodic: bool = False) -> ExternalDataset:
     """Open an FNO ``.mat`` file (v7.3 or v5); ``axes`` names the axes in MATLAB's order when the defaults do not fit."""
-    axes = axes or {}
     v73 = is_v73(path)
     if v73:
         file = h5py.File(path, "r")
@@ -77,11 +88,7 @@ def read_matlab(path: Path, inputs: str | None = None, outputs: str | None = Non
     sources = {k: file[k] for k in wanted} if v73 else scipy.io.loadmat(path, variable_names=wanted)
     # MATLAB's order: h5py sees the column-major storage with every axis reversed
     shapes = {k: tuple(reversed(sources[k].shape)) if v73 else sources[k].shape for k in wanted}
-    named = {}
-    for role, key in (("inputs", inputs), ("outputs", outputs)):
-        ndim = len(shapes[key])
-        logical = axes.get(role) or default_axes(ndim, role, len(shapes[inputs]))
-        named[role] = check_axes(logical, ndim, f"'{path}' key '{key}' (data.axes.{role})")
+    named = name_axes(path, (inputs, outputs), shapes, axes)
     space = tuple(a for a in named["inputs"] if a in SPACE)
     sizes = tuple(shapes[inputs][named["inputs"].index(a)] for a in space)
 

@@ -18,9 +18,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from pdeop.data.formats.arrays import SPACE, StoredArray, check_axes
+from pdeop.data.formats.arrays import SPACE, StoredArray
 from pdeop.data.formats.dataset import ExternalDataset, grid_coordinates
-from pdeop.data.formats.matlab import choose_keys, default_axes
+from pdeop.data.formats.matlab import choose_keys, name_axes
 from pdeop.errors import DataFileError
 
 
@@ -63,12 +63,7 @@ def read_named_arrays(path: Path, kind: str, inputs: str | None = None, outputs:
     keys = list(members.keys())
     inputs, outputs = choose_keys(path, keys, inputs, outputs)
     arrays = {k: members[k] for k in (inputs, outputs)}  # an npz member is read here, once
-    axes = axes or {}
-    named = {}
-    for role, key in (("inputs", inputs), ("outputs", outputs)):
-        ndim = len(arrays[key].shape)
-        logical = axes.get(role) or default_axes(ndim, role, len(arrays[inputs].shape))
-        named[role] = check_axes(logical, ndim, f"'{path}' key '{key}' (data.axes.{role})")
+    named = name_axes(path, (inputs, outputs), {k: v.shape for k, v in arrays.items()}, axes)
     space = tuple(a for a in named["inputs"] if a in SPACE)
     sizes = tuple(arrays[inputs].shape[named["inputs"].index(a)] for a in space)
     coords = {}

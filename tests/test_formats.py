@@ -1,0 +1,283 @@
+"""Community formats: each reader on files written in that format's exact layout, values checked in place."""
+
+from __future__ import annotations
+
+import h5py
+import numpy as np
+import pytest
+import scipy.io
+import torch
+from format_files import (
+    pattern,
+    write_mat_v5,
+    write_mat_v73,
+    write_neuralop_pt,
+    write_pdebench_1d,
+    write_pdebench_cfd,
+    write_pdebench_darcy,
+    write_pdebench_groups,
+    write_the_well,
+)
+
+from pdeop.data.formats import open_dataset
+from pdeop.data.formats.arrays import GroupStack
+from pdeop.errors import DataFileError
+
+N, T, X, Y = 6, 5, 9, 5  # samples, recorded times, nodes along x and y (not square: x and y cannot be swapped)
+
+
+def ns_arrays():
+    """FNO's Navier-Stokes variables in MATLAB's order: a [N, X, Y], u [N, X, Y, T] (time last), t [1, T]."""
+    a = pattern(N, 1, None, (X, Y))[:, 0]
+    u = pattern(N, 1, T, (X, Y))[:, 0] + 0.5  # [N, T, X, Y]
+    return a, u, {"a": a, "u": np.moveaxis(u, 1, -1), "t": np.arange(1.0, T + 1)[None]}
+
+
+def test_mat_v73_is_read_in_matlab_order_from_column_major_storage(tmp_path):
+    a, u, arrays = ns_arrays()
+    path = write_mat_v73(tmp_path / "ns_V1e-3_N5000_T50.mat", arrays)
+    with open(path, "rb") as f:
+        assert f.read(10) == b"MATLAB 7.3"
+    with h5py.File(path, "r") as f:  # what h5py sees: every axis reversed
+        assert f["u"].shape == (T, Y, X, N) and f["a"].shape == (Y, X, N) and f["t"].shape == (T, 1)
+    dataset = open_dataset(path)
+    assert dataset.format == "mat v7.3" and dataset.n_samples == N and dataset.grid_shape == (X, Y)
+    fields = dataset.read(slice(1, 4), subsample=2)
+    np.testing.assert_array_equal(fields.inputs[:, 0], a[1:4, ::2, ::2])
+    np.testing.assert_array_equal(fields.outputs[:, 0], u[1:4, :, ::2, ::2])
+    np.testing.assert_array_equal(fields.times, np.arange(1.0, T + 1))
+    np.testing.assert_array_equal(fields.coords["x"], np.linspace(0, 1, X)[::2])
+
+
+def test_mat_v5_darcy_with_fno_subsampling(tmp_path):
+    coeff = pattern(N, 1, None, (X, Y))[:, 0]
+    path = write_mat_v5(tmp_path / "piececonst_r421_N1024_smooth1.mat", {"coeff": coeff, "sol": -coeff, "Kcoeff": coeff})
+    assert scipy.io.matlab.matfile_version(path)[0] == 1  # v5, as FNO's Darcy and Burgers files
+    dataset = open_dataset(path)
+    assert (dataset.input_names, dataset.output_names, dataset.times) == (["coeff"], ["sol"], None)
+    fields = dataset.read(slice(0, N), subsample=4)  # FNO: [:n, ::r, ::r]
+    np.testing.assert_array_equal(fields.inputs[:, 0], coeff[:, ::4, ::4])
+    np.testing.assert_array_equal(fields.outputs[:, 0], -coeff[:, ::4, ::4])
+
+
+def test_mat_v5_burgers_1d_periodic(tmp_path):
+    a = pattern(N, 1, None, (16,))[:, 0]
+    path = write_mat_v5(tmp_path / "burgers_data_R10.mat", {"a": a, "u": a + 0.25, "visc": np.array([[0.001]])})
+    dataset = open_dataset(path, periodic=True)
+    fields = dataset.read(slice(N - 2, N), subsample=8)  # FNO's test set: the last rows
+    np.testing.assert_array_equal(fields.inputs[:, 0], a[-2:, ::8])
+    np.testing.assert_array_equal(fields.outputs[:, 0], a[-2:, ::8] + 0.25)
+    np.testing.assert_array_equal(fields.coords["x"], [0.0, 0.5])  # periodic nodes i / n
+
+
+def test_pdebench_single_file_1d_trajectories(tmp_path):
+    data = write_pdebench_1d(tmp_path / "1D_Advection_Sols_beta0.4.hdf5", N, T, 16)
+    dataset = open_dataset(tmp_path / "1D_Advection_Sols_beta0.4.hdf5")
+    assert dataset.format == "pdebench" and dataset.attrs["beta"] == pytest.approx(0.4)
+    fields = dataset.read(slice(2, 5), subsample=2)
+    np.testing.assert_array_equal(fields.inputs[:, 0], data[2:5, 0, ::2])  # first state -> input
+    np.testing.assert_array_equal(fields.outputs[:, 0], data[2:5, 1:, ::2])  # later states -> trajectory
+    np.testing.assert_allclose(fields.times, np.arange(1, T) * 0.01, rtol=1e-6)
+    np.testing.assert_allclose(fields.coords["x"], ((np.arange(16) + 0.5) / 16)[::2], rtol=1e-6)
+    thinned = dataset.read(slice(2, 5), time_subsample=2)  # PDEBench's reduced_resolution_t
+    np.testing.assert_array_equal(thinned.outputs[:, 0], data[2:5, 2::2])
+    np.testing.assert_allclose(thinned.times, [0.02, 0.04], rtol=1e-6)
+
+
+def test_pdebench_darcy_coefficient_to_solution(tmp_path):
+    nu, u = write_pdebench_darcy(tmp_path / "2D_DarcyFlow_beta1.0_Train.hdf5", N, (X - 1, Y - 1))
+    dataset = open_dataset(tmp_path / "2D_DarcyFlow_beta1.0_Train.hdf5")
+    fields = dataset.read(slice(0, N))
+    assert dataset.times is None and (dataset.input_names, dataset.output_names) == (["nu"], ["u"])
+    np.testing.assert_array_equal(fields.inputs[:, 0], nu)
+    np.testing.assert_array_equal(fields.outputs[:, 0], u)
+
+
+def test_pdebench_compressible_flow_stacks_fields_in_order(tmp_path):
+    data = write_pdebench_cfd(tmp_path / "2D_CFD_Rand_M0.1_Eta1e-8_Zeta1e-8_periodic_Train.hdf5", N, T, (8, 4))
+    dataset = open_dataset(tmp_path / "2D_CFD_Rand_M0.1_Eta1e-8_Zeta1e-8_periodic_Train.hdf5")
+    assert dataset.output_names == ["density", "pressure", "Vx", "Vy"]
+    fields = dataset.read(slice(1, 3), subsample=2)
+    np.testing.assert_array_equal(fields.inputs, data[1:3, :, 0, ::2, ::2])
+    np.testing.assert_array_equal(fields.outputs, data[1:3, :, 1:, ::2, ::2])
+
+
+def test_pdebench_per_sample_groups(tmp_path):
+    data = write_pdebench_groups(tmp_path / "2D_diff-react_NA_NA.h5", N, T, (8, 4), channels=2)
+    dataset = open_dataset(tmp_path / "2D_diff-react_NA_NA.h5")
+    assert dataset.n_samples == N and dataset.input_names == ["data_0", "data_1"]
+    fields = dataset.read(slice(3, 6), subsample=2)
+    np.testing.assert_array_equal(fields.inputs, data[3:6, :, 0, ::2, ::2])
+    np.testing.assert_array_equal(fields.outputs, data[3:6, :, 1:, ::2, ::2])
+    np.testing.assert_allclose(fields.times, np.linspace(0, 5, T)[1:], rtol=1e-6)
+    np.testing.assert_allclose(fields.coords["y"], np.linspace(-1, 1, 4)[::2], rtol=1e-6)
+
+
+def test_the_well_fields_components_and_grid(tmp_path):
+    data = write_the_well(tmp_path / "shear_flow_Reynolds_1e4.hdf5", N, T, (8, 4))
+    dataset = open_dataset(tmp_path / "shear_flow_Reynolds_1e4.hdf5")
+    assert dataset.format == "the_well" and dataset.periodic
+    assert dataset.output_names == ["pressure", "velocity_x", "velocity_y"]
+    assert dataset.attrs["constant_fields"] == ["mask"] and dataset.attrs["dataset_name"] == "toy_shear_flow"
+    fields = dataset.read(slice(0, 4), subsample=2)
+    np.testing.assert_array_equal(fields.inputs, data[:4, :, 0, ::2, ::2])
+    np.testing.assert_array_equal(fields.outputs, data[:4, :, 1:, ::2, ::2])
+    np.testing.assert_allclose(fields.times, np.arange(1, T) * 0.25)  # measured from the first state
+    velocity = open_dataset(tmp_path / "shear_flow_Reynolds_1e4.hdf5", fields=["velocity"]).read(slice(0, 2))
+    np.testing.assert_array_equal(velocity.outputs, data[:2, 1:, 1:])
+
+
+def test_the_well_broadcasts_fields_constant_along_an_axis(tmp_path):
+    path = tmp_path / "well.hdf5"
+    data = write_the_well(path, N, T, (8, 4))
+    with h5py.File(path, "r+") as f:  # pressure the same for every trajectory and constant along y
+        del f["t0_fields/pressure"]
+        profile = f["t0_fields"].create_dataset("pressure", data=data[0, 0, :, :, 0].astype(np.float32))
+        profile.attrs.update({"sample_varying": False, "time_varying": True, "dim_varying": np.array([True, False])})
+    fields = open_dataset(path, fields=["pressure"]).read(slice(1, 3))
+    expected = np.broadcast_to(data[0, 0, 1:, :, :1], (2, T - 1, 8, 4))
+    np.testing.assert_array_equal(fields.outputs[:, 0], expected)
+
+
+def test_neuralop_pt_bool_coefficient(tmp_path):
+    x, y = write_neuralop_pt(tmp_path / "darcy_train_16.pt", N, (X, Y))
+    stored = torch.load(tmp_path / "darcy_train_16.pt", weights_only=True)
+    assert stored["x"].dtype == torch.bool and stored["y"].dtype == torch.float32
+    fields = open_dataset(tmp_path / "darcy_train_16.pt").read(slice(0, 3), subsample=2)
+    np.testing.assert_array_equal(fields.inputs[:, 0], x[:3, ::2, ::2])
+    np.testing.assert_array_equal(fields.outputs[:, 0], y[:3, ::2, ::2])
+
+
+def test_npz_named_arrays_with_axes_and_coordinates(tmp_path):
+    a = pattern(N, 2, None, (X, Y))
+    u = pattern(N, 1, T, (X, Y))[:, 0]  # [N, T, X, Y]
+    path = tmp_path / "mine.npz"
+    np.savez(path, a=a, u=np.moveaxis(u, 1, -1), x=np.linspace(0, 2, X), t=np.arange(T) * 0.1 + 0.1)
+    dataset = open_dataset(path, axes={"inputs": ["sample", "channel", "x", "y"]})
+    fields = dataset.read(slice(0, N), subsample=2)
+    np.testing.assert_array_equal(fields.inputs, a[:, :, ::2, ::2])
+    np.testing.assert_array_equal(fields.outputs[:, 0], u[:, :, ::2, ::2])
+    np.testing.assert_allclose(fields.coords["x"], np.linspace(0, 2, X)[::2])  # stored coordinates win
+    np.testing.assert_allclose(fields.times, np.arange(T) * 0.1 + 0.1)
+
+
+class Recording:
+    """An array source that records what is sliced from it."""
+
+    def __init__(self, source):
+        self.source, self.shape, self.requests = source, source.shape, []
+
+    def __getitem__(self, index):
+        self.requests.append(index)
+        return self.source[index]
+
+
+def test_readers_slice_the_storage_instead_of_loading_it(tmp_path):
+    _, _, arrays = ns_arrays()
+    dataset = open_dataset(write_mat_v73(tmp_path / "ns.mat", arrays))
+    recorder = Recording(dataset.outputs[0].source)
+    dataset.outputs[0].source = recorder
+    dataset.read(slice(2, 4), subsample=2, time_subsample=2)
+    assert recorder.requests == [(slice(1, None, 2), slice(None, None, 2), slice(None, None, 2), slice(2, 4))]
+    write_pdebench_groups(tmp_path / "g.h5", N, T, (8, 4), 1)
+    groups = open_dataset(tmp_path / "g.h5")
+    stack: GroupStack = groups.outputs[0].source
+    read_groups = []
+    original = stack.file
+
+    class Spy:
+        def __getitem__(self, key):
+            read_groups.append(key)
+            return original[key]
+
+    stack.file = Spy()
+    groups.read(slice(4, 6))
+    assert read_groups == ["0004/data", "0005/data"] * 2  # the first state (inputs), then the later ones
+
+
+# --- bad input: one line naming the file and the key --------------------------------------------
+
+def one_line(excinfo) -> str:
+    message = str(excinfo.value)
+    assert "\n" not in message
+    return message
+
+
+def test_missing_key_lists_the_keys_present(tmp_path):
+    path = write_mat_v5(tmp_path / "d.mat", {"coeff": np.zeros((2, 3, 3)), "sol": np.zeros((2, 3, 3))})
+    with pytest.raises(DataFileError) as excinfo:
+        open_dataset(path, inputs="coef", outputs="sol")
+    assert all(s in one_line(excinfo) for s in ("d.mat", "'coef'", "['coeff', 'sol']"))
+    with pytest.raises(DataFileError) as excinfo:
+        open_dataset(write_mat_v5(tmp_path / "e.mat", {"k": np.zeros((2, 3))}))
+    assert "['k']" in one_line(excinfo) and "data.inputs" in str(excinfo.value)
+
+
+def test_file_not_in_the_selected_format(tmp_path):
+    npz = tmp_path / "a.npz"
+    np.savez(npz, x=np.zeros((2, 3)), y=np.zeros((2, 3)))
+    with pytest.raises(DataFileError) as excinfo:
+        open_dataset(npz, format="pdebench")
+    assert "a.npz" in one_line(excinfo) and "data.format=pdebench" in str(excinfo.value)
+    write_pdebench_1d(tmp_path / "adv.hdf5", 2, 3, 4)
+    with pytest.raises(DataFileError) as excinfo:
+        open_dataset(tmp_path / "adv.hdf5", format="the_well")
+    assert "t0_fields" in one_line(excinfo) and "'tensor'" in str(excinfo.value)
+    with pytest.raises(DataFileError) as excinfo:
+        open_dataset(tmp_path / "adv.hdf5", format="pt")
+    assert "adv.hdf5" in one_line(excinfo)
+    garbage = tmp_path / "x.mat"
+    garbage.write_bytes(b"not a mat file at all" * 10)
+    with pytest.raises(DataFileError) as excinfo:
+        open_dataset(garbage)
+    assert "x.mat" in one_line(excinfo) and "MATLAB" in str(excinfo.value)
+
+
+def test_inputs_and_outputs_that_disagree(tmp_path):
+    path = write_mat_v5(tmp_path / "d.mat", {"coeff": np.zeros((4, 5, 5)), "sol": np.zeros((3, 5, 5))})
+    with pytest.raises(DataFileError) as excinfo:
+        open_dataset(path)
+    assert all(s in one_line(excinfo) for s in ("d.mat", "coeff has 4", "sol has 3"))
+    path = write_mat_v5(tmp_path / "g.mat", {"coeff": np.zeros((4, 5, 5)), "sol": np.zeros((4, 9, 9))})
+    with pytest.raises(DataFileError) as excinfo:
+        open_dataset(path)
+    assert "g.mat" in one_line(excinfo) and "'sol'" in str(excinfo.value)
+
+
+def test_nan_is_reported_with_its_sample(tmp_path):
+    data = pattern(N, 1, None, (X, Y))[:, 0]
+    data[4, 2, 3] = np.nan
+    path = write_mat_v73(tmp_path / "d.mat", {"coeff": data, "sol": np.where(np.isnan(data), 0, data)})
+    dataset = open_dataset(path)
+    dataset.read(slice(0, 4))  # the bad sample is not read
+    with pytest.raises(DataFileError) as excinfo:
+        dataset.read(slice(2, 6))
+    assert all(s in one_line(excinfo) for s in ("d.mat", "'coeff'", "sample 4"))
+    data[4, 2, 3] = np.inf
+    write_pdebench_1d(tmp_path / "adv.hdf5", N, T, 16)
+    with h5py.File(tmp_path / "adv.hdf5", "r+") as f:
+        f["tensor"][5, 3, 7] = np.inf
+    with pytest.raises(DataFileError, match=r"'tensor': NaN or Inf in sample 5"):
+        open_dataset(tmp_path / "adv.hdf5").read(slice(0, N))
+
+
+def test_subsampling_factor_must_divide_the_grid(tmp_path):
+    path = write_mat_v5(tmp_path / "d.mat", {"coeff": np.zeros((2, 9, 5)), "sol": np.zeros((2, 9, 5))})
+    dataset = open_dataset(path)
+    dataset.read(slice(0, 2), subsample=4)  # 9 nodes, 8 intervals; 5 nodes, 4 intervals
+    with pytest.raises(DataFileError) as excinfo:
+        dataset.read(slice(0, 2), subsample=3)
+    assert all(s in one_line(excinfo) for s in ("d.mat", "'coeff'", "factor 3"))
+    with pytest.raises(DataFileError, match="factor 3 does not divide axis x of 16 periodic nodes"):
+        write_pdebench_1d(tmp_path / "adv.hdf5", 2, 3, 16)
+        open_dataset(tmp_path / "adv.hdf5").read(slice(0, 2), subsample=3)
+
+
+def test_unknown_axis_names_and_formats(tmp_path):
+    path = write_mat_v5(tmp_path / "d.mat", {"coeff": np.zeros((2, 5, 5)), "sol": np.zeros((2, 5, 5))})
+    with pytest.raises(DataFileError, match=r"d.mat' key 'coeff' \(data.axes.inputs\): unknown axis names \['row'\]"):
+        open_dataset(path, axes={"inputs": ["sample", "row", "y"]})
+    with pytest.raises(DataFileError, match="data.format: 'matlab' is not a known format"):
+        open_dataset(path, format="matlab")
+    with pytest.raises(DataFileError, match="does not exist"):
+        open_dataset(tmp_path / "missing.mat")

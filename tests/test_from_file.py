@@ -1,0 +1,151 @@
+"""data=from_file: splits, resolutions and checks of the file data module, the xarray view, and training runs."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from conftest import run_entry
+from format_files import pattern, write_mat_v5, write_mat_v73, write_pdebench_1d, write_the_well
+
+from pdeop.data import FileDataModule, OperatorDataModule, to_xarray
+from pdeop.errors import ConfigError
+from pdeop.problems import Darcy
+
+
+def file_module(path, **kwargs) -> FileDataModule:
+    dm = FileDataModule(str(path), **kwargs)
+    dm.setup("fit")
+    return dm
+
+
+def test_splits_take_first_train_then_val_and_the_last_test_samples(tmp_path):
+    coeff = pattern(8, 1, None, (9, 5))[:, 0]
+    path = write_mat_v5(tmp_path / "burgers.mat", {"a": coeff, "u": coeff + 1})
+    dm = file_module(path, n_train=3, n_val=2, n_test=2, subsample=4, test_subsamples=[1, 2])
+    np.testing.assert_array_equal(dm.splits["train"].inputs[:, 0], coeff[:3, ::4, ::4])
+    np.testing.assert_array_equal(dm.splits["val"].outputs[:, 0], coeff[3:5, ::4, ::4] + 1)
+    assert dm.test_resolutions == [3, 5, 9]  # coarsest first, as for generated data
+    np.testing.assert_array_equal(dm.test_sets[9].inputs[:, 0], coeff[6:8])  # the last n_test (FNO's Burgers)
+    np.testing.assert_array_equal(dm.test_sets[3].inputs[:, 0], coeff[6:8, ::4, ::4])
+    rest = file_module(path, n_val=2, n_test=2, subsample=4)  # n_train null: every other sample
+    assert len(rest.splits["train"].inputs) == 4
+
+
+def test_test_path_supplies_the_test_split(tmp_path):
+    coeff = pattern(6, 1, None, (9, 5))[:, 0]
+    train = write_mat_v5(tmp_path / "piececonst_r421_N1024_smooth1.mat", {"coeff": coeff, "sol": -coeff})
+    test = write_mat_v5(tmp_path / "piececonst_r421_N1024_smooth2.mat", {"coeff": coeff + 100, "sol": -coeff})
+    dm = file_module(train, test_path=str(test), n_train=5, n_val=1, n_test=2, subsample=2)
+    np.testing.assert_array_equal(dm.test_sets[5].inputs[:, 0], coeff[:2, ::2, ::2] + 100)  # first n_test
+    assert len(dm.splits["train"].inputs) == 5
+
+
+def test_counts_and_channels_are_checked_against_the_file(tmp_path):
+    path = write_mat_v5(tmp_path / "d.mat", {"coeff": np.ones((6, 5, 5)), "sol": np.ones((6, 5, 5))})
+    with pytest.raises(ConfigError, match=r"data.n_train \+ n_val \+ n_test = 7: the file '.*d.mat' has only 6"):
+        file_module(path, n_train=4, n_val=1, n_test=2)
+    with pytest.raises(ConfigError, match="data.n_val: expected at least 1 sample, got 0"):
+        file_module(path, n_val=0, n_test=2)
+    with pytest.raises(ConfigError, match=r"data.in_channels: config says 3, the file '.*d.mat' has 1"):
+        file_module(path, n_val=1, n_test=1, in_channels=3)
+    with pytest.raises(ConfigError, match="data.path: data=from_file needs the file"):
+        FileDataModule("")
+
+
+def test_a_community_file_serves_exactly_what_the_generated_file_does(tmp_path):
+    """A pdeop dataset exported in FNO's .mat layout trains on the same arrays and normalisers."""
+    generated = OperatorDataModule(Darcy(resolution=17), 6, 2, 3, subsample=2, test_subsamples=[1],
+                                   data_dir=str(tmp_path), generate_workers=1)
+    generated.prepare_data()
+    generated.setup("fit")
+    train, val = generated.splits["train"], generated.splits["val"]
+    fine = generated.test_sets[17]
+    train_file = write_mat_v5(tmp_path / "train.mat", {"coeff": np.concatenate([train.inputs, val.inputs])[:, 0],
+                                                       "sol": np.concatenate([train.outputs, val.outputs])[:, 0]})
+    test_file = write_mat_v73(tmp_path / "test.mat", {"coeff": fine.inputs[:, 0], "sol": fine.outputs[:, 0]})
+    external = file_module(train_file, test_path=str(test_file), n_train=6, n_val=2, n_test=3, subsample=1,
+                           test_subsamples=[2])
+    for split in ("train", "val"):
+        np.testing.assert_array_equal(external.splits[split].inputs, generated.splits[split].inputs)
+        np.testing.assert_array_equal(external.splits[split].outputs, generated.splits[split].outputs)
+    assert external.test_resolutions == generated.test_resolutions == [9, 17]
+    for resolution in (9, 17):
+        np.testing.assert_array_equal(external.test_sets[resolution].outputs, generated.test_sets[resolution].outputs)
+        np.testing.assert_allclose(external.test_sets[resolution].coords["x"], generated.test_sets[resolution].coords["x"])
+    for side in ("input", "output"):
+        for stat in ("mean", "std"):
+            torch.testing.assert_close(getattr(getattr(external, f"{side}_normaliser"), stat),
+                                       getattr(getattr(generated, f"{side}_normaliser"), stat))
+    assert external.periodic is generated.periodic is False
+
+
+def test_to_xarray_labels_generated_and_community_data(tmp_path):
+    generated = OperatorDataModule(Darcy(resolution=9), 2, 1, 2, subsample=2, data_dir=str(tmp_path),
+                                   generate_workers=1)
+    generated.prepare_data()
+    view = to_xarray(generated.path, split="test", resolution=5)
+    test = generated.open_store().read("test", 5)
+    assert set(view.data_vars) == {"input_a", "output_u"}
+    np.testing.assert_array_equal(view.output_u.sel(x=0.5, y=0.25).values, test.outputs[:, 0, 2, 1])
+
+    data = write_the_well(tmp_path / "well.hdf5", 4, 3, (8, 4))
+    view = to_xarray(tmp_path / "well.hdf5", samples=slice(1, 3), subsample=2)
+    assert view.sizes == {"sample": 2, "time": 2, "x": 4, "y": 2}
+    assert list(view.sample.values) == [1, 2]
+    picked = view.output_velocity_y.sel(sample=2, time=0.5, x=0.25, y=0.5).item()
+    assert picked == data[2, 2, 2, 2, 2]  # sample 2, velocity_y, 2nd recorded time, x = 0.25, y = 0.5
+
+
+@pytest.mark.slow
+def test_train_and_evaluate_on_fno_darcy_mat(tmp_path):
+    problem = Darcy(resolution=33)
+    inputs = problem.sample_inputs(48, np.random.default_rng(0))
+    outputs = problem.solve(inputs)
+    path = write_mat_v5(tmp_path / "darcy.mat", {"coeff": inputs[:, 0], "sol": outputs[:, 0]})
+    common = [f"data.path={path}", "data.n_val=8", "data.n_test=8", "data.subsample=2", "data.test_subsamples=[1]",
+              "data.batch_size=8", "trainer.max_epochs=3"]
+    run_entry(["train.py"], ["data=from_file", *common], tmp_path / "run", tmp_path)
+    metrics = json.loads((tmp_path / "run" / "test_metrics.json").read_text())
+    errors = {k: v for k, v in metrics.items() if k.startswith("test/rel_l2_")}
+    assert set(errors) == {"test/rel_l2_17", "test/rel_l2_33"} and all(0 < v < 1 for v in errors.values())
+    ckpt = next((tmp_path / "run" / "checkpoints").glob("best-*.ckpt"))
+    result = run_entry(["evaluate.py"], [f"ckpt={ckpt}"], tmp_path / "eval", tmp_path)
+    assert "darcy.mat" in result.stdout
+    evaluated = json.loads((tmp_path / "eval" / "evaluation.json").read_text())["results"]
+    assert evaluated["17"]["rel_l2"]["mean"] == pytest.approx(errors["test/rel_l2_17"], rel=1e-4)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("case", ["ns_v73", "pdebench_1d", "the_well"])
+def test_train_on_trajectory_files(tmp_path, case):
+    if case == "ns_v73":
+        u = np.sin(pattern(24, 1, 4, (8, 8))[:, 0] / 1e4)
+        path = write_mat_v73(tmp_path / "ns_V1e-3_N5000_T50.mat",
+                             {"a": u[:, 0], "u": np.moveaxis(u, 1, -1), "t": np.arange(1.0, 5.0)[None]})
+        extra = ["data/task=final", "data.periodic=true", "data.subsample=2", "data.test_subsamples=[1]"]
+    elif case == "pdebench_1d":
+        path = tmp_path / "1D_Burgers_Sols_Nu0.01.hdf5"
+        write_pdebench_1d(path, 24, 4, 32)
+        extra = ["data/task=final", "data.subsample=2", "model.n_modes=[8]"]
+    else:
+        path = tmp_path / "shear_flow.hdf5"
+        write_the_well(path, 24, 3, (8, 4))
+        extra = ["data/task=window", "data.task.history=1", "data.task.horizon=1", "data.in_channels=3",
+                 "data.out_channels=3", "model.n_modes=[4,2]"]
+    run_entry(["train.py"], ["data=from_file", f"data.path={path}", "data.n_val=4", "data.n_test=4",
+                             "data.batch_size=8", "trainer.max_epochs=1", *extra], tmp_path / "run", tmp_path)
+    metrics = json.loads((tmp_path / "run" / "test_metrics.json").read_text())
+    values = [v for k, v in metrics.items() if k.startswith("test/rel_l2")]
+    assert values and all(np.isfinite(values))
+
+
+def test_bad_file_is_one_line_at_the_entry_point(tmp_path):
+    path = write_mat_v5(tmp_path / "d.mat", {"coeff": np.ones((6, 5, 5)), "sol": np.ones((6, 5, 5))})
+    result = run_entry(["train.py"], ["data=from_file", f"data.path={path}", "data.inputs=kappa", "data.outputs=sol"],
+                       tmp_path / "run", tmp_path, check=False)
+    assert result.returncode == 2
+    last = result.stderr.strip().splitlines()[-1]
+    assert "d.mat" in last and "'kappa'" in last and "['coeff', 'sol']" in last
