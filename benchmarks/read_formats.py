@@ -61,7 +61,7 @@ def whole_file(path: Path, n: int, r: int) -> np.ndarray:
 
 
 def lazy(path: Path, n: int, r: int) -> np.ndarray:
-    dataset = open_dataset(path)
+    dataset = open_dataset(path, periodic=True)  # also reads the inputs `a` (FNO's NS grid is periodic)
     fields = dataset.read(slice(0, n), subsample=r)
     dataset.close()
     return np.moveaxis(fields.outputs[:, 0], 1, -1)  # [n, s, s, T], as FNO indexes it
