@@ -125,7 +125,8 @@ def test_train_on_trajectory_files(tmp_path, case):
         u = np.sin(pattern(24, 1, 4, (8, 8))[:, 0] / 1e4)
         path = write_mat_v73(tmp_path / "ns_V1e-3_N5000_T50.mat",
                              {"a": u[:, 0], "u": np.moveaxis(u, 1, -1), "t": np.arange(1.0, 5.0)[None]})
-        extra = ["data/task=final", "data.periodic=true", "data.subsample=2", "data.test_subsamples=[1]"]
+        extra = ["data/task=final", "data.periodic=true", "data.subsample=2", "data.test_subsamples=[1]",
+                 "data.in_memory=false", "data.num_workers=1"]
     elif case == "pdebench_1d":
         path = tmp_path / "1D_Burgers_Sols_Nu0.01.hdf5"
         write_pdebench_1d(path, 24, 4, 32)
@@ -149,3 +150,42 @@ def test_bad_file_is_one_line_at_the_entry_point(tmp_path):
     assert result.returncode == 2
     last = result.stderr.strip().splitlines()[-1]
     assert "d.mat" in last and "'kappa'" in last and "['coeff', 'sol']" in last
+
+
+@pytest.mark.parametrize("task", [None, "final", "window"])
+def test_training_split_left_on_disk_serves_the_same_batches_and_normalisers(tmp_path, task):
+    from pdeop.data.tasks import FinalState, Window
+
+    u = np.sin(pattern(40, 1, 4, (9, 5))[:, 0] / 3e4)  # [N, T, X, Y]
+    path = write_mat_v73(tmp_path / "ns.mat", {"a": np.cos(u[:, 0]), "u": np.moveaxis(u, 1, -1),
+                                               "t": np.arange(1.0, 5.0)[None]})
+    options = dict(n_val=4, n_test=4, subsample=2, batch_size=6, shuffle_seed=3)
+    if task is None:  # steady pairs: a(x) -> u at the first time, as a plain [N, X, Y] file
+        path = write_mat_v5(tmp_path / "d.mat", {"coeff": np.cos(u[:, 0]), "sol": u[:, 0]})
+    else:
+        options["task"] = FinalState() if task == "final" else Window(history=2, horizon=2)
+        options["in_channels"] = 2 if task == "window" else 1
+        options["out_channels"] = 1
+    memory = file_module(path, **options)
+    disk = file_module(path, in_memory=False, num_workers=2 if task == "window" else 0, **options)
+    assert "train" not in disk.splits
+    for side in ("input_normaliser", "output_normaliser"):
+        for stat in ("mean", "std"):
+            torch.testing.assert_close(getattr(getattr(disk, side), stat), getattr(getattr(memory, side), stat),
+                                       rtol=1e-6, atol=1e-7)
+    for epoch in (0, 1):
+        loaders = [dm.train_dataloader() for dm in (memory, disk)]
+        for loader in loaders:
+            loader.sampler.set_epoch(epoch)
+        batches = [list(loader) for loader in loaders]
+        assert len(batches[0]) == len(batches[1]) == 6  # 32 training samples, batches of 6
+        for (x_mem, y_mem), (x_disk, y_disk) in zip(*batches):
+            torch.testing.assert_close(x_disk, x_mem, rtol=0, atol=0)
+            torch.testing.assert_close(y_disk, y_mem, rtol=0, atol=0)
+
+
+def test_all_to_all_needs_the_split_in_memory(tmp_path):
+    from pdeop.data.tasks import AllToAll
+
+    with pytest.raises(ConfigError, match="data.in_memory: all-to-all"):
+        FileDataModule(str(tmp_path / "x.mat"), in_memory=False, task=AllToAll())

@@ -1,5 +1,6 @@
 """Unit-Gaussian normaliser: statistics, round trip, precision, resolution independence."""
 
+import numpy as np
 import torch
 
 from pdeop.data.normalise import fit_channel_normaliser
@@ -29,3 +30,17 @@ def test_statistics_are_buffers_saved_with_the_module_and_apply_at_any_resolutio
     assert set(state) >= {"mean", "std"}
     fine = torch.rand(2, 1, 32, 32)
     assert normaliser.transform(fine).shape == fine.shape
+
+
+def test_chunked_statistics_equal_the_one_pass_fit():
+    from pdeop.data.normalise import ChannelStats
+
+    rng = np.random.default_rng(0)
+    data = (1e4 + rng.standard_normal((37, 3, 8, 6)) * np.array([1e-2, 1.0, 50.0])[None, :, None, None])
+    whole = fit_channel_normaliser(torch.from_numpy(data))
+    stats = ChannelStats()
+    for start, stop in ((0, 1), (1, 11), (11, 37)):  # uneven chunks, one of a single sample
+        stats.add(data[start:stop])
+    chunked = stats.normaliser(data.ndim, torch.float64)
+    torch.testing.assert_close(chunked.mean, whole.mean, rtol=1e-13, atol=0)
+    torch.testing.assert_close(chunked.std, whole.std, rtol=1e-9, atol=0)

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytorch_lightning as pl
 import torch
+from torch import nn
 from torch.utils.data import DataLoader, Dataset, TensorDataset
 
 from pdeop.data.generation import DatasetSpec, generate
@@ -39,8 +40,6 @@ class PairsDataModule(pl.LightningDataModule):
     (``pdeop.data.tasks``); a rollout task's ``out_channels`` is what the model predicts per call.
     """
 
-    online = False
-
     def __init__(self, in_channels: int = 1, out_channels: int = 1, grid_size: int | None = None,
                  batch_size: int = 20, eval_batch_size: int | None = None, num_workers: int = 0,
                  shuffle_seed: int = 0, train_subset: int | None = None,
@@ -59,6 +58,11 @@ class PairsDataModule(pl.LightningDataModule):
         self.output_normaliser = None
         self.train_pairs: Dataset | None = None
 
+    @property
+    def stores_train(self) -> bool:
+        """Whether the training split is read into memory (otherwise it streams, from solvers or from disk)."""
+        return True
+
     def open_store(self):
         """The stored splits: ``DatasetFile`` or anything with its ``resolutions``/``read`` and channel names."""
         raise NotImplementedError
@@ -74,7 +78,7 @@ class PairsDataModule(pl.LightningDataModule):
 
     def load(self, stored) -> None:
         """Read the splits from ``stored``, make the task's pairs, check the config against them, fit normalisers."""
-        for split in ("val",) if self.online else ("train", "val"):
+        for split in ("train", "val") if self.stores_train else ("val",):
             self.splits[split] = stored.read(split)
         if "train" in self.splits and self.train_subset is not None:
             train = self.splits["train"]
@@ -101,12 +105,15 @@ class PairsDataModule(pl.LightningDataModule):
         for key, have in checks:
             if getattr(self, key) != have:
                 raise ConfigError(f"data.{key}: config says {getattr(self, key)}, the file '{stored.path}' has {have}")
+        self.input_normaliser, self.output_normaliser = self.fit_normalisers(stored)
+
+    def fit_normalisers(self, stored) -> tuple[nn.Module, nn.Module]:
+        """Input and output normalisers fitted on ``normaliser_samples`` (the task's, for a rollout or all-to-all)."""
         fit_inputs, fit_outputs = self.normaliser_samples()
         if isinstance(self.task, (Window, AllToAll)):
-            self.input_normaliser, self.output_normaliser = self.task.fit_normalisers(fit_inputs, fit_outputs)
-        else:
-            self.input_normaliser = fit_channel_normaliser(torch.from_numpy(fit_inputs))
-            self.output_normaliser = fit_channel_normaliser(torch.from_numpy(fit_outputs))
+            return self.task.fit_normalisers(fit_inputs, fit_outputs)
+        return (fit_channel_normaliser(torch.from_numpy(fit_inputs)),
+                fit_channel_normaliser(torch.from_numpy(fit_outputs)))
 
     def normaliser_samples(self) -> tuple[np.ndarray, np.ndarray]:
         """Inputs and outputs the normalisers are fitted on: the training split."""
@@ -115,8 +122,8 @@ class PairsDataModule(pl.LightningDataModule):
 
     @property
     def reference_fields(self) -> FieldSet:
-        """Stored fields on the training grid: the training split, or validation when training is online."""
-        return self.splits["val" if self.online else "train"]
+        """Stored fields on the training grid: the training split, or validation when it is not in memory."""
+        return self.splits["train" if self.stores_train else "val"]
 
     @property
     def preflight_inputs(self) -> list[np.ndarray]:
@@ -255,6 +262,10 @@ class OperatorDataModule(PairsDataModule):
         if self.stream is not None and stage == "fit":
             self.stream.stop()
             self.stream = None
+
+    @property
+    def stores_train(self) -> bool:
+        return not self.online
 
     def open_store(self) -> DatasetFile:
         return DatasetFile(self.path)

@@ -7,20 +7,34 @@ last ``n_test`` -- or the first ``n_test`` of ``test_path`` when the test set is
 read, on every ``subsample``-th node; the test split also on every factor in ``test_subsamples``
 (``[1]``: the full grid, FNO's super-resolution test). From there on everything is as for
 generated data: the same normalisers, tasks, loaders, metrics and evaluation.
+
+With ``in_memory=false`` the training split stays on disk: each batch is one read of its
+samples (in file order), in every loader worker through a handle of its own, and the
+normalisers are fitted in one pass over the split, chunk by chunk -- for files larger than memory.
+Validation and test are read into memory as usual.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+from torch.utils.data import Dataset
 
 from pdeop.data.datamodule import PairsDataModule
 from pdeop.data.formats import ExternalDataset, open_dataset
+from pdeop.data.normalise import ChannelStats
 from pdeop.data.store import FieldSet
 from pdeop.data.tasks import AllToAll, FinalState, Window
 from pdeop.errors import ConfigError, DataFileError
 
 log = logging.getLogger(__name__)
+
+CHUNK_SAMPLES = 64  # samples per read when fitting normalisers on a split left on disk
 
 
 def json_safe(value):
@@ -112,6 +126,45 @@ class FileSplits:
         self.test_dataset.close()
 
 
+class FileSamples(Dataset):
+    """Training pairs read from the file as batches are drawn (``data.in_memory=false``).
+
+    Torch hands a batch's indices to ``__getitems__``: they are read in one selection, in file
+    order, and the task's pairs made from them. The file is opened once per process, so loader
+    workers never share an HDF5 handle.
+    """
+
+    def __init__(self, path: Path, read_options: dict, samples: slice, subsample: int, time_subsample: int,
+                 task: FinalState | Window | None):
+        self.path, self.read_options = path, read_options
+        self.start, self.count = samples.start, samples.stop - samples.start
+        self.subsample, self.time_subsample, self.task = subsample, time_subsample, task
+        self._dataset: ExternalDataset | None = None
+        self._pid: int | None = None
+
+    def __len__(self) -> int:
+        return self.count
+
+    def _open(self) -> ExternalDataset:
+        if self._dataset is None or self._pid != os.getpid():
+            self._dataset, self._pid = open_dataset(self.path, **self.read_options), os.getpid()
+        return self._dataset
+
+    def __getitems__(self, indices: list[int]) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        order = np.argsort(indices)
+        fields = self._open().read(self.start + np.asarray(indices)[order], self.subsample, self.time_subsample)
+        if self.task is not None:
+            fields = self.task.pairs(fields)
+        inputs, outputs = torch.from_numpy(fields.inputs), torch.from_numpy(fields.outputs)
+        return [(inputs[i], outputs[i]) for i in np.argsort(order)]
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.__getitems__([index])[0]
+
+    def __getstate__(self) -> dict:
+        return {**self.__dict__, "_dataset": None, "_pid": None}  # workers open the file themselves
+
+
 class FileDataModule(PairsDataModule):
     """Trains on a file in a community format: FNO's .mat, PDEBench, The Well, neuraloperator's .pt, .npz.
 
@@ -124,7 +177,7 @@ class FileDataModule(PairsDataModule):
                  n_val: int = 100, n_test: int = 100, subsample: int = 1, test_subsamples: list[int] = (),
                  time_subsample: int = 1, inputs: str | None = None, outputs: str | None = None,
                  axes: dict | None = None, times: str = "t", fields: list[str] | None = None,
-                 periodic: bool | None = None, in_channels: int = 1, out_channels: int = 1,
+                 periodic: bool | None = None, in_memory: bool = True, in_channels: int = 1, out_channels: int = 1,
                  grid_size: int | None = None, batch_size: int = 20, eval_batch_size: int | None = None,
                  num_workers: int = 0, shuffle_seed: int = 0, train_subset: int | None = None,
                  task: FinalState | Window | AllToAll | None = None):
@@ -139,7 +192,16 @@ class FileDataModule(PairsDataModule):
         self.counts = dict(n_train=n_train, n_val=n_val, n_test=n_test)
         self.factors = dict(subsample=subsample, test_subsamples=list(test_subsamples),
                             time_subsample=time_subsample)
+        if not in_memory and isinstance(task, AllToAll):
+            raise ConfigError("data.in_memory: all-to-all pairs are drawn across a trajectory's snapshots and need "
+                              "the training split in memory; use data.in_memory=true or data/task=final|window")
+        self.in_memory = in_memory
         self._periodic: bool | None = None
+        self._train_range: slice | None = None
+
+    @property
+    def stores_train(self) -> bool:
+        return self.in_memory
 
     def open_store(self) -> FileSplits:
         dataset = open_dataset(self.path, **self.read_options)
@@ -160,7 +222,41 @@ class FileDataModule(PairsDataModule):
             return
         store = self.open_store()
         try:
+            train = store.ranges["train"]
+            if self.train_subset is not None and not self.in_memory:
+                if not 1 <= self.train_subset <= train.stop:
+                    raise ConfigError(f"data.train_subset: expected between 1 and the {train.stop} training samples "
+                                      f"of '{self.path}', got {self.train_subset}")
+                train = slice(0, self.train_subset)
+            self._train_range = train
             self.load(store)
         finally:
             store.close()
+
+    def fit_normalisers(self, stored: FileSplits) -> tuple[nn.Module, nn.Module]:
+        """In memory: as for generated data. On disk: one pass over the training split, chunk by chunk."""
+        if self.in_memory:
+            return super().fit_normalisers(stored)
+        stats = ChannelStats(), ChannelStats()
+        ndim = None
+        for start in range(0, self._train_range.stop, CHUNK_SAMPLES):
+            fields = stored.dataset.read(slice(start, min(start + CHUNK_SAMPLES, self._train_range.stop)),
+                                         stored.subsample, stored.time_subsample)
+            if self.task is not None:
+                fields = self.task.pairs(fields)
+            arrays = (fields.inputs, fields.outputs)
+            if isinstance(self.task, Window):
+                arrays = self.task.states(*arrays)
+            for side, data in zip(stats, arrays):
+                side.add(data)
+            ndim = fields.inputs.ndim
+        fitted = tuple(side.normaliser(ndim) for side in stats)
+        return self.task.repeat_normalisers(*fitted) if isinstance(self.task, Window) else fitted
+
+    def train_dataloader(self):
+        if self.in_memory:
+            return super().train_dataloader()
+        samples = FileSamples(self.path, self.read_options, self._train_range, self.factors["subsample"],
+                              self.factors["time_subsample"], self.task)
+        return self._loader(samples, self.batch_size, shuffle=True)
 

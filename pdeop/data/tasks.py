@@ -120,16 +120,25 @@ class Window:
         A rollout feeds predicted states back as inputs, so a state is normalised the same way
         in whichever slot of the window it sits.
         """
-        def states(stacked: np.ndarray, count: int) -> torch.Tensor:
-            n, grid = stacked.shape[0], stacked.shape[2:]
-            return torch.from_numpy(stacked.reshape(n * count, -1, *grid))
+        fitted_in, fitted_out = (fit_channel_normaliser(torch.from_numpy(states))
+                                 for states in self.states(inputs, outputs))
+        return self.repeat_normalisers(fitted_in, fitted_out)
 
+    def states(self, inputs: np.ndarray, outputs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Windows' stacked states unstacked, ``[n * count, channels, *grid]``: what the statistics are taken over."""
+        def unstacked(stacked: np.ndarray, count: int) -> np.ndarray:
+            n, grid = stacked.shape[0], stacked.shape[2:]
+            return stacked.reshape(n * count, -1, *grid)
+
+        return unstacked(inputs, self.history), unstacked(outputs, self.horizon)
+
+    def repeat_normalisers(self, fitted_in: nn.Module, fitted_out: nn.Module) -> tuple[nn.Module, nn.Module]:
+        """Per-state normalisers repeated over the ``history`` input and ``step`` output slots."""
         def repeated(fitted: nn.Module, count: int) -> nn.Module:
             times = (1, count, *[1] * (fitted.mean.ndim - 2))
             return channel_normaliser(fitted.mean.repeat(times), fitted.std.repeat(times))
 
-        return (repeated(fit_channel_normaliser(states(inputs, self.history)), self.history),
-                repeated(fit_channel_normaliser(states(outputs, self.horizon)), self.step))
+        return repeated(fitted_in, self.history), repeated(fitted_out, self.step)
 
     def rollout(self, predict: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor) -> torch.Tensor:
         """The ``horizon`` states after ``x`` (``[b, channels * history, *grid]``), ``step`` states per call."""

@@ -73,12 +73,13 @@ class StoredArray:
     def has_time(self) -> bool:
         return "time" in self.axes and self.time_index is None
 
-    def read(self, samples: slice, step: int = 1, time_step: int = 1) -> np.ndarray:
-        """Samples ``samples``, every ``step``-th node, every ``time_step``-th time: ``[n, C, (T), *space]``."""
+    def read(self, samples: slice | np.ndarray, step: int = 1, time_step: int = 1) -> np.ndarray:
+        """Samples ``samples`` (a range, or increasing indices), every ``step``-th node, every ``time_step``-th
+        time: ``[n, C, (T), *space]``."""
         index = []
         for axis in self.axes:
             if axis == "sample":
-                index.append(samples)
+                index.append(samples if isinstance(samples, slice) else list(map(int, samples)))
             elif axis in SPACE:
                 index.append(slice(None, None, step))
             elif axis == "time":
@@ -95,7 +96,7 @@ class StoredArray:
         data, kept = data[(np.newaxis,) * len(missing)], [*missing, *kept]
         order = ["sample", "channel", "component", *(["time"] if "time" in kept else []), *self.space]
         data = np.transpose(data, [kept.index(a) for a in order])
-        n = len(range(*samples.indices(self.n_samples))) if "sample" not in self.axes else data.shape[0]
+        n = data.shape[0] if "sample" in self.axes else len(np.arange(self.n_samples)[samples])
         sizes = [len(range(0, s, step)) for s in self.space_sizes]
         data = np.broadcast_to(data, (n, *data.shape[1:-len(self.space)], *sizes) if self.space else data.shape)
         data = data.reshape(data.shape[0], -1, *data.shape[3:])  # channel x component -> channels
@@ -122,4 +123,5 @@ class GroupStack:
 
     def __getitem__(self, index: tuple) -> np.ndarray:
         samples, rest = index[0], tuple(index[1:])
-        return np.stack([self.file[f"{g}/{self.key}"][rest] for g in self.groups[samples]])
+        groups = self.groups[samples] if isinstance(samples, slice) else [self.groups[i] for i in samples]
+        return np.stack([self.file[f"{g}/{self.key}"][rest] for g in groups])

@@ -96,10 +96,11 @@ class ExternalDataset:
         for axis, values in self.coords.items():
             check_subsample(self.path, key, axis, len(values), r, self.periodic)
 
-    def read(self, samples: slice, subsample: int = 1, time_subsample: int = 1) -> FieldSet:
-        """Samples ``samples`` on every ``subsample``-th node (and every ``time_subsample``-th recorded time)."""
+    def read(self, samples: slice | np.ndarray, subsample: int = 1, time_subsample: int = 1) -> FieldSet:
+        """Samples ``samples`` (a range, or increasing indices) on every ``subsample``-th node (and every
+        ``time_subsample``-th recorded time)."""
         self.check_subsample(subsample)
-        start = samples.indices(self.n_samples)[0]
+        indices = np.arange(self.n_samples)[samples]
 
         def stack(arrays: list[StoredArray], **steps) -> np.ndarray:
             parts = []
@@ -107,7 +108,7 @@ class ExternalDataset:
                 part = array.read(samples, subsample, **steps)
                 bad = first_bad_sample(part)
                 if bad is not None:
-                    raise DataFileError(f"'{self.path}' key '{array.where}': NaN or Inf in sample {start + bad}")
+                    raise DataFileError(f"'{self.path}' key '{array.where}': NaN or Inf in sample {indices[bad]}")
                 parts.append(part)
             return np.concatenate(parts, axis=1) if len(parts) > 1 else parts[0]
 
