@@ -281,3 +281,21 @@ def test_unknown_axis_names_and_formats(tmp_path):
         open_dataset(path, format="matlab")
     with pytest.raises(DataFileError, match="does not exist"):
         open_dataset(tmp_path / "missing.mat")
+
+
+def test_a_folder_is_one_dataset_only_if_its_files_agree(tmp_path):
+    write_pdebench_1d(tmp_path / "a.hdf5", 3, T, 16)
+    write_pdebench_1d(tmp_path / "b.hdf5", 2, T, 8)
+    with pytest.raises(DataFileError) as excinfo:
+        open_dataset(tmp_path)
+    assert all(s in one_line(excinfo) for s in ("b.hdf5", "grid (8,)", "a.hdf5"))
+    (tmp_path / "b.hdf5").unlink()
+    write_pdebench_1d(tmp_path / "b.hdf5", 2, T, 16)
+    dataset = open_dataset(tmp_path)
+    assert dataset.n_samples == 5
+    fields = dataset.read(np.array([1, 3, 4]))  # across both files, in order
+    expected = pattern(3, 1, T, (16,))[:, 0]
+    np.testing.assert_array_equal(fields.inputs[:, 0], np.stack([expected[1, 0], expected[0, 0], expected[1, 0]]))
+    with pytest.raises(DataFileError, match="holds no data files"):
+        (tmp_path / "empty").mkdir()
+        open_dataset(tmp_path / "empty")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import h5py
 import numpy as np
 import pytest
 import torch
@@ -11,6 +12,7 @@ from conftest import run_entry
 from format_files import pattern, write_mat_v5, write_mat_v73, write_pdebench_1d, write_the_well
 
 from pdeop.data import FileDataModule, OperatorDataModule, to_xarray
+from pdeop.data.tasks import FinalState
 from pdeop.errors import ConfigError
 from pdeop.problems import Darcy
 
@@ -41,6 +43,44 @@ def test_test_path_supplies_the_test_split(tmp_path):
     dm = file_module(train, test_path=str(test), n_train=5, n_val=1, n_test=2, subsample=2)
     np.testing.assert_array_equal(dm.test_sets[5].inputs[:, 0], coeff[:2, ::2, ::2] + 100)  # first n_test
     assert len(dm.splits["train"].inputs) == 5
+
+
+def test_the_well_dataset_folder_brings_its_splits_and_files_are_numbered_in_order(tmp_path):
+    folder = tmp_path / "shear_flow" / "data"
+    written = {}
+    for split, sizes in (("train", (3, 4)), ("valid", (2,)), ("test", (2, 1))):
+        (folder / split).mkdir(parents=True)
+        written[split] = []
+        for i, n in enumerate(sizes):  # each file's pressure offset by 1e6 i, so that the order of files shows
+            data = write_the_well(folder / split / f"shear_flow_Reynolds_{i}.hdf5", n, 3, (8, 4))
+            with h5py.File(folder / split / f"shear_flow_Reynolds_{i}.hdf5", "r+") as f:
+                f["t0_fields/pressure"][...] += 1e6 * i
+            data[:, 0] += 1e6 * i
+            written[split].append(data)
+    dm = file_module(tmp_path / "shear_flow", task=FinalState(), in_channels=3, out_channels=3)
+    train = np.concatenate([w[:, :, -1] for w in written["train"]])
+    assert len(dm.splits["train"].outputs) == 7 and len(dm.splits["val"].outputs) == 2
+    np.testing.assert_array_equal(dm.splits["train"].outputs[:, 0], train[:, 0])  # file 0's 3, then file 1's 4
+    np.testing.assert_array_equal(dm.test_sets[8].outputs[:, 0], np.concatenate([w[:, 0, -1] for w in written["test"]]))
+    disk = file_module(tmp_path / "shear_flow", task=FinalState(), in_channels=3, out_channels=3, in_memory=False,
+                       batch_size=7)
+    x, y = next(iter(disk.train_dataloader()))
+    order = list(disk.train_dataloader().sampler)
+    np.testing.assert_array_equal(y[:, 0].numpy(), train[order, 0])  # batches across both files
+
+
+def test_default_counts_and_a_validation_file(tmp_path):
+    coeff = pattern(20, 1, None, (5, 5))[:, 0]
+    path = write_mat_v5(tmp_path / "d.mat", {"coeff": coeff, "sol": coeff})
+    dm = file_module(path)  # a tenth each for validation and test (PDEBench's test_ratio), the rest trains
+    assert [len(dm.splits[k].inputs) for k in ("train", "val")] == [16, 2] and len(dm.test_sets[5].inputs) == 2
+    val = write_mat_v5(tmp_path / "v.mat", {"coeff": coeff[:3] - 1, "sol": coeff[:3]})
+    dm = file_module(path, val_path=str(val))
+    np.testing.assert_array_equal(dm.splits["val"].inputs[:, 0], coeff[:3] - 1)  # all of its own file
+    assert len(dm.splits["train"].inputs) == 18
+    other = write_mat_v5(tmp_path / "o.mat", {"a": coeff, "u": coeff})
+    with pytest.raises(Exception, match=r"o.mat' \(data.val_path\) has inputs \['a'\]"):
+        file_module(path, val_path=str(other), inputs=None)
 
 
 def test_counts_and_channels_are_checked_against_the_file(tmp_path):

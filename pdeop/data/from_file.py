@@ -3,7 +3,9 @@
 The file is opened lazily (``pdeop.data.formats``) and split by sample index, as the papers'
 scripts do: training takes the first ``n_train`` samples, validation the next ``n_val``, test the
 last ``n_test`` -- or the first ``n_test`` of ``test_path`` when the test set is a file of its own
-(FNO's Darcy: ``..._smooth1.mat`` to train, ``..._smooth2.mat`` to test). Only those samples are
+(FNO's Darcy: ``..._smooth1.mat`` to train, ``..._smooth2.mat`` to test; likewise ``val_path``).
+A folder is read as one dataset, its files one after the other, and The Well's dataset folder
+brings its own ``data/train``, ``data/valid`` and ``data/test``. Only those samples are
 read, on every ``subsample``-th node; the test split also on every factor in ``test_subsamples``
 (``[1]``: the full grid, FNO's super-resolution test). From there on everything is as for
 generated data: the same normalisers, tasks, loaders, metrics and evaluation.
@@ -26,7 +28,7 @@ from torch import nn
 from torch.utils.data import Dataset
 
 from pdeop.data.datamodule import PairsDataModule
-from pdeop.data.formats import ExternalDataset, open_dataset
+from pdeop.data.formats import DatasetCollection, ExternalDataset, open_dataset
 from pdeop.data.normalise import ChannelStats
 from pdeop.data.store import FieldSet
 from pdeop.data.tasks import AllToAll, FinalState, Window
@@ -34,6 +36,7 @@ from pdeop.errors import ConfigError, DataFileError
 
 log = logging.getLogger(__name__)
 
+Source = ExternalDataset | DatasetCollection
 CHUNK_SAMPLES = 64  # samples per read when fitting normalisers on a split left on disk
 
 
@@ -51,39 +54,53 @@ def json_safe(value):
 
 
 class FileSplits:
-    """Train, validation and test ranges of one or two external files; the read interface of ``DatasetFile``."""
+    """Train, validation and test ranges of external files; the read interface of ``DatasetFile``.
 
-    def __init__(self, dataset: ExternalDataset, test_dataset: ExternalDataset | None, n_train: int | None,
-                 n_val: int, n_test: int, subsample: int, test_subsamples: list[int], time_subsample: int):
-        self.dataset, self.test_dataset = dataset, test_dataset or dataset
-        self.path = dataset.path
+    ``sources`` maps each split to its dataset. Splits sharing the training file are carved from
+    it (train first, validation next, test last); a split with a file of its own takes its first
+    samples. A count of ``None`` takes all of a file of its own, or a tenth of the training file.
+    """
+
+    def __init__(self, sources: dict[str, Source], n_train: int | None, n_val: int | None, n_test: int | None,
+                 subsample: int, test_subsamples: list[int], time_subsample: int):
+        self.sources = sources
+        main = sources["train"]
+        self.path = main.path
         if time_subsample < 1:
             raise ConfigError(f"data.time_subsample: expected a positive integer, got {time_subsample}")
         self.subsample, self.time_subsample = subsample, time_subsample
         self.factors = sorted({subsample, *test_subsamples}, reverse=True)  # coarsest grid first
-        for r in self.factors:
-            self.test_dataset.check_subsample(r)
-        dataset.check_subsample(subsample)
-        n = dataset.n_samples
-        held = n_val + (0 if test_dataset is not None else n_test)
+        for split, source in sources.items():
+            for r in self.factors if split == "test" else [subsample]:
+                source.check_subsample(r)
+        own = {split: sources[split] is not main for split in ("val", "test")}
+        counts = {"val": n_val, "test": n_test}
+        n = main.n_samples
+        for split, count in counts.items():  # null: all of a file of its own, else a tenth (PDEBench's test_ratio)
+            if count is None:
+                counts[split] = sources[split].n_samples if own[split] else max(1, n // 10)
+        held = sum(counts[split] for split in counts if not own[split])
         n_train = n - held if n_train is None else n_train
-        for key, count in (("n_train", n_train), ("n_val", n_val), ("n_test", n_test)):
+        for key, count in (("n_train", n_train), *((f"n_{k}", v) for k, v in counts.items())):
             if count < 1:
                 raise ConfigError(f"data.{key}: expected at least 1 sample, got {count} (the file '{self.path}' "
                                   f"has {n})")
         if n_train + held > n:
-            raise ConfigError(f"data.n_train + n_val{'' if test_dataset else ' + n_test'} = {n_train + held}: the "
-                              f"file '{self.path}' has only {n} samples")
-        if n_test > self.test_dataset.n_samples:
-            raise ConfigError(f"data.n_test = {n_test}: the file '{self.test_dataset.path}' has only "
-                              f"{self.test_dataset.n_samples} samples")
-        for key, a, b in (("input", dataset.input_names, self.test_dataset.input_names),
-                          ("output", dataset.output_names, self.test_dataset.output_names)):
-            if a != b:
-                raise DataFileError(f"'{self.test_dataset.path}' (data.test_path) has {key}s {b}, '{self.path}' {a}")
-        stop = self.test_dataset.n_samples
-        self.ranges = {"train": slice(0, n_train), "val": slice(n_train, n_train + n_val),
-                       "test": slice(0, n_test) if test_dataset is not None else slice(stop - n_test, stop)}
+            shared = " + ".join(["n_train", *(f"n_{k}" for k in counts if not own[k])])
+            raise ConfigError(f"data.{shared} = {n_train + held}: the file '{self.path}' has only {n} samples")
+        for split in (k for k in counts if own[k]):
+            if counts[split] > sources[split].n_samples:
+                raise ConfigError(f"data.n_{split} = {counts[split]}: the file '{sources[split].path}' has only "
+                                  f"{sources[split].n_samples} samples")
+            for key in ("input_names", "output_names"):
+                if getattr(sources[split], key) != getattr(main, key):
+                    raise DataFileError(f"'{sources[split].path}' (data.{split}_path) has {key.split('_')[0]}s "
+                                        f"{getattr(sources[split], key)}, '{self.path}' {getattr(main, key)}")
+        self.ranges = {
+            "train": slice(0, n_train),
+            "val": slice(0, counts["val"]) if own["val"] else slice(n_train, n_train + counts["val"]),
+            "test": slice(0, counts["test"]) if own["test"] else slice(n - counts["test"], n),
+        }
 
     @property
     def input_names(self) -> list[str]:
@@ -97,20 +114,22 @@ class FileSplits:
     def provenance(self) -> dict:
         """Where the samples came from: files, format, sample ranges, subsampling and the files' attributes."""
         return json_safe({
-            "path": str(self.path), "test_path": str(self.test_dataset.path), "format": self.dataset.format,
-            "ranges": {k: [v.start, v.stop] for k, v in self.ranges.items()},
+            "paths": {split: str(source.path) for split, source in self.sources.items()},
+            "format": self.dataset.format, "ranges": {k: [v.start, v.stop] for k, v in self.ranges.items()},
             "subsample": self.subsample, "test_subsamples": self.factors, "time_subsample": self.time_subsample,
             "attrs": self.dataset.attrs,
         })
 
-    def _source(self, split: str) -> ExternalDataset:
-        return self.test_dataset if split == "test" else self.dataset
+    @property
+    def dataset(self) -> Source:
+        """The training file."""
+        return self.sources["train"]
 
     def resolutions(self, split: str) -> list[int]:
         """Grids (nodes along the first axis) at which ``split`` is served, coarsest first."""
         if split not in self.ranges:
             raise DataFileError(f"'{self.path}': no split '{split}'; splits are {list(self.ranges)}")
-        first_axis = next(iter(self._source(split).coords.values()))
+        first_axis = next(iter(self.sources[split].coords.values()))
         return [len(first_axis[::r]) for r in (self.factors if split == "test" else [self.subsample])]
 
     def read(self, split: str, resolution: int | None = None) -> FieldSet:
@@ -119,11 +138,21 @@ class FileSplits:
         if resolution not in available:
             raise DataFileError(f"'{self.path}': split '{split}' is served at {available}, not {resolution}")
         r = (self.factors if split == "test" else [self.subsample])[available.index(resolution)]
-        return self._source(split).read(self.ranges[split], r, self.time_subsample)
+        return self.sources[split].read(self.ranges[split], r, self.time_subsample)
 
     def close(self) -> None:
-        self.dataset.close()
-        self.test_dataset.close()
+        for source in {id(s): s for s in self.sources.values()}.values():
+            source.close()
+
+
+def split_paths(path: Path, val_path: str | None, test_path: str | None) -> tuple[Path, dict[str, Path]]:
+    """The file (or folder) of each split that has one: The Well's dataset folder brings its own
+    ``data/train``, ``data/valid`` and ``data/test``; ``val_path``/``test_path`` name others."""
+    paths = {"train": path}
+    if (path / "data" / "train").is_dir():
+        paths = {"train": path / "data" / "train", "val": path / "data" / "valid", "test": path / "data" / "test"}
+    paths.update({split: Path(p) for split, p in (("val", val_path), ("test", test_path)) if p})
+    return paths["train"], paths
 
 
 class FileSamples(Dataset):
@@ -173,8 +202,8 @@ class FileDataModule(PairsDataModule):
     ``PairsDataModule`` for the task, checks, normalisers and loaders.
     """
 
-    def __init__(self, path: str, format: str = "auto", test_path: str | None = None, n_train: int | None = None,
-                 n_val: int = 100, n_test: int = 100, subsample: int = 1, test_subsamples: list[int] = (),
+    def __init__(self, path: str, format: str = "auto", val_path: str | None = None, test_path: str | None = None,
+                 n_train: int | None = None, n_val: int | None = None, n_test: int | None = None, subsample: int = 1, test_subsamples: list[int] = (),
                  time_subsample: int = 1, inputs: str | None = None, outputs: str | None = None,
                  axes: dict | None = None, times: str = "t", fields: list[str] | None = None,
                  periodic: bool | None = None, in_memory: bool = True, in_channels: int = 1, out_channels: int = 1,
@@ -185,8 +214,7 @@ class FileDataModule(PairsDataModule):
                          shuffle_seed, train_subset, task)
         if not path:
             raise ConfigError("data.path: data=from_file needs the file to train on (data.path=<file>)")
-        self.path = Path(path)
-        self.test_path = Path(test_path) if test_path else None
+        self.path, self.split_paths = split_paths(Path(path), val_path, test_path)
         self.read_options = dict(format=format, inputs=inputs, outputs=outputs, axes=dict(axes) if axes else None,
                                  times=times, fields=list(fields) if fields else None, periodic=periodic)
         self.counts = dict(n_train=n_train, n_val=n_val, n_test=n_test)
@@ -204,12 +232,18 @@ class FileDataModule(PairsDataModule):
         return self.in_memory
 
     def open_store(self) -> FileSplits:
-        dataset = open_dataset(self.path, **self.read_options)
-        test = open_dataset(self.test_path, **self.read_options) if self.test_path else None
-        for d in (dataset, test) if test else (dataset,):
-            log.info("read %s", d.describe())
-        self._periodic = dataset.periodic
-        return FileSplits(dataset, test, **self.counts, **self.factors)
+        opened = {}
+        try:
+            for split, path in self.split_paths.items():
+                opened[split] = open_dataset(path, **self.read_options)
+                log.info("read %s", opened[split].describe())
+        except Exception:
+            for dataset in opened.values():
+                dataset.close()
+            raise
+        self._periodic = opened["train"].periodic
+        sources = {split: opened.get(split, opened["train"]) for split in ("train", "val", "test")}
+        return FileSplits(sources, **self.counts, **self.factors)
 
     @property
     def periodic(self) -> bool:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import h5py
 
-from pdeop.data.formats.dataset import ExternalDataset
+from pdeop.data.formats.dataset import DatasetCollection, ExternalDataset
 from pdeop.data.formats.matlab import read_matlab
 from pdeop.data.formats.pdebench import read_pdebench
 from pdeop.data.formats.tensors import read_named_arrays
@@ -22,6 +22,7 @@ from pdeop.errors import DataFileError
 
 FORMATS = ("mat", "pdebench", "the_well", "pt", "npz")
 SUFFIXES = {".mat": "mat", ".pt": "pt", ".pth": "pt", ".npz": "npz"}
+DATA_SUFFIXES = (".h5", ".hdf5", *SUFFIXES)
 
 
 def detect_format(path: Path) -> str:
@@ -60,16 +61,38 @@ def expect_layout(path: Path, fmt: str) -> None:
 
 def open_dataset(path: str | Path, format: str = "auto", inputs: str | None = None, outputs: str | None = None,
                  axes: dict | None = None, fields: list[str] | None = None, periodic: bool | None = None,
-                 times: str = "t") -> ExternalDataset:
-    """Open a dataset file lazily and map it onto inputs, outputs, grid and times.
+                 times: str = "t") -> ExternalDataset | DatasetCollection:
+    """Open a dataset file (or a folder of files of one dataset) lazily and map it onto inputs, outputs,
+    grid and times.
 
     ``inputs``/``outputs`` name the arrays of ``mat``, ``pt`` and ``npz`` files (default: the usual
     pairs, ``coeff``/``sol``, ``a``/``u``, ``x``/``y``), ``axes`` their axis names
     (``{"outputs": ["sample", "x", "y", "time"]}``), ``times`` the array of recorded times;
     ``fields`` picks The Well's fields. ``periodic`` says how to place nodes in files without
-    coordinates and which subsampling factors divide the grid (default: from the format).
+    coordinates and which subsampling factors divide the grid (default: from the format). A
+    folder's files (sorted by name) are numbered one after the other.
     """
     path = Path(path)
+    options = dict(format=format, inputs=inputs, outputs=outputs, axes=axes, fields=fields, periodic=periodic,
+                   times=times)
+    if path.is_dir():
+        files = sorted(p for p in path.iterdir() if p.suffix.lower() in DATA_SUFFIXES and not p.name.startswith("."))
+        if not files:
+            raise DataFileError(f"dataset folder '{path}' holds no data files ({', '.join(DATA_SUFFIXES)})")
+        datasets = []
+        try:
+            for file in files:
+                datasets.append(open_file(file, **options))
+            return datasets[0] if len(datasets) == 1 else DatasetCollection(path, datasets)
+        except Exception:
+            for dataset in datasets:
+                dataset.close()
+            raise
+    return open_file(path, **options)
+
+
+def open_file(path: Path, format: str, inputs: str | None, outputs: str | None, axes: dict | None,
+              fields: list[str] | None, periodic: bool | None, times: str) -> ExternalDataset:
     if not path.is_file():
         raise DataFileError(f"dataset file '{path}' does not exist")
     fmt = detect_format(path) if format == "auto" else format
@@ -85,4 +108,4 @@ def open_dataset(path: str | Path, format: str = "auto", inputs: str | None = No
     return read_the_well(path, fields)
 
 
-__all__ = ["FORMATS", "ExternalDataset", "detect_format", "open_dataset"]
+__all__ = ["FORMATS", "DatasetCollection", "ExternalDataset", "detect_format", "open_dataset"]

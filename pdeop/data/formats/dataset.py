@@ -122,3 +122,48 @@ class ExternalDataset:
             subsample=subsample,
             times=times,
         )
+
+
+class DatasetCollection:
+    """Several files of one dataset seen as one, samples numbered file after file (The Well's ``data/train/``).
+
+    The files must agree on channels, grid and times; each is read only where the samples asked
+    for lie.
+    """
+
+    def __init__(self, path: Path, datasets: list[ExternalDataset]):
+        self.path, self.datasets = Path(path), datasets
+        first = datasets[0]
+        for other in datasets[1:]:
+            for what, a, b in (("channels", first.output_names, other.output_names),
+                               ("grid", first.grid_shape, other.grid_shape),
+                               ("times", None if first.times is None else first.times.tolist(),
+                                None if other.times is None else other.times.tolist())):
+                if a != b:
+                    raise DataFileError(f"'{other.path}': its {what} {b} differ from those of '{first.path}' {a}; "
+                                        f"the files of '{self.path}' must hold one dataset")
+        self.offsets = np.cumsum([0, *(d.n_samples for d in datasets)])
+        self.n_samples = int(self.offsets[-1])
+        for key in ("format", "coords", "times", "periodic", "input_names", "output_names", "grid_shape"):
+            setattr(self, key, getattr(first, key))
+        self.attrs = {"files": [str(d.path) for d in datasets], **first.attrs}
+
+    def describe(self) -> str:
+        return (f"{self.path}: {len(self.datasets)} files, {self.n_samples} samples in all\n"
+                + "\n".join(d.describe() for d in self.datasets))
+
+    def check_subsample(self, r: int) -> None:
+        self.datasets[0].check_subsample(r)
+
+    def read(self, samples: slice | np.ndarray, subsample: int = 1, time_subsample: int = 1) -> FieldSet:
+        indices = np.arange(self.n_samples)[samples]
+        files = np.searchsorted(self.offsets, indices, side="right") - 1
+        parts = [self.datasets[f].read(indices[files == f] - self.offsets[f], subsample, time_subsample)
+                 for f in np.unique(files)]
+        first = parts[0]
+        return FieldSet(np.concatenate([p.inputs for p in parts]), np.concatenate([p.outputs for p in parts]),
+                        first.coords, first.subsample, first.times)
+
+    def close(self) -> None:
+        for dataset in self.datasets:
+            dataset.close()
