@@ -108,12 +108,14 @@ def write_pdebench_groups(path: Path, n: int, times: int, shape: tuple[int, int]
 
 # --- The Well -----------------------------------------------------------------------------------
 
-def write_the_well(path: Path, n: int, times: int, shape: tuple[int, int]) -> np.ndarray:
+def write_the_well(path: Path, n: int, times: int, shape: tuple[int, int], dims: tuple[str, str] = ("x", "y"),
+                   walls: bool = False) -> np.ndarray:
     """One Well file: t0 ``pressure`` [N, T, X, Y], t1 ``velocity`` [N, T, X, Y, 2], an empty
     ``t2_fields``, a constant t0 ``mask`` [X, Y] (not sample- or time-varying), ``dimensions`` with
-    ``time``, ``x``, ``y``, periodic ``boundary_conditions`` and an empty ``scalars`` group.
+    ``time`` and the spatial axes ``dims`` (cell centres), ``boundary_conditions`` (periodic in x,
+    and in y unless ``walls``) and a ``scalars`` group.
 
-    Returns the canonical ``[N, 3, T, X, Y]`` (pressure, velocity_x, velocity_y).
+    Returns the canonical ``[N, 3, T, X, Y]`` (pressure, velocity_<dims[0]>, velocity_<dims[1]>).
     """
     data = pattern(n, 3, times, shape)
     strings = h5py.string_dtype()
@@ -128,15 +130,15 @@ def write_the_well(path: Path, n: int, times: int, shape: tuple[int, int]) -> np
         f.attrs.update({"dataset_name": "toy_shear_flow", "grid_type": "cartesian", "n_spatial_dims": 2,
                         "n_trajectories": n, "simulation_parameters": np.array(["Reynolds"], dtype=strings),
                         "Reynolds": 1e4})
-        dims = f.create_group("dimensions")
-        dims.attrs["spatial_dims"] = np.array(["x", "y"], dtype=strings)
-        flags(dims.create_dataset("time", data=np.arange(times, dtype=np.float32) * 0.25 + 1.0), False, True)
-        for axis, size in zip("xy", shape):
-            flags(dims.create_dataset(axis, data=np.arange(size, dtype=np.float32) / size), False, False)
+        group = f.create_group("dimensions")
+        group.attrs["spatial_dims"] = np.array(list(dims), dtype=strings)
+        flags(group.create_dataset("time", data=np.arange(times, dtype=np.float32) * 0.25 + 1.0), False, True)
+        for axis, size in zip(dims, shape):
+            flags(group.create_dataset(axis, data=(np.arange(size, dtype=np.float32) + 0.5) / size), False, False)
         bcs = f.create_group("boundary_conditions")
-        for axis, size in zip("xy", shape):
-            bc = bcs.create_group(f"{axis}_periodic")
-            bc.attrs.update({"bc_type": "PERIODIC", "associated_dims": np.array([axis], dtype=strings),
+        for axis, size, kind in zip(dims, shape, ("PERIODIC", "WALL" if walls else "PERIODIC")):
+            bc = bcs.create_group(f"{axis}_{kind.lower()}")
+            bc.attrs.update({"bc_type": kind, "associated_dims": np.array([axis], dtype=strings),
                              "associated_fields": np.array([], dtype=strings), "sample_varying": False,
                              "time_varying": False})
             mask = np.zeros(size, dtype=bool)

@@ -123,6 +123,7 @@ def test_the_well_fields_components_and_grid(tmp_path):
     np.testing.assert_array_equal(fields.inputs, data[:4, :, 0, ::2, ::2])
     np.testing.assert_array_equal(fields.outputs, data[:4, :, 1:, ::2, ::2])
     np.testing.assert_allclose(fields.times, np.arange(1, T) * 0.25)  # measured from the first state
+    np.testing.assert_allclose(fields.coords["y"], [0.125, 0.625])  # cell centres, every 2nd
     velocity = open_dataset(tmp_path / "shear_flow_Reynolds_1e4.hdf5", fields=["velocity"]).read(slice(0, 2))
     np.testing.assert_array_equal(velocity.outputs, data[:2, 1:, 1:])
 
@@ -177,8 +178,11 @@ def test_readers_slice_the_storage_instead_of_loading_it(tmp_path):
     dataset = open_dataset(write_mat_v73(tmp_path / "ns.mat", arrays))
     recorder = Recording(dataset.outputs[0].source)
     dataset.outputs[0].source = recorder
-    dataset.read(slice(2, 4), subsample=2, time_subsample=2)
-    assert recorder.requests == [(slice(1, None, 2), slice(None, None, 2), slice(None, None, 2), slice(2, 4))]
+    dataset.read(slice(2, 4), subsample=2, time_subsample=5)
+    assert recorder.requests == [(slice(4, 9, 5), slice(None, None, 2), slice(None, None, 2), slice(2, 4))]
+    recorder.requests.clear()
+    dataset.read(slice(2, 4), times=slice(1, 3))  # the states a task needs, and no others
+    assert recorder.requests == [(slice(1, 3, 1), slice(None, None, 1), slice(None, None, 1), slice(2, 4))]
     write_pdebench_groups(tmp_path / "g.h5", N, T, (8, 4), 1)
     groups = open_dataset(tmp_path / "g.h5")
     stack: GroupStack = groups.outputs[0].source
@@ -268,7 +272,7 @@ def test_subsampling_factor_must_divide_the_grid(tmp_path):
     with pytest.raises(DataFileError) as excinfo:
         dataset.read(slice(0, 2), subsample=3)
     assert all(s in one_line(excinfo) for s in ("d.mat", "'coeff'", "factor 3"))
-    with pytest.raises(DataFileError, match="factor 3 does not divide axis x of 16 periodic nodes"):
+    with pytest.raises(DataFileError, match="factor 3 does not divide axis x of 16 cells or periodic nodes"):
         write_pdebench_1d(tmp_path / "adv.hdf5", 2, 3, 16)
         open_dataset(tmp_path / "adv.hdf5").read(slice(0, 2), subsample=3)
 
@@ -299,3 +303,49 @@ def test_a_folder_is_one_dataset_only_if_its_files_agree(tmp_path):
     with pytest.raises(DataFileError, match="holds no data files"):
         (tmp_path / "empty").mkdir()
         open_dataset(tmp_path / "empty")
+
+
+def test_the_well_with_spherical_axis_names_and_walls(tmp_path):
+    data = write_the_well(tmp_path / "planetswe.hdf5", N, T, (8, 4), dims=("theta", "phi"), walls=True)
+    dataset = open_dataset(tmp_path / "planetswe.hdf5")
+    assert not dataset.periodic and list(dataset.coords) == ["theta", "phi"]
+    assert dataset.output_names == ["pressure", "velocity_theta", "velocity_phi"]
+    fields = dataset.read(slice(0, 3), subsample=2)  # 8 and 4 cells: r = 2 divides both
+    np.testing.assert_array_equal(fields.outputs, data[:3, :, 1:, ::2, ::2])
+    assert open_dataset(tmp_path / "planetswe.hdf5", periodic=True).periodic  # data.periodic overrides
+
+
+def test_pdebench_darcy_cell_centres_subsample_and_test_first(tmp_path):
+    nu, u = write_pdebench_darcy(tmp_path / "2D_DarcyFlow_beta1.0_Train.hdf5", N, (16, 8))
+    dataset = open_dataset(tmp_path / "2D_DarcyFlow_beta1.0_Train.hdf5")
+    assert not dataset.periodic and dataset.test_first  # PDEBench's FNODatasetSingle tests on the first samples
+    fields = dataset.read(slice(0, N), subsample=2)  # PDEBench's reduced_resolution: 2 on 128 cells
+    np.testing.assert_array_equal(fields.outputs[:, 0], u[:, ::2, ::2])
+    cfd = write_pdebench_cfd(tmp_path / "2D_CFD_Rand_M0.1_Eta0.01_Zeta0.01_trans_Train.hdf5", 2, T, (8, 4))
+    assert cfd.shape[0] == 2 and not open_dataset(tmp_path / "2D_CFD_Rand_M0.1_Eta0.01_Zeta0.01_trans_Train.hdf5").periodic
+    write_pdebench_groups(tmp_path / "2D_rdb_NA_NA.h5", 2, T, (8, 4), 1)
+    assert not open_dataset(tmp_path / "2D_rdb_NA_NA.h5").periodic  # radial dam break: open boundaries
+
+
+def test_time_subsample_must_divide_the_recorded_states(tmp_path):
+    write_pdebench_1d(tmp_path / "adv.hdf5", N, 7, 16)  # 6 states after the first
+    dataset = open_dataset(tmp_path / "adv.hdf5")
+    np.testing.assert_allclose(dataset.read(slice(0, 1), time_subsample=3).times, [0.03, 0.06], rtol=1e-6)
+    for r in (4, 7):
+        with pytest.raises(DataFileError) as excinfo:
+            dataset.read(slice(0, 1), time_subsample=r)
+        assert all(s in one_line(excinfo) for s in ("adv.hdf5", "'tensor'", f"factor {r}", "[1, 2, 3, 6]"))
+
+
+@pytest.mark.parametrize("cut", [0, 100, 0.3, 0.7])
+def test_truncated_files_are_one_line(tmp_path, cut):
+    for name, write in (("d.mat", lambda p: write_mat_v5(p, {"coeff": np.ones((4, 30, 30)), "sol": np.ones((4, 30, 30))})),
+                        ("v73.mat", lambda p: write_mat_v73(p, {"coeff": np.ones((4, 30, 30)), "sol": np.ones((4, 30, 30))})),
+                        ("adv.hdf5", lambda p: write_pdebench_1d(p, 4, 3, 512))):
+        path = tmp_path / name
+        write(path)
+        content = path.read_bytes()
+        path.write_bytes(content[: int(cut * len(content)) if isinstance(cut, float) else cut])
+        with pytest.raises(DataFileError) as excinfo:
+            open_dataset(path).read(slice(0, 4))
+        assert name in one_line(excinfo)

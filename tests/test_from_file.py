@@ -12,6 +12,7 @@ from conftest import run_entry
 from format_files import pattern, write_mat_v5, write_mat_v73, write_pdebench_1d, write_the_well
 
 from pdeop.data import FileDataModule, OperatorDataModule, to_xarray
+from pdeop.data.formats import open_dataset
 from pdeop.data.tasks import FinalState
 from pdeop.errors import ConfigError
 from pdeop.problems import Darcy
@@ -135,8 +136,8 @@ def test_to_xarray_labels_generated_and_community_data(tmp_path):
     view = to_xarray(tmp_path / "well.hdf5", samples=slice(1, 3), subsample=2)
     assert view.sizes == {"sample": 2, "time": 2, "x": 4, "y": 2}
     assert list(view.sample.values) == [1, 2]
-    picked = view.output_velocity_y.sel(sample=2, time=0.5, x=0.25, y=0.5).item()
-    assert picked == data[2, 2, 2, 2, 2]  # sample 2, velocity_y, 2nd recorded time, x = 0.25, y = 0.5
+    picked = view.output_velocity_y.sel(sample=2, time=0.5, x=0.3125, y=0.625).item()
+    assert picked == data[2, 2, 2, 2, 2]  # sample 2, velocity_y, 2nd recorded time, 3rd cell in x and y
 
 
 @pytest.mark.slow
@@ -229,3 +230,39 @@ def test_all_to_all_needs_the_split_in_memory(tmp_path):
 
     with pytest.raises(ConfigError, match="data.in_memory: all-to-all"):
         FileDataModule(str(tmp_path / "x.mat"), in_memory=False, task=AllToAll())
+
+
+@pytest.mark.parametrize("task", ["final_at", "window", "window_initial", "window_initial_later"])
+def test_tasks_read_only_the_states_they_use(tmp_path, task, monkeypatch):
+    from pdeop.data.formats.arrays import StoredArray
+    from pdeop.data.tasks import Window
+
+    write_the_well(tmp_path / "well.hdf5", 12, 9, (8, 4))  # 8 states after the first
+    chosen = {"final_at": FinalState(time=1.0), "window": Window(history=2, horizon=1, start=3),
+              "window_initial": Window(history=2, horizon=2, include_initial=True),
+              "window_initial_later": Window(history=1, horizon=2, start=2, include_initial=True)}[task]
+    channels = 3 * (chosen.history if isinstance(chosen, Window) else 1)
+    outputs = 3 * (chosen.step if isinstance(chosen, Window) else 1)
+    read_times = []
+    original = StoredArray.read
+
+    def spy(self, samples, step=1, time_step=1, times=slice(None)):
+        out = original(self, samples, step, time_step, times)
+        if self.has_time:
+            read_times.append(out.shape[2])
+        return out
+
+    monkeypatch.setattr(StoredArray, "read", spy)
+    dm = file_module(tmp_path / "well.hdf5", n_val=2, n_test=2, task=chosen, in_channels=channels,
+                     out_channels=outputs)
+    needed = {"final_at": 1, "window": 3, "window_initial": 3, "window_initial_later": 3}[task]
+    assert set(read_times) == {needed}
+    everything = open_dataset(tmp_path / "well.hdf5").read(slice(0, 8))
+    expected = chosen.pairs(everything)
+    np.testing.assert_array_equal(dm.splits["train"].inputs, expected.inputs)
+    np.testing.assert_array_equal(dm.splits["train"].outputs, expected.outputs)
+    disk = file_module(tmp_path / "well.hdf5", n_val=2, n_test=2, task=chosen, in_channels=channels,
+                       out_channels=outputs, in_memory=False, batch_size=8, shuffle_seed=1)
+    x, y = next(iter(disk.train_dataloader()))
+    order = list(disk.train_dataloader().sampler)
+    np.testing.assert_array_equal(y.numpy(), expected.outputs[order])

@@ -57,8 +57,8 @@ class FileSplits:
     """Train, validation and test ranges of external files; the read interface of ``DatasetFile``.
 
     ``sources`` maps each split to its dataset. Splits sharing the training file are carved from
-    it (train first, validation next, test last); a split with a file of its own takes its first
-    samples. A count of ``None`` takes all of a file of its own, or a tenth of the training file.
+    it (train first, validation next, test last, or test first where the format's convention
+    says so); a split with a file of its own takes its first samples. A count of ``None`` takes all of a file of its own, or a tenth of the training file.
     """
 
     def __init__(self, sources: dict[str, Source], n_train: int | None, n_val: int | None, n_test: int | None,
@@ -73,6 +73,7 @@ class FileSplits:
         for split, source in sources.items():
             for r in self.factors if split == "test" else [subsample]:
                 source.check_subsample(r)
+            source.check_time_subsample(time_subsample)
         own = {split: sources[split] is not main for split in ("val", "test")}
         counts = {"val": n_val, "test": n_test}
         n = main.n_samples
@@ -96,11 +97,17 @@ class FileSplits:
                 if getattr(sources[split], key) != getattr(main, key):
                     raise DataFileError(f"'{sources[split].path}' (data.{split}_path) has {key.split('_')[0]}s "
                                         f"{getattr(sources[split], key)}, '{self.path}' {getattr(main, key)}")
-        self.ranges = {
-            "train": slice(0, n_train),
-            "val": slice(0, counts["val"]) if own["val"] else slice(n_train, n_train + counts["val"]),
-            "test": slice(0, counts["test"]) if own["test"] else slice(n - counts["test"], n),
-        }
+        carve = [("test", counts["test"])] if main.test_first and not own["test"] else []
+        carve += [("train", n_train)] + [("val", counts["val"])] * (not own["val"])
+        self.ranges, start = {}, 0
+        for split, count in carve:  # from the start of the training file, in this order
+            self.ranges[split], start = slice(start, start + count), start + count
+        for split in ("val", "test"):
+            if own[split]:
+                self.ranges[split] = slice(0, counts[split])
+            elif split not in self.ranges:  # the test samples at the end of the training file
+                self.ranges[split] = slice(n - counts[split], n)
+        self.times = slice(None)  # the recorded states a task reads (FileDataModule narrows it)
 
     @property
     def input_names(self) -> list[str]:
@@ -138,7 +145,7 @@ class FileSplits:
         if resolution not in available:
             raise DataFileError(f"'{self.path}': split '{split}' is served at {available}, not {resolution}")
         r = (self.factors if split == "test" else [self.subsample])[available.index(resolution)]
-        return self.sources[split].read(self.ranges[split], r, self.time_subsample)
+        return self.sources[split].read(self.ranges[split], r, self.time_subsample, self.times)
 
     def close(self) -> None:
         for source in {id(s): s for s in self.sources.values()}.values():
@@ -164,10 +171,10 @@ class FileSamples(Dataset):
     """
 
     def __init__(self, path: Path, read_options: dict, samples: slice, subsample: int, time_subsample: int,
-                 task: FinalState | Window | None):
+                 times: slice, task: FinalState | Window | None):
         self.path, self.read_options = path, read_options
         self.start, self.count = samples.start, samples.stop - samples.start
-        self.subsample, self.time_subsample, self.task = subsample, time_subsample, task
+        self.subsample, self.time_subsample, self.times, self.task = subsample, time_subsample, times, task
         self._dataset: ExternalDataset | None = None
         self._pid: int | None = None
 
@@ -181,7 +188,8 @@ class FileSamples(Dataset):
 
     def __getitems__(self, indices: list[int]) -> list[tuple[torch.Tensor, torch.Tensor]]:
         order = np.argsort(indices)
-        fields = self._open().read(self.start + np.asarray(indices)[order], self.subsample, self.time_subsample)
+        fields = self._open().read(self.start + np.asarray(indices)[order], self.subsample, self.time_subsample,
+                                   self.times)
         if self.task is not None:
             fields = self.task.pairs(fields)
         inputs, outputs = torch.from_numpy(fields.inputs), torch.from_numpy(fields.outputs)
@@ -224,8 +232,10 @@ class FileDataModule(PairsDataModule):
             raise ConfigError("data.in_memory: all-to-all pairs are drawn across a trajectory's snapshots and need "
                               "the training split in memory; use data.in_memory=true or data/task=final|window")
         self.in_memory = in_memory
+        self.requested_task = task
         self._periodic: bool | None = None
         self._train_range: slice | None = None
+        self._times = slice(None)
 
     @property
     def stores_train(self) -> bool:
@@ -243,7 +253,13 @@ class FileDataModule(PairsDataModule):
             raise
         self._periodic = opened["train"].periodic
         sources = {split: opened.get(split, opened["train"]) for split in ("train", "val", "test")}
-        return FileSplits(sources, **self.counts, **self.factors)
+        store = FileSplits(sources, **self.counts, **self.factors)
+        times = opened["train"].times
+        if self.requested_task is not None and times is not None:  # read only the states the task uses
+            r = self.factors["time_subsample"]
+            self._times, self.task = self.requested_task.selection(times[r - 1::r])
+            store.times = self._times
+        return store
 
     @property
     def periodic(self) -> bool:
@@ -258,10 +274,11 @@ class FileDataModule(PairsDataModule):
         try:
             train = store.ranges["train"]
             if self.train_subset is not None and not self.in_memory:
-                if not 1 <= self.train_subset <= train.stop:
-                    raise ConfigError(f"data.train_subset: expected between 1 and the {train.stop} training samples "
+                count = train.stop - train.start
+                if not 1 <= self.train_subset <= count:
+                    raise ConfigError(f"data.train_subset: expected between 1 and the {count} training samples "
                                       f"of '{self.path}', got {self.train_subset}")
-                train = slice(0, self.train_subset)
+                train = slice(train.start, train.start + self.train_subset)
             self._train_range = train
             self.load(store)
         finally:
@@ -273,9 +290,10 @@ class FileDataModule(PairsDataModule):
             return super().fit_normalisers(stored)
         stats = ChannelStats(), ChannelStats()
         ndim = None
-        for start in range(0, self._train_range.stop, CHUNK_SAMPLES):
-            fields = stored.dataset.read(slice(start, min(start + CHUNK_SAMPLES, self._train_range.stop)),
-                                         stored.subsample, stored.time_subsample)
+        train = self._train_range
+        for start in range(train.start, train.stop, CHUNK_SAMPLES):
+            fields = stored.dataset.read(slice(start, min(start + CHUNK_SAMPLES, train.stop)),
+                                         stored.subsample, stored.time_subsample, stored.times)
             if self.task is not None:
                 fields = self.task.pairs(fields)
             arrays = (fields.inputs, fields.outputs)
@@ -291,6 +309,6 @@ class FileDataModule(PairsDataModule):
         if self.in_memory:
             return super().train_dataloader()
         samples = FileSamples(self.path, self.read_options, self._train_range, self.factors["subsample"],
-                              self.factors["time_subsample"], self.task)
+                              self.factors["time_subsample"], self._times, self.task)
         return self._loader(samples, self.batch_size, shuffle=True)
 

@@ -15,7 +15,7 @@ import h5py
 import numpy as np
 import xarray as xr
 
-from pdeop.data.formats import ExternalDataset, open_dataset
+from pdeop.data.formats import DatasetCollection, ExternalDataset, open_dataset
 from pdeop.data.store import DatasetFile, FieldSet
 
 
@@ -40,7 +40,7 @@ def fields_to_xarray(fields: FieldSet, input_names: list[str], output_names: lis
     return xr.Dataset(variables, coords=coords, attrs={"subsample": fields.subsample, **(attrs or {})})
 
 
-def to_xarray(source: str | Path | DatasetFile | ExternalDataset | FieldSet, split: str = "test",
+def to_xarray(source: str | Path | DatasetFile | ExternalDataset | DatasetCollection | FieldSet, split: str = "test",
               resolution: int | None = None, samples: slice | None = None, subsample: int = 1,
               **read_options) -> xr.Dataset:
     """An xarray view of a dataset.
@@ -54,7 +54,14 @@ def to_xarray(source: str | Path | DatasetFile | ExternalDataset | FieldSet, spl
         return fields_to_xarray(source, [], [])
     if isinstance(source, (str, Path)):
         path = Path(source)
-        source = DatasetFile(path) if is_pdeop_file(path) else open_dataset(path, **read_options)
+        if is_pdeop_file(path):
+            source = DatasetFile(path)
+        else:
+            opened = open_dataset(path, **read_options)
+            try:
+                return to_xarray(opened, samples=samples, subsample=subsample)
+            finally:
+                opened.close()
     if isinstance(source, DatasetFile):
         fields = source.read(split, resolution)
         chosen = slice(None) if samples is None else samples

@@ -13,6 +13,7 @@ recorded at ``times`` (``outputs``, ``[samples, channels, times, *grid]``). The 
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Callable
 
@@ -47,15 +48,23 @@ class FinalState:
     def channel_names(self, input_names: list[str], output_names: list[str]) -> tuple[list[str], list[str]]:
         return input_names, output_names
 
+    def index(self, times: np.ndarray) -> int:
+        """Position of the chosen state among the recorded ``times``."""
+        if self.time is None:
+            return len(times) - 1
+        matches = np.flatnonzero(np.isclose(times, self.time, rtol=1e-9, atol=1e-12))
+        if not len(matches):
+            raise ConfigError(f"data.task.time: {self.time} is not a recorded time; the data has {times.tolist()}")
+        return int(matches[0])
+
+    def selection(self, times: np.ndarray) -> tuple[slice, "FinalState"]:
+        """The recorded states this task reads (one), and the task that makes its pairs from them alone."""
+        index = self.index(times)
+        return slice(index, index + 1), FinalState()
+
     def pairs(self, fields: FieldSet) -> FieldSet:
         require_trajectories(fields, "FinalState")
-        index = len(fields.times) - 1
-        if self.time is not None:
-            matches = np.flatnonzero(np.isclose(fields.times, self.time, rtol=1e-9, atol=1e-12))
-            if not len(matches):
-                raise ConfigError(f"data.task.time: {self.time} is not a recorded time; the data has "
-                                  f"{fields.times.tolist()}")
-            index = int(matches[0])
+        index = self.index(fields.times)
         return FieldSet(fields.inputs, np.ascontiguousarray(fields.outputs[:, :, index]), fields.coords,
                         fields.subsample)
 
@@ -97,15 +106,27 @@ class Window:
         return ([f"{n}_t{k}" for k in range(self.history) for n in snapshot_names],
                 [f"{n}_lead{k}" for k in range(1, self.horizon + 1) for n in snapshot_names])
 
+    def check_length(self, times: np.ndarray) -> None:
+        needed = self.start + self.history + self.horizon
+        if len(times) + self.include_initial < needed:
+            raise ConfigError(f"data.task: start + history + horizon = {needed} snapshots, but the data has "
+                              f"{len(times) + self.include_initial} (times {times.tolist()})")
+
+    def selection(self, times: np.ndarray) -> tuple[slice, "Window"]:
+        """The recorded states this task reads, and the task that makes its pairs from them alone."""
+        self.check_length(times)
+        span = self.history + self.horizon
+        if self.include_initial and self.start == 0:
+            return slice(0, span - 1), self
+        first = self.start - self.include_initial
+        return slice(first, first + span), dataclasses.replace(self, start=0, include_initial=False)
+
     def pairs(self, fields: FieldSet) -> FieldSet:
         require_trajectories(fields, "Window")
+        self.check_length(fields.times)
         snapshots = fields.outputs
         if self.include_initial:
             snapshots = np.concatenate([fields.inputs[:, :, None], snapshots], axis=2)
-        needed = self.start + self.history + self.horizon
-        if snapshots.shape[2] < needed:
-            raise ConfigError(f"data.task: start + history + horizon = {needed} snapshots, but the data has "
-                              f"{snapshots.shape[2]} (times {fields.times.tolist()})")
 
         def stacked(first: int, count: int) -> np.ndarray:
             block = np.moveaxis(snapshots[:, :, first:first + count], 2, 1)  # [n, count, channels, *grid]
@@ -207,6 +228,10 @@ class AllToAll:
         states = np.concatenate([fields.inputs[:, None], np.moveaxis(fields.outputs, 2, 1)], axis=1)
         times = np.concatenate([[0.0], fields.times])
         return np.ascontiguousarray(states), times / times[-1]
+
+    def selection(self, times: np.ndarray) -> tuple[slice, "AllToAll"]:
+        """Every recorded state: pairs are drawn across the whole trajectory."""
+        return slice(None), self
 
     def train_dataset(self, fields: FieldSet) -> SnapshotPairs:
         states, times = self.snapshots(fields)

@@ -8,9 +8,11 @@ files (``mat``), PDEBench HDF5 (``pdebench``), The Well (``the_well``), neuralop
 
 from __future__ import annotations
 
+import zipfile
 from pathlib import Path
 
 import h5py
+from scipy.io.matlab import MatReadError
 
 from pdeop.data.formats.dataset import DatasetCollection, ExternalDataset
 from pdeop.data.formats.matlab import read_matlab
@@ -23,6 +25,7 @@ from pdeop.errors import DataFileError
 FORMATS = ("mat", "pdebench", "the_well", "pt", "npz")
 SUFFIXES = {".mat": "mat", ".pt": "pt", ".pth": "pt", ".npz": "npz"}
 DATA_SUFFIXES = (".h5", ".hdf5", *SUFFIXES)
+UNREADABLE = (OSError, ValueError, KeyError, IndexError, TypeError, EOFError, zipfile.BadZipFile, MatReadError)
 
 
 def detect_format(path: Path) -> str:
@@ -95,17 +98,22 @@ def open_file(path: Path, format: str, inputs: str | None, outputs: str | None, 
               fields: list[str] | None, periodic: bool | None, times: str) -> ExternalDataset:
     if not path.is_file():
         raise DataFileError(f"dataset file '{path}' does not exist")
-    fmt = detect_format(path) if format == "auto" else format
-    if fmt not in FORMATS:
+    if format != "auto" and format not in FORMATS:
         raise DataFileError(f"data.format: '{format}' is not a known format; expected auto or one of {list(FORMATS)}")
-    expect_layout(path, fmt)
-    if fmt == "mat":
-        return read_matlab(path, inputs, outputs, times, axes, bool(periodic))
-    if fmt in ("pt", "npz"):
-        return read_named_arrays(path, fmt, inputs, outputs, times, axes, bool(periodic))
-    if fmt == "pdebench":
-        return read_pdebench(path, periodic)
-    return read_the_well(path, fields)
+    try:
+        fmt = detect_format(path) if format == "auto" else format
+        expect_layout(path, fmt)
+        if fmt == "mat":
+            return read_matlab(path, inputs, outputs, times, axes, bool(periodic))
+        if fmt in ("pt", "npz"):
+            return read_named_arrays(path, fmt, inputs, outputs, times, axes, bool(periodic))
+        if fmt == "pdebench":
+            return read_pdebench(path, periodic)
+        return read_the_well(path, fields, periodic)
+    except UNREADABLE as exc:  # truncated downloads, corrupt files: the libraries' errors rarely name the file
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise DataFileError(f"'{path}' could not be read as {format if format != 'auto' else 'a dataset'} "
+                            f"(truncated or corrupt?): {reason}") from exc
 
 
 __all__ = ["FORMATS", "DatasetCollection", "ExternalDataset", "detect_format", "open_dataset"]

@@ -73,18 +73,23 @@ class StoredArray:
     def has_time(self) -> bool:
         return "time" in self.axes and self.time_index is None
 
-    def read(self, samples: slice | np.ndarray, step: int = 1, time_step: int = 1) -> np.ndarray:
+    def time_slice(self, time_step: int = 1, times: slice = slice(None)) -> slice:
+        """Stored time indices of the field's every ``time_step``-th state, then of those the ``times`` selected."""
+        chosen = range(self.time_start + time_step - 1, self.size("time"), time_step)[times]
+        return slice(chosen.start, chosen.stop if chosen.stop >= 0 else None, chosen.step)
+
+    def read(self, samples: slice | np.ndarray, step: int = 1, time_step: int = 1,
+             times: slice = slice(None)) -> np.ndarray:
         """Samples ``samples`` (a range, or increasing indices), every ``step``-th node, every ``time_step``-th
-        time: ``[n, C, (T), *space]``."""
+        time (of those, ``times``): ``[n, C, (T), *space]``."""
         index = []
         for axis in self.axes:
             if axis == "sample":
                 index.append(samples if isinstance(samples, slice) else list(map(int, samples)))
-            elif axis in SPACE:
+            elif axis in self.space:
                 index.append(slice(None, None, step))
             elif axis == "time":
-                index.append(self.time_index if self.time_index is not None
-                             else slice(self.time_start + time_step - 1, None, time_step))
+                index.append(self.time_index if self.time_index is not None else self.time_slice(time_step, times))
             else:
                 index.append(slice(None))
         data = np.asarray(self.source[tuple(index)])

@@ -26,18 +26,26 @@ def grid_coordinates(n: int, periodic: bool) -> np.ndarray:
     return np.arange(n) / n if periodic else np.linspace(0.0, 1.0, n)
 
 
-def check_subsample(path: Path, key: str, axis: str, n: int, r: int, periodic: bool) -> None:
-    """Refuse a factor that does not divide the grid: (n - 1) intervals between boundary nodes, n periodic ones."""
-    intervals = n if periodic else n - 1
+def check_subsample(path: Path, key: str, axis: str, n: int, r: int, boundary_nodes: bool) -> None:
+    """Refuse a factor that does not divide the grid: the n - 1 intervals between boundary nodes, or n cells
+    (periodic or cell-centred grids)."""
+    intervals = n - 1 if boundary_nodes else n
     if r < 1 or intervals % r:
-        kind = f"{n} periodic nodes" if periodic else f"{n} nodes ({n - 1} intervals)"
+        kind = f"{n} nodes ({n - 1} intervals)" if boundary_nodes else f"{n} cells or periodic nodes"
+        hint = "; data.periodic=true if the grid is periodic" if boundary_nodes else ""
         raise DataFileError(f"'{path}' key '{key}': subsampling factor {r} does not divide axis {axis} of "
-                            f"{kind}; choose a divisor of {intervals}")
+                            f"{kind}; choose a divisor of {intervals}{hint}")
 
 
 @dataclass
 class ExternalDataset:
-    """One file in a community format, seen as canonical inputs, outputs, coordinates and times."""
+    """One file in a community format, seen as canonical inputs, outputs, coordinates and times.
+
+    ``periodic``: the domain is periodic (the evaluation's H1 norm differentiates across the wrap).
+    ``boundary_nodes``: the grid holds both boundary nodes, so a subsampling factor must divide
+    n - 1 (FNO's Darcy 421 -> 85); otherwise n (cells, periodic nodes). ``test_first``: the
+    format's convention puts the test samples first (PDEBench's single files).
+    """
 
     path: Path
     format: str
@@ -49,6 +57,8 @@ class ExternalDataset:
     output_names: list[str]
     times: np.ndarray | None = None  # times of the outputs' time axis (trajectories only)
     attrs: dict = field(default_factory=dict)
+    boundary_nodes: bool = False
+    test_first: bool = False
     close: Callable[[], None] = lambda: None
 
     def __post_init__(self) -> None:
@@ -94,12 +104,26 @@ class ExternalDataset:
     def check_subsample(self, r: int) -> None:
         key = (self.inputs + self.outputs)[0].where
         for axis, values in self.coords.items():
-            check_subsample(self.path, key, axis, len(values), r, self.periodic)
+            check_subsample(self.path, key, axis, len(values), r, self.boundary_nodes)
 
-    def read(self, samples: slice | np.ndarray, subsample: int = 1, time_subsample: int = 1) -> FieldSet:
-        """Samples ``samples`` (a range, or increasing indices) on every ``subsample``-th node (and every
-        ``time_subsample``-th recorded time)."""
+    def check_time_subsample(self, r: int) -> None:
+        """Refuse a time factor that would drop the last recorded state or leave none."""
+        if self.times is None:
+            if r != 1:
+                raise DataFileError(f"'{self.path}': data.time_subsample={r}, but the file records no trajectories")
+            return
+        steps = len(self.times)
+        if r < 1 or steps % r:
+            divisors = [d for d in range(1, steps + 1) if steps % d == 0]
+            raise DataFileError(f"'{self.path}' key '{self.outputs[0].where}': time subsampling factor {r} does not "
+                                f"divide the {steps} recorded states after the first; choose one of {divisors}")
+
+    def read(self, samples: slice | np.ndarray, subsample: int = 1, time_subsample: int = 1,
+             times: slice = slice(None)) -> FieldSet:
+        """Samples ``samples`` (a range, or increasing indices) on every ``subsample``-th node; of trajectories
+        every ``time_subsample``-th recorded state, and of those the ``times`` selected (what a task needs)."""
         self.check_subsample(subsample)
+        self.check_time_subsample(time_subsample)
         indices = np.arange(self.n_samples)[samples]
 
         def stack(arrays: list[StoredArray], **steps) -> np.ndarray:
@@ -112,15 +136,15 @@ class ExternalDataset:
                 parts.append(part)
             return np.concatenate(parts, axis=1) if len(parts) > 1 else parts[0]
 
-        times = None
+        recorded = None
         if self.times is not None:
-            times = np.asarray(self.times[time_subsample - 1::time_subsample], dtype=np.float64)
+            recorded = np.asarray(self.times[time_subsample - 1::time_subsample][times], dtype=np.float64)
         return FieldSet(
             inputs=stack(self.inputs),
-            outputs=stack(self.outputs, time_step=time_subsample),
+            outputs=stack(self.outputs, time_step=time_subsample, times=times),
             coords={k: np.asarray(v[::subsample], dtype=np.float64) for k, v in self.coords.items()},
             subsample=subsample,
-            times=times,
+            times=recorded,
         )
 
 
@@ -144,7 +168,8 @@ class DatasetCollection:
                                         f"the files of '{self.path}' must hold one dataset")
         self.offsets = np.cumsum([0, *(d.n_samples for d in datasets)])
         self.n_samples = int(self.offsets[-1])
-        for key in ("format", "coords", "times", "periodic", "input_names", "output_names", "grid_shape"):
+        for key in ("format", "coords", "times", "periodic", "input_names", "output_names", "grid_shape",
+                    "boundary_nodes", "test_first"):
             setattr(self, key, getattr(first, key))
         self.attrs = {"files": [str(d.path) for d in datasets], **first.attrs}
 
@@ -155,10 +180,14 @@ class DatasetCollection:
     def check_subsample(self, r: int) -> None:
         self.datasets[0].check_subsample(r)
 
-    def read(self, samples: slice | np.ndarray, subsample: int = 1, time_subsample: int = 1) -> FieldSet:
+    def check_time_subsample(self, r: int) -> None:
+        self.datasets[0].check_time_subsample(r)
+
+    def read(self, samples: slice | np.ndarray, subsample: int = 1, time_subsample: int = 1,
+             times: slice = slice(None)) -> FieldSet:
         indices = np.arange(self.n_samples)[samples]
         files = np.searchsorted(self.offsets, indices, side="right") - 1
-        parts = [self.datasets[f].read(indices[files == f] - self.offsets[f], subsample, time_subsample)
+        parts = [self.datasets[f].read(indices[files == f] - self.offsets[f], subsample, time_subsample, times)
                  for f in np.unique(files)]
         first = parts[0]
         return FieldSet(np.concatenate([p.inputs for p in parts]), np.concatenate([p.outputs for p in parts]),

@@ -51,7 +51,7 @@ def name_axes(path: Path, keys: tuple[str, str], shapes: dict, axes: dict | None
 
 def choose_keys(path: Path, keys: Sequence[str], inputs: str | None, outputs: str | None) -> tuple[str, str]:
     """The named keys, or the first of FNO's usual pairs present; a missing key lists those that are there."""
-    present = sorted(k for k in keys if not k.startswith("__") and k != "#refs#")
+    present = sorted(k for k in keys if not k.startswith(("__", "#")))  # MATLAB's #refs#, #subsystem#
     if inputs is None and outputs is None:
         for pair in KNOWN_PAIRS:
             if all(k in present for k in pair):
@@ -64,6 +64,15 @@ def choose_keys(path: Path, keys: Sequence[str], inputs: str | None, outputs: st
         if key not in present:
             raise DataFileError(f"'{path}': no key '{key}' (data.{role}); the file has keys {present}")
     return inputs, outputs
+
+
+def numeric_times(path: Path, key: str, values) -> np.ndarray:
+    """The recorded times stored under ``key``, as float64, or a one-line error."""
+    try:
+        return np.asarray(values, dtype=np.float64).ravel()
+    except (TypeError, ValueError) as exc:
+        raise DataFileError(f"'{path}' key '{key}': expected numeric recorded times (data.times), got "
+                            f"{np.asarray(values).dtype}") from exc
 
 
 def is_v73(path: Path) -> bool:
@@ -80,7 +89,7 @@ def read_matlab(path: Path, inputs: str | None = None, outputs: str | None = Non
     else:
         try:
             keys = [name for name, _, _ in scipy.io.whosmat(path)]
-        except (ValueError, OSError, TypeError) as exc:
+        except (ValueError, OSError, TypeError, scipy.io.matlab.MatReadError) as exc:
             raise DataFileError(f"'{path}' is not a MATLAB .mat file (v5 or v7.3): {exc}") from exc
         close = None
     inputs, outputs = choose_keys(path, keys, inputs, outputs)
@@ -102,9 +111,10 @@ def read_matlab(path: Path, inputs: str | None = None, outputs: str | None = Non
         steps = out.size("time")
         recorded = np.arange(1, steps + 1, dtype=np.float64)
         if times in keys:
-            recorded = np.asarray(sources[times][()], dtype=np.float64).ravel()
+            recorded = numeric_times(path, times, sources[times][()])
     return ExternalDataset(
         path=path, format=f"mat v{'7.3' if v73 else '5'}", inputs=[stored(inputs, "inputs")], outputs=[out],
         coords={axis: grid_coordinates(n, periodic) for axis, n in zip(space, sizes)}, periodic=periodic,
         input_names=[inputs], output_names=[outputs], times=recorded, close=close or (lambda: None),
+        boundary_nodes=not periodic,
     )

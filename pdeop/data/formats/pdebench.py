@@ -13,8 +13,12 @@ Two layouts, as PDEBench's own loaders (``pdebench/models/fno/utils.py``) read t
   diffusion-reaction, 1D diffusion-sorption).
 
 A trajectory's first state is the input and the later ones the outputs, at times measured from
-the first. Coordinates are PDEBench's cell centres, so subsampling needs a factor of the cell
-count (``periodic`` grids in the project's sense, except Darcy's).
+the first. Coordinates are PDEBench's cell centres, so a subsampling factor must divide the cell
+count. The domain counts as periodic (for the evaluation's H1 norm) for the 1D ``tensor`` files
+(periodic advection, Burgers, reaction-diffusion) and for CFD files named ``..._periodic_...``;
+not for Darcy, the ``trans`` CFD files or the per-sample sets (Neumann, Dirichlet, open
+boundaries); ``data.periodic`` overrides. As PDEBench's ``FNODatasetSingle``, single files put
+the test samples first.
 """
 
 from __future__ import annotations
@@ -58,12 +62,12 @@ def read_single(path: Path, file: h5py.File, periodic: bool | None) -> ExternalD
             outputs = StoredArray(tensor, ("sample", "channel", *space), "tensor", space=space, space_sizes=sizes)
             return ExternalDataset(path, "pdebench", [inputs], [outputs], coords,
                                    periodic=bool(periodic), input_names=["nu"], output_names=["u"],
-                                   attrs=dict(file.attrs), close=file.close)
+                                   attrs=dict(file.attrs), close=file.close, test_first=True)
         first, rest = trajectory(tensor, ("sample", "time", *space), "tensor", space, sizes)
         times = relative_times(require(path, file, "t-coordinate")[()], tensor.shape[1])
         return ExternalDataset(path, "pdebench", [first], [rest], coords, periodic=periodic is not False,
                                input_names=["u"], output_names=["u"], times=times, attrs=dict(file.attrs),
-                               close=file.close)
+                               close=file.close, test_first=True)
     if "density" in keys:
         names = [k for k in CFD_FIELDS if k in keys]
         shape = file["density"].shape
@@ -72,9 +76,11 @@ def read_single(path: Path, file: h5py.File, periodic: bool | None) -> ExternalD
         sizes = tuple(len(v) for v in coords.values())
         pairs = [trajectory(file[k], ("sample", "time", *space), k, space, sizes) for k in names]
         times = relative_times(require(path, file, "t-coordinate")[()], shape[1])
+        named_periodic = "_periodic" in path.name.lower()
         return ExternalDataset(path, "pdebench", [p[0] for p in pairs], [p[1] for p in pairs], coords,
-                               periodic=periodic is not False, input_names=names, output_names=names, times=times,
-                               attrs=dict(file.attrs), close=file.close)
+                               periodic=named_periodic if periodic is None else periodic, input_names=names,
+                               output_names=names, times=times, attrs=dict(file.attrs), close=file.close,
+                               test_first=True)
     raise DataFileError(f"'{path}' is not a PDEBench single file: expected 'tensor' or the compressible-flow "
                         f"fields {list(CFD_FIELDS)}; it has keys {keys}")
 
@@ -100,7 +106,7 @@ def read_groups(path: Path, file: h5py.File, periodic: bool | None) -> ExternalD
     inputs, outputs = trajectory(stack, ("sample", "time", *space, "channel"), "data", space, sizes)
     names = ["data"] if shape[-1] == 1 else [f"data_{c}" for c in range(shape[-1])]
     times = relative_times(first["grid/t"][()], shape[0])
-    return ExternalDataset(path, "pdebench", [inputs], [outputs], coords, periodic=periodic is not False,
+    return ExternalDataset(path, "pdebench", [inputs], [outputs], coords, periodic=bool(periodic),
                            input_names=names, output_names=names, times=times, close=file.close)
 
 

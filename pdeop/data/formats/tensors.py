@@ -20,7 +20,7 @@ import torch
 
 from pdeop.data.formats.arrays import SPACE, StoredArray
 from pdeop.data.formats.dataset import ExternalDataset, grid_coordinates
-from pdeop.data.formats.matlab import choose_keys, name_axes
+from pdeop.data.formats.matlab import choose_keys, name_axes, numeric_times
 from pdeop.errors import DataFileError
 
 
@@ -75,9 +75,9 @@ def read_named_arrays(path: Path, kind: str, inputs: str | None = None, outputs:
     if out.has_time:
         recorded = np.arange(1, out.size("time") + 1, dtype=np.float64)
         if times in keys and times not in arrays:
-            recorded = np.asarray(members[times][()], dtype=np.float64).ravel()
+            recorded = numeric_times(path, times, members[times][()])
     return ExternalDataset(
         path=path, format=kind, coords=coords, periodic=periodic, times=recorded,
         inputs=[StoredArray(arrays[inputs], named["inputs"], inputs, space=space, space_sizes=sizes)],
-        outputs=[out], input_names=[inputs], output_names=[outputs],
+        outputs=[out], input_names=[inputs], output_names=[outputs], boundary_nodes=not periodic,
     )

@@ -10,7 +10,9 @@ name in its ``spatial_dims`` attribute; ``boundary_conditions`` one group per co
 ``bc_type``. As the Well's own reader does, tensor components become channels (``velocity_x``,
 ``velocity_y``; ``stress_xx``, ``stress_xy``, ...) and fields constant along an axis or across
 trajectories are broadcast. The time-varying fields' first state is the input and the later ones
-the outputs; constant fields are listed by ``describe`` but not served.
+the outputs; constant fields are listed by ``describe`` but not served. Spatial axes keep the
+file's names (``x``, ``y``; ``theta``, ``phi``); grids are cell-centred or periodic, so a
+subsampling factor must divide the number of cells.
 """
 
 from __future__ import annotations
@@ -30,13 +32,22 @@ GROUPS = ("t0_fields", "t1_fields", "t2_fields", "dimensions", "boundary_conditi
 def names_attr(node, key: str, path: Path) -> list[str]:
     if key not in node.attrs:
         raise DataFileError(f"'{path}' key '{node.name}': no attribute '{key}'; it has {sorted(node.attrs)}")
-    return [v.decode() if isinstance(v, bytes) else str(v) for v in np.atleast_1d(node.attrs[key])]
+    return [text(v) for v in np.atleast_1d(node.attrs[key])]
 
 
-def first_row(dataset: h5py.Dataset) -> np.ndarray:
-    """A coordinate array, or its first trajectory's row when it varies per trajectory."""
-    values = dataset[()]
-    return np.asarray(values[0] if bool(dataset.attrs.get("sample_varying", False)) else values, dtype=np.float64)
+def text(value) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def shared_row(dataset: h5py.Dataset, path: Path) -> np.ndarray:
+    """A coordinate array; one that varies per trajectory must hold the same values in every row."""
+    values = np.asarray(dataset[()], dtype=np.float64)
+    if bool(dataset.attrs.get("sample_varying", False)):
+        if not np.all(values == values[:1]):
+            raise DataFileError(f"'{path}' key '{dataset.name}': differs between trajectories; a dataset here has "
+                                f"one grid and one time axis for all samples")
+        values = values[0]
+    return values
 
 
 def field_axes(dataset: h5py.Dataset, order: int, space: list[str], path: Path) -> tuple[str, ...]:
@@ -53,17 +64,18 @@ def field_axes(dataset: h5py.Dataset, order: int, space: list[str], path: Path) 
     return tuple(axes)
 
 
-def read_the_well(path: Path, fields: list[str] | None = None) -> ExternalDataset:
-    """Open one Well file; ``fields`` picks time-varying fields by name (default: all of them)."""
+def read_the_well(path: Path, fields: list[str] | None = None, periodic: bool | None = None) -> ExternalDataset:
+    """Open one Well file; ``fields`` picks time-varying fields by name (default: all of them); ``periodic``
+    overrides the boundary conditions' verdict (periodic when every one is)."""
     file = h5py.File(path, "r")
     try:
-        return open_file(path, file, fields)
+        return open_file(path, file, fields, periodic)
     except Exception:
         file.close()
         raise
 
 
-def open_file(path: Path, file: h5py.File, fields: list[str] | None) -> ExternalDataset:
+def open_file(path: Path, file: h5py.File, fields: list[str] | None, periodic: bool | None) -> ExternalDataset:
     missing = [g for g in GROUPS if g not in file]
     if missing:
         raise DataFileError(f"'{path}' is not a Well file: no groups {missing}; it has keys {sorted(file.keys())}")
@@ -72,9 +84,9 @@ def open_file(path: Path, file: h5py.File, fields: list[str] | None) -> External
     for key in ("time", *space):
         if key not in dims:
             raise DataFileError(f"'{path}': no key 'dimensions/{key}'; it has {sorted(dims.keys())}")
-    coords = {axis: first_row(dims[axis]) for axis in space}
+    coords = {axis: shared_row(dims[axis], path) for axis in space}
     sizes = tuple(len(v) for v in coords.values())
-    t = first_row(dims["time"])
+    t = shared_row(dims["time"], path)
     n_traj = int(file.attrs.get("n_trajectories", 0)) or None
     available, constant = {}, []
     for order in range(3):
@@ -104,9 +116,11 @@ def open_file(path: Path, file: h5py.File, fields: list[str] | None) -> External
                                             else [f"_{a}{b}" for a in space for b in space])
         names += [name + s for s in suffixes]
     bcs = file["boundary_conditions"]
-    bc_types = {str(bcs[k].attrs.get("bc_type", "")).upper() for k in bcs.keys()}
+    bc_types = {text(bcs[k].attrs.get("bc_type", "")).upper() for k in bcs.keys()}
     attrs = {k: (v.decode() if isinstance(v, bytes) else v) for k, v in file.attrs.items()}
     attrs["constant_fields"] = constant
-    return ExternalDataset(path, "the_well", inputs, outputs, coords, periodic=bc_types == {"PERIODIC"},
+    all_periodic = bc_types == {"PERIODIC"}
+    return ExternalDataset(path, "the_well", inputs, outputs, coords,
+                           periodic=all_periodic if periodic is None else periodic,
                            input_names=names, output_names=names, times=t[1:] - t[0], attrs=attrs,
                            close=file.close)
