@@ -99,8 +99,9 @@ def write_pdebench_groups(path: Path, n: int, times: int, shape: tuple[int, int]
         for s in range(n):
             group = f.create_group(str(s).zfill(4))
             group.create_dataset("data", data=np.moveaxis(data[s], 0, -1).astype(np.float32), compression="lzf")
-            for axis, size in zip("xy", shape):
-                group.create_dataset(f"grid/{axis}", data=np.linspace(-1, 1, size).astype(np.float32))
+            for axis, size in zip("xy", shape):  # cell centres on [-1, 1], as sim_diff_react.py writes them
+                centres = -1 + (np.arange(size) + 0.5) * 2 / size
+                group.create_dataset(f"grid/{axis}", data=centres.astype(np.float32))
             group.create_dataset("grid/t", data=np.linspace(0, 5, times).astype(np.float32))
             group.attrs["config"] = f"sim:\n  seed: {s}\n"
     return data

@@ -157,6 +157,12 @@ def test_train_and_evaluate_on_fno_darcy_mat(tmp_path):
     assert "darcy.mat" in result.stdout
     evaluated = json.loads((tmp_path / "eval" / "evaluation.json").read_text())["results"]
     assert evaluated["17"]["rel_l2"]["mean"] == pytest.approx(errors["test/rel_l2_17"], rel=1e-4)
+    run_entry(["predict.py"], [f"ckpt={ckpt}", "resolution=33"], tmp_path / "predict", tmp_path)
+    import xarray as xr
+
+    with xr.open_dataset(tmp_path / "predict" / "predictions.nc") as predictions:
+        np.testing.assert_allclose(predictions.target_sol.values, outputs[-8:, 0], rtol=1e-6)  # the last 8 samples
+        assert json.loads(predictions.attrs["dataset_params"])["format"] == "mat v5"
 
 
 @pytest.mark.slow
@@ -266,3 +272,17 @@ def test_tasks_read_only_the_states_they_use(tmp_path, task, monkeypatch):
     x, y = next(iter(disk.train_dataloader()))
     order = list(disk.train_dataloader().sampler)
     np.testing.assert_array_equal(y.numpy(), expected.outputs[order])
+
+
+def test_describe_command_reports_what_it_finds(tmp_path):
+    import subprocess
+    import sys
+
+    write_the_well(tmp_path / "well.hdf5", 3, 4, (8, 4))
+    result = subprocess.run([sys.executable, "-m", "pdeop.data.formats", str(tmp_path / "well.hdf5")],
+                            capture_output=True, text=True, check=True)
+    assert "3 samples on a 8x4 grid (x, y), trajectories of 3 recorded times" in result.stdout
+    assert "'/t1_fields/velocity' stored [3, 4, 8, 4, 2] as (sample, time, x, y, channel)" in result.stdout
+    failed = subprocess.run([sys.executable, "-m", "pdeop.data.formats", str(tmp_path / "none.mat")],
+                            capture_output=True, text=True)
+    assert failed.returncode != 0 and "none.mat' does not exist" in failed.stderr
