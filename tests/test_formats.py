@@ -51,7 +51,8 @@ def test_mat_v73_is_read_in_matlab_order_from_column_major_storage(tmp_path):
 
 def test_mat_v5_darcy_with_fno_subsampling(tmp_path):
     coeff = pattern(N, 1, None, (X, Y))[:, 0]
-    path = write_mat_v5(tmp_path / "piececonst_r421_N1024_smooth1.mat", {"coeff": coeff, "sol": -coeff, "Kcoeff": coeff})
+    path = write_mat_v5(tmp_path / "piececonst_r421_N1024_smooth1.mat",
+                        {"coeff": coeff, "sol": -coeff, "Kcoeff": coeff})
     assert scipy.io.matlab.matfile_version(path)[0] == 1  # v5, as FNO's Darcy and Burgers files
     dataset = open_dataset(path)
     assert (dataset.input_names, dataset.output_names, dataset.times) == (["coeff"], ["sol"], None)
@@ -321,8 +322,9 @@ def test_pdebench_darcy_cell_centres_subsample_and_test_first(tmp_path):
     assert not dataset.periodic and dataset.test_first  # PDEBench's FNODatasetSingle tests on the first samples
     fields = dataset.read(slice(0, N), subsample=2)  # PDEBench's reduced_resolution: 2 on 128 cells
     np.testing.assert_array_equal(fields.outputs[:, 0], u[:, ::2, ::2])
-    cfd = write_pdebench_cfd(tmp_path / "2D_CFD_Rand_M0.1_Eta0.01_Zeta0.01_trans_Train.hdf5", 2, T, (8, 4))
-    assert cfd.shape[0] == 2 and not open_dataset(tmp_path / "2D_CFD_Rand_M0.1_Eta0.01_Zeta0.01_trans_Train.hdf5").periodic
+    trans = tmp_path / "2D_CFD_Rand_M0.1_Eta0.01_Zeta0.01_trans_Train.hdf5"
+    write_pdebench_cfd(trans, 2, T, (8, 4))
+    assert not open_dataset(trans).periodic
     write_pdebench_groups(tmp_path / "2D_rdb_NA_NA.h5", 2, T, (8, 4), 1)
     assert not open_dataset(tmp_path / "2D_rdb_NA_NA.h5").periodic  # radial dam break: open boundaries
 
@@ -339,8 +341,8 @@ def test_time_subsample_must_divide_the_recorded_states(tmp_path):
 
 @pytest.mark.parametrize("cut", [0, 100, 0.3, 0.7])
 def test_truncated_files_are_one_line(tmp_path, cut):
-    for name, write in (("d.mat", lambda p: write_mat_v5(p, {"coeff": np.ones((4, 30, 30)), "sol": np.ones((4, 30, 30))})),
-                        ("v73.mat", lambda p: write_mat_v73(p, {"coeff": np.ones((4, 30, 30)), "sol": np.ones((4, 30, 30))})),
+    arrays = {"coeff": np.ones((4, 30, 30)), "sol": np.ones((4, 30, 30))}
+    for name, write in (("d.mat", lambda p: write_mat_v5(p, arrays)), ("v73.mat", lambda p: write_mat_v73(p, arrays)),
                         ("adv.hdf5", lambda p: write_pdebench_1d(p, 4, 3, 512))):
         path = tmp_path / name
         write(path)

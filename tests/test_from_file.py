@@ -9,7 +9,15 @@ import numpy as np
 import pytest
 import torch
 from conftest import run_entry
-from format_files import pattern, write_mat_v5, write_mat_v73, write_pdebench_1d, write_the_well
+from format_files import (
+    pattern,
+    write_mat_v5,
+    write_mat_v73,
+    write_neuralop_pt,
+    write_pdebench_1d,
+    write_pdebench_groups,
+    write_the_well,
+)
 
 from pdeop.data import FileDataModule, OperatorDataModule, to_xarray
 from pdeop.data.formats import open_dataset
@@ -115,7 +123,8 @@ def test_a_community_file_serves_exactly_what_the_generated_file_does(tmp_path):
     assert external.test_resolutions == generated.test_resolutions == [9, 17]
     for resolution in (9, 17):
         np.testing.assert_array_equal(external.test_sets[resolution].outputs, generated.test_sets[resolution].outputs)
-        np.testing.assert_allclose(external.test_sets[resolution].coords["x"], generated.test_sets[resolution].coords["x"])
+        np.testing.assert_allclose(external.test_sets[resolution].coords["x"],
+                                   generated.test_sets[resolution].coords["x"])
     for side in ("input", "output"):
         for stat in ("mean", "std"):
             torch.testing.assert_close(getattr(getattr(external, f"{side}_normaliser"), stat),
@@ -166,9 +175,22 @@ def test_train_and_evaluate_on_fno_darcy_mat(tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("case", ["ns_v73", "pdebench_1d", "the_well"])
-def test_train_on_trajectory_files(tmp_path, case):
-    if case == "ns_v73":
+@pytest.mark.parametrize("case", ["ns_v73", "pdebench_1d", "pdebench_groups", "the_well", "neuralop_pt", "npz"])
+def test_train_on_each_format(tmp_path, case):
+    if case == "neuralop_pt":
+        path = tmp_path / "darcy_train_16.pt"
+        write_neuralop_pt(path, 24, (16, 16))
+        extra = ["data.periodic=true", "data.subsample=2", "data.test_subsamples=[1]"]
+    elif case == "npz":
+        path = tmp_path / "mine.npz"
+        np.savez(path, a=np.cos(pattern(24, 2, None, (9, 9)) / 1e4), u=np.sin(pattern(24, 1, None, (9, 9))[:, 0] / 1e4))
+        extra = ["data.axes={inputs: [sample, channel, x, y]}", "data.in_channels=2", "data.subsample=2"]
+    elif case == "pdebench_groups":
+        path = tmp_path / "2D_diff-react_NA_NA.h5"
+        write_pdebench_groups(path, 24, 3, (8, 8), channels=2)
+        extra = ["data/task=final", "data.in_channels=2", "data.out_channels=2", "data.subsample=2",
+                 "model.n_modes=[4,4]"]
+    elif case == "ns_v73":
         u = np.sin(pattern(24, 1, 4, (8, 8))[:, 0] / 1e4)
         path = write_mat_v73(tmp_path / "ns_V1e-3_N5000_T50.mat",
                              {"a": u[:, 0], "u": np.moveaxis(u, 1, -1), "t": np.arange(1.0, 5.0)[None]})

@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from torch import nn
-from torch.utils.data import Dataset
+from torch.utils.data import DataLoader, Dataset
 
 from pdeop.data.datamodule import PairsDataModule
 from pdeop.data.formats import DatasetCollection, ExternalDataset, open_dataset
@@ -58,7 +58,8 @@ class FileSplits:
 
     ``sources`` maps each split to its dataset. Splits sharing the training file are carved from
     it (train first, validation next, test last, or test first where the format's convention
-    says so); a split with a file of its own takes its first samples. A count of ``None`` takes all of a file of its own, or a tenth of the training file.
+    says so); a split with a file of its own takes its first samples. A count of ``None`` takes
+    all of a file of its own, or a tenth of the training file.
     """
 
     def __init__(self, sources: dict[str, Source], n_train: int | None, n_val: int | None, n_test: int | None,
@@ -206,14 +207,18 @@ class FileDataModule(PairsDataModule):
     """Trains on a file in a community format: FNO's .mat, PDEBench, The Well, neuraloperator's .pt, .npz.
 
     ``format`` (default: from the file), ``inputs``/``outputs``/``axes``/``times``/``fields``
-    and ``periodic`` say how to read it (``pdeop.data.formats.open_dataset``). See
-    ``PairsDataModule`` for the task, checks, normalisers and loaders.
+    and ``periodic`` say how to read it (``pdeop.data.formats.open_dataset``); ``val_path`` and
+    ``test_path`` give splits files of their own; ``in_memory=False`` leaves the training split on
+    disk. A task reads only the recorded states it uses: ``task`` becomes the task on those states
+    (same windows, counted from the first state read). See ``PairsDataModule`` for the checks,
+    normalisers and loaders.
     """
 
     def __init__(self, path: str, format: str = "auto", val_path: str | None = None, test_path: str | None = None,
-                 n_train: int | None = None, n_val: int | None = None, n_test: int | None = None, subsample: int = 1, test_subsamples: list[int] = (),
-                 time_subsample: int = 1, inputs: str | None = None, outputs: str | None = None,
-                 axes: dict | None = None, times: str = "t", fields: list[str] | None = None,
+                 n_train: int | None = None, n_val: int | None = None, n_test: int | None = None,
+                 subsample: int = 1, test_subsamples: list[int] = (), time_subsample: int = 1,
+                 inputs: str | None = None, outputs: str | None = None, axes: dict | None = None,
+                 times: str = "t", fields: list[str] | None = None,
                  periodic: bool | None = None, in_memory: bool = True, in_channels: int = 1, out_channels: int = 1,
                  grid_size: int | None = None, batch_size: int = 20, eval_batch_size: int | None = None,
                  num_workers: int = 0, shuffle_seed: int = 0, train_subset: int | None = None,
@@ -305,7 +310,7 @@ class FileDataModule(PairsDataModule):
         fitted = tuple(side.normaliser(ndim) for side in stats)
         return self.task.repeat_normalisers(*fitted) if isinstance(self.task, Window) else fitted
 
-    def train_dataloader(self):
+    def train_dataloader(self) -> DataLoader:
         if self.in_memory:
             return super().train_dataloader()
         samples = FileSamples(self.path, self.read_options, self._train_range, self.factors["subsample"],

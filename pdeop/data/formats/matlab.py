@@ -81,7 +81,8 @@ def is_v73(path: Path) -> bool:
 
 def read_matlab(path: Path, inputs: str | None = None, outputs: str | None = None, times: str | None = "t",
                 axes: dict | None = None, periodic: bool = False) -> ExternalDataset:
-    """Open an FNO ``.mat`` file (v7.3 or v5); ``axes`` names the axes in MATLAB's order when the defaults do not fit."""
+    """Open an FNO ``.mat`` file (v7.3 or v5); ``axes`` names the axes in MATLAB's order where the defaults
+    do not fit."""
     v73 = is_v73(path)
     if v73:
         file = h5py.File(path, "r")

@@ -112,7 +112,8 @@ def read_groups(path: Path, file: h5py.File, periodic: bool | None) -> ExternalD
 
 def require(path: Path, node, key: str, where: str = "") -> h5py.Dataset:
     if key not in node:
-        raise DataFileError(f"'{path}'{' ' + where if where else ''}: no key '{key}'; it has keys {sorted(node.keys())}")
+        raise DataFileError(f"'{path}'{' ' + where if where else ''}: no key '{key}'; "
+                            f"it has keys {sorted(node.keys())}")
     return node[key]
 
 
@@ -121,7 +122,8 @@ def coordinates(path: Path, node, space: tuple[str, ...], sizes: tuple[int, ...]
     for axis, n in zip(space, sizes):
         values = np.asarray(require(path, node, pattern.format(axis))[()], dtype=np.float64).ravel()
         if len(values) != n:
-            raise DataFileError(f"'{path}' key '{pattern.format(axis)}': {len(values)} coordinates for an axis of {n} cells")
+            raise DataFileError(f"'{path}' key '{pattern.format(axis)}': {len(values)} coordinates for an axis "
+                                f"of {n} cells")
         coords[axis] = values
     return coords
 

@@ -39,7 +39,8 @@ def load_pt(path: Path) -> dict:
     try:
         data = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
     except Exception as exc:  # torch raises several types for foreign or unsafe files
-        raise DataFileError(f"'{path}' is not a readable .pt dictionary of tensors: {str(exc).splitlines()[0]}") from exc
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise DataFileError(f"'{path}' is not a readable .pt dictionary of tensors: {reason}") from exc
     if not isinstance(data, dict) or not all(isinstance(v, torch.Tensor) for v in data.values()):
         raise DataFileError(f"'{path}': expected a dictionary of tensors (neuraloperator's layout), "
                             f"found {type(data).__name__}")
@@ -68,7 +69,9 @@ def read_named_arrays(path: Path, kind: str, inputs: str | None = None, outputs:
     sizes = tuple(arrays[inputs].shape[named["inputs"].index(a)] for a in space)
     coords = {}
     for axis, n in zip(space, sizes):
-        stored = np.asarray(members[axis][()], dtype=np.float64).ravel() if axis in keys and axis not in arrays else None
+        stored = None
+        if axis in keys and axis not in arrays:  # a member named like the axis: its coordinates
+            stored = np.asarray(members[axis][()], dtype=np.float64).ravel()
         coords[axis] = stored if stored is not None and len(stored) == n else grid_coordinates(n, periodic)
     out = StoredArray(arrays[outputs], named["outputs"], outputs, space=space, space_sizes=sizes)
     recorded = None
