@@ -12,7 +12,7 @@ generated data: the same normalisers, tasks, loaders, metrics and evaluation.
 
 With ``in_memory=false`` the training split stays on disk: each batch is one read of its
 samples (in file order), in every loader worker through a handle of its own, and the
-normalisers are fitted in one pass over the split, chunk by chunk -- for files larger than memory.
+normalisers are fitted in one pass over the split, 32 MiB at a time -- for files larger than memory.
 Validation and test are read into memory as usual.
 """
 
@@ -37,7 +37,7 @@ from pdeop.errors import ConfigError, DataFileError
 log = logging.getLogger(__name__)
 
 Source = ExternalDataset | DatasetCollection
-CHUNK_SAMPLES = 64  # samples per read when fitting normalisers on a split left on disk
+CHUNK_BYTES = 32 * 2**20  # read at a time when fitting normalisers on a split left on disk
 
 
 def json_safe(value):
@@ -294,11 +294,13 @@ class FileDataModule(PairsDataModule):
         if self.in_memory:
             return super().fit_normalisers(stored)
         stats = ChannelStats(), ChannelStats()
-        ndim = None
         train = self._train_range
-        for start in range(train.start, train.stop, CHUNK_SAMPLES):
-            fields = stored.dataset.read(slice(start, min(start + CHUNK_SAMPLES, train.stop)),
-                                         stored.subsample, stored.time_subsample, stored.times)
+        start, chunk = train.start, 1  # the first sample alone sizes the chunks that follow
+        while start < train.stop:
+            fields = stored.dataset.read(slice(start, min(start + chunk, train.stop)), stored.subsample,
+                                         stored.time_subsample, stored.times)
+            start += chunk
+            chunk = max(1, CHUNK_BYTES // ((fields.inputs.nbytes + fields.outputs.nbytes) // len(fields.inputs)))
             if self.task is not None:
                 fields = self.task.pairs(fields)
             arrays = (fields.inputs, fields.outputs)
