@@ -1,0 +1,49 @@
+"""``python -m pdeop.leaderboard run <table> [--tier cpu|paper] [--cells ...]`` and ``... report``."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from pdeop.errors import PdeopError
+from pdeop.leaderboard.cells import TIERS, load_cells, tables
+from pdeop.leaderboard.report import write_report
+from pdeop.leaderboard.run import ROOT, run_cell
+
+RECORDS = ROOT / "experiments" / "leaderboard" / "records"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m pdeop.leaderboard", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    run = commands.add_parser("run", help="train a table's cells and write their records")
+    run.add_argument("table", choices=tables())
+    run.add_argument("--tier", default="cpu", choices=TIERS)
+    run.add_argument("--cells", nargs="*", help="only these cells (default: all)")
+    run.add_argument("--runs", type=Path, default=ROOT / "outputs" / "leaderboard")
+    run.add_argument("--records", type=Path, default=RECORDS)
+    run.add_argument("overrides", nargs="*", help="extra Hydra overrides for every cell")
+    report = commands.add_parser("report", help="write README.md and results.csv from the records")
+    report.add_argument("--records", type=Path, default=RECORDS)
+    report.add_argument("--out", type=Path, default=RECORDS.parent)
+    args = parser.parse_args()
+    try:
+        if args.command == "run":
+            cells = load_cells(args.table, args.tier)
+            if args.cells:
+                unknown = sorted(set(args.cells) - {c.name for c in cells})
+                if unknown:
+                    raise SystemExit(f"error: cells {unknown} are not in {args.table} at tier {args.tier}; it has "
+                                     f"{[c.name for c in cells]}")
+                cells = [c for c in cells if c.name in args.cells]
+            for cell in cells:
+                print(f"[leaderboard] record: {run_cell(cell, args.runs, args.records, args.overrides)}")
+        else:
+            for path in write_report(args.records, args.out):
+                print(path)
+    except PdeopError as exc:
+        raise SystemExit(f"error: {exc}") from None
+
+
+if __name__ == "__main__":
+    main()

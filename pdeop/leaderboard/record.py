@@ -1,0 +1,98 @@
+"""A cell's result record: metrics at every resolution, parameters, seconds per epoch, peak memory,
+hardware, package versions, git commit and config hash, written as JSON beside the others."""
+
+from __future__ import annotations
+
+import csv
+import datetime
+import hashlib
+import json
+import os
+import platform
+import subprocess
+from pathlib import Path
+
+import torch
+from omegaconf import OmegaConf
+
+import pdeop
+from pdeop.data.store import atomic_path
+from pdeop.leaderboard.cells import Cell
+
+RUN_SPECIFIC = ("paths", "hydra", "ckpt_path")  # keys that differ between two runs of the same setting
+
+
+def config_hash(run_dir: Path) -> str:
+    """SHA-256 (first 16 hex digits) of the resolved run config, without what differs between two runs of one
+    setting: the run and data folders (loggers and checkpoints name the run folder too)."""
+    text = (run_dir / "config_resolved.yaml").read_text().replace(str(Path(run_dir).resolve()), "<run>")
+    config = OmegaConf.to_container(OmegaConf.create(text))
+    config = {k: v for k, v in config.items() if k not in RUN_SPECIFIC}
+    for key in ("data_dir", "path"):
+        config.get("data", {}).pop(key, None)
+    return hashlib.sha256(json.dumps(config, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def parameter_count(run_dir: Path) -> int:
+    """Parameters of the trained model, counted in its best checkpoint (``model.`` entries)."""
+    checkpoint = sorted((run_dir / "checkpoints").glob("best-*.ckpt"))[-1]
+    state = torch.load(checkpoint, map_location="cpu", weights_only=True)["state_dict"]
+    return int(sum(v.numel() for k, v in state.items() if k.startswith("model.") and v.is_floating_point()))
+
+
+def seconds_per_epoch(run_dir: Path) -> float | None:
+    """Mean ``time/epoch_s`` (training loop, validation excluded) over the run's epochs."""
+    values = []
+    with open(run_dir / "csv" / "metrics.csv") as f:
+        for row in csv.DictReader(f):
+            if row.get("time/epoch_s"):
+                values.append(float(row["time/epoch_s"]))
+    return sum(values) / len(values) if values else None
+
+
+def hardware() -> str:
+    if torch.cuda.is_available():
+        return f"{torch.cuda.get_device_name(0)} x{torch.cuda.device_count()}"
+    return f"CPU {platform.processor() or platform.machine()}, {os.cpu_count()} cores"
+
+
+def git_commit() -> str:
+    root = Path(__file__).resolve().parents[2]
+    try:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True,
+                                check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
+                               capture_output=True, text=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return commit + ("-dirty" if dirty else "")
+
+
+def make_record(cell: Cell, run_dir: Path, peak_rss_mib: float | None = None, wall_s: float | None = None) -> dict:
+    """The record of ``cell`` trained in ``run_dir``."""
+    import neuralop
+    import pytorch_lightning
+
+    metrics = json.loads((run_dir / "test_metrics.json").read_text())
+    return {
+        "table": cell.table, "cell": cell.name, "model": cell.model, "tier": cell.tier,
+        "experiment": cell.experiment, "command": cell.command, "scaled": cell.scaled,
+        "metric": cell.metric, "measured": metrics.get(cell.metric),
+        "paper": cell.paper_value, "paper_source": cell.paper_source,
+        "metrics": {k: v for k, v in metrics.items() if k.startswith("test/")},
+        "parameters": parameter_count(run_dir), "seconds_per_epoch": seconds_per_epoch(run_dir),
+        "wall_s": wall_s, "peak_rss_mib": peak_rss_mib, "hardware": hardware(),
+        "versions": {"pdeop": pdeop.__version__, "torch": torch.__version__,
+                     "pytorch_lightning": pytorch_lightning.__version__, "neuraloperator": neuralop.__version__,
+                     "python": platform.python_version()},
+        "git_commit": git_commit(), "config_hash": config_hash(run_dir),
+        "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d"),
+    }
+
+
+def write_record(record: dict, folder: Path) -> Path:
+    """``<folder>/<table>/<cell>.<tier>.json``, written atomically."""
+    path = Path(folder) / record["table"] / f"{record['cell']}.{record['tier']}.json"
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(record, indent=2) + "\n")
+    return path

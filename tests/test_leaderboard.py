@@ -1,0 +1,91 @@
+"""Leaderboard: every experiment config composes and trains a step; records; the report from hand-written records."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+
+import pytest
+import torch
+from conftest import run_entry
+
+from pdeop.leaderboard.cells import CONF, Cell, load_cells, tables
+from pdeop.leaderboard.record import config_hash, make_record, parameter_count, write_record
+from pdeop.leaderboard.report import csv_text, markdown, write_report
+
+EXPERIMENTS = sorted(f"{p.parent.name}/{p.stem}" for p in (CONF / "experiment").glob("*/*.yaml"))
+SMALL = ["data.problem.resolution=85", "data.subsample=1", "data.test_subsamples=[]", "data.n_train=4",
+         "data.n_val=2", "data.n_test=2", "data.batch_size=2", "data.generate_workers=1", "trainer.max_epochs=1",
+         "+trainer.limit_train_batches=1", "test_after_fit=false"]
+
+
+def test_every_cell_has_both_tiers_and_a_paper_node():
+    for table in tables():
+        paper, cpu = load_cells(table, "paper"), load_cells(table, "cpu")
+        assert paper and [c.name for c in paper] == [c.name for c in cpu]
+        for p, c in zip(paper, cpu):
+            assert (p.model, p.metric, p.paper_value) == (c.model, c.metric, c.paper_value)
+            assert c.scaled and not p.scaled and p.paper_source
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("experiment", EXPERIMENTS)
+def test_experiment_config_trains_one_step(experiment, tmp_path):
+    run_entry(["train.py"], [f"+experiment={experiment}", *SMALL], tmp_path / "run", tmp_path)
+    assert list((tmp_path / "run" / "checkpoints").glob("last.ckpt"))
+
+
+def record(model: str, tier: str, measured: float | None, paper: float | None, **extra) -> dict:
+    return {"table": "darcy85", "cell": model.lower(), "model": model, "tier": tier,
+            "experiment": f"darcy85/{model.lower()}{'_cpu' if tier == 'cpu' else ''}",
+            "command": f"python train.py +experiment=darcy85/{model.lower()}{'_cpu' if tier == 'cpu' else ''}",
+            "scaled": "200 samples, 20 epochs" if tier == "cpu" else "", "metric": "test/rel_l2_85",
+            "measured": measured, "paper": paper, "paper_source": "LSM Table 1" if paper else "",
+            "parameters": 1000, "seconds_per_epoch": 2.5, "hardware": "CPU x86_64, 2 cores", "date": "2026-11-23",
+            "git_commit": "0123456789abcdef", **extra}
+
+
+def test_report_from_hand_written_records(tmp_path):
+    records = [record("FNO", "cpu", 0.0432, 0.0108), record("LSM", "cpu", 0.0130, 0.0065),
+               record("FNO", "paper", 0.0116, 0.0108), record("T1", "cpu", 0.05, None)]
+    text = markdown(records)
+    assert text.index("## darcy85, tier paper") < text.index("## darcy85, tier cpu")  # tiers in tables of their own
+    paper_table = text[text.index("## darcy85, tier paper"):text.index("## darcy85, tier cpu")]
+    assert "| FNO | `test/rel_l2_85` | 0.0116 | 0.0108 | 1.07 | 1000 | 2.5 | CPU x86_64, 2 cores | 2026-11-23 | " \
+           "0123456789 |" in paper_table
+    assert "| LSM |" not in paper_table
+    cpu_table = text[text.index("## darcy85, tier cpu"):]
+    assert "| FNO | `test/rel_l2_85` | 0.0432 | 0.0108 | 4 |" in cpu_table
+    assert "| LSM | `test/rel_l2_85` | 0.013 | 0.0065 | 2 |" in cpu_table
+    assert "| T1 | `test/rel_l2_85` | 0.05 | -- | -- |" in cpu_table
+    assert "- FNO: `python train.py +experiment=darcy85/fno_cpu`; paper: LSM Table 1; scaled: 200 samples, " \
+           "20 epochs" in cpu_table
+    rows = list(csv.DictReader(io.StringIO(csv_text(records))))
+    assert [(r["tier"], r["model"], r["ratio"]) for r in rows] == [
+        ("cpu", "FNO", "4.0"), ("cpu", "LSM", "2.0"), ("cpu", "T1", ""), ("paper", "FNO", str(0.0116 / 0.0108))]
+    for r in records:
+        write_record(r, tmp_path / "records")
+    readme, table = write_report(tmp_path / "records", tmp_path)
+    assert readme.read_text() == markdown(sorted(records, key=lambda r: (r["cell"], r["tier"])))
+    assert table.read_text().count("\n") == 5
+
+
+def test_record_of_a_trained_run(trained, tmp_path):
+    cell = Cell(table="tiny", name="fno", tier="cpu", experiment="tiny/fno_cpu", model="FNO",
+                metric="test/rel_l2_17", paper_value=0.01, paper_source="made up", scaled="tiny")
+    rec = make_record(cell, trained, peak_rss_mib=512.0, wall_s=12.0)
+    metrics = json.loads((trained / "test_metrics.json").read_text())
+    assert rec["measured"] == metrics["test/rel_l2_17"] and set(rec["metrics"]) == {"test/rel_l2_17", "test/rel_l2_33"}
+    checkpoint = next((trained / "checkpoints").glob("best-*.ckpt"))
+    state = torch.load(checkpoint, map_location="cpu", weights_only=True)["state_dict"]
+    assert rec["parameters"] == parameter_count(trained) == sum(
+        v.numel() for k, v in state.items() if k.startswith("model.") and v.is_floating_point()) > 0
+    assert rec["seconds_per_epoch"] > 0 and rec["versions"]["torch"] == torch.__version__
+    copy = tmp_path / "elsewhere"
+    copy.mkdir()
+    text = (trained / "config_resolved.yaml").read_text().replace(str(trained), str(copy))
+    (copy / "config_resolved.yaml").write_text(text)
+    assert config_hash(copy) == rec["config_hash"]  # the same setting run elsewhere hashes the same
+    (copy / "config_resolved.yaml").write_text(text.replace("max_epochs: 2", "max_epochs: 3"))
+    assert config_hash(copy) != rec["config_hash"]
