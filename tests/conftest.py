@@ -23,6 +23,13 @@ TINY_DATA = [
     "data.generate_workers=1",
 ]
 
+# An experiment config (conf/experiment/) shrunk to one training step on an 85x85 Darcy set of 8 samples.
+SMALL_EXPERIMENT = [
+    "data.problem.resolution=85", "data.subsample=1", "data.test_subsamples=[]", "data.n_train=4", "data.n_val=2",
+    "data.n_test=2", "data.batch_size=2", "data.generate_workers=1", "trainer.max_epochs=1",
+    "+trainer.limit_train_batches=1",
+]
+
 
 def run_entry(script: list[str], overrides: list[str], run_dir: Path, data_dir: Path, check: bool = True,
               timeout: int = 300) -> subprocess.CompletedProcess:

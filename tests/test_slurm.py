@@ -1,6 +1,7 @@
 """SLURM launching against a real one-node cluster (slurm/local-cluster.sh): a Hydra sweep through
 the submitit launcher, and a job requeued mid-run that resumes from its checkpoint."""
 
+import json
 import os
 import re
 import shutil
@@ -11,7 +12,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import ROOT, TINY_DATA
+from conftest import ROOT, SMALL_EXPERIMENT, TINY_DATA
 
 pytestmark = pytest.mark.slow
 
@@ -85,3 +86,18 @@ def test_a_requeued_job_resumes_from_its_last_checkpoint(slurm_env, tmp_path, da
     assert "restart 1" in output
     assert re.search(r"resuming from .*last\.ckpt \(auto_resume\)", output), output[-3000:]
     assert torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)["epoch"] == epochs - 1
+
+
+def test_leaderboard_cells_run_as_slurm_jobs_and_are_recorded(slurm_env, tmp_path, data_dir):
+    env = {**slurm_env, "PDEOP_DATA_DIR": str(data_dir)}
+    records = tmp_path / "records"
+    cmd = [sys.executable, "-m", "pdeop.leaderboard", "run", "darcy85", "--tier", "cpu", "--cells", "fno", "t1",
+           "--launcher", "slurm", "--runs", str(tmp_path / "runs"), "--records", str(records),
+           "hydra.launcher.cpus_per_task=1", "hydra.launcher.timeout_min=20", *SMALL_EXPERIMENT]
+    result = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=1200)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert len(list((tmp_path / "runs" / "darcy85" / ".submitit").glob("*_[01]/*_submitted.pkl"))) == 2
+    for cell in ("fno", "t1"):
+        record = json.loads((records / "darcy85" / f"{cell}.cpu.json").read_text())
+        assert record["experiment"] == f"darcy85/{cell}_cpu" and record["measured"] is not None
+        assert (tmp_path / "runs" / "darcy85" / f"{cell}.cpu" / "test_metrics.json").is_file()

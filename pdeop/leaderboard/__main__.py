@@ -1,4 +1,5 @@
-"""``python -m pdeop.leaderboard run <table> [--tier cpu|paper] [--cells ...]`` and ``... report``."""
+"""``python -m pdeop.leaderboard run <table> [--tier cpu|paper] [--cells ...] [--launcher local|slurm] [key=value ...]``
+and ``python -m pdeop.leaderboard report``; key=value words are Hydra overrides for every cell."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from pathlib import Path
 from pdeop.errors import PdeopError
 from pdeop.leaderboard.cells import TIERS, load_cells, tables
 from pdeop.leaderboard.report import write_report
-from pdeop.leaderboard.run import ROOT, run_cell
+from pdeop.leaderboard.run import ROOT, run_local, run_slurm
 
 RECORDS = ROOT / "experiments" / "leaderboard" / "records"
 
@@ -22,11 +23,14 @@ def main() -> None:
     run.add_argument("--cells", nargs="*", help="only these cells (default: all)")
     run.add_argument("--runs", type=Path, default=ROOT / "outputs" / "leaderboard")
     run.add_argument("--records", type=Path, default=RECORDS)
-    run.add_argument("overrides", nargs="*", help="extra Hydra overrides for every cell")
+    run.add_argument("--launcher", default="local", choices=["local", "slurm"],
+                     help="local: one cell after another here; slurm: one job per cell (hydra/launcher=slurm)")
     report = commands.add_parser("report", help="write README.md and results.csv from the records")
     report.add_argument("--records", type=Path, default=RECORDS)
     report.add_argument("--out", type=Path, default=RECORDS.parent)
-    args = parser.parse_args()
+    args, overrides = parser.parse_known_args()  # key=value words anywhere: Hydra overrides for every cell
+    if [word for word in overrides if "=" not in word] or (overrides and args.command != "run"):
+        parser.error(f"unrecognized arguments: {' '.join(overrides)} (overrides are key=value, for `run`)")
     try:
         if args.command == "run":
             cells = load_cells(args.table, args.tier)
@@ -36,8 +40,9 @@ def main() -> None:
                     raise SystemExit(f"error: cells {unknown} are not in {args.table} at tier {args.tier}; it has "
                                      f"{[c.name for c in cells]}")
                 cells = [c for c in cells if c.name in args.cells]
-            for cell in cells:
-                print(f"[leaderboard] record: {run_cell(cell, args.runs, args.records, args.overrides)}")
+            launch = run_local if args.launcher == "local" else run_slurm
+            for path in launch(cells, args.runs, args.records, overrides):
+                print(f"[leaderboard] record: {path}")
         else:
             for path in write_report(args.records, args.out):
                 print(path)

@@ -68,8 +68,8 @@ def git_commit() -> str:
     return commit + ("-dirty" if dirty else "")
 
 
-def make_record(cell: Cell, run_dir: Path, peak_rss_mib: float | None = None, wall_s: float | None = None) -> dict:
-    """The record of ``cell`` trained in ``run_dir``."""
+def make_record(cell: Cell, run_dir: Path, wall_s: float | None = None) -> dict:
+    """The record of ``cell`` trained in ``run_dir`` (peak memory as the training process measured it)."""
     import neuralop
     import pytorch_lightning
 
@@ -81,7 +81,7 @@ def make_record(cell: Cell, run_dir: Path, peak_rss_mib: float | None = None, wa
         "paper": cell.paper_value, "paper_source": cell.paper_source,
         "metrics": {k: v for k, v in metrics.items() if k.startswith("test/")},
         "parameters": parameter_count(run_dir), "seconds_per_epoch": seconds_per_epoch(run_dir),
-        "wall_s": wall_s, "peak_rss_mib": peak_rss_mib, "hardware": hardware(),
+        "wall_s": wall_s, **metrics.get("resources", {}), "hardware": hardware(),
         "versions": {"pdeop": pdeop.__version__, "torch": torch.__version__,
                      "pytorch_lightning": pytorch_lightning.__version__, "neuraloperator": neuralop.__version__,
                      "python": platform.python_version()},

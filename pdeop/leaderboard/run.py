@@ -1,8 +1,8 @@
-"""Run a table's cells one after another on this machine and write each cell's record."""
+"""Train a table's cells and write each cell's record: one after another on this machine, or as one
+Hydra sweep through the SLURM launcher (``hydra/launcher=slurm``), one job per cell."""
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 import time
@@ -14,18 +14,33 @@ from pdeop.leaderboard.record import make_record, write_record
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def run_cell(cell: Cell, runs: Path, records: Path, overrides: list[str] = ()) -> Path:
-    """Train ``cell`` with ``train.py`` in a process of its own (its peak memory measured alone), then record it."""
-    run_dir = runs / cell.table / f"{cell.name}.{cell.tier}"
-    command = [sys.executable, "train.py", f"+experiment={cell.experiment}", f"hydra.run.dir={run_dir}",
-               "trainer.enable_progress_bar=false", *overrides]
-    print(f"[leaderboard] {cell.table}/{cell.name} ({cell.tier}): {' '.join(command[1:])}", flush=True)
-    start = time.perf_counter()
-    process = subprocess.Popen(command, cwd=ROOT)
-    _, status, usage = os.wait4(process.pid, 0)
-    process.returncode = os.waitstatus_to_exitcode(status)
-    if process.returncode != 0:
-        raise SystemExit(f"[leaderboard] {cell.experiment} failed (exit {process.returncode}); see {run_dir}")
-    peak = usage.ru_maxrss / 1024  # kilobytes on Linux
-    return write_record(make_record(cell, run_dir, peak_rss_mib=round(peak, 1),
-                                    wall_s=round(time.perf_counter() - start, 1)), records)
+def train(arguments: list[str]) -> None:
+    """``python train.py <arguments>`` from the project root; a failure stops the leaderboard run."""
+    flags = [word for word in arguments if word.startswith("--")]  # Hydra reads its flags before the overrides
+    overrides = [word for word in arguments if not word.startswith("--")]
+    command = [sys.executable, "train.py", *flags, "trainer.enable_progress_bar=false", *overrides]
+    print(f"[leaderboard] {' '.join(command[1:])}", flush=True)
+    if subprocess.run(command, cwd=ROOT).returncode != 0:
+        raise SystemExit(f"[leaderboard] failed: {' '.join(command[1:])}")
+
+
+def run_local(cells: list[Cell], runs: Path, records: Path, overrides: list[str] = ()) -> list[Path]:
+    """Each cell in a process of its own, one after another (so that timings do not share the machine)."""
+    written = []
+    for cell in cells:
+        run_dir = runs / cell.table / f"{cell.name}.{cell.tier}"
+        start = time.perf_counter()
+        train([f"+experiment={cell.experiment}", f"hydra.run.dir={run_dir}", *overrides])
+        written.append(write_record(make_record(cell, run_dir, wall_s=round(time.perf_counter() - start, 1)),
+                                    records))
+    return written
+
+
+def run_slurm(cells: list[Cell], runs: Path, records: Path, overrides: list[str] = ()) -> list[Path]:
+    """All cells as one sweep of SLURM jobs (``overrides`` may set ``hydra.launcher.*``: partition, GPUs);
+    the launcher waits for the jobs, then each job's folder ``<runs>/<table>/<cell>.<tier>`` is recorded."""
+    table, tier = cells[0].table, cells[0].tier
+    train(["--multirun", "hydra/launcher=slurm", f"+experiment={','.join(c.experiment for c in cells)}",
+           f"hydra.sweep.dir={runs / table}", "hydra.sweep.subdir=${leaderboard.cell}.${leaderboard.tier}",
+           *overrides])
+    return [write_record(make_record(cell, runs / table / f"{cell.name}.{tier}"), records) for cell in cells]

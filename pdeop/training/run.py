@@ -5,6 +5,7 @@ from __future__ import annotations
 import inspect
 import json
 import logging
+import resource
 import typing
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,7 +22,11 @@ from pdeop.data.tasks import AllToAll, Window
 from pdeop.errors import ConfigError
 from pdeop.training.finetune import build_model
 from pdeop.training.operator_module import OperatorModule
-from pdeop.training.physics_module import PhysicsInformedModule, is_physics_model, mismatch
+from pdeop.training.physics_module import (
+    PhysicsInformedModule,
+    is_physics_model,
+    mismatch,
+)
 
 log = logging.getLogger(__name__)
 
@@ -121,6 +126,14 @@ def build_physics_module(cfg: DictConfig, datamodule: CollocationDataModule, con
     )
 
 
+def peak_memory() -> dict[str, float]:
+    """Peak memory of this process so far: host resident set, and GPU allocations where there is a GPU (MiB)."""
+    usage = {"peak_host_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}
+    if torch.cuda.is_available():
+        usage["peak_gpu_mib"] = round(torch.cuda.max_memory_allocated() / 2**20, 1)
+    return usage
+
+
 def preflight(module: OperatorModule, datamodule) -> None:
     """Run the model once on one sample of every stored grid before training starts.
 
@@ -174,5 +187,5 @@ def train(cfg: DictConfig) -> dict[str, float]:
     metrics = {k: float(v) for result in results for k, v in result.items()}
     if trainer.is_global_zero:
         with atomic_path(output_dir / "test_metrics.json") as tmp:
-            tmp.write_text(json.dumps({"checkpoint": best, **metrics}, indent=2))
+            tmp.write_text(json.dumps({"checkpoint": best, **metrics, "resources": peak_memory()}, indent=2))
     return metrics
