@@ -64,8 +64,13 @@ def test_report_from_hand_written_records(tmp_path):
         ("cpu", "FNO", "4.0"), ("cpu", "LSM", "2.0"), ("cpu", "T1", ""), ("paper", "FNO", str(0.0116 / 0.0108))]
     for r in records:
         write_record(r, tmp_path / "records")
+    (tmp_path / "findings").mkdir()
+    (tmp_path / "findings" / "darcy85.md").write_text("T1 does not train at 85x85.\n")
     readme, table = write_report(tmp_path / "records", tmp_path)
-    assert readme.read_text() == markdown(sorted(records, key=lambda r: (r["cell"], r["tier"])))
+    text = readme.read_text()
+    assert text == markdown(sorted(records, key=lambda r: (r["cell"], r["tier"])), {"darcy85": "T1 does not train at 85x85."})
+    assert text.index("### darcy85: findings") > text.index("## darcy85, tier cpu")  # once, after the table's tiers
+    assert text.count("T1 does not train") == 1
     assert table.read_text().count("\n") == 5
 
 
@@ -78,8 +83,9 @@ def test_record_of_a_trained_run(trained, tmp_path):
     assert rec["measured"] == metrics["test/rel_l2_17"] and set(rec["metrics"]) == {"test/rel_l2_17", "test/rel_l2_33"}
     checkpoint = next((trained / "checkpoints").glob("best-*.ckpt"))
     state = torch.load(checkpoint, map_location="cpu", weights_only=True)["state_dict"]
-    assert rec["parameters"] == parameter_count(trained) == sum(
-        v.numel() for k, v in state.items() if k.startswith("model.") and v.is_floating_point()) > 0
+    assert rec["parameters"] == metrics["parameters"] == parameter_count(trained) == sum(
+        v.numel() for k, v in state.items() if k.startswith("model.") and (v.is_floating_point() or v.is_complex()))
+    assert rec["git_commit"] == metrics["git_commit"] and len(rec["git_commit"]) >= 40
     assert rec["seconds_per_epoch"] > 0 and rec["versions"]["torch"] == torch.__version__
     copy = tmp_path / "elsewhere"
     copy.mkdir()

@@ -1,5 +1,6 @@
-"""``python -m pdeop.leaderboard run <table> [--tier cpu|paper] [--cells ...] [--launcher local|slurm] [key=value ...]``
-and ``python -m pdeop.leaderboard report``; key=value words are Hydra overrides for every cell."""
+"""``python -m pdeop.leaderboard run <table> [--tier cpu|paper] [--cells ...] [--launcher local|slurm] [key=value ...]``,
+``... record <table> [--tier ...]`` (records of runs already made) and ``... report``; key=value words are Hydra
+overrides for every cell."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from pathlib import Path
 from pdeop.errors import PdeopError
 from pdeop.leaderboard.cells import TIERS, load_cells, tables
 from pdeop.leaderboard.report import write_report
-from pdeop.leaderboard.run import ROOT, run_local, run_slurm
+from pdeop.leaderboard.run import ROOT, record_runs, run_local, run_slurm
 
 RECORDS = ROOT / "experiments" / "leaderboard" / "records"
 
@@ -25,6 +26,11 @@ def main() -> None:
     run.add_argument("--records", type=Path, default=RECORDS)
     run.add_argument("--launcher", default="local", choices=["local", "slurm"],
                      help="local: one cell after another here; slurm: one job per cell (hydra/launcher=slurm)")
+    again = commands.add_parser("record", help="write the records of runs already made (a finished sweep)")
+    again.add_argument("table", choices=tables())
+    again.add_argument("--tier", default="cpu", choices=TIERS)
+    again.add_argument("--runs", type=Path, default=ROOT / "outputs" / "leaderboard")
+    again.add_argument("--records", type=Path, default=RECORDS)
     report = commands.add_parser("report", help="write README.md and results.csv from the records")
     report.add_argument("--records", type=Path, default=RECORDS)
     report.add_argument("--out", type=Path, default=RECORDS.parent)
@@ -42,6 +48,9 @@ def main() -> None:
                 cells = [c for c in cells if c.name in args.cells]
             launch = run_local if args.launcher == "local" else run_slurm
             for path in launch(cells, args.runs, args.records, overrides):
+                print(f"[leaderboard] record: {path}")
+        elif args.command == "record":
+            for path in record_runs(load_cells(args.table, args.tier), args.runs, args.records):
                 print(f"[leaderboard] record: {path}")
         else:
             for path in write_report(args.records, args.out):

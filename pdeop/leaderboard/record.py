@@ -9,7 +9,6 @@ import hashlib
 import json
 import os
 import platform
-import subprocess
 from pathlib import Path
 
 import torch
@@ -18,6 +17,7 @@ from omegaconf import OmegaConf
 import pdeop
 from pdeop.data.store import atomic_path
 from pdeop.leaderboard.cells import Cell
+from pdeop.provenance import git_commit
 
 RUN_SPECIFIC = ("paths", "hydra", "ckpt_path")  # keys that differ between two runs of the same setting
 
@@ -34,10 +34,12 @@ def config_hash(run_dir: Path) -> str:
 
 
 def parameter_count(run_dir: Path) -> int:
-    """Parameters of the trained model, counted in its best checkpoint (``model.`` entries)."""
+    """Parameters of the trained model, counted in its best checkpoint: the ``model.`` tensors that are not
+    integer buffers (runs that predate ``parameters`` in ``test_metrics.json``)."""
     checkpoint = sorted((run_dir / "checkpoints").glob("best-*.ckpt"))[-1]
     state = torch.load(checkpoint, map_location="cpu", weights_only=True)["state_dict"]
-    return int(sum(v.numel() for k, v in state.items() if k.startswith("model.") and v.is_floating_point()))
+    return int(sum(v.numel() for k, v in state.items()
+                   if k.startswith("model.") and (v.is_floating_point() or v.is_complex())))
 
 
 def seconds_per_epoch(run_dir: Path) -> float | None:
@@ -56,36 +58,27 @@ def hardware() -> str:
     return f"CPU {platform.processor() or platform.machine()}, {os.cpu_count()} cores"
 
 
-def git_commit() -> str:
-    root = Path(__file__).resolve().parents[2]
-    try:
-        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True,
-                                check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
-                               capture_output=True, text=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
-    return commit + ("-dirty" if dirty else "")
-
-
-def make_record(cell: Cell, run_dir: Path, wall_s: float | None = None) -> dict:
-    """The record of ``cell`` trained in ``run_dir`` (peak memory as the training process measured it)."""
+def make_record(cell: Cell, run_dir: Path, wall_s: float | None = None, previous: dict | None = None) -> dict:
+    """The record of ``cell`` trained in ``run_dir``: parameters, peak memory and commit as the training process
+    wrote them; for older runs counted here, or kept from the ``previous`` record of the same run."""
     import neuralop
     import pytorch_lightning
 
     metrics = json.loads((run_dir / "test_metrics.json").read_text())
+    previous = previous or {}
     return {
         "table": cell.table, "cell": cell.name, "model": cell.model, "tier": cell.tier,
         "experiment": cell.experiment, "command": cell.command, "scaled": cell.scaled,
         "metric": cell.metric, "measured": metrics.get(cell.metric),
         "paper": cell.paper_value, "paper_source": cell.paper_source,
         "metrics": {k: v for k, v in metrics.items() if k.startswith("test/")},
-        "parameters": parameter_count(run_dir), "seconds_per_epoch": seconds_per_epoch(run_dir),
-        "wall_s": wall_s, **metrics.get("resources", {}), "hardware": hardware(),
+        "parameters": metrics.get("parameters") or parameter_count(run_dir),
+        "seconds_per_epoch": seconds_per_epoch(run_dir), "wall_s": wall_s or previous.get("wall_s"), **metrics.get("resources", {}), "hardware": hardware(),
         "versions": {"pdeop": pdeop.__version__, "torch": torch.__version__,
                      "pytorch_lightning": pytorch_lightning.__version__, "neuraloperator": neuralop.__version__,
                      "python": platform.python_version()},
-        "git_commit": git_commit(), "config_hash": config_hash(run_dir),
+        "git_commit": metrics.get("git_commit") or previous.get("git_commit") or git_commit(),
+        "config_hash": config_hash(run_dir),
         "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d"),
     }
 

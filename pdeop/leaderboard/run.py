@@ -3,6 +3,7 @@ Hydra sweep through the SLURM launcher (``hydra/launcher=slurm``), one job per c
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import time
@@ -39,8 +40,22 @@ def run_local(cells: list[Cell], runs: Path, records: Path, overrides: list[str]
 def run_slurm(cells: list[Cell], runs: Path, records: Path, overrides: list[str] = ()) -> list[Path]:
     """All cells as one sweep of SLURM jobs (``overrides`` may set ``hydra.launcher.*``: partition, GPUs);
     the launcher waits for the jobs, then each job's folder ``<runs>/<table>/<cell>.<tier>`` is recorded."""
-    table, tier = cells[0].table, cells[0].tier
+    table = cells[0].table
     train(["--multirun", "hydra/launcher=slurm", f"+experiment={','.join(c.experiment for c in cells)}",
            f"hydra.sweep.dir={runs / table}", "hydra.sweep.subdir=${leaderboard.cell}.${leaderboard.tier}",
            *overrides])
-    return [write_record(make_record(cell, runs / table / f"{cell.name}.{tier}"), records) for cell in cells]
+    return record_runs(cells, runs, records)
+
+
+def record_runs(cells: list[Cell], runs: Path, records: Path) -> list[Path]:
+    """Records of the cells whose runs exist under ``runs`` (keeping what an earlier record of a run knew)."""
+    written = []
+    for cell in cells:
+        run_dir = runs / cell.table / f"{cell.name}.{cell.tier}"
+        if not (run_dir / "test_metrics.json").is_file():
+            print(f"[leaderboard] {cell.experiment}: no finished run in {run_dir}", flush=True)
+            continue
+        old = records / cell.table / f"{cell.name}.{cell.tier}.json"
+        previous = json.loads(old.read_text()) if old.is_file() else None
+        written.append(write_record(make_record(cell, run_dir, previous=previous), records))
+    return written

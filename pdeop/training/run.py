@@ -20,6 +20,7 @@ from pdeop.data.collocation import CollocationDataModule
 from pdeop.data.store import atomic_path
 from pdeop.data.tasks import AllToAll, Window
 from pdeop.errors import ConfigError
+from pdeop.provenance import git_commit
 from pdeop.training.finetune import build_model
 from pdeop.training.operator_module import OperatorModule
 from pdeop.training.physics_module import (
@@ -187,5 +188,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
     metrics = {k: float(v) for result in results for k, v in result.items()}
     if trainer.is_global_zero:
         with atomic_path(output_dir / "test_metrics.json") as tmp:
-            tmp.write_text(json.dumps({"checkpoint": best, **metrics, "resources": peak_memory()}, indent=2))
+            record = {"checkpoint": best, **metrics, "resources": peak_memory(),
+                      "parameters": sum(p.numel() for p in module.model.parameters()), "git_commit": git_commit()}
+            tmp.write_text(json.dumps(record, indent=2))
     return metrics
