@@ -144,7 +144,7 @@ def test_burgers_trains_a_1d_fno_on_the_final_state(data_dir, tmp_path):
                              "data.subsample=4", "data.test_subsamples=[1]", "data.generate_workers=1",
                              "model.hidden_channels=16", "trainer.max_epochs=10"], run, data_dir)
     metrics = json.loads((run / "test_metrics.json").read_text())
-    assert set(metrics) == {"checkpoint", "test/rel_l2_64", "test/rel_l2_256"}
+    assert {k for k in metrics if k.startswith("test/")} == {"test/rel_l2_64", "test/rel_l2_256"}
     assert metrics["test/rel_l2_64"] < 0.3  # learnt in 80 steps (0.07 after 120 here); the mean guess scores 1
 
 
