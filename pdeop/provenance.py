@@ -1,9 +1,13 @@
-"""Which code made an artefact: the git commit of the checkout pdeop runs from."""
+"""Where an artefact was made: the git commit of the checkout pdeop runs from, and the machine."""
 
 from __future__ import annotations
 
+import os
+import platform
 import subprocess
 from pathlib import Path
+
+import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -18,3 +22,10 @@ def git_commit() -> str:
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
     return commit + ("-dirty" if dirty else "")
+
+
+def hardware() -> str:
+    """The accelerator this process trains on, or the CPU and its core count."""
+    if torch.cuda.is_available():
+        return f"{torch.cuda.get_device_name(0)} x{torch.cuda.device_count()}"
+    return f"CPU {platform.processor() or platform.machine()}, {os.cpu_count()} cores"

@@ -86,6 +86,7 @@ def test_record_of_a_trained_run(trained, tmp_path):
     assert rec["parameters"] == metrics["parameters"] == parameter_count(trained) == sum(
         v.numel() for k, v in state.items() if k.startswith("model.") and (v.is_floating_point() or v.is_complex()))
     assert rec["git_commit"] == metrics["git_commit"] and len(rec["git_commit"]) >= 40
+    assert rec["hardware"] == metrics["hardware"] and "cores" in rec["hardware"]
     assert rec["seconds_per_epoch"] > 0 and rec["versions"]["torch"] == torch.__version__
     copy = tmp_path / "elsewhere"
     copy.mkdir()

@@ -7,7 +7,6 @@ import csv
 import datetime
 import hashlib
 import json
-import os
 import platform
 from pathlib import Path
 
@@ -17,7 +16,7 @@ from omegaconf import OmegaConf
 import pdeop
 from pdeop.data.store import atomic_path
 from pdeop.leaderboard.cells import Cell
-from pdeop.provenance import git_commit
+from pdeop.provenance import git_commit, hardware
 
 RUN_SPECIFIC = ("paths", "hydra", "ckpt_path")  # keys that differ between two runs of the same setting
 
@@ -52,15 +51,10 @@ def seconds_per_epoch(run_dir: Path) -> float | None:
     return sum(values) / len(values) if values else None
 
 
-def hardware() -> str:
-    if torch.cuda.is_available():
-        return f"{torch.cuda.get_device_name(0)} x{torch.cuda.device_count()}"
-    return f"CPU {platform.processor() or platform.machine()}, {os.cpu_count()} cores"
-
-
 def make_record(cell: Cell, run_dir: Path, wall_s: float | None = None, previous: dict | None = None) -> dict:
-    """The record of ``cell`` trained in ``run_dir``: parameters, peak memory and commit as the training process
-    wrote them; for older runs counted here, or kept from the ``previous`` record of the same run."""
+    """The record of ``cell`` trained in ``run_dir``: parameters, peak memory, commit and hardware as the training
+    process wrote them (a SLURM job's, not the submitting machine's); for older runs counted here, or kept from
+    the ``previous`` record of the same run."""
     import neuralop
     import pytorch_lightning
 
@@ -73,7 +67,9 @@ def make_record(cell: Cell, run_dir: Path, wall_s: float | None = None, previous
         "paper": cell.paper_value, "paper_source": cell.paper_source,
         "metrics": {k: v for k, v in metrics.items() if k.startswith("test/")},
         "parameters": metrics.get("parameters") or parameter_count(run_dir),
-        "seconds_per_epoch": seconds_per_epoch(run_dir), "wall_s": wall_s or previous.get("wall_s"), **metrics.get("resources", {}), "hardware": hardware(),
+        "seconds_per_epoch": seconds_per_epoch(run_dir), "wall_s": wall_s or previous.get("wall_s"),
+        **metrics.get("resources", {}),
+        "hardware": metrics.get("hardware") or previous.get("hardware") or hardware(),  # where it trained
         "versions": {"pdeop": pdeop.__version__, "torch": torch.__version__,
                      "pytorch_lightning": pytorch_lightning.__version__, "neuraloperator": neuralop.__version__,
                      "python": platform.python_version()},

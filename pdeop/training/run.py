@@ -20,7 +20,7 @@ from pdeop.data.collocation import CollocationDataModule
 from pdeop.data.store import atomic_path
 from pdeop.data.tasks import AllToAll, Window
 from pdeop.errors import ConfigError
-from pdeop.provenance import git_commit
+from pdeop.provenance import git_commit, hardware
 from pdeop.training.finetune import build_model
 from pdeop.training.operator_module import OperatorModule
 from pdeop.training.physics_module import (
@@ -189,6 +189,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
     if trainer.is_global_zero:
         with atomic_path(output_dir / "test_metrics.json") as tmp:
             record = {"checkpoint": best, **metrics, "resources": peak_memory(),
-                      "parameters": sum(p.numel() for p in module.model.parameters()), "git_commit": git_commit()}
+                      "parameters": sum(p.numel() for p in module.model.parameters()), "git_commit": git_commit(),
+                      "hardware": hardware()}
             tmp.write_text(json.dumps(record, indent=2))
     return metrics
