@@ -11,12 +11,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import h5py
 import numpy as np
 import xarray as xr
 
 from pdeop.data.formats import DatasetCollection, ExternalDataset, open_dataset
-from pdeop.data.store import DatasetFile, FieldSet
+from pdeop.data.store import DatasetFile, FieldSet, is_pdeop_file
 
 
 def fields_to_xarray(fields: FieldSet, input_names: list[str], output_names: list[str],
@@ -75,9 +74,3 @@ def to_xarray(source: str | Path | DatasetFile | ExternalDataset | DatasetCollec
     return fields_to_xarray(fields, source.input_names, source.output_names, index,
                             {"source": str(source.path), "format": source.format})
 
-
-def is_pdeop_file(path: Path) -> bool:
-    if not h5py.is_hdf5(path):
-        return False
-    with h5py.File(path, "r") as f:
-        return "format_version" in f.attrs and "problem" in f.attrs

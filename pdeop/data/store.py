@@ -154,6 +154,14 @@ class DatasetWriter:
         return self._atomic.__exit__(exc_type, exc, tb)
 
 
+def is_pdeop_file(path: Path) -> bool:
+    """Whether ``path`` is a dataset in this layout (HDF5 with the ``problem`` and ``format_version`` attributes)."""
+    if not h5py.is_hdf5(path):
+        return False
+    with h5py.File(path, "r") as f:
+        return "format_version" in f.attrs and "problem" in f.attrs
+
+
 def regenerate_hint(path: Path) -> str:
     return f"delete '{path}' and run `python -m pdeop.generate` with the same data config to make it again"
 

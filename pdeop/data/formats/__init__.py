@@ -20,6 +20,7 @@ from pdeop.data.formats.pdebench import read_pdebench
 from pdeop.data.formats.tensors import read_named_arrays
 from pdeop.data.formats.the_well import GROUPS as WELL_GROUPS
 from pdeop.data.formats.the_well import read_the_well
+from pdeop.data.store import DatasetFile, is_pdeop_file
 from pdeop.errors import DataFileError
 
 FORMATS = ("mat", "pdebench", "the_well", "pt", "npz")
@@ -35,11 +36,12 @@ def detect_format(path: Path) -> str:
     if not h5py.is_hdf5(path):
         raise DataFileError(f"'{path}': cannot tell its format (not HDF5, suffix '{path.suffix}'); set data.format "
                             f"to one of {list(FORMATS)}")
+    if is_pdeop_file(path):
+        problem = DatasetFile(path).attrs.problem
+        raise DataFileError(f"'{path}' is a pdeop dataset (problem '{problem}'); train on it with "
+                            f"data={problem} data.path={path} rather than data=from_file")
     with h5py.File(path, "r") as f:
         keys = set(f.keys())
-        if "format_version" in f.attrs and "problem" in f.attrs:
-            raise DataFileError(f"'{path}' is a pdeop dataset (problem '{f.attrs['problem']}'); train on it with "
-                                f"data={f.attrs['problem']} data.path={path} rather than data=from_file")
     if all(g in keys for g in WELL_GROUPS[:3]):
         return "the_well"
     if "tensor" in keys or "density" in keys or any(k.isdigit() for k in keys):

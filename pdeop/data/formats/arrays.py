@@ -66,10 +66,6 @@ class StoredArray:
         return self.shape[self.axes.index(axis)] if axis in self.axes else None
 
     @property
-    def channels(self) -> int:
-        return (self.size("channel") or 1) * (self.size("component") or 1)
-
-    @property
     def has_time(self) -> bool:
         return "time" in self.axes and self.time_index is None
 
@@ -124,7 +120,6 @@ class GroupStack:
         self.file, self.groups, self.key = file, list(groups), key
         first = file[f"{self.groups[0]}/{key}"]
         self.shape = (len(self.groups), *first.shape)
-        self.dtype = first.dtype
 
     def __getitem__(self, index: tuple) -> np.ndarray:
         samples, rest = index[0], tuple(index[1:])

@@ -66,8 +66,13 @@ def choose_keys(path: Path, keys: Sequence[str], inputs: str | None, outputs: st
     return inputs, outputs
 
 
-def numeric_times(path: Path, key: str, values) -> np.ndarray:
-    """The recorded times stored under ``key``, as float64, or a one-line error."""
+def output_times(path: Path, outputs: StoredArray, key: str, values) -> np.ndarray | None:
+    """Times of trajectory outputs: the ``values`` stored under ``key`` (float64), else 1, 2, ..., T; None for
+    outputs without a time axis."""
+    if not outputs.has_time:
+        return None
+    if values is None:
+        return np.arange(1, outputs.size("time") + 1, dtype=np.float64)
     try:
         return np.asarray(values, dtype=np.float64).ravel()
     except (TypeError, ValueError) as exc:
@@ -107,12 +112,7 @@ def read_matlab(path: Path, inputs: str | None = None, outputs: str | None = Non
         return StoredArray(sources[key], order, key, space=space, space_sizes=sizes)
 
     out = stored(outputs, "outputs")
-    recorded = None
-    if out.has_time:
-        steps = out.size("time")
-        recorded = np.arange(1, steps + 1, dtype=np.float64)
-        if times in keys:
-            recorded = numeric_times(path, times, sources[times][()])
+    recorded = output_times(path, out, times, sources[times][()] if times in keys else None)
     return ExternalDataset(
         path=path, format=f"mat v{'7.3' if v73 else '5'}", inputs=[stored(inputs, "inputs")], outputs=[out],
         coords={axis: grid_coordinates(n, periodic) for axis, n in zip(space, sizes)}, periodic=periodic,

@@ -20,7 +20,7 @@ import torch
 
 from pdeop.data.formats.arrays import SPACE, StoredArray
 from pdeop.data.formats.dataset import ExternalDataset, grid_coordinates
-from pdeop.data.formats.matlab import choose_keys, name_axes, numeric_times
+from pdeop.data.formats.matlab import choose_keys, name_axes, output_times
 from pdeop.errors import DataFileError
 
 
@@ -74,11 +74,7 @@ def read_named_arrays(path: Path, kind: str, inputs: str | None = None, outputs:
             stored = np.asarray(members[axis][()], dtype=np.float64).ravel()
         coords[axis] = stored if stored is not None and len(stored) == n else grid_coordinates(n, periodic)
     out = StoredArray(arrays[outputs], named["outputs"], outputs, space=space, space_sizes=sizes)
-    recorded = None
-    if out.has_time:
-        recorded = np.arange(1, out.size("time") + 1, dtype=np.float64)
-        if times in keys and times not in arrays:
-            recorded = numeric_times(path, times, members[times][()])
+    recorded = output_times(path, out, times, members[times][()] if times in keys and times not in arrays else None)
     return ExternalDataset(
         path=path, format=kind, coords=coords, periodic=periodic, times=recorded,
         inputs=[StoredArray(arrays[inputs], named["inputs"], inputs, space=space, space_sizes=sizes)],
