@@ -5,6 +5,7 @@ import torch
 
 from pdeop.errors import ConfigError
 from pdeop.models import LSM, T1, MgNO
+from pdeop.models.layers import append_coordinates, channelwise
 from pdeop.models.t1 import dct_rows
 
 SMALL = {
@@ -122,6 +123,32 @@ def test_t1_weights_follow_the_variance_preserving_initialisation():
         measured = block.channel_mixing.abs().pow(2).mean().sqrt().item()
         assert abs(measured / expected - 1) < 0.02, (transform, measured, expected)
         assert abs(block.mixing_1.abs().pow(2).mean().sqrt().item() / (gain * (1 / modes[0]) ** 0.5) - 1) < 0.05
+
+
+def test_t1_other_initialisations_and_why_darcy_85_needs_one():
+    # The reference code's other channel-mixing scales: FNO's 1 / (fan_in fan_out) and Kaiming's sqrt(1 / fan_in).
+    torch.manual_seed(0)
+    for weight_init, expected in (("fno", 1 / 32**2), ("kaiming", (1 / 32) ** 0.5)):
+        block = T1(1, 1, width=32, num_layers=1, signal_resolution=[85, 85], weight_init=weight_init).blocks[0]
+        assert abs(block.channel_mixing.pow(2).mean().sqrt().item() / expected - 1) < 0.02, weight_init
+    with pytest.raises(ConfigError, match="model.weight_init"):
+        T1(1, 1, weight_init="xavier")
+
+    def growth(weight_init: str, n: int) -> float:
+        """How much four blocks amplify the lifted, transformed input of an 85x85 (or n x n) field."""
+        torch.manual_seed(0)
+        model = T1(1, 1, modes=[12, 12], width=32, num_layers=4, signal_resolution=[n, n], weight_init=weight_init)
+        z = model._forward_transform(channelwise(model.lift, append_coordinates(torch.randn(4, 1, n, n))))
+        start = z.std()
+        for block in model.blocks:
+            z = block(z)
+        return (z.std() / start).item()
+
+    # The paper's scale sqrt(N / (fan_in modes)) is 1.25 at 85x85 with 12x12 modes: the blocks amplify a
+    # smooth field several hundred-fold, and training stalls (experiments/leaderboard/findings/darcy85.md).
+    assert growth("variance_preserving", 85) > 100
+    assert growth("variance_preserving", 85) > 5 * growth("variance_preserving", 41)
+    assert growth("fno", 85) < 1.5
 
 
 def test_t1_applies_the_same_operator_on_a_finer_grid():

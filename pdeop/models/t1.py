@@ -27,6 +27,7 @@ from pdeop.errors import ConfigError
 from pdeop.models.layers import append_coordinates, channelwise
 
 TRANSFORMS = ("dct", "dft")
+WEIGHT_INITS = ("variance_preserving", "fno", "kaiming")
 ACTIVATIONS = {"gelu": F.gelu, "tanh": torch.tanh, "sin": torch.sin}
 
 
@@ -48,12 +49,18 @@ def dct_rows(n: int, modes: int, like: torch.Tensor) -> torch.Tensor:
 class T1Block(nn.Module):
     """One T1 layer on the retained block ``z`` of shape ``[batch, width, m1, m2]``."""
 
-    def __init__(self, width: int, modes: tuple[int, int], signal_points: int, transform: str, activation: str):
+    def __init__(self, width: int, modes: tuple[int, int], signal_points: int, transform: str, activation: str,
+                 weight_init: str = "variance_preserving"):
         super().__init__()
         m1, m2 = modes
         gain = 1.0 if transform == "dct" else 0.5
         dtype = torch.float32 if transform == "dct" else torch.cfloat
-        channel_std = gain * math.sqrt(signal_points / (width * m1 * m2))
+        if weight_init == "variance_preserving":
+            channel_std = gain * math.sqrt(signal_points / (width * m1 * m2))
+        elif weight_init == "fno":
+            channel_std = gain / (width * width)
+        else:
+            channel_std = gain * math.sqrt(1.0 / width)
         self.channel_mixing = nn.Parameter(channel_std * torch.randn(width, width, m1, m2, dtype=dtype))
         self.mixing_1 = nn.Parameter(gain * math.sqrt(1.0 / m1) * torch.randn(m1, m1, width, dtype=dtype))
         self.mixing_2 = nn.Parameter(gain * math.sqrt(1.0 / m2) * torch.randn(m2, m2, width, dtype=dtype))
@@ -76,7 +83,7 @@ class T1(nn.Module):
 
     def __init__(self, in_channels: int, out_channels: int, modes: list[int] = (12, 12), width: int = 32,
                  num_layers: int = 4, signal_resolution: list[int] = (64, 64), transform: str = "dct",
-                 activation: str = "gelu", head_width: int = 128):
+                 activation: str = "gelu", head_width: int = 128, weight_init: str = "variance_preserving"):
         super().__init__()
         self.modes = tuple(int(m) for m in modes)
         self.signal_resolution = tuple(int(n) for n in signal_resolution)
@@ -85,6 +92,8 @@ class T1(nn.Module):
         if activation not in ACTIVATIONS or (transform == "dft" and activation == "gelu"):
             valid = sorted(ACTIVATIONS) if transform == "dct" else ["sin", "tanh"]
             raise ConfigError(f"model.activation: expected one of {valid} with transform={transform}, got {activation!r}")
+        if weight_init not in WEIGHT_INITS:
+            raise ConfigError(f"model.weight_init: expected one of {WEIGHT_INITS}, got {weight_init!r}")
         if len(self.modes) != 2 or min(self.modes) < 1 or len(self.signal_resolution) != 2:
             raise ConfigError(f"model.modes and model.signal_resolution: expected two positive integers each, "
                               f"got {list(modes)} and {list(signal_resolution)}")
@@ -92,7 +101,8 @@ class T1(nn.Module):
         self.check_grid(self.signal_resolution, key="model.signal_resolution")
         self.lift = nn.Linear(in_channels + 2, width)
         points = self.signal_resolution[0] * self.signal_resolution[1]
-        self.blocks = nn.ModuleList(T1Block(width, self.modes, points, transform, activation) for _ in range(num_layers))
+        self.blocks = nn.ModuleList(T1Block(width, self.modes, points, transform, activation, weight_init)
+                                    for _ in range(num_layers))
         dtype = torch.float32 if transform == "dct" else torch.cfloat
         self.head_1 = nn.Parameter(1e-8 * torch.randn(width, head_width, dtype=dtype))
         self.head_2 = nn.Parameter(1e-8 * torch.randn(head_width, out_channels, dtype=dtype))
