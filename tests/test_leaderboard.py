@@ -10,9 +10,11 @@ import pytest
 import torch
 from conftest import ROOT, SMALL_EXPERIMENT, run_entry
 
-from pdeop.leaderboard.cells import CONF, Cell, load_cells, tables
-from pdeop.leaderboard.record import config_hash, make_record, parameter_count, write_record
+from pdeop.errors import ConfigError
+from pdeop.leaderboard.cells import CONF, TIERS, Cell, load_cells, tables
+from pdeop.leaderboard.record import config_hash, make_benchmark_record, make_record, parameter_count, write_record
 from pdeop.leaderboard.report import csv_text, markdown, write_report
+from pdeop.leaderboard.run import benchmark, run_slurm
 
 EXPERIMENTS = sorted(f"{p.parent.name}/{p.stem}" for p in (CONF / "experiment").glob("*/*.yaml"))
 FEW_SAMPLES = ["data.subsample=1", "data.test_subsamples=[]", "data.n_train=4", "data.n_val=2", "data.n_test=2",
@@ -25,6 +27,7 @@ SMALL = {  # per table: the experiment at a size that trains one step in seconds
     "ns1e-3": ["data.problem.resolution=32", "data.problem.dt=0.02", *FEW_SAMPLES],
     "helmholtz2d": [*ONE_STEP, "data.problem.test_points=20"],
     "poisson1d": [*ONE_STEP, "data.grid_points=50"],
+    "skr_darcy": ["--systems=3", "--resolution=18"],  # the benchmark's own options
 }
 
 
@@ -34,14 +37,22 @@ def test_every_cell_has_both_tiers_and_a_paper_node():
         paper, cpu = load_cells(table, "paper"), load_cells(table, "cpu")
         assert paper and [c.name for c in paper] == [c.name for c in cpu]
         for p, c in zip(paper, cpu):
-            assert (p.model, p.paper_value) == (c.model, c.paper_value) and c.metric.startswith("test/")
+            assert (p.model, p.paper_value) == (c.model, c.paper_value)
+            assert c.metric.startswith("test/") or c.metric == p.metric  # the CPU tier's grid may be coarser
             assert c.scaled and not p.scaled and p.paper_source
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("experiment", EXPERIMENTS)
 def test_experiment_config_trains_one_step(experiment, tmp_path):
-    small = SMALL[experiment.split("/")[0]]
+    table = experiment.split("/")[0]
+    small = SMALL[table]
+    cell = next(c for tier in TIERS for c in load_cells(table, tier) if c.experiment == experiment)
+    if cell.benchmark:  # measured by a script, not trained: it runs and writes the cell's metric
+        benchmark(cell, tmp_path / "benchmark.json", small)
+        rec = make_benchmark_record(cell, tmp_path / "benchmark.json", wall_s=1.0)
+        assert rec["measured"] > 0 and rec["command"].startswith("python benchmarks/")
+        return
     run_entry(["train.py"], [f"+experiment={experiment}", *small, "test_after_fit=false"], tmp_path / "run", tmp_path)
     assert list((tmp_path / "run" / "checkpoints").glob("last.ckpt"))
 
@@ -135,3 +146,26 @@ def test_run_records_each_cell_and_report_lists_them(tmp_path, data_dir):
     bad = subprocess.run([sys.executable, "-m", "pdeop.leaderboard", "run", "darcy85", "--cells", "unet"], cwd=ROOT,
                          capture_output=True, text=True)
     assert bad.returncode != 0 and "cells ['unet'] are not in darcy85" in bad.stderr
+
+
+def test_benchmark_table_runs_reports_and_refuses_slurm(tmp_path):
+    import subprocess
+    import sys
+
+    records = tmp_path / "records"
+    command = [sys.executable, "-m", "pdeop.leaderboard", "run", "skr_darcy", "--cells", "none_1e-5", "--tier", "paper",
+               "--runs", str(tmp_path / "runs"), "--records", str(records), *SMALL["skr_darcy"]]
+    result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    rec = json.loads((records / "skr_darcy" / "none_1e-5.paper.json").read_text())
+    result_file = json.loads((tmp_path / "runs" / "skr_darcy" / "none_1e-5.paper" / "benchmark.json").read_text())
+    assert result_file["systems"] == 3 and result_file["unknowns"] == 16 ** 2  # the options given won over the cell's
+    assert rec["measured"] == result_file["rows"][0]["gmres_over_skr"]["time"] and rec["paper"] == 2.92
+    assert rec["metrics"]["gmres_over_skr_iterations/none/1e-05"] == result_file["rows"][0]["gmres_over_skr"]["iterations"]
+    assert rec["command"] == "python benchmarks/skr_darcy.py --systems 100 --tols 1e-5 --preconditioners none"
+    assert rec["parameters"] is None and len(rec["git_commit"]) >= 40
+    text = markdown([rec])
+    assert "## skr_darcy, tier paper" in text and "| SKR / GMRES(40), no preconditioner, tol 1e-5 | " in text
+    assert "| None |" not in text
+    with pytest.raises(ConfigError, match="skr_darcy.*--launcher local"):
+        run_slurm(load_cells("skr_darcy", "cpu")[:1], tmp_path / "runs", records)

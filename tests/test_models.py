@@ -88,6 +88,33 @@ def test_mgno_circular_padding_is_shift_equivariant():
     assert not torch.allclose(dirichlet(shift(x)), shift(dirichlet(x)), atol=1e-3)
 
 
+def test_mgno_navier_stokes_variant():
+    # The reference's MgNO_NS: normalisation after each prolongation, no 1x1 skip, smoothing convolutions with
+    # bias, the latest input states added to the output.
+    torch.manual_seed(0)
+    ns = dict(channels=8, num_layers=2, smoothing=[[1, 0], [1, 0], [2, 0]], padding_mode="circular")
+    plain = MgNO(10, 1, **ns)
+    model = MgNO(10, 1, **ns, norm=True, pointwise=False, input_residual=True, bias=True)
+    names = dict(model.named_parameters())
+    assert not any(n.startswith("pointwise") for n in names)
+    assert sum(n.endswith(".S.bias") or n.endswith(".A.bias") for n in names) > 0
+    norms = [m for m in model.modules() if isinstance(m, torch.nn.GroupNorm)]
+    assert len(norms) == 2 * 2  # levels - 1 per V-cycle; the affine is per channel, so any grid works
+    x = torch.randn(2, 10, 32, 32)
+    with torch.no_grad():
+        model.project.weight.zero_()
+        torch.testing.assert_close(model(x), x[:, -1:])  # the output is the latest state plus the learned change
+        model.project.weight.normal_()
+    shift = lambda t: torch.roll(t, shifts=(4, 8), dims=(-2, -1))  # noqa: E731
+    torch.testing.assert_close(model(shift(x)), shift(model(x)), rtol=1e-4, atol=1e-4)
+    assert model(torch.randn(1, 10, 64, 64)).shape == (1, 1, 64, 64)
+    scale = lambda m, a: (m(a * x) - (a * x[:, -1:] if m is model else 0)).abs().mean()  # noqa: E731
+    with torch.no_grad():  # normalised cycles forget the input's size; plain ones carry it through (GELU, linear V-cycles)
+        assert scale(model, 100.0) / scale(model, 1.0) < 0.5 * scale(plain, 100.0) / scale(plain, 1.0)
+    with pytest.raises(ConfigError, match="model.input_residual"):
+        MgNO(1, 2, input_residual=True)
+
+
 def test_mgno_rejects_a_grid_too_small_for_its_levels():
     model = MgNO(1, 1, channels=4, num_layers=1)  # 6 levels
     with pytest.raises(ConfigError, match=r"model.smoothing: 6 multigrid levels coarsen a 16-node grid to 1"):

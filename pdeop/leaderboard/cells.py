@@ -4,6 +4,10 @@ A cell is one model on one table at one tier: ``<table>/<cell>.yaml`` is the pap
 setting (``tier: paper``), ``<table>/<cell>_cpu.yaml`` the same recipe scaled to finish in about
 30 minutes on a 2-core CPU (``tier: cpu``, with a ``scaled`` note saying how). The node names
 the table, the model, the metric and the paper's figure with its source.
+
+A cell whose node has ``benchmark`` (a script and its options, e.g. the SKR solver comparison)
+is measured by that script instead of ``train.py``: it writes a JSON file whose ``metrics``
+hold the cell's metric.
 """
 
 from __future__ import annotations
@@ -33,9 +37,12 @@ class Cell:
     paper_value: float | None
     paper_source: str
     scaled: str = ""          # how the CPU tier departs from the paper's setting
+    benchmark: tuple[str, ...] = ()  # a script and its options, for cells measured without training
 
     @property
     def command(self) -> str:
+        if self.benchmark:
+            return f"python {' '.join(self.benchmark)}"
         return f"python train.py +experiment={self.experiment}"
 
 
@@ -67,5 +74,6 @@ def load_cells(table: str, tier: str) -> list[Cell]:
         paper = OmegaConf.to_container(node.paper)
         cells.append(Cell(table=node.table, name=node.cell, tier=node.tier, experiment=experiment,
                           model=node.model, metric=node.metric, paper_value=paper.get("value"),
-                          paper_source=paper.get("source", ""), scaled=node.get("scaled", "")))
+                          paper_source=paper.get("source", ""), scaled=node.get("scaled", ""),
+                          benchmark=tuple(str(word) for word in node.get("benchmark", ()))))
     return cells

@@ -15,6 +15,7 @@ from omegaconf import OmegaConf
 
 import pdeop
 from pdeop.data.store import atomic_path
+from pdeop.errors import ConfigError
 from pdeop.leaderboard.cells import Cell
 from pdeop.provenance import git_commit, hardware
 
@@ -51,13 +52,40 @@ def seconds_per_epoch(run_dir: Path) -> float | None:
     return sum(values) / len(values) if values else None
 
 
+def versions() -> dict:
+    import neuralop
+    import pytorch_lightning
+
+    return {"pdeop": pdeop.__version__, "torch": torch.__version__, "pytorch_lightning": pytorch_lightning.__version__,
+            "neuraloperator": neuralop.__version__, "python": platform.python_version()}
+
+
+def today() -> str:
+    return datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d")
+
+
+def make_benchmark_record(cell: Cell, result: Path, wall_s: float | None = None) -> dict:
+    """The record of a benchmark cell from the JSON its script wrote (``metrics`` holds the cell's metric); the
+    script ran here, so hardware and commit are this process's. The config hash covers the command."""
+    metrics = json.loads(Path(result).read_text()).get("metrics", {})
+    if cell.metric not in metrics:
+        raise ConfigError(f"{result}: the benchmark wrote no metric '{cell.metric}' (leaderboard.metric of "
+                          f"conf/experiment/{cell.experiment}.yaml); it wrote {sorted(metrics)}")
+    return {
+        "table": cell.table, "cell": cell.name, "model": cell.model, "tier": cell.tier,
+        "experiment": cell.experiment, "command": cell.command, "scaled": cell.scaled,
+        "metric": cell.metric, "measured": metrics[cell.metric],
+        "paper": cell.paper_value, "paper_source": cell.paper_source, "metrics": metrics,
+        "parameters": None, "seconds_per_epoch": None, "wall_s": wall_s,
+        "hardware": hardware(), "versions": versions(), "git_commit": git_commit(),
+        "config_hash": hashlib.sha256(json.dumps(list(cell.benchmark)).encode()).hexdigest()[:16], "date": today(),
+    }
+
+
 def make_record(cell: Cell, run_dir: Path, wall_s: float | None = None, previous: dict | None = None) -> dict:
     """The record of ``cell`` trained in ``run_dir``: parameters, peak memory, commit and hardware as the training
     process wrote them (a SLURM job's, not the submitting machine's); for older runs counted here, or kept from
     the ``previous`` record of the same run."""
-    import neuralop
-    import pytorch_lightning
-
     metrics = json.loads((run_dir / "test_metrics.json").read_text())
     previous = previous or {}
     return {
@@ -70,12 +98,10 @@ def make_record(cell: Cell, run_dir: Path, wall_s: float | None = None, previous
         "seconds_per_epoch": seconds_per_epoch(run_dir), "wall_s": wall_s or previous.get("wall_s"),
         **metrics.get("resources", {}),
         "hardware": metrics.get("hardware") or previous.get("hardware") or hardware(),  # where it trained
-        "versions": {"pdeop": pdeop.__version__, "torch": torch.__version__,
-                     "pytorch_lightning": pytorch_lightning.__version__, "neuraloperator": neuralop.__version__,
-                     "python": platform.python_version()},
+        "versions": versions(),
         "git_commit": metrics.get("git_commit") or previous.get("git_commit") or git_commit(),
         "config_hash": config_hash(run_dir),
-        "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d"),
+        "date": today(),
     }
 
 

@@ -52,7 +52,7 @@ def markdown(records: list[dict], findings: dict[str, str] | None = None) -> str
                   "|---|---|---|---|---|---|---|---|---|---|"]
         for r in sorted(rows, key=lambda r: r["model"]):
             lines.append(f"| {r['model']} | `{r['metric']}` | {figure(r.get('measured'))} | {figure(r.get('paper'))} "
-                         f"| {figure(ratio(r), 3)} | {r.get('parameters', '--')} | {figure(r.get('seconds_per_epoch'), 3)} "
+                         f"| {figure(ratio(r), 3)} | {figure(r.get('parameters'))} | {figure(r.get('seconds_per_epoch'), 3)} "
                          f"| {r.get('hardware', '--')} | {r.get('date', '--')} | {str(r.get('git_commit', '--'))[:10]} |")
         lines += ["", "Commands and sources:", ""]
         for r in sorted(rows, key=lambda r: r["model"]):

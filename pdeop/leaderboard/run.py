@@ -1,5 +1,6 @@
 """Train a table's cells and write each cell's record: one after another on this machine, or as one
-Hydra sweep through the SLURM launcher (``hydra/launcher=slurm``), one job per cell."""
+Hydra sweep through the SLURM launcher (``hydra/launcher=slurm``), one job per cell. Benchmark cells
+(no training) run their script here."""
 
 from __future__ import annotations
 
@@ -9,8 +10,9 @@ import sys
 import time
 from pathlib import Path
 
+from pdeop.errors import ConfigError
 from pdeop.leaderboard.cells import Cell
-from pdeop.leaderboard.record import make_record, write_record
+from pdeop.leaderboard.record import make_benchmark_record, make_record, write_record
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -25,15 +27,29 @@ def train(arguments: list[str]) -> None:
         raise SystemExit(f"[leaderboard] failed: {' '.join(command[1:])}")
 
 
+def benchmark(cell: Cell, result: Path, options: list[str] = ()) -> None:
+    """``python <script> <options> --json <result>`` from the project root (``options``: the script's own,
+    given as ``--name=value``, after the cell's so that they win)."""
+    result.parent.mkdir(parents=True, exist_ok=True)
+    command = [sys.executable, *cell.benchmark, *options, "--json", str(result)]
+    print(f"[leaderboard] {' '.join(command[1:])}", flush=True)
+    if subprocess.run(command, cwd=ROOT).returncode != 0:
+        raise SystemExit(f"[leaderboard] failed: {' '.join(command[1:])}")
+
+
 def run_local(cells: list[Cell], runs: Path, records: Path, overrides: list[str] = ()) -> list[Path]:
     """Each cell in a process of its own, one after another (so that timings do not share the machine)."""
     written = []
     for cell in cells:
         run_dir = runs / cell.table / f"{cell.name}.{cell.tier}"
         start = time.perf_counter()
-        train([f"+experiment={cell.experiment}", f"hydra.run.dir={run_dir}", *overrides])
-        written.append(write_record(make_record(cell, run_dir, wall_s=round(time.perf_counter() - start, 1)),
-                                    records))
+        if cell.benchmark:
+            benchmark(cell, run_dir / "benchmark.json", overrides)
+            record = make_benchmark_record(cell, run_dir / "benchmark.json", round(time.perf_counter() - start, 1))
+        else:
+            train([f"+experiment={cell.experiment}", f"hydra.run.dir={run_dir}", *overrides])
+            record = make_record(cell, run_dir, wall_s=round(time.perf_counter() - start, 1))
+        written.append(write_record(record, records))
     return written
 
 
@@ -41,6 +57,9 @@ def run_slurm(cells: list[Cell], runs: Path, records: Path, overrides: list[str]
     """All cells as one sweep of SLURM jobs (``overrides`` may set ``hydra.launcher.*``: partition, GPUs);
     the launcher waits for the jobs, then each job's folder ``<runs>/<table>/<cell>.<tier>`` is recorded."""
     table = cells[0].table
+    if any(cell.benchmark for cell in cells):
+        raise ConfigError(f"leaderboard table '{table}' is measured by a benchmark script, not by training: run it "
+                          f"with --launcher local (one process, so that its timings are not shared)")
     train(["--multirun", "hydra/launcher=slurm", f"+experiment={','.join(c.experiment for c in cells)}",
            f"hydra.sweep.dir={runs / table}", "hydra.sweep.subdir=${leaderboard.cell}.${leaderboard.tier}",
            *overrides])
@@ -52,10 +71,13 @@ def record_runs(cells: list[Cell], runs: Path, records: Path) -> list[Path]:
     written = []
     for cell in cells:
         run_dir = runs / cell.table / f"{cell.name}.{cell.tier}"
-        if not (run_dir / "test_metrics.json").is_file():
+        finished = run_dir / ("benchmark.json" if cell.benchmark else "test_metrics.json")
+        if not finished.is_file():
             print(f"[leaderboard] {cell.experiment}: no finished run in {run_dir}", flush=True)
             continue
         old = records / cell.table / f"{cell.name}.{cell.tier}.json"
-        previous = json.loads(old.read_text()) if old.is_file() else None
-        written.append(write_record(make_record(cell, run_dir, previous=previous), records))
+        previous = json.loads(old.read_text()) if old.is_file() else {}
+        record = (make_benchmark_record(cell, finished, previous.get("wall_s")) if cell.benchmark
+                  else make_record(cell, run_dir, previous=previous))
+        written.append(write_record(record, records))
     return written

@@ -7,6 +7,13 @@ V-cycle is linear: smoothing ``u <- u + S(f - A u)`` with 3x3 convolutions ``A``
 prolongation added to the finer ``u``. There is no lifting; a bias-free 1x1 convolution
 projects to the output.
 
+The reference code's Navier-Stokes model (``MgNO_NS``) departs from this in four ways, each an
+option here: ``norm`` normalises ``u`` over (channels, height, width) after every prolongation
+(the reference's LayerNorm, whose per-node affine ties it to 64x64; here the affine is per
+channel, so the operator stays resolution-free), ``pointwise=False`` drops ``W``,
+``input_residual`` adds the latest input states to the output (the model learns the change),
+and ``bias`` gives the smoothing convolutions a bias (its ``--bias`` flag).
+
 Grids need not be powers of two: restriction maps ``n`` nodes to ``ceil(n / 2)`` (vertex-centred
 for odd ``n``), and each prolongation's ``2 n`` outputs are cropped to the finer grid's size, so
 one set of weights serves every resolution. With circular padding the prolongation wraps around
@@ -25,8 +32,8 @@ ACTIVATIONS = {"gelu": nn.GELU, "relu": nn.ReLU, "tanh": nn.Tanh, "silu": nn.SiL
 PADDING_MODES = ("zeros", "circular")
 
 
-def conv3x3(c_in: int, c_out: int, padding_mode: str, stride: int = 1) -> nn.Conv2d:
-    return nn.Conv2d(c_in, c_out, 3, stride=stride, padding=1, bias=False, padding_mode=padding_mode)
+def conv3x3(c_in: int, c_out: int, padding_mode: str, stride: int = 1, bias: bool = False) -> nn.Conv2d:
+    return nn.Conv2d(c_in, c_out, 3, stride=stride, padding=1, bias=bias, padding_mode=padding_mode)
 
 
 class Prolongation(nn.Module):
@@ -53,10 +60,10 @@ class Prolongation(nn.Module):
 class Smoother(nn.Module):
     """One smoothing step ``u <- u + S(f - A u)``; without ``A`` (the very first step) ``u <- S(f)``."""
 
-    def __init__(self, u_channels: int, f_channels: int, padding_mode: str, initial: bool = False):
+    def __init__(self, u_channels: int, f_channels: int, padding_mode: str, initial: bool = False, bias: bool = False):
         super().__init__()
-        self.A = None if initial else conv3x3(u_channels, f_channels, padding_mode)
-        self.S = conv3x3(f_channels, u_channels, padding_mode)
+        self.A = None if initial else conv3x3(u_channels, f_channels, padding_mode, bias=bias)
+        self.S = conv3x3(f_channels, u_channels, padding_mode, bias=bias)
 
     def forward(self, u: torch.Tensor | None, f: torch.Tensor) -> torch.Tensor:
         if self.A is None:
@@ -69,24 +76,24 @@ class VCycle(nn.Module):
 
     ``smoothing[l] = [pre, post]`` smoothing steps at level ``l`` (finest first); post-smoothing
     at the coarsest level is never reached. ``residual_restriction`` restricts ``f - A u``
-    instead of ``f`` (off in the paper's default).
+    instead of ``f`` (off in the paper's default). ``norm`` normalises ``u`` after each prolongation.
     """
 
     def __init__(self, in_channels: int, channels: int, smoothing: list[list[int]], padding_mode: str = "zeros",
-                 residual_restriction: bool = False):
+                 residual_restriction: bool = False, norm: bool = False, bias: bool = False):
         super().__init__()
         levels = len(smoothing)
         if smoothing[0][0] < 1:
             raise ConfigError("model.smoothing: the finest level needs at least one pre-smoothing step")
         self.pre = nn.ModuleList(
             nn.ModuleList(
-                Smoother(channels, in_channels, padding_mode, initial=(level == 0 and i == 0))
+                Smoother(channels, in_channels, padding_mode, initial=(level == 0 and i == 0), bias=bias)
                 for i in range(pre)
             )
             for level, (pre, _) in enumerate(smoothing)
         )
         self.post = nn.ModuleList(
-            nn.ModuleList(Smoother(channels, in_channels, padding_mode) for _ in range(post))
+            nn.ModuleList(Smoother(channels, in_channels, padding_mode, bias=bias) for _ in range(post))
             for _, post in smoothing[:-1]
         )
         self.restrict_u = nn.ModuleList(conv3x3(channels, channels, padding_mode, 2) for _ in range(levels - 1))
@@ -95,6 +102,9 @@ class VCycle(nn.Module):
             conv3x3(channels, in_channels, padding_mode) for _ in range(levels - 1 if residual_restriction else 0)
         )
         self.prolong = nn.ModuleList(Prolongation(channels, padding_mode) for _ in range(levels - 1))
+        self.norms = nn.ModuleList(
+            nn.GroupNorm(1, channels) if norm else nn.Identity() for _ in range(levels - 1)
+        )
 
     def forward(self, f: torch.Tensor) -> torch.Tensor:
         u, us, fs = None, [], []
@@ -108,7 +118,7 @@ class VCycle(nn.Module):
             fs.append(f)
         for level in reversed(range(len(self.prolong))):
             fine = us[level]
-            u = fine + self.prolong[level](u, fine.shape)
+            u = self.norms[level](fine + self.prolong[level](u, fine.shape))
             for smoother in self.post[level]:
                 u = smoother(u, fs[level])
         return u
@@ -118,13 +128,16 @@ class MgNO(nn.Module):
     """Multigrid neural operator: ``num_layers`` x ``act(VCycle(u) + W u)``, then a bias-free 1x1 projection.
 
     ``padding_mode`` follows the boundary condition: ``zeros`` for Dirichlet problems (Darcy),
-    ``circular`` for periodic ones (Navier-Stokes). The coarsest of ``len(smoothing)`` levels
+    ``circular`` for periodic ones (Navier-Stokes). ``norm``, ``pointwise``, ``input_residual``
+    and ``bias``: the reference's Navier-Stokes variant (module docstring); ``input_residual``
+    adds the last ``out_channels`` input channels (the latest states of a rollout window). The coarsest of ``len(smoothing)`` levels
     must keep at least 2 nodes a side, which bounds the number of levels from the grid.
     """
 
     def __init__(self, in_channels: int, out_channels: int, channels: int = 24, num_layers: int = 5,
                  smoothing: list[list[int]] = ((1, 0),) * 5 + ((2, 0),), padding_mode: str = "zeros",
-                 residual_restriction: bool = False, activation: str = "gelu"):
+                 residual_restriction: bool = False, activation: str = "gelu", norm: bool = False,
+                 pointwise: bool = True, input_residual: bool = False, bias: bool = False):
         super().__init__()
         smoothing = [list(s) for s in smoothing]
         if padding_mode not in PADDING_MODES:
@@ -135,12 +148,16 @@ class MgNO(nn.Module):
             raise ConfigError(f"model.smoothing: expected a list of [pre, post] counts >= 0, one per level, got {smoothing}")
         if num_layers < 1 or channels < 1:
             raise ConfigError(f"model.num_layers and model.channels: expected >= 1, got {num_layers} and {channels}")
+        if input_residual and out_channels > in_channels:
+            raise ConfigError(f"model.input_residual: adds the last {out_channels} input channels to the output, "
+                              f"but the input has {in_channels}")
         self.levels = len(smoothing)
+        self.input_residual = input_residual
         widths = [in_channels] + [channels] * (num_layers - 1)
         self.cycles = nn.ModuleList(
-            VCycle(w, channels, smoothing, padding_mode, residual_restriction) for w in widths
+            VCycle(w, channels, smoothing, padding_mode, residual_restriction, norm, bias) for w in widths
         )
-        self.pointwise = nn.ModuleList(nn.Conv2d(w, channels, 1) for w in widths)
+        self.pointwise = nn.ModuleList(nn.Conv2d(w, channels, 1) if pointwise else None for w in widths)
         self.project = nn.Conv2d(channels, out_channels, 1, bias=False)
         self.act = ACTIVATIONS[activation]()
 
@@ -156,6 +173,8 @@ class MgNO(nn.Module):
                     f"model.smoothing: {self.levels} multigrid levels coarsen a {size}-node grid to "
                     f"{self.coarsest_size(size)} node(s); use fewer levels or a finer grid"
                 )
+        u = x
         for cycle, pointwise in zip(self.cycles, self.pointwise):
-            x = self.act(cycle(x) + pointwise(x))
-        return self.project(x)
+            u = self.act(cycle(u) + pointwise(u) if pointwise is not None else cycle(u))
+        out = self.project(u)
+        return out + x[:, x.shape[1] - out.shape[1]:] if self.input_residual else out
