@@ -102,6 +102,14 @@ def test_trajectories_are_stored_with_their_times_and_subsampled_in_space_only(t
         DatasetSpec(problem, 2, 2, 2, subsample=3)
 
 
+def test_a_diverging_solver_stops_generation_and_writes_nothing(tmp_path):
+    # an explicit step 5000x FNO's: the vorticity overflows within 40 steps
+    problem = NavierStokes2D(resolution=16, viscosity=1e-5, final_time=20.0, record_every=20.0, dt=0.5, device="cpu")
+    with pytest.raises(ConfigError, match=r"navier_stokes solver diverged on train sample 0: .* \(lower data.problem.dt"):
+        generate(DatasetSpec(problem, n_train=2, n_val=1, n_test=1, subsample=1), tmp_path, progress=False)
+    assert not list(tmp_path.iterdir())
+
+
 @pytest.mark.slow
 def test_navier_stokes_rollout_trains_and_reports_errors_per_lead_time(data_dir, tmp_path):
     run = tmp_path / "ns"

@@ -108,6 +108,17 @@ def chunk_size(n: int, workers: int) -> int:
     return int(np.clip(np.ceil(n / (4 * workers)), 1, 100))
 
 
+def check_finite(solutions: np.ndarray, problem: Problem, split: str, start: int) -> None:
+    """A solver that diverged (an explicit step beyond its stability limit) is stopped at the first bad sample,
+    before a NaN reaches the file and, much later, the training loss."""
+    finite = np.isfinite(solutions.reshape(len(solutions), -1)).all(axis=1)
+    if not finite.all():
+        index = start + int(np.argmin(finite))
+        hint = " (lower data.problem.dt or raise data.problem.resolution)" if "dt" in problem.params() else ""
+        raise ConfigError(f"the {problem.name} solver diverged on {split} sample {index}: its solution holds NaN or "
+                          f"Inf{hint}; nothing was written")
+
+
 def generate(spec: DatasetSpec, data_dir: str | Path, workers: int = 1, progress: bool = True) -> Path:
     """Write the dataset described by ``spec`` under ``data_dir``, or return the existing file."""
     path = spec.path(data_dir)
@@ -149,6 +160,7 @@ def generate(spec: DatasetSpec, data_dir: str | Path, workers: int = 1, progress
                 solved = pool.imap(problem.solve, chunks) if pool else map(problem.solve, chunks)
                 start = 0
                 for chunk, solutions in zip(chunks, solved):
+                    check_finite(solutions, problem, split, start)
                     for r, group in groups.items():
                         group["inputs"][start:start + len(chunk)] = subsample_grid(chunk, r, len(coords))
                         group["outputs"][start:start + len(chunk)] = subsample_grid(solutions, r, len(coords))
