@@ -163,7 +163,12 @@ def test_benchmark_table_runs_reports_and_refuses_slurm(tmp_path):
     assert rec["measured"] == result_file["rows"][0]["gmres_over_skr"]["time"] and rec["paper"] == 2.92
     assert rec["metrics"]["gmres_over_skr_iterations/none/1e-05"] == result_file["rows"][0]["gmres_over_skr"]["iterations"]
     assert rec["command"] == "python benchmarks/skr_darcy.py --systems 100 --tols 1e-5 --preconditioners none"
-    assert rec["parameters"] is None and len(rec["git_commit"]) >= 40
+    assert rec["options"] == SMALL["skr_darcy"] and rec["parameters"] is None and len(rec["git_commit"]) >= 40
+    cell = next(c for c in load_cells("skr_darcy", "paper") if c.name == "none_1e-5")
+    result_path = tmp_path / "runs" / "skr_darcy" / "none_1e-5.paper" / "benchmark.json"
+    assert make_benchmark_record(cell, result_path)["config_hash"] != rec["config_hash"]  # the options count
+    with pytest.raises(ConfigError, match="wrote no metric 'gmres_over_skr_time/ilu/1e-05'"):
+        make_benchmark_record(next(c for c in load_cells("skr_darcy", "paper") if c.name == "ilu_1e-5"), result_path)
     text = markdown([rec])
     assert "## skr_darcy, tier paper" in text and "| SKR / GMRES(40), no preconditioner, tol 1e-5 | " in text
     assert "| None |" not in text

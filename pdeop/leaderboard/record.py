@@ -64,21 +64,23 @@ def today() -> str:
     return datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d")
 
 
-def make_benchmark_record(cell: Cell, result: Path, wall_s: float | None = None) -> dict:
+def make_benchmark_record(cell: Cell, result: Path, wall_s: float | None = None, options: list[str] = ()) -> dict:
     """The record of a benchmark cell from the JSON its script wrote (``metrics`` holds the cell's metric); the
-    script ran here, so hardware and commit are this process's. The config hash covers the command."""
+    script ran here, so hardware and commit are this process's. The config hash covers the command and the
+    ``options`` given after it."""
     metrics = json.loads(Path(result).read_text()).get("metrics", {})
     if cell.metric not in metrics:
         raise ConfigError(f"{result}: the benchmark wrote no metric '{cell.metric}' (leaderboard.metric of "
                           f"conf/experiment/{cell.experiment}.yaml); it wrote {sorted(metrics)}")
     return {
         "table": cell.table, "cell": cell.name, "model": cell.model, "tier": cell.tier,
-        "experiment": cell.experiment, "command": cell.command, "scaled": cell.scaled,
+        "experiment": cell.experiment, "command": cell.command, "options": list(options), "scaled": cell.scaled,
         "metric": cell.metric, "measured": metrics[cell.metric],
         "paper": cell.paper_value, "paper_source": cell.paper_source, "metrics": metrics,
         "parameters": None, "seconds_per_epoch": None, "wall_s": wall_s,
         "hardware": hardware(), "versions": versions(), "git_commit": git_commit(),
-        "config_hash": hashlib.sha256(json.dumps(list(cell.benchmark)).encode()).hexdigest()[:16], "date": today(),
+        "config_hash": hashlib.sha256(json.dumps([*cell.benchmark, *options]).encode()).hexdigest()[:16],
+        "date": today(),
     }
 
 

@@ -45,7 +45,8 @@ def run_local(cells: list[Cell], runs: Path, records: Path, overrides: list[str]
         start = time.perf_counter()
         if cell.benchmark:
             benchmark(cell, run_dir / "benchmark.json", overrides)
-            record = make_benchmark_record(cell, run_dir / "benchmark.json", round(time.perf_counter() - start, 1))
+            record = make_benchmark_record(cell, run_dir / "benchmark.json", round(time.perf_counter() - start, 1),
+                                           overrides)
         else:
             train([f"+experiment={cell.experiment}", f"hydra.run.dir={run_dir}", *overrides])
             record = make_record(cell, run_dir, wall_s=round(time.perf_counter() - start, 1))
@@ -77,7 +78,8 @@ def record_runs(cells: list[Cell], runs: Path, records: Path) -> list[Path]:
             continue
         old = records / cell.table / f"{cell.name}.{cell.tier}.json"
         previous = json.loads(old.read_text()) if old.is_file() else {}
-        record = (make_benchmark_record(cell, finished, previous.get("wall_s")) if cell.benchmark
+        record = (make_benchmark_record(cell, finished, previous.get("wall_s"), previous.get("options", ()))
+                  if cell.benchmark
                   else make_record(cell, run_dir, previous=previous))
         written.append(write_record(record, records))
     return written
