@@ -64,6 +64,13 @@ def today() -> str:
     return datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d")
 
 
+def cell_fields(cell: Cell) -> dict:
+    """What a record repeats of its cell: where it sits, how to rerun it, and the paper's figure."""
+    return {"table": cell.table, "cell": cell.name, "model": cell.model, "tier": cell.tier,
+            "experiment": cell.experiment, "command": cell.command, "scaled": cell.scaled, "metric": cell.metric,
+            "paper": cell.paper_value, "paper_source": cell.paper_source}
+
+
 def make_benchmark_record(cell: Cell, result: Path, wall_s: float | None = None, options: list[str] = ()) -> dict:
     """The record of a benchmark cell from the JSON its script wrote (``metrics`` holds the cell's metric); the
     script ran here, so hardware and commit are this process's. The config hash covers the command and the
@@ -73,10 +80,7 @@ def make_benchmark_record(cell: Cell, result: Path, wall_s: float | None = None,
         raise ConfigError(f"{result}: the benchmark wrote no metric '{cell.metric}' (leaderboard.metric of "
                           f"conf/experiment/{cell.experiment}.yaml); it wrote {sorted(metrics)}")
     return {
-        "table": cell.table, "cell": cell.name, "model": cell.model, "tier": cell.tier,
-        "experiment": cell.experiment, "command": cell.command, "options": list(options), "scaled": cell.scaled,
-        "metric": cell.metric, "measured": metrics[cell.metric],
-        "paper": cell.paper_value, "paper_source": cell.paper_source, "metrics": metrics,
+        **cell_fields(cell), "options": list(options), "measured": metrics[cell.metric], "metrics": metrics,
         "parameters": None, "seconds_per_epoch": None, "wall_s": wall_s,
         "hardware": hardware(), "versions": versions(), "git_commit": git_commit(),
         "config_hash": hashlib.sha256(json.dumps([*cell.benchmark, *options]).encode()).hexdigest()[:16],
@@ -91,10 +95,7 @@ def make_record(cell: Cell, run_dir: Path, wall_s: float | None = None, previous
     metrics = json.loads((run_dir / "test_metrics.json").read_text())
     previous = previous or {}
     return {
-        "table": cell.table, "cell": cell.name, "model": cell.model, "tier": cell.tier,
-        "experiment": cell.experiment, "command": cell.command, "scaled": cell.scaled,
-        "metric": cell.metric, "measured": metrics.get(cell.metric),
-        "paper": cell.paper_value, "paper_source": cell.paper_source,
+        **cell_fields(cell), "measured": metrics.get(cell.metric),
         "metrics": {k: v for k, v in metrics.items() if k.startswith("test/")},
         "parameters": metrics.get("parameters") or parameter_count(run_dir),
         "seconds_per_epoch": seconds_per_epoch(run_dir), "wall_s": wall_s or previous.get("wall_s"),

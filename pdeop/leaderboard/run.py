@@ -17,24 +17,25 @@ from pdeop.leaderboard.record import make_benchmark_record, make_record, write_r
 ROOT = Path(__file__).resolve().parents[2]
 
 
+def execute(arguments: list[str]) -> None:
+    """``python <arguments>`` from the project root, echoed; a failure stops the leaderboard run."""
+    print(f"[leaderboard] {' '.join(arguments)}", flush=True)
+    if subprocess.run([sys.executable, *arguments], cwd=ROOT).returncode != 0:
+        raise SystemExit(f"[leaderboard] failed: {' '.join(arguments)}")
+
+
 def train(arguments: list[str]) -> None:
-    """``python train.py <arguments>`` from the project root; a failure stops the leaderboard run."""
+    """``python train.py <arguments>``."""
     flags = [word for word in arguments if word.startswith("--")]  # Hydra reads its flags before the overrides
     overrides = [word for word in arguments if not word.startswith("--")]
-    command = [sys.executable, "train.py", *flags, "trainer.enable_progress_bar=false", *overrides]
-    print(f"[leaderboard] {' '.join(command[1:])}", flush=True)
-    if subprocess.run(command, cwd=ROOT).returncode != 0:
-        raise SystemExit(f"[leaderboard] failed: {' '.join(command[1:])}")
+    execute(["train.py", *flags, "trainer.enable_progress_bar=false", *overrides])
 
 
 def benchmark(cell: Cell, result: Path, options: list[str] = ()) -> None:
     """``python <script> <options> --json <result>`` from the project root (``options``: the script's own,
     given as ``--name=value``, after the cell's so that they win)."""
     result.parent.mkdir(parents=True, exist_ok=True)
-    command = [sys.executable, *cell.benchmark, *options, "--json", str(result)]
-    print(f"[leaderboard] {' '.join(command[1:])}", flush=True)
-    if subprocess.run(command, cwd=ROOT).returncode != 0:
-        raise SystemExit(f"[leaderboard] failed: {' '.join(command[1:])}")
+    execute([*cell.benchmark, *options, "--json", str(result)])
 
 
 def run_local(cells: list[Cell], runs: Path, records: Path, overrides: list[str] = ()) -> list[Path]:
