@@ -66,6 +66,21 @@ def test_window_stacks_states_time_major_and_rollout_feeds_predictions_back():
         Window(history=1, horizon=3, step=2)
 
 
+def test_window_normalises_a_state_alike_in_every_slot_so_a_latest_state_residual_stays_physical():
+    fields = trajectory_fields(n=4, channels=2, times=6)  # states grow in time: later ones have a larger mean
+    task = Window(history=2, horizon=3)
+    pairs = task.pairs(fields)
+    to_model, from_model = task.fit_normalisers(pairs.inputs, pairs.outputs)
+    torch.testing.assert_close(to_model.mean[:, -2:], from_model.mean)
+    torch.testing.assert_close(to_model.std[:, -2:], from_model.std)
+
+    def persistence(x):  # a model that returns its latest input state in normalised units (MgNO's residual)
+        return from_model.inverse_transform(to_model.transform(x)[:, -2:])
+
+    x = torch.from_numpy(pairs.inputs)
+    torch.testing.assert_close(task.rollout(persistence, x), x[:, -2:].repeat(1, 3, 1))
+
+
 def test_all_to_all_serves_every_ordered_pair_with_its_lead_time():
     fields = trajectory_fields(n=2, channels=1, times=3)  # 4 snapshots with the initial state: t = 0, .5, 1, 1.5
     pairs = AllToAll().train_dataset(fields)

@@ -293,7 +293,8 @@ class FileDataModule(PairsDataModule):
         """In memory: as for generated data. On disk: one pass over the training split, chunk by chunk."""
         if self.in_memory:
             return super().fit_normalisers(stored)
-        stats = ChannelStats(), ChannelStats()
+        window = isinstance(self.task, Window)  # a rollout's states share one statistic (Window.fit_normalisers)
+        stats = (ChannelStats(),) if window else (ChannelStats(), ChannelStats())
         train = self._train_range
         start, chunk = train.start, 1  # the first sample alone sizes the chunks that follow
         while start < train.stop:
@@ -304,13 +305,13 @@ class FileDataModule(PairsDataModule):
             if self.task is not None:
                 fields = self.task.pairs(fields)
             arrays = (fields.inputs, fields.outputs)
-            if isinstance(self.task, Window):
-                arrays = self.task.states(*arrays)
+            if window:
+                arrays = (np.concatenate(self.task.states(*arrays)),)
             for side, data in zip(stats, arrays):
                 side.add(data)
             ndim = fields.inputs.ndim
         fitted = tuple(side.normaliser(ndim) for side in stats)
-        return self.task.repeat_normalisers(*fitted) if isinstance(self.task, Window) else fitted
+        return self.task.repeat_normalisers(*fitted) if window else fitted
 
     def train_dataloader(self) -> DataLoader:
         if self.in_memory:

@@ -136,14 +136,16 @@ class Window:
                         fields.coords, fields.subsample)
 
     def fit_normalisers(self, inputs: np.ndarray, outputs: np.ndarray) -> tuple[nn.Module, nn.Module]:
-        """Per-physical-channel statistics of the states, repeated over the history (input) and step (output).
+        """One per-physical-channel statistic of all states, input and output, repeated over every slot.
 
         A rollout feeds predicted states back as inputs, so a state is normalised the same way
-        in whichever slot of the window it sits.
+        in whichever slot of the window it sits, on either side: a model that adds its latest input
+        state to its output (MgNO's ``input_residual``) then adds it in physical units. Separate
+        input and output statistics scaled that state by their ratio at every step, which grew a
+        rollout geometrically (2.7-fold a step on Navier-Stokes nu = 1e-5, whose vorticity grows in time).
         """
-        fitted_in, fitted_out = (fit_channel_normaliser(torch.from_numpy(states))
-                                 for states in self.states(inputs, outputs))
-        return self.repeat_normalisers(fitted_in, fitted_out)
+        fitted = fit_channel_normaliser(torch.from_numpy(np.concatenate(self.states(inputs, outputs))))
+        return self.repeat_normalisers(fitted)
 
     def states(self, inputs: np.ndarray, outputs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Windows' stacked states unstacked, ``[n * count, channels, *grid]``: what the statistics are taken over."""
@@ -153,13 +155,13 @@ class Window:
 
         return unstacked(inputs, self.history), unstacked(outputs, self.horizon)
 
-    def repeat_normalisers(self, fitted_in: nn.Module, fitted_out: nn.Module) -> tuple[nn.Module, nn.Module]:
-        """Per-state normalisers repeated over the ``history`` input and ``step`` output slots."""
-        def repeated(fitted: nn.Module, count: int) -> nn.Module:
+    def repeat_normalisers(self, fitted: nn.Module) -> tuple[nn.Module, nn.Module]:
+        """A per-state normaliser repeated over the ``history`` input and ``step`` output slots."""
+        def repeated(count: int) -> nn.Module:
             times = (1, count, *[1] * (fitted.mean.ndim - 2))
             return channel_normaliser(fitted.mean.repeat(times), fitted.std.repeat(times))
 
-        return repeated(fitted_in, self.history), repeated(fitted_out, self.step)
+        return repeated(self.history), repeated(self.step)
 
     def rollout(self, predict: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor) -> torch.Tensor:
         """The ``horizon`` states after ``x`` (``[b, channels * history, *grid]``), ``step`` states per call."""
