@@ -73,6 +73,41 @@ def resume_path(cfg: DictConfig, output_dir: Path) -> str | None:
     return None
 
 
+# What may change when a run is restarted in its own directory: how far it trains, what it does after,
+# where it writes, and the leaderboard's description of the cell. Anything else is another setting.
+RESUMABLE_CHANGES = ("paths", "hydra", "ckpt_path", "auto_resume", "test_after_fit", "leaderboard", "data.data_dir",
+                     "trainer.max_epochs", "trainer.max_steps", "trainer.enable_progress_bar")
+
+
+def flatten(config: dict, prefix: str = "") -> dict[str, typing.Any]:
+    """``{"a": {"b": 1}}`` -> ``{"a.b": 1}``."""
+    flat = {}
+    for key, value in config.items():
+        name = f"{prefix}{key}"
+        flat.update(flatten(value, f"{name}.") if isinstance(value, dict) else {name: value})
+    return flat
+
+
+def check_resumable(config: dict, output_dir: Path) -> None:
+    """Refuse to auto-resume a directory whose checkpoint was trained with another setting.
+
+    An interrupted run restarted with a larger ``trainer.max_epochs`` continues; one whose model,
+    data, optimiser, schedule or seed changed would silently go on from the other setting's
+    weights and optimiser state, so it is one clear error instead.
+    """
+    previous = output_dir / "config_resolved.yaml"
+    if not previous.is_file():
+        return
+    before, now = flatten(OmegaConf.to_container(OmegaConf.load(previous))), flatten(config)
+    changed = sorted(key for key in before.keys() | now.keys() if before.get(key) != now.get(key)
+                     and not any(key == free or key.startswith(f"{free}.") for free in RESUMABLE_CHANGES))
+    if changed:
+        shown = ", ".join(f"{key} ({before.get(key)!r} -> {now.get(key)!r})" for key in changed[:4])
+        more = f" and {len(changed) - 4} more" if len(changed) > 4 else ""
+        raise ConfigError(f"auto_resume: {output_dir} holds a run of another setting ({shown}{more}); "
+                          f"use a new hydra.run.dir, or auto_resume=false to start over in this one")
+
+
 def build_module(cfg: DictConfig, datamodule, config: dict) -> OperatorModule:
     model = build_model(config["model"])
     if isinstance(datamodule.task, AllToAll) and "t" not in inspect.signature(model.forward).parameters:
@@ -168,6 +203,9 @@ def train(cfg: DictConfig) -> dict[str, float]:
     check_config(config)
     output_dir = Path(cfg.paths.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
+    resume = resume_path(cfg, output_dir)
+    if resume is not None and cfg.ckpt_path is None:
+        check_resumable(config, output_dir)
     write_yaml(config, output_dir / "config_resolved.yaml")
 
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
@@ -180,7 +218,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
         module = build_module(cfg, datamodule, config)
         preflight(module, datamodule)
     trainer = build_trainer(cfg)
-    trainer.fit(module, datamodule=datamodule, ckpt_path=resume_path(cfg, output_dir))
+    trainer.fit(module, datamodule=datamodule, ckpt_path=resume)
     if not cfg.test_after_fit:
         return {}
     best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
