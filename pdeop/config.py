@@ -27,6 +27,30 @@ FINETUNE_KEYS = {"pretrained": str | None, "freeze": list[str], "pretrained_excl
                  "param_lr": dict | None}
 
 
+# Where a run reads and writes: what differs between two runs of one setting (dotted keys).
+RUN_SPECIFIC = ("paths", "hydra", "ckpt_path", "data.data_dir", "data.path")
+
+
+def without(config: dict, keys: tuple[str, ...]) -> dict:
+    """``config`` without the dotted ``keys`` (``"data.path"``: the ``path`` entry of the ``data`` node)."""
+    kept = {}
+    for name, value in config.items():
+        if name in keys:
+            continue
+        inner = tuple(key[len(name) + 1:] for key in keys if key.startswith(f"{name}."))
+        kept[name] = without(value, inner) if inner and isinstance(value, dict) else value
+    return kept
+
+
+def flatten(config: dict, prefix: str = "") -> dict[str, Any]:
+    """``{"a": {"b": 1}}`` -> ``{"a.b": 1}``."""
+    flat = {}
+    for key, value in config.items():
+        name = f"{prefix}{key}"
+        flat.update(flatten(value, f"{name}.") if isinstance(value, dict) else {name: value})
+    return flat
+
+
 def subsampled_size(nodes: int, factor: int) -> int:
     """Nodes a side after taking every ``factor``-th of ``nodes`` (boundaries kept): 421, 5 -> 85."""
     return (int(nodes) - 1) // int(factor) + 1

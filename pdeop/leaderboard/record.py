@@ -14,22 +14,18 @@ import torch
 from omegaconf import OmegaConf
 
 import pdeop
+from pdeop.config import RUN_SPECIFIC, without
 from pdeop.data.store import atomic_path
 from pdeop.errors import ConfigError
 from pdeop.leaderboard.cells import Cell
 from pdeop.provenance import git_commit, hardware
-
-RUN_SPECIFIC = ("paths", "hydra", "ckpt_path")  # keys that differ between two runs of the same setting
 
 
 def config_hash(run_dir: Path) -> str:
     """SHA-256 (first 16 hex digits) of the resolved run config, without what differs between two runs of one
     setting: the run and data folders (loggers and checkpoints name the run folder too)."""
     text = (run_dir / "config_resolved.yaml").read_text().replace(str(Path(run_dir).resolve()), "<run>")
-    config = OmegaConf.to_container(OmegaConf.create(text))
-    config = {k: v for k, v in config.items() if k not in RUN_SPECIFIC}
-    for key in ("data_dir", "path"):
-        config.get("data", {}).pop(key, None)
+    config = without(OmegaConf.to_container(OmegaConf.create(text)), RUN_SPECIFIC)
     return hashlib.sha256(json.dumps(config, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 

@@ -15,7 +15,7 @@ import torch
 from hydra.utils import get_object, instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from pdeop.config import check_config, describe, matches
+from pdeop.config import RUN_SPECIFIC, check_config, describe, flatten, matches, without
 from pdeop.data.collocation import CollocationDataModule
 from pdeop.data.store import atomic_path
 from pdeop.data.tasks import AllToAll, Window
@@ -73,19 +73,10 @@ def resume_path(cfg: DictConfig, output_dir: Path) -> str | None:
     return None
 
 
-# What may change when a run is restarted in its own directory: how far it trains, what it does after,
-# where it writes, and the leaderboard's description of the cell. Anything else is another setting.
-RESUMABLE_CHANGES = ("paths", "hydra", "ckpt_path", "auto_resume", "test_after_fit", "leaderboard", "data.data_dir",
-                     "trainer.max_epochs", "trainer.max_steps", "trainer.enable_progress_bar")
-
-
-def flatten(config: dict, prefix: str = "") -> dict[str, typing.Any]:
-    """``{"a": {"b": 1}}`` -> ``{"a.b": 1}``."""
-    flat = {}
-    for key, value in config.items():
-        name = f"{prefix}{key}"
-        flat.update(flatten(value, f"{name}.") if isinstance(value, dict) else {name: value})
-    return flat
+# What may change when a run is restarted in its own directory: where it reads and writes, how far it
+# trains, what it does after, and the leaderboard's description of the cell. Anything else is another setting.
+RESUMABLE_CHANGES = (*RUN_SPECIFIC, "auto_resume", "test_after_fit", "leaderboard", "trainer.max_epochs",
+                     "trainer.max_steps", "trainer.enable_progress_bar")
 
 
 def check_resumable(config: dict, output_dir: Path) -> None:
@@ -98,9 +89,9 @@ def check_resumable(config: dict, output_dir: Path) -> None:
     previous = output_dir / "config_resolved.yaml"
     if not previous.is_file():
         return
-    before, now = flatten(OmegaConf.to_container(OmegaConf.load(previous))), flatten(config)
-    changed = sorted(key for key in before.keys() | now.keys() if before.get(key) != now.get(key)
-                     and not any(key == free or key.startswith(f"{free}.") for free in RESUMABLE_CHANGES))
+    before, now = (flatten(without(c, RESUMABLE_CHANGES))
+                   for c in (OmegaConf.to_container(OmegaConf.load(previous)), config))
+    changed = sorted(key for key in before.keys() | now.keys() if before.get(key) != now.get(key))
     if changed:
         shown = ", ".join(f"{key} ({before.get(key)!r} -> {now.get(key)!r})" for key in changed[:4])
         more = f" and {len(changed) - 4} more" if len(changed) > 4 else ""
