@@ -57,22 +57,6 @@ def write_yaml(config: dict, path: Path) -> None:
         tmp.write_text(OmegaConf.to_yaml(OmegaConf.create(config)))
 
 
-def resume_path(cfg: DictConfig, output_dir: Path) -> str | None:
-    """The checkpoint to resume from: ``ckpt_path`` if given, else (``auto_resume``) the run directory's last one.
-
-    A run restarted in its own directory -- a SLURM job requeued after preemption, a crashed
-    job started again with the same ``hydra.run.dir`` -- continues from its last checkpoint
-    instead of from epoch 0.
-    """
-    if cfg.ckpt_path is not None:
-        return cfg.ckpt_path
-    last = output_dir / "checkpoints" / "last.ckpt"
-    if cfg.auto_resume and last.is_file():
-        log.info("resuming from %s (auto_resume)", last)
-        return str(last)
-    return None
-
-
 # What may change when a run is restarted in its own directory: where it reads and writes, how far it
 # trains, what it does after, and the leaderboard's description of the cell. Anything else is another setting.
 RESUMABLE_CHANGES = (*RUN_SPECIFIC, "auto_resume", "test_after_fit", "leaderboard", "trainer.max_epochs",
@@ -97,6 +81,23 @@ def check_resumable(config: dict, output_dir: Path) -> None:
         more = f" and {len(changed) - 4} more" if len(changed) > 4 else ""
         raise ConfigError(f"auto_resume: {output_dir} holds a run of another setting ({shown}{more}); "
                           f"use a new hydra.run.dir, or auto_resume=false to start over in this one")
+
+
+def resume_path(cfg: DictConfig, config: dict, output_dir: Path) -> str | None:
+    """The checkpoint to resume from: ``ckpt_path`` if given, else (``auto_resume``) the run directory's last one.
+
+    A run restarted in its own directory -- a SLURM job requeued after preemption, a crashed
+    job started again with the same ``hydra.run.dir`` -- continues from its last checkpoint
+    instead of from epoch 0, provided it is the same setting (``check_resumable``).
+    """
+    if cfg.ckpt_path is not None:
+        return cfg.ckpt_path
+    last = output_dir / "checkpoints" / "last.ckpt"
+    if cfg.auto_resume and last.is_file():
+        check_resumable(config, output_dir)
+        log.info("resuming from %s (auto_resume)", last)
+        return str(last)
+    return None
 
 
 def build_module(cfg: DictConfig, datamodule, config: dict) -> OperatorModule:
@@ -194,9 +195,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
     check_config(config)
     output_dir = Path(cfg.paths.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
-    resume = resume_path(cfg, output_dir)
-    if resume is not None and cfg.ckpt_path is None:
-        check_resumable(config, output_dir)
+    resume = resume_path(cfg, config, output_dir)  # before this run's config replaces the last one's
     write_yaml(config, output_dir / "config_resolved.yaml")
 
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
