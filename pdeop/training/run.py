@@ -66,21 +66,41 @@ RESUMABLE_CHANGES = (*RUN_SPECIFIC, "auto_resume", "test_after_fit", "leaderboar
 def check_resumable(config: dict, output_dir: Path) -> None:
     """Refuse to auto-resume a directory whose checkpoint was trained with another setting.
 
-    An interrupted run restarted with a larger ``trainer.max_epochs`` continues; one whose model,
+    An interrupted run restarted with a larger ``trainer.max_epochs`` continues (unless its schedule's
+    length came from the first run's, ``check_schedule_extendable``); one whose model,
     data, optimiser, schedule or seed changed would silently go on from the other setting's
     weights and optimiser state, so it is one clear error instead.
     """
     previous = output_dir / "config_resolved.yaml"
     if not previous.is_file():
         return
-    before, now = (flatten(without(c, RESUMABLE_CHANGES))
-                   for c in (OmegaConf.to_container(OmegaConf.load(previous)), config))
+    trained = OmegaConf.to_container(OmegaConf.load(previous))
+    before, now = (flatten(without(c, RESUMABLE_CHANGES)) for c in (trained, config))
     changed = sorted(key for key in before.keys() | now.keys() if before.get(key) != now.get(key))
     if changed:
         shown = ", ".join(f"{key} ({before.get(key)!r} -> {now.get(key)!r})" for key in changed[:4])
         more = f" and {len(changed) - 4} more" if len(changed) > 4 else ""
         raise ConfigError(f"auto_resume: {output_dir} holds a run of another setting ({shown}{more}); "
                           f"use a new hydra.run.dir, or auto_resume=false to start over in this one")
+    check_schedule_extendable(trained, config)
+
+
+def check_schedule_extendable(before: dict, now: dict) -> None:
+    """Refuse a longer run when the schedule's length was taken from the run's (OneCycle, cosine).
+
+    The checkpoint restores the schedule with the old step count: OneCycleLR would stop the run
+    with an error once past it, a cosine schedule would climb back up, so neither can be extended.
+    """
+    fn = (now.get("scheduler") or {}).get("fn") or {}
+    derived = [key for key in ("total_steps", "T_max") if key in fn and fn[key] is None]
+    length = [key for key in ("max_epochs", "max_steps")
+              if before.get("trainer", {}).get(key) != now.get("trainer", {}).get(key)]
+    if derived and length:
+        key = f"trainer.{length[0]}"
+        raise ConfigError(f"auto_resume: {key} changed ({before['trainer'].get(length[0])!r} -> "
+                          f"{now['trainer'].get(length[0])!r}), but {fn['_target_'].rsplit('.', 1)[-1]} spans the "
+                          f"first run's length (scheduler.fn.{derived[0]} from the trainer); use a new hydra.run.dir "
+                          f"for the longer run")
 
 
 def resume_path(cfg: DictConfig, config: dict, output_dir: Path) -> str | None:
