@@ -4,9 +4,10 @@ import pytest
 import torch
 
 from pdeop.errors import ConfigError
-from pdeop.models import LSM, T1, MgNO
+from pdeop.models import LSM, T1, MgNO, UNet
 from pdeop.models.layers import append_coordinates, channelwise
 from pdeop.models.t1 import dct_rows
+from pdeop.models.unet import pad_to_multiple
 
 SMALL = {
     "mgno": lambda: MgNO(in_channels=1, out_channels=1, channels=8, num_layers=2, smoothing=[[1, 0], [1, 1], [2, 0]]),
@@ -14,6 +15,8 @@ SMALL = {
     "lsm": lambda: LSM(in_channels=1, out_channels=1, width=8, patch_size=[2, 2], head_width=16),
     "t1_dft": lambda: T1(in_channels=1, out_channels=1, modes=[6, 6], width=8, num_layers=2,
                          signal_resolution=[16, 16], transform="dft", activation="tanh"),
+    "unet": lambda: UNet(in_channels=1, out_channels=1, width=8, head_width=16),
+    "unet_instance": lambda: UNet(in_channels=1, out_channels=1, width=8, head_width=16, norm="instance"),
 }
 
 
@@ -44,7 +47,7 @@ def smooth_batch(n: int = 4, size: int = 16) -> tuple[torch.Tensor, torch.Tensor
 
 # The DFT variant keeps only the non-negative frequencies of the first axis, as the reference code
 # does, and assumes periodicity: it cannot fit this non-periodic target as closely.
-@pytest.mark.parametrize("name", ["mgno", "t1", "lsm"])
+@pytest.mark.parametrize("name", ["mgno", "t1", "lsm", "unet"])
 def test_overfits_a_batch_of_four(name):
     torch.manual_seed(0)
     x, y = smooth_batch()
@@ -64,7 +67,7 @@ def test_same_seed_same_model_and_output(name):
     outputs = []
     for _ in range(2):
         torch.manual_seed(3)
-        outputs.append(SMALL[name]()(torch.ones(1, 1, 16, 16)))
+        outputs.append(SMALL[name]()(torch.ones(2, 1, 17, 17)))
     torch.testing.assert_close(outputs[0], outputs[1], rtol=0, atol=0)
 
 
@@ -221,7 +224,28 @@ def test_lsm_darcy_parameter_count():
 
 
 def test_lsm_pads_to_whole_patches_at_every_scale():
-    model = LSM(1, 1, width=8, patch_size=[6, 6])
-    assert model.padded_size(85, 0) == 96 and model.padded_size(96, 0) == 96 and model.padded_size(97, 1) == 192
+    # 16 x patch size: the four halvings leave whole 6x6 patches at every scale (85 -> 96, 97 -> 192)
+    assert pad_to_multiple(torch.ones(1, 1, 85, 97), (96, 96)).shape[-2:] == (96, 192)
+    assert pad_to_multiple(torch.ones(1, 1, 96, 96), (96, 96)).shape[-2:] == (96, 96)
     with pytest.raises(ConfigError, match="model.width: expected a multiple of 8"):
         LSM(1, 1, width=12)
+
+
+def test_unet_is_lsms_backbone_without_the_spectral_blocks():
+    lsm, unet = LSM(1, 1, width=64), UNet(1, 1, width=64)
+    spectral = sum(p.numel() for p in lsm.spectral.parameters())
+    assert sum(p.numel() for p in unet.parameters()) == sum(p.numel() for p in lsm.parameters()) - spectral
+    assert {n for n, _ in unet.named_parameters()} == {n for n, _ in lsm.named_parameters()
+                                                        if not n.startswith("spectral.")}
+
+
+def test_unet_instance_norm_treats_each_sample_alone():
+    # Time stepping uses instance normalisation: a sample's prediction does not depend on its batch
+    # in training mode, where batch normalisation mixes the samples' statistics.
+    x = torch.randn(3, 1, 32, 32)
+    for norm, alone in (("instance", True), ("batch", False)):
+        torch.manual_seed(0)
+        model = UNet(1, 1, width=8, norm=norm).train()
+        assert torch.allclose(model(x)[:1], model(x[:1]), atol=1e-5) is alone
+    with pytest.raises(ConfigError, match="model.norm: expected one of batch, instance, got 'layer'"):
+        UNet(1, 1, norm="layer")

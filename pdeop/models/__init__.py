@@ -12,5 +12,6 @@ from pdeop.models.pig import PIG
 from pdeop.models.pinn import PINN
 from pdeop.models.scot import ScOT
 from pdeop.models.t1 import T1
+from pdeop.models.unet import UNet
 
-__all__ = ["GPHM", "LSM", "MgNO", "PIG", "PINN", "ScOT", "T1"]
+__all__ = ["GPHM", "LSM", "MgNO", "PIG", "PINN", "ScOT", "T1", "UNet"]

@@ -19,35 +19,13 @@ from __future__ import annotations
 import math
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from pdeop.errors import ConfigError
-from pdeop.models.layers import append_coordinates, channelwise
+from pdeop.models.layers import channelwise
+from pdeop.models.unet import UNetBackbone, pad_to_multiple
 
 HEADS = 8
-
-
-def double_conv(c_in: int, c_out: int, c_mid: int | None = None) -> nn.Sequential:
-    c_mid = c_mid or c_out
-    return nn.Sequential(
-        nn.Conv2d(c_in, c_mid, 3, padding=1, bias=False), nn.BatchNorm2d(c_mid), nn.ReLU(inplace=True),
-        nn.Conv2d(c_mid, c_out, 3, padding=1, bias=False), nn.BatchNorm2d(c_out), nn.ReLU(inplace=True),
-    )
-
-
-class Up(nn.Module):
-    """Bilinear upsampling, concatenation with the skip, double convolution."""
-
-    def __init__(self, c_in: int, c_out: int):
-        super().__init__()
-        self.conv = double_conv(c_in, c_out, c_in // 2)
-
-    def forward(self, coarse: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
-        up = F.interpolate(coarse, scale_factor=2, mode="bilinear", align_corners=True)
-        dy, dx = skip.shape[-2] - up.shape[-2], skip.shape[-1] - up.shape[-1]
-        up = F.pad(up, [dx // 2, dx - dx // 2, dy // 2, dy - dy // 2])
-        return self.conv(torch.cat([skip, up], dim=1))
 
 
 class NeuralSpectralBlock(nn.Module):
@@ -91,39 +69,23 @@ class NeuralSpectralBlock(nn.Module):
         return out.view(b, h // ph, w // pw, c, ph, pw).permute(0, 3, 1, 4, 2, 5).reshape(b, c, h, w)
 
 
-class LSM(nn.Module):
+class LSM(UNetBackbone):
     """Latent Spectral Model on 2D grids: ``[batch, in_channels, H, W] -> [batch, out_channels, H, W]``."""
 
     def __init__(self, in_channels: int, out_channels: int, width: int = 64, num_tokens: int = 4,
                  num_basis: int = 12, patch_size: list[int] = (6, 6), head_width: int = 128):
-        super().__init__()
+        super().__init__(in_channels, width, norm="batch")
         self.patch_size = tuple(int(p) for p in patch_size)
         if len(self.patch_size) != 2 or min(self.patch_size) < 1:
             raise ConfigError(f"model.patch_size: expected two positive integers, got {list(patch_size)}")
-        widths = [width, 2 * width, 4 * width, 8 * width, 8 * width]
-        self.lift = nn.Linear(in_channels + 2, width)
-        self.inc = double_conv(width, width)
-        self.down = nn.ModuleList(double_conv(a, b) for a, b in zip(widths[:-1], widths[1:]))
-        self.up = nn.ModuleList([Up(16 * width, 4 * width), Up(8 * width, 2 * width), Up(4 * width, width),
-                                 Up(2 * width, width)])
-        self.spectral = nn.ModuleList(NeuralSpectralBlock(c, num_basis, self.patch_size, num_tokens) for c in widths)
+        self.spectral = nn.ModuleList(NeuralSpectralBlock(c, num_basis, self.patch_size, num_tokens)
+                                      for c in self.widths)
         self.out_conv = nn.Conv2d(width, width, 1)
         self.head = nn.Sequential(nn.Linear(width, head_width), nn.GELU(), nn.Linear(head_width, out_channels))
 
-    def padded_size(self, n: int, axis: int) -> int:
-        multiple = 16 * self.patch_size[axis]
-        return -(-n // multiple) * multiple
-
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h, w = x.shape[-2:]
-        v = channelwise(self.lift, append_coordinates(x))
-        v = F.pad(v, [0, self.padded_size(w, 1) - w, 0, self.padded_size(h, 0) - h])
-        scales = [self.inc(v)]
-        for down in self.down:
-            scales.append(down(F.max_pool2d(scales[-1], 2)))
-        scales = [block(s) for block, s in zip(self.spectral, scales)]
-        v = scales[-1]
-        for up, skip in zip(self.up, reversed(scales[:-1])):
-            v = up(v, skip)
-        v = self.out_conv(v)[..., :h, :w]
+        v = pad_to_multiple(self.lifted(x), (16 * self.patch_size[0], 16 * self.patch_size[1]))
+        scales = [block(s) for block, s in zip(self.spectral, self.encode(v))]
+        v = self.out_conv(self.decode(scales))[..., :h, :w]
         return channelwise(self.head, v)
