@@ -249,3 +249,6 @@ def test_unet_instance_norm_treats_each_sample_alone():
         assert torch.allclose(model(x)[:1], model(x[:1]), atol=1e-5) is alone
     with pytest.raises(ConfigError, match="model.norm: expected one of batch, instance, got 'layer'"):
         UNet(1, 1, norm="layer")
+    with pytest.raises(ConfigError, match="model.norm: instance normalisation needs more than 16 points along an "
+                                          "axis .* got a 16x12 grid"):
+        UNet(1, 1, width=8, norm="instance")(x[..., :16, :12])

@@ -88,11 +88,15 @@ class UNet(UNetBackbone):
     def __init__(self, in_channels: int, out_channels: int, width: int = 64, norm: str = "batch",
                  head_width: int = 128):
         super().__init__(in_channels, width, norm)
+        self.norm = norm
         self.out_conv = nn.Conv2d(width, width, 1)
         self.head = nn.Sequential(nn.Linear(width, head_width), nn.GELU(), nn.Linear(head_width, out_channels))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h, w = x.shape[-2:]
+        if self.norm == "instance" and max(h, w) <= 16:
+            raise ConfigError(f"model.norm: instance normalisation needs more than 16 points along an axis (the "
+                              f"coarsest of the five scales is 1x1 otherwise), got a {h}x{w} grid")
         v = pad_to_multiple(self.lifted(x), (16, 16))
         v = self.out_conv(self.decode(self.encode(v)))[..., :h, :w]
         return channelwise(self.head, v)
