@@ -93,12 +93,13 @@ def check_schedule_extendable(before: dict, now: dict) -> None:
     """
     fn = (now.get("scheduler") or {}).get("fn") or {}
     derived = [key for key in ("total_steps", "T_max") if key in fn and fn[key] is None]
-    length = [key for key in ("max_epochs", "max_steps")
-              if before.get("trainer", {}).get(key) != now.get("trainer", {}).get(key)]
-    if derived and length:
-        key = f"trainer.{length[0]}"
-        raise ConfigError(f"auto_resume: {key} changed ({before['trainer'].get(length[0])!r} -> "
-                          f"{now['trainer'].get(length[0])!r}), but {fn['_target_'].rsplit('.', 1)[-1]} spans the "
+    lengths = [(key, before.get("trainer", {}).get(key), now.get("trainer", {}).get(key))
+               for key in ("max_epochs", "max_steps")]
+    changed = [(key, old, new) for key, old, new in lengths if old != new]
+    if derived and changed:
+        key, old, new = changed[0]
+        schedule = str(fn.get("_target_", "the schedule")).rsplit(".", 1)[-1]
+        raise ConfigError(f"auto_resume: trainer.{key} changed ({old!r} -> {new!r}), but {schedule} spans the "
                           f"first run's length (scheduler.fn.{derived[0]} from the trainer); use a new hydra.run.dir "
                           f"for the longer run")
 
