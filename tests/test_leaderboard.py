@@ -143,9 +143,9 @@ def test_run_records_each_cell_and_report_lists_them(tmp_path, data_dir):
     assert "README.md" in report.stdout
     text = (tmp_path / "README.md").read_text()
     assert "## darcy85, tier cpu" in text and "| FNO |" in text and "| T1 |" in text
-    bad = subprocess.run([sys.executable, "-m", "pdeop.leaderboard", "run", "darcy85", "--cells", "unet"], cwd=ROOT,
+    bad = subprocess.run([sys.executable, "-m", "pdeop.leaderboard", "run", "darcy85", "--cells", "resnet"], cwd=ROOT,
                          capture_output=True, text=True)
-    assert bad.returncode != 0 and "cells ['unet'] are not in darcy85" in bad.stderr
+    assert bad.returncode != 0 and "cells ['resnet'] are not in darcy85" in bad.stderr
 
 
 def test_benchmark_table_runs_reports_and_refuses_slurm(tmp_path):
