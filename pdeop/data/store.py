@@ -1,4 +1,4 @@
-"""The project's one HDF5 layout for generated datasets (documented in docs/data_format.md).
+"""The project's one HDF5 layout for generated datasets (documented in docs/hdf5_format.md).
 
 A file holds splits (train, val, test), each at one or more grid resolutions:
 
