@@ -97,6 +97,8 @@ def test_export_then_load_pretrained_predicts_identically_from_checkpoint_bundle
         for resolution in (17, 33):
             assert torch.equal(predictions(module, resolution), predictions(from_checkpoint, resolution))
     assert (tmp_path / "cache").is_dir() and "paths" not in load_pretrained("tiny-fno").config
+    stored = (bundle / "config.yaml").read_text()  # no trace of the machine it was trained on
+    assert str(best.parent.parent) not in stored and str(data_dir) not in stored and "<run>/checkpoints" in stored
 
     tested = json.loads((best.parent.parent / "test_metrics.json").read_text())
     run_entry(["evaluate.py"], ["ckpt=tiny-fno"], tmp_path / "evaluate", data_dir)  # its own data config

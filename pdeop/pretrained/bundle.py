@@ -70,6 +70,28 @@ def model_tensors(module: OperatorModule) -> dict[str, torch.Tensor]:
             if isinstance(value, torch.Tensor)}  # not neuraloperator's `_metadata` entry
 
 
+def portable_config(config: dict) -> dict:
+    """``config`` without this machine's paths: the ``paths`` node and ``ckpt_path`` dropped, and every value
+    inside the run folder or the data folder (checkpoint and logger folders, ``data.data_dir``) written
+    relative to ``<run>`` or ``<data>``; evaluation points ``data_dir`` at its own data folder."""
+    roots = {name: str(Path(folder)) for name, folder in (config.get("paths") or {}).items()
+             if isinstance(folder, str) and Path(folder).is_absolute()}
+    placeholders = [(roots[key], mark) for key, mark in (("output_dir", "<run>"), ("data_dir", "<data>")) if key in roots]
+
+    def portable(value):
+        if isinstance(value, dict):
+            return {k: portable(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [portable(v) for v in value]
+        if isinstance(value, str):
+            for root, mark in placeholders:
+                if value == root or value.startswith(root + "/"):
+                    return mark + value[len(root):]
+        return value
+
+    return portable({k: v for k, v in config.items() if k not in ("paths", "ckpt_path")})
+
+
 def write_bundle(module: OperatorModule, out: str | Path, card: str, overwrite: bool = False) -> str:
     """Write ``module`` (with its ``config``) as a bundle directory at ``out``; returns the digest.
 
@@ -79,7 +101,7 @@ def write_bundle(module: OperatorModule, out: str | Path, card: str, overwrite: 
     out = Path(out)
     if out.exists() and not overwrite:
         raise CheckpointError(f"out: '{out}' already exists; choose another directory or pass overwrite=true")
-    config = {k: v for k, v in module.config.items() if k not in ("paths", "ckpt_path")}  # this machine's paths
+    config = portable_config(module.config)
     config["model"] = constructor_config(config["model"])
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
