@@ -9,14 +9,18 @@ from __future__ import annotations
 
 import collections.abc
 import inspect
+import logging
 import types
 import typing
 from typing import Any, Literal, Union
 
-from hydra.utils import get_object
+import torch
+from hydra.utils import get_object, instantiate
 from omegaconf import OmegaConf
 
 from pdeop.errors import ConfigError
+
+log = logging.getLogger(__name__)
 
 HYDRA_KEYS = {"_target_", "_partial_", "_convert_", "_recursive_", "_args_"}
 
@@ -64,12 +68,15 @@ def matches(value: Any, annotation: Any) -> bool:
     """Whether a plain config value can be passed where ``annotation`` is expected.
 
     Only the types a config can hold are checked (numbers, strings, booleans, sequences,
-    mappings and unions of them); any other annotation accepts the value.
+    mappings and unions of them); a tensor never comes from a config, so it matches nothing
+    (``lr: float | Tensor`` takes only a number); any other annotation accepts the value.
     """
     if annotation in (inspect.Parameter.empty, Any) or isinstance(annotation, (str, typing.TypeVar)):
         return True
     if isinstance(value, dict) and "_target_" in value:
         return True
+    if annotation is torch.Tensor:
+        return False
     origin, args = typing.get_origin(annotation), typing.get_args(annotation)
     if origin in (Union, types.UnionType):
         return any(matches(value, arg) for arg in args)
@@ -101,6 +108,11 @@ def matches(value: Any, annotation: Any) -> bool:
 
 
 def describe(annotation: Any) -> str:
+    """``annotation`` as a message shows it, without the tensor arm a config value cannot take."""
+    if typing.get_origin(annotation) in (Union, types.UnionType):
+        arms = [arm for arm in typing.get_args(annotation) if arm is not torch.Tensor]
+        if len(arms) == 1:
+            return describe(arms[0])
     if isinstance(annotation, type):
         return annotation.__name__
     return str(annotation).replace("typing.", "")
@@ -147,19 +159,61 @@ def check_node(node: dict, path: str) -> None:
         expected = hints.get(key, inspect.Parameter.empty)
         if value is None and node.get("_partial_", False):
             continue  # a partial's None is filled in when it is called (a scheduler's step count)
+        if value is None and key in params and params[key].default is None:
+            continue  # the constructor's own default, whatever its hint says (neuralop's domain_padding)
         if not matches(value, expected):
             raise ConfigError(
                 f"{where}.{key}: expected {describe(expected)}, got {value!r} ({type(value).__name__})"
             )
 
 
-def check_config(config: dict, path: str = "") -> None:
-    """Check every ``_target_`` node in a resolved config (a plain container), depth first."""
+def check_optimiser(optim: dict) -> None:
+    """Build the optimiser on one dummy parameter, so a value it refuses (``lr=-1``) is a ConfigError now.
+
+    ``lr=0`` is allowed but warned about: the weights would never change.
+    """
+    lr = optim.get("lr")
+    if isinstance(lr, (int, float)) and not isinstance(lr, bool) and lr < 0:
+        raise ConfigError(f"optim.lr: expected a positive learning rate, got {lr}")
+    try:
+        instantiate(optim)([torch.nn.Parameter(torch.zeros(1))])
+    except (ValueError, TypeError) as exc:
+        raise ConfigError(f"optim: {optim['_target_']} refuses these settings ({exc})") from exc
+    if lr == 0:
+        log.warning("optim.lr=0: the weights will not change; is this what you meant?")
+
+
+def check_training_length(trainer: dict) -> None:
+    """Warn where a trainer would never stop by itself (Lightning reads ``max_epochs=-1`` as unlimited)."""
+    epochs, steps, budget = trainer.get("max_epochs"), trainer.get("max_steps", -1), trainer.get("max_time")
+    if epochs == -1 and steps in (-1, None) and budget is None:
+        log.warning("trainer.max_epochs=-1 with no max_steps or max_time: training runs until it is stopped")
+    elif isinstance(epochs, int) and epochs < -1:
+        raise ConfigError(f"trainer.max_epochs: expected a number of epochs (>= 0, or -1 for no limit), got {epochs}")
+
+
+def check_nodes(config, path: str) -> None:
+    """Check every ``_target_`` node under ``config`` (a plain container) against its signature, depth first."""
     if isinstance(config, dict):
         if "_target_" in config:
             check_node(config, path)
         for key, value in config.items():
-            check_config(value, f"{path}.{key}" if path else str(key))
+            check_nodes(value, f"{path}.{key}" if path else str(key))
     elif isinstance(config, list):
         for i, value in enumerate(config):
-            check_config(value, f"{path}[{i}]")
+            check_nodes(value, f"{path}[{i}]")
+
+
+def check_config(config: dict, path: str = "") -> None:
+    """Check a resolved config (a plain container): every ``_target_`` node against its signature.
+
+    For a whole run config (``path`` empty), also the values no signature can judge: the optimiser
+    is built on a dummy parameter and the training length is looked at.
+    """
+    check_nodes(config, path)
+    if path:
+        return
+    if isinstance(config.get("optim"), dict) and "_target_" in config["optim"]:
+        check_optimiser(config["optim"])
+    if isinstance(config.get("trainer"), dict):
+        check_training_length(config["trainer"])
