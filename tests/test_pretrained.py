@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 import torch
 import yaml
-from conftest import TINY_DATA, run_entry
-from hydra.utils import instantiate
+from conftest import TINY_DATA, TINY_FNO, run_entry
+from hydra.utils import get_object, instantiate
 from neuralop.losses import LpLoss
 
 from pdeop.data.generation import subsample_grid
@@ -20,6 +20,7 @@ from pdeop.errors import ConfigError
 from pdeop.pretrained import CheckpointError, RegistryError, load_pretrained, verify_bundle
 from pdeop.pretrained.bundle import MANIFEST, manifest_text
 from pdeop.pretrained.registry import registry
+from pdeop.pretrained.trusted import TRUSTED
 from pdeop.training.finetune import build_model
 
 pytestmark = pytest.mark.slow
@@ -177,8 +178,41 @@ def test_a_stored_config_naming_other_code_is_refused(exported, tmp_path):
     config["model"]["_target_"] = "os.system"
     (copy / "config.yaml").write_text(yaml.safe_dump(config))
     (copy / MANIFEST).write_text(manifest_text(copy))
-    with pytest.raises(CheckpointError, match="refused: its model config names 'os.system'"):
+    with pytest.raises(CheckpointError, match="refused: model._target_ is 'os.system', not one of the model classes"):
         load_pretrained(copy)
+
+
+def conf_targets() -> set[tuple[str, str]]:
+    """(node, target) for every `_target_` that conf/ puts under the nodes a stored config is built from."""
+    found = set()
+
+    def walk(node, top: str) -> None:
+        if isinstance(node, dict):
+            if "_target_" in node and top in TRUSTED:
+                found.add((top, node["_target_"]))
+            for key, value in node.items():
+                walk(value, top or key)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value, top)
+
+    conf = Path(__file__).parents[1] / "conf"
+    for path in conf.rglob("*.yaml"):
+        text = path.read_text()
+        group = path.relative_to(conf).parent.parts
+        walk(yaml.safe_load(text) or {}, "" if "@package _global_" in text or not group else group[0])
+    return found
+
+
+def test_every_target_conf_builds_is_on_the_allow_list_and_is_what_it_says():
+    found = conf_targets()
+    assert {kind for kind, _ in found} == set(TRUSTED)
+    missing = sorted(f"{kind}: {target}" for kind, target in found if target not in TRUSTED[kind])
+    assert not missing, f"add these to pdeop/pretrained/trusted.py: {missing}"
+    for allowed in TRUSTED.values():
+        for spelling, definition in allowed.items():
+            obj = get_object(spelling)
+            assert f"{obj.__module__}.{obj.__qualname__}" == definition, spelling
 
 
 def fno_config(**changes) -> dict:
@@ -189,7 +223,7 @@ def fno_config(**changes) -> dict:
 def test_fine_tuning_loads_the_weights_and_freezes_what_it_is_told(exported, data_dir, tmp_path):
     _, bundle = exported
     run = tmp_path / "finetune"
-    run_entry(["train.py"], [*TINY_DATA, "trainer.max_epochs=1", f"model.pretrained={bundle}",
+    run_entry(["train.py"], [*TINY_DATA, *TINY_FNO, "trainer.max_epochs=1", f"model.pretrained={bundle}",
                              "model.freeze=[lifting,fno_blocks.convs]"], run, data_dir)
     pretrained = load_pretrained(bundle).model.state_dict()
     tuned = load_pretrained(run / "checkpoints" / "last.ckpt").model.state_dict()

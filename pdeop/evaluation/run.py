@@ -16,7 +16,7 @@ from pdeop.errors import ConfigError
 from pdeop.evaluation.metrics import evaluate_fields
 from pdeop.evaluation.plots import plot_error_by_resolution, plot_sample
 from pdeop.evaluation.predict import write_predictions
-from pdeop.pretrained.build import check_targets
+from pdeop.io import writable_directory
 from pdeop.pretrained.load import load_source, resolve
 
 
@@ -44,8 +44,7 @@ def open_run(cfg: DictConfig):
     module = load_source(source)
     if cfg.get("data") is not None:
         data_config = OmegaConf.to_container(cfg.data, resolve=True)
-    else:
-        check_targets(module.config, "data", source.ref)
+    else:  # checked with the whole stored config by check_stored_config when the module was loaded
         data_config = copy.deepcopy(module.config["data"])
         if "data_dir" in data_config:  # generated data may live elsewhere than where it was trained
             data_config["data_dir"] = cfg.paths.data_dir
@@ -66,12 +65,12 @@ def evaluate(cfg: DictConfig) -> dict:
 
     Writes ``cfg.out`` (JSON) and, beside it, ``error_by_resolution.png``.
     """
+    out = Path(cfg.out)
+    writable_directory(out.parent, "out=")
     module, _, datamodule, stored = open_run(cfg)
     results = {res: evaluate_fields(module, task_fields(datamodule, stored, cfg.split, res), datamodule.periodic)
                for res in stored.resolutions(cfg.split)}
     print(f"{cfg.ckpt} on {datamodule.path} ({cfg.split})\n{table(results)}")
-    out = Path(cfg.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(out) as tmp:
         tmp.write_text(json.dumps({"checkpoint": str(cfg.ckpt), "data": str(datamodule.path), "split": cfg.split,
                                    "results": {str(k): v for k, v in results.items()}}, indent=2))
@@ -82,6 +81,7 @@ def evaluate(cfg: DictConfig) -> dict:
 
 def predict(cfg: DictConfig) -> Path:
     """Write the predictions of ``cfg.ckpt`` on one stored grid to ``cfg.out`` (NetCDF) and plot chosen samples."""
+    writable_directory(Path(cfg.out).parent, "out=")
     module, source, datamodule, stored = open_run(cfg)
     resolutions = stored.resolutions(cfg.split)
     resolution = cfg.resolution if cfg.resolution is not None else resolutions[-1]

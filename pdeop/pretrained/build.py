@@ -1,6 +1,7 @@
 """Rebuild a trained ``OperatorModule`` from its run config and its state (weights and normaliser statistics).
 
-Checkpoints and bundles both come down to these two things, so both load through here.
+Checkpoints and bundles both come down to these two things, so both load through here, and every stored
+config passes ``trusted.check_stored_config`` before anything is built from it.
 """
 
 from __future__ import annotations
@@ -14,35 +15,8 @@ from pdeop.config import FINETUNE_KEYS
 from pdeop.data.normalise import channel_normaliser
 from pdeop.data.tasks import Window
 from pdeop.pretrained.checkpoint import CheckpointError, load_weights
+from pdeop.pretrained.trusted import check_stored_config
 from pdeop.training.operator_module import OperatorModule
-
-# What a stored config may build. A checkpoint's or bundle's config is data from a file, and
-# instantiating an arbitrary `_target_` would run arbitrary code, as unpickling would.
-TRUSTED_TARGETS = {
-    "model": ("pdeop.models.", "neuralop.models."),
-    "loss": ("pdeop.training.losses.", "neuralop.losses."),
-    "optim": ("torch.optim.",),
-    "data": ("pdeop.data.", "pdeop.problems.", "pdeop.linalg."),
-    "task": ("pdeop.data.tasks.",),
-}
-
-
-def targets(node) -> list[str]:
-    """Every ``_target_`` in a config node, depth first."""
-    if isinstance(node, dict):
-        own = [node["_target_"]] if "_target_" in node else []
-        return own + [t for value in node.values() for t in targets(value)]
-    if isinstance(node, list):
-        return [t for value in node for t in targets(value)]
-    return []
-
-
-def check_targets(config: dict, key: str, source: str) -> None:
-    """Refuse a stored config whose ``key`` node names code outside ``TRUSTED_TARGETS[key]``."""
-    for target in targets(config.get(key)):
-        if not isinstance(target, str) or not target.startswith(TRUSTED_TARGETS[key]):
-            raise CheckpointError(f"'{source}' refused: its {key} config names '{target}', outside the modules a "
-                                  f"stored {key} config may build ({', '.join(TRUSTED_TARGETS[key])})")
 
 
 def constructor_config(model_config: dict) -> dict:
@@ -64,12 +38,14 @@ def normaliser_state(state: dict[str, torch.Tensor], source: str) -> dict[str, t
     return {name: state[name] for name in names}
 
 
-def stored_rollout(config: dict, source: str) -> Window | None:
-    """The rollout task of a model trained on trajectories (``data.task`` a ``Window``), else None."""
+def stored_rollout(config: dict) -> Window | None:
+    """The rollout task of a model trained on trajectories (``data.task`` a ``Window``), else None.
+
+    ``config`` has passed ``check_stored_config``, which checked ``data.task`` with the whole data node.
+    """
     data = config.get("data") or {}
     if not isinstance(data.get("task"), dict):
         return None
-    check_targets(data, "task", source)
     built = instantiate(data["task"])
     return built if isinstance(built, Window) else None
 
@@ -80,6 +56,7 @@ def trained_module(config: dict, state: dict[str, torch.Tensor], source: str) ->
     ``state`` is the module's state dict: the network's weights under ``model.`` and the
     normaliser statistics; ``source`` names the file in error messages.
     """
+    check_stored_config(config, source)
     missing = [key for key in ("model", "loss", "optim") if not isinstance(config.get(key), dict)]
     if missing:
         raise CheckpointError(f"'{source}': its config has no {', '.join(missing)} node")
@@ -87,8 +64,6 @@ def trained_module(config: dict, state: dict[str, torch.Tensor], source: str) ->
         raise CheckpointError(f"'{source}' is a physics-informed run: it holds one solution, not an operator to "
                               f"load or evaluate on data; its error is in the run's test_metrics.json, and "
                               f"train.py ckpt_path=<it> resumes it")
-    for key in ("model", "loss", "optim"):
-        check_targets(config, key, source)
     stats = normaliser_state(state, source)
     cfg = OmegaConf.create(config)
     module = OperatorModule(
@@ -98,7 +73,7 @@ def trained_module(config: dict, state: dict[str, torch.Tensor], source: str) ->
         input_normaliser=channel_normaliser(stats["input_normaliser.mean"], stats["input_normaliser.std"]),
         output_normaliser=channel_normaliser(stats["output_normaliser.mean"], stats["output_normaliser.std"]),
         config=config,
-        rollout=stored_rollout(config, source),
+        rollout=stored_rollout(config),
     )
     load_weights(module, state, source)
     return module.eval()

@@ -28,6 +28,7 @@ from safetensors.torch import load_file, save_file
 from pdeop.data.store import UMASK, file_sha256
 from pdeop.pretrained.build import constructor_config, normaliser_state, trained_module
 from pdeop.pretrained.checkpoint import CheckpointError
+from pdeop.pretrained.trusted import plain_yaml
 from pdeop.training.operator_module import OperatorModule
 
 FILES = ("config.yaml", "model.safetensors", "normaliser.safetensors", "README.md")
@@ -127,11 +128,11 @@ def read_bundle(directory: str | Path, expected_digest: str | None = None) -> Op
     """The trained module stored in a bundle directory, after checking its files (and digest)."""
     directory = Path(directory)
     verify_bundle(directory, expected_digest)
+    config = plain_yaml(directory / "config.yaml")
     try:
-        config = yaml.safe_load((directory / "config.yaml").read_text())
         weights = load_file(directory / "model.safetensors")
         stats = load_file(directory / "normaliser.safetensors")
-    except (SafetensorError, yaml.YAMLError, OSError) as exc:
+    except (SafetensorError, OSError) as exc:
         raise CheckpointError(f"bundle '{directory}' is unreadable ({exc})") from exc
     if not isinstance(config, dict) or "model" not in config:
         raise CheckpointError(f"bundle '{directory}': config.yaml has no model node")

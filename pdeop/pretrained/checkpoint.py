@@ -1,13 +1,15 @@
 """Read pdeop checkpoints without unpickling code, and load weights with one readable error.
 
 Checkpoints are read with ``torch.load(weights_only=True)``: a file that needs arbitrary
-unpickling (code inside) is refused rather than executed. A pdeop checkpoint carries its resolved
+unpickling (code inside) is refused rather than executed, and told apart from a file that is
+no checkpoint at all or a truncated one. A pdeop checkpoint carries its resolved
 run config (``pdeop_config``) and the normaliser statistics, which is all a rebuild needs.
 """
 
 from __future__ import annotations
 
 import pickle
+import re
 from pathlib import Path
 
 import torch
@@ -20,19 +22,60 @@ class CheckpointError(PdeopError):
     """A checkpoint or bundle that is missing, unsafe, tampered with, not pdeop's, or does not fit the model."""
 
 
+ZIP_MAGIC = b"PK\x03\x04"  # torch.save's format since PyTorch 1.6
+PICKLE_MAGIC = (b"\x80\x02", b"\x80\x03", b"\x80\x04", b"\x80\x05")  # torch.save's legacy format: a pickle
+
+
+def checkpoint_format(path: Path) -> str | None:
+    """``"zip"`` or ``"pickle"`` by the file's first bytes, None for anything else (text, random bytes, empty)."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(4)
+    except OSError as exc:
+        raise CheckpointError(f"checkpoint '{path}' cannot be read ({exc.strerror or exc})") from exc
+    if head == ZIP_MAGIC:
+        return "zip"
+    return "pickle" if head[:2] in PICKLE_MAGIC else None
+
+
+def refused_global(exc: pickle.UnpicklingError) -> str | None:
+    """The Python global (``module.name``) that made ``weights_only`` loading refuse the file, if that was why."""
+    found = re.search(r"GLOBAL ([\w.]+)", str(exc))
+    return found.group(1) if found else None
+
+
+def read_weights_only(path: Path, kind: str) -> object:
+    """``torch.load(weights_only=True)`` of a zip or pickle file; one line for code inside, another for damage."""
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        name = refused_global(exc)
+        if name is None:
+            raise CheckpointError(f"checkpoint '{path}' is not a PyTorch checkpoint pdeop can read (a {kind} file "
+                                  f"that weights-only loading refuses: not written by torch.save, or damaged)") from exc
+        raise CheckpointError(
+            f"checkpoint '{path}' needs arbitrary unpickling to load (it names the Python global '{name}': code or "
+            f"objects, not only tensors); pdeop loads weights only and refuses it") from exc
+    except Exception as exc:  # torch.load's parsers raise many types (RuntimeError, EOFError, KeyError ...) on damage
+        first_line = next(iter(str(exc).splitlines()), "") or type(exc).__name__
+        raise CheckpointError(f"checkpoint '{path}' is truncated or damaged (its {kind} cannot be read: "
+                              f"{first_line.split('. ')[0]})") from exc
+
+
 def load_checkpoint(path: str | Path) -> dict:
-    """The checkpoint's contents, loaded with ``weights_only=True``; one readable error for every failure."""
+    """The checkpoint's contents, loaded with ``weights_only=True``; one readable error for every failure.
+
+    A file that is not a PyTorch checkpoint at all (text, random bytes), a truncated or damaged one, and one
+    that holds code are told apart, each in one line naming the file.
+    """
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"checkpoint '{path}' does not exist")
-    try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as exc:
-        raise CheckpointError(
-            f"checkpoint '{path}' needs arbitrary unpickling to load (it contains code or objects, not "
-            f"only tensors); pdeop loads weights only and refuses it") from exc
-    except (RuntimeError, EOFError, OSError) as exc:
-        raise CheckpointError(f"checkpoint '{path}' is not a readable PyTorch checkpoint ({exc})") from exc
+    kind = checkpoint_format(path)
+    if kind is None:
+        raise CheckpointError(f"checkpoint '{path}' is not a checkpoint: PyTorch checkpoints are zip archives (or "
+                              f"legacy pickles), and this file starts with neither")
+    checkpoint = read_weights_only(path, kind)
     if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint or "pdeop_config" not in checkpoint:
         raise CheckpointError(f"checkpoint '{path}' is not a pdeop checkpoint (it has no state_dict and "
                               f"pdeop_config); train with train.py to make one")

@@ -24,7 +24,9 @@ import yaml
 from tqdm import tqdm
 
 from pdeop.errors import PdeopError
+from pdeop.io import writable_directory
 from pdeop.pretrained.bundle import MANIFEST, verify_bundle
+from pdeop.pretrained.trusted import check_stored_config, plain_yaml
 
 REGISTRY = Path(__file__).with_name("registry.yaml")
 
@@ -114,7 +116,7 @@ def fetch(entry: Entry) -> Path:
     if target.exists():
         verify_bundle(target, entry.sha256)
         return target
-    target.parent.mkdir(parents=True, exist_ok=True)
+    writable_directory(target.parent, "PDEOP_CACHE_DIR")
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
     try:
         archive = staging / "bundle.tar.gz"
@@ -133,6 +135,7 @@ def fetch(entry: Entry) -> Path:
             raise RegistryError(f"pretrained '{entry.name}': {entry.url} is not a readable tar archive ({exc})") from exc
         root = bundle_root(unpacked, entry.url)
         verify_bundle(root, entry.sha256)
+        check_stored_config(plain_yaml(root / "config.yaml"), entry.url)  # nothing hostile enters the cache
         try:
             os.replace(root, target)
         except OSError:

@@ -7,7 +7,9 @@ or output layers); ``model.freeze=[prefix, ...]`` stops training the parameters 
 prefixes (for example ``[lifting, fno_blocks.convs]``). A Poseidon checkpoint directory
 (``config.json`` + ``model.safetensors``) loads into ``model=scot`` after its architecture is
 compared with the run's model config. The run's own data module fits the normalisers, so a
-model fine-tuned on new data sees that data normalised as its pretraining data was.
+model fine-tuned on new data sees that data normalised as its pretraining data was. A pretrained
+model loads through ``load_pretrained``, so its stored config passes the gate of
+``pdeop.pretrained.trusted`` before anything of it is built.
 """
 
 from __future__ import annotations

@@ -1,0 +1,356 @@
+"""Hostile bundles, checkpoints and places: a stored config never runs code, and every refusal is one line.
+
+Each hostile file starts from the shipped ``fno-darcy`` bundle (or a checkpoint made from it), is tampered
+with, and is re-signed (``SHA256SUMS`` recomputed) so that the integrity check passes and the config gate
+alone stands between the file and its payload. A payload, if run, creates ``MARKER`` in the test's folder.
+"""
+
+from __future__ import annotations
+
+import base64
+import importlib
+import io
+import os
+import pickle
+import shutil
+import subprocess
+import tarfile
+import types
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+from conftest import TINY_DATA, TINY_FNO
+from hydra.utils import get_object, instantiate
+
+from pdeop.io import UnwritablePathError
+from pdeop.pretrained import CheckpointError, load_pretrained, verify_bundle
+from pdeop.pretrained.bundle import MANIFEST, manifest_text
+from pdeop.pretrained.trusted import TRUSTED
+
+from .conftest import ROOT, entry_command, entry_env, pdeop_error_line, read_only
+
+ARCHIVE = ROOT / "pdeop" / "pretrained" / "archives" / "fno-darcy.tar.gz"
+# Every module an allowed `_target_` is spelled through, with the node kind it serves.
+ALLOWED_MODULES = {spelling.rpartition(".")[0]: kind for kind, allowed in TRUSTED.items()
+                   for pair in allowed.items() for spelling in pair}
+
+
+@pytest.fixture(scope="module")
+def shipped(tmp_path_factory) -> Path:
+    """The shipped fno-darcy bundle, unpacked."""
+    into = tmp_path_factory.mktemp("shipped")
+    with tarfile.open(ARCHIVE) as tar:
+        tar.extractall(into, filter="data")
+    return next(into.iterdir())
+
+
+@pytest.fixture
+def marker(tmp_path) -> Path:
+    """The file a payload creates if it runs; every test asserts it never appears."""
+    return tmp_path / "MARKER"
+
+
+def resigned(bundle: Path, into: Path, config_text: str) -> Path:
+    """A copy of ``bundle`` with ``config_text`` as its config.yaml and SHA256SUMS recomputed to match."""
+    copy = into / "hostile-bundle"
+    copy.mkdir()
+    for path in bundle.iterdir():
+        if path.name not in ("config.yaml", MANIFEST):
+            os.link(path, copy / path.name)
+    (copy / "config.yaml").write_text(config_text)
+    (copy / MANIFEST).write_text(manifest_text(copy))
+    return copy
+
+
+def shipped_config(bundle: Path) -> dict:
+    return yaml.safe_load((bundle / "config.yaml").read_text())
+
+
+def with_node(config: dict, dotted: str, value) -> dict:
+    """``config`` with ``value`` set at the dotted key (``"data.problem.forcing"``)."""
+    *parents, last = dotted.split(".")
+    node = config
+    for key in parents:
+        node = node[key]
+    node[last] = value
+    return config
+
+
+def chain_to_save(module: str) -> str:
+    """A dotted path from ``module`` through its attributes to ``torch.save`` (``pdeop.models.t1.torch.save``).
+
+    ``torch.save(obj, f)`` writes any file: a live payload that Hydra's own best-effort blocklist lets through
+    (it stops ``os.system``).
+    """
+    frontier = [(importlib.import_module(module), module)]
+    for _ in range(3):
+        deeper = []
+        for current, path in frontier:
+            for name, value in sorted(vars(current).items()):
+                if value is torch.save:
+                    return f"{path}.{name}"
+                if isinstance(value, types.ModuleType) and not name.startswith("_"):
+                    deeper.append((value, f"{path}.{name}"))
+        frontier = deeper
+    return f"{module}.torch.save"
+
+
+def writes_marker(marker: Path, through: str = "pdeop.models") -> dict:
+    """A node that writes the marker file when Hydra builds it, spelled through an allowed module."""
+    return {"_target_": chain_to_save(through), "obj": "pwned", "f": str(marker)}
+
+
+class Touch:
+    """Pickles as a call of ``os.system`` that creates the marker: what unpickling code means."""
+
+    def __init__(self, marker: Path):
+        self.marker = marker
+
+    def __reduce__(self):
+        return os.system, (f"touch {self.marker}",)
+
+
+def reviewer_exploit(bundle: Path, marker: Path) -> str:
+    """Issue 21's config.yaml: the model node is ``torch.load(weights_only=False)`` of a pickle in ``!!binary``."""
+    saved = io.BytesIO()
+    torch.save(Touch(marker), saved)
+    payload = base64.b64encode(saved.getvalue()).decode()
+    model = (f"model:\n  _target_: pdeop.models.field.torch.load\n  weights_only: false\n  f:\n"
+             f"    _target_: pdeop.models.field.torch.serialization.io.BytesIO\n"
+             f"    initial_bytes: !!binary {payload}\n")
+    text = (bundle / "config.yaml").read_text()
+    return text[:text.index("model:\n")] + model
+
+
+def refused(ref, match: str) -> str:
+    with pytest.raises(CheckpointError, match=match) as error:
+        load_pretrained(ref)
+    message = str(error.value)
+    assert "\n" not in message
+    return message
+
+
+@pytest.mark.fault("issue 21's exploit (torch.load of a !!binary pickle) built by Hydra directly, without the gate",
+                   "the marker appears: the payload is live, so the refusals in this file are meaningful")
+def test_the_payloads_are_live_without_the_gate(shipped, marker, observed):
+    model = yaml.safe_load(reviewer_exploit(shipped, marker))["model"]
+    instantiate(model)
+    assert marker.exists()
+    marker.unlink()
+    instantiate(writes_marker(marker))
+    assert marker.exists()
+    observed("both payloads created the marker when built without the gate")
+
+
+@pytest.mark.fault("bundle: issue 21's exploit (model = pdeop.models.field.torch.load, weights_only false, "
+                   "!!binary pickle), re-signed", "refused at config.yaml's !!binary tag; the payload never runs")
+def test_the_reviewers_exploit_is_refused(shipped, marker, tmp_path, observed):
+    bundle = resigned(shipped, tmp_path, reviewer_exploit(shipped, marker))
+    message = refused(bundle, r"config\.yaml' refused: line \d+ has the YAML tag '!!binary'")
+    assert not marker.exists()
+    observed(message)
+
+
+@pytest.mark.parametrize("module", sorted(ALLOWED_MODULES))
+@pytest.mark.fault("bundle: a _target_ spelled as an attribute chain through {module} to torch.save (writes any "
+                   "file), re-signed",
+                   "refused, naming the key and the target; nothing imported or run")
+def test_an_attribute_chain_through_an_allowed_module_is_refused(shipped, marker, tmp_path, module, observed):
+    kind = ALLOWED_MODULES[module]
+    payload = writes_marker(marker, through=module)
+    if payload["_target_"] != f"{module}.torch.save":  # a real chain: the old prefix check let it reach torch.save
+        assert get_object(payload["_target_"]) is torch.save
+    config = shipped_config(shipped)
+    config[kind] = {**config[kind], **payload}
+    bundle = resigned(shipped, tmp_path, yaml.safe_dump(config, sort_keys=False))
+    message = refused(bundle, rf"refused: {kind}\._target_ is '{payload['_target_']}', not one of the {kind} classes")
+    assert not marker.exists()
+    observed(message)
+
+
+@pytest.mark.parametrize("node", ["model.conv_module", "loss.measure", "optim.lr", "data.problem.forcing",
+                                  "data.problem.linear_solver", "data.task", "data.stream"])
+@pytest.mark.fault("bundle: a node that writes a file (torch.save, through an allowed module) nested at {node}, "
+                   "re-signed",
+                   "refused, naming {node}._target_; the payload never runs")
+def test_a_nested_target_is_refused_wherever_it_hides(shipped, marker, tmp_path, node, observed):
+    kind = node.split(".")[0]
+    through = {"model": "pdeop.models", "loss": "neuralop.losses", "optim": "torch.optim", "data": "pdeop.data"}[kind]
+    config = with_node(shipped_config(shipped), node, writes_marker(marker, through))
+    bundle = resigned(shipped, tmp_path, yaml.safe_dump(config, sort_keys=False))
+    message = refused(bundle, rf"refused: {node}\._target_ is '[\w.]+torch\.save', not one of the {kind} classes")
+    assert not marker.exists()
+    observed(message)
+
+
+@pytest.mark.parametrize("key", ["weights_only", "checkpoint_path", "path", "file", "filename", "ckpt_path",
+                                 "weights", "url"])
+@pytest.mark.fault("bundle: the model node given '{key}' (a loader option or a file), re-signed",
+                   "refused, naming model.{key}")
+def test_a_loader_key_in_the_model_node_is_refused(shipped, tmp_path, key, observed):
+    config = with_node(shipped_config(shipped), f"model.{key}", False if key == "weights_only" else "/etc/passwd")
+    bundle = resigned(shipped, tmp_path, yaml.safe_dump(config, sort_keys=False))
+    observed(refused(bundle, rf"refused: model\.{key}: a stored model config may not name files or loader options"))
+
+
+@pytest.mark.parametrize("node, directive, value", [
+    ("loss", "_args_", ["touch MARKER"]), ("model", "_recursive_", False), ("data", "_convert_", "object"),
+    ("model", "_partial_", True), ("optim", "_partial_", False)])
+@pytest.mark.fault("bundle: the Hydra directive {directive}: {value} in the {node} node, re-signed",
+                   "refused, naming {node}.{directive}")
+def test_hydra_directives_other_than_the_optimisers_partial_are_refused(shipped, tmp_path, node, directive, value,
+                                                                        observed):
+    config = with_node(shipped_config(shipped), f"{node}.{directive}", value)
+    bundle = resigned(shipped, tmp_path, yaml.safe_dump(config, sort_keys=False))
+    observed(refused(bundle, rf"refused: {node}\.{directive}: a stored config carries no Hydra directive"))
+
+
+@pytest.mark.parametrize("payload, tag", [
+    ("!!python/object/apply:os.system ['touch {marker}']", "!!python/object/apply:os.system"),
+    ("!!python/name:os.system ''", "!!python/name:os.system"),
+    ("!!binary aGVsbG8=", "!!binary"),
+    ("!!set {{a: null}}", "!!set"),
+    ("2026-01-01", "!!timestamp")])
+@pytest.mark.fault("bundle: config.yaml with the YAML tag {tag} as a value, re-signed",
+                   "refused, naming config.yaml, its line and the tag")
+def test_yaml_tags_in_a_bundle_config_are_refused(shipped, marker, tmp_path, payload, tag, observed):
+    text = (shipped / "config.yaml").read_text().replace("\nseed: 0\n", f"\nseed: {payload.format(marker=marker)}\n")
+    bundle = resigned(shipped, tmp_path, text)
+    message = refused(bundle, rf"'{bundle / 'config.yaml'}' refused: line \d+ has the YAML tag '{tag}'")
+    assert not marker.exists()
+    observed(message)
+
+
+@pytest.mark.fault("bundle: config.yaml with 40 levels of doubling YAML aliases (a billion laughs), re-signed",
+                   "refused at once, naming the first shared key")
+def test_yaml_aliases_cannot_blow_up_the_check(shipped, tmp_path, observed):
+    laughs = "".join(f"l{i}: &l{i} [*l{i - 1}, *l{i - 1}]\n" for i in range(1, 40))
+    text = (shipped / "config.yaml").read_text() + "l0: &l0 [lol, lol]\n" + laughs
+    bundle = resigned(shipped, tmp_path, text)
+    observed(refused(bundle, r"refused: l1\[0\] is the same list or mapping as another key"))
+
+
+@pytest.mark.fault("bundle: an interpolation (${{oc.env:HOME}}) in the model node, re-signed",
+                   "refused: a stored config is resolved")
+def test_an_interpolation_in_a_built_node_is_refused(shipped, tmp_path, observed):
+    config = with_node(shipped_config(shipped), "model.hidden_channels", "${oc.env:HOME}")
+    bundle = resigned(shipped, tmp_path, yaml.safe_dump(config, sort_keys=False))
+    observed(refused(bundle, r"refused: model\.hidden_channels is an interpolation"))
+
+
+@pytest.mark.fault("registry: a name whose archive (digest recorded) holds a bundle with a hostile loss node",
+                   "refused before the cache, naming the archive URL; nothing cached, the payload never runs")
+def test_a_registered_hostile_bundle_never_enters_the_cache(shipped, marker, tmp_path, monkeypatch, observed):
+    config = with_node(shipped_config(shipped), "loss", writes_marker(marker, "neuralop.losses"))
+    bundle = resigned(shipped, tmp_path, yaml.safe_dump(config, sort_keys=False))
+    archive = Path(shutil.make_archive(str(tmp_path / "hostile"), "gztar", bundle.parent, bundle.name))
+    entry = {"url": archive.name, "sha256": verify_bundle(bundle)}
+    (tmp_path / "registry.yaml").write_text(yaml.safe_dump({"evil": entry}))
+    monkeypatch.setenv("PDEOP_REGISTRY", str(tmp_path / "registry.yaml"))
+    monkeypatch.setenv("PDEOP_CACHE_DIR", str(tmp_path / "cache"))
+    message = refused("evil", rf"'{archive.as_uri()}' refused: loss\._target_ is")
+    assert not marker.exists() and not any(p.name.startswith("evil-") for p in (tmp_path / "cache").iterdir())
+    observed(message)
+
+
+def checkpoint_of(bundle: Path, path: Path, config: dict) -> Path:
+    """A pdeop checkpoint (``state_dict`` + ``pdeop_config``) holding the bundle's weights and ``config``."""
+    state = {k: v for k, v in load_pretrained(bundle).state_dict().items() if isinstance(v, torch.Tensor)}
+    torch.save({"state_dict": state, "pdeop_config": config}, path)
+    return path
+
+
+@pytest.mark.parametrize("case", ["model target", "task target", "bytes value", "tensor value"])
+@pytest.mark.fault("checkpoint: a .ckpt whose pdeop_config has a hostile {case}",
+                   "refused, naming the file and the key; the payload never runs")
+def test_a_checkpoint_whose_config_is_hostile_is_refused(shipped, marker, tmp_path, case, observed):
+    config = shipped_config(shipped)
+    assert load_pretrained(checkpoint_of(shipped, tmp_path / "clean.ckpt", config)).config == config
+    edit, match = {
+        "model target": (("model", {**config["model"], **writes_marker(marker)}), r"refused: model\._target_ is"),
+        "task target": (("data.task", writes_marker(marker, "pdeop.data.tasks")), r"refused: data\.task\._target_ is"),
+        "bytes value": (("seed", pickle.dumps(Touch(marker))), r"refused: seed holds a bytes value"),
+        "tensor value": (("model.n_layers", torch.tensor(4)), r"refused: model\.n_layers holds a Tensor value"),
+    }[case]
+    hostile = checkpoint_of(shipped, tmp_path / "hostile.ckpt", with_node(config, *edit))
+    message = refused(hostile, rf"'{hostile}' {match}")
+    assert not marker.exists()
+    observed(message)
+
+
+@pytest.mark.parametrize("content", ["random bytes", "a text file", "a truncated checkpoint", "code"])
+@pytest.mark.fault("checkpoint: a .ckpt that is {content}",
+                   "one line naming the file: not a checkpoint / truncated or damaged / needs arbitrary unpickling")
+def test_a_checkpoint_file_that_is_no_checkpoint_or_holds_code_is_told_apart(tmp_path, marker, content, observed):
+    path = tmp_path / "model.ckpt"
+    if content == "random bytes":
+        path.write_bytes(bytes(range(7, 256)) * 16)
+    elif content == "a text file":
+        path.write_text("model: fno\nepochs: 10\n")
+    else:
+        torch.save({"state_dict": {"w": torch.zeros(64)}, "pdeop_config": Touch(marker) if content == "code" else {}},
+                   path)
+        if content == "a truncated checkpoint":
+            path.write_bytes(path.read_bytes()[:300])
+    expected = {"random bytes": "is not a checkpoint: PyTorch checkpoints are zip archives",
+                "a text file": "is not a checkpoint: PyTorch checkpoints are zip archives",
+                "a truncated checkpoint": "is truncated or damaged",
+                "code": r"needs arbitrary unpickling to load \(it names the Python global 'posix\.system'"}[content]
+    message = refused(path, rf"checkpoint '{path}' {expected}")
+    assert not marker.exists()
+    observed(message)
+
+
+def run_refused(script: list[str], overrides: list[str], tmp_path: Path, data_dir: Path) -> str:
+    """Run an entry point that must refuse: exit status 2, one ``pdeop error:`` line, no traceback."""
+    result = subprocess.run(entry_command(script, overrides, tmp_path / "run"), cwd=ROOT, env=entry_env(data_dir),
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 2, result.stderr[-3000:]
+    return pdeop_error_line(result.stderr)
+
+
+@pytest.mark.fault("python evaluate.py ckpt=<bundle whose model kwargs hold a node writing a file>",
+                   "exit 2, one pdeop error line naming the bundle and model.conv_module; the payload never runs")
+def test_evaluate_refuses_a_hostile_bundle(shipped, marker, tmp_path, data_dir, observed):
+    config = with_node(shipped_config(shipped), "model.conv_module", writes_marker(marker))
+    bundle = resigned(shipped, tmp_path, yaml.safe_dump(config, sort_keys=False))
+    line = run_refused(["evaluate.py"], [f"ckpt={bundle}"], tmp_path, data_dir)
+    assert f"'{bundle}' refused: model.conv_module._target_ is" in line
+    assert not marker.exists()
+    observed(line)
+
+
+@pytest.mark.fault("python train.py model.pretrained=<issue 21's exploit bundle>",
+                   "exit 2, one pdeop error line naming config.yaml and !!binary; the payload never runs")
+def test_fine_tuning_refuses_a_hostile_bundle(shipped, marker, tmp_path, data_dir, observed):
+    bundle = resigned(shipped, tmp_path, reviewer_exploit(shipped, marker))
+    line = run_refused(["train.py"], [*TINY_DATA, *TINY_FNO, "trainer.max_epochs=1", f"model.pretrained={bundle}"],
+                       tmp_path, data_dir)
+    assert f"'{bundle / 'config.yaml'}' refused" in line and "'!!binary'" in line
+    assert not marker.exists()
+    observed(line)
+
+
+@pytest.mark.fault("load_pretrained('fno-darcy') with a read-only, empty PDEOP_CACHE_DIR",
+                   "one error naming the cache directory and PDEOP_CACHE_DIR")
+def test_a_read_only_cache_is_named(tmp_path, monkeypatch, observed):
+    with read_only(tmp_path / "cache") as cache:
+        monkeypatch.setenv("PDEOP_CACHE_DIR", str(cache))
+        monkeypatch.delenv("PDEOP_REGISTRY", raising=False)
+        with pytest.raises(UnwritablePathError, match=f"'{cache}' is .*; set PDEOP_CACHE_DIR to write elsewhere"):
+            load_pretrained("fno-darcy")
+        assert not any(cache.iterdir())
+    observed("UnwritablePathError naming the cache and PDEOP_CACHE_DIR; nothing written")
+
+
+@pytest.mark.parametrize("script", ["evaluate.py", "predict.py"])
+@pytest.mark.fault("python {script} ckpt=fno-darcy out=<a read-only directory>/<file>",
+                   "exit 2, one pdeop error line naming the directory and out=, before any model is loaded")
+def test_a_read_only_out_is_named(script, tmp_path, data_dir, observed):
+    with read_only(tmp_path / "out") as out:
+        line = run_refused([script], ["ckpt=fno-darcy", f"out={out}/result"], tmp_path, data_dir)
+    assert f"'{out}' is" in line and "set out= to write elsewhere" in line
+    observed(line)
+
