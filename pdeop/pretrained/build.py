@@ -11,9 +11,10 @@ from hydra.utils import instantiate
 from omegaconf import OmegaConf
 from torch import nn
 
-from pdeop.config import FINETUNE_KEYS
+from pdeop.config import FINETUNE_KEYS, check_config
 from pdeop.data.normalise import channel_normaliser
 from pdeop.data.tasks import Window
+from pdeop.errors import ConfigError
 from pdeop.pretrained.checkpoint import CheckpointError, load_weights
 from pdeop.pretrained.trusted import check_stored_config
 from pdeop.training.operator_module import OperatorModule
@@ -50,6 +51,15 @@ def stored_rollout(config: dict) -> Window | None:
     return built if isinstance(built, Window) else None
 
 
+def check_signatures(config: dict, source: str) -> None:
+    """The stored model, loss and optimiser nodes against their constructors' signatures, naming the file."""
+    try:
+        for key in ("model", "loss", "optim"):
+            check_config(constructor_config(config[key]) if key == "model" else config[key], key)
+    except ConfigError as exc:
+        raise CheckpointError(f"'{source}': its config does not fit this pdeop ({exc})") from exc
+
+
 def trained_module(config: dict, state: dict[str, torch.Tensor], source: str) -> OperatorModule:
     """The ``OperatorModule`` of run ``config`` with ``state`` loaded (eval mode, CPU).
 
@@ -64,6 +74,7 @@ def trained_module(config: dict, state: dict[str, torch.Tensor], source: str) ->
         raise CheckpointError(f"'{source}' is a physics-informed run: it holds one solution, not an operator to "
                               f"load or evaluate on data; its error is in the run's test_metrics.json, and "
                               f"train.py ckpt_path=<it> resumes it")
+    check_signatures(config, source)
     stats = normaliser_state(state, source)
     cfg = OmegaConf.create(config)
     module = OperatorModule(

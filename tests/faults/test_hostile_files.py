@@ -354,3 +354,15 @@ def test_a_read_only_out_is_named(script, tmp_path, data_dir, observed):
     assert f"'{out}' is" in line and "set out= to write elsewhere" in line
     observed(line)
 
+
+
+@pytest.mark.fault("a re-signed bundle whose allowed model is given a wrong-typed argument",
+                   "refused naming the bundle and the key, no constructor traceback")
+def test_an_allowed_target_with_bad_arguments_is_one_line(shipped, tmp_path, observed):
+    config = with_node(shipped_config(shipped), "model.hidden_channels", "wide")
+    bundle = resigned(shipped, tmp_path, yaml.safe_dump(config, sort_keys=False))
+    with pytest.raises(CheckpointError) as refused:
+        load_pretrained(bundle)
+    observed(str(refused.value))
+    assert str(refused.value) == (f"'{bundle}': its config does not fit this pdeop (model.hidden_channels: "
+                                  f"expected int, got 'wide' (str))")
