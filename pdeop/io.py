@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import errno
 import os
+import sys
 import tempfile
 from pathlib import Path
+
+from hydra.experimental.callback import Callback
+from omegaconf import DictConfig
 
 from pdeop.errors import PdeopError
 
@@ -27,12 +31,44 @@ def writable_directory(path: str | Path, moved_by: str) -> Path:
         with tempfile.TemporaryFile(dir=path):
             pass
     except OSError as exc:
-        reason = {errno.EROFS: "is on a read-only file system", errno.EACCES: "is not writable (permission denied)",
-                  errno.EPERM: "is not writable (operation not permitted)",
-                  errno.ENOSPC: "is on a full disk"}.get(exc.errno, f"cannot be written ({exc.strerror or exc})")
-        where = path if path.exists() else f"{path} (or a parent directory)"
-        raise UnwritablePathError(f"'{where}' {reason}; set {moved_by} to write elsewhere") from exc
+        raise unwritable(path, exc, moved_by) from exc
     return path
+
+
+def check_writable_place(path: str | Path, moved_by: str) -> None:
+    """Prove that ``path`` could be written, creating nothing: a file is tried in it, or in its nearest existing parent."""
+    path = Path(path).absolute()
+    existing = path
+    while not existing.exists():
+        existing = existing.parent
+    try:
+        with tempfile.TemporaryFile(dir=existing):
+            pass
+    except OSError as exc:
+        raise unwritable(path, exc, moved_by) from exc
+
+
+def unwritable(path: Path, exc: OSError, moved_by: str) -> UnwritablePathError:
+    reason = {errno.EROFS: "is on a read-only file system", errno.EACCES: "is not writable (permission denied)",
+              errno.EPERM: "is not writable (operation not permitted)",
+              errno.ENOSPC: "is on a full disk"}.get(exc.errno, f"cannot be written ({exc.strerror or exc})")
+    where = path if path.exists() else f"{path} (or a parent directory)"
+    return UnwritablePathError(f"'{where}' {reason}; set {moved_by} to write elsewhere")
+
+
+class WritableRunDirectory(Callback):
+    """Hydra callback: a run directory that cannot be written is one ``pdeop error:`` line (exit 2).
+
+    Hydra creates the run directory and writes ``.hydra/`` and the log file there before pdeop's
+    code runs, so without this check a read-only place ends in Hydra's own traceback.
+    """
+
+    def on_run_start(self, config: DictConfig, **kwargs) -> None:
+        try:
+            check_writable_place(config.hydra.run.dir, "hydra.run.dir=<dir>")
+        except UnwritablePathError as exc:
+            print(f"pdeop error: {exc}", file=sys.stderr)
+            sys.exit(2)
 
 
 def free_bytes(path: str | Path) -> int:

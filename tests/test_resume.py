@@ -1,10 +1,19 @@
-"""auto_resume: a run restarted in its own directory continues only the setting it was trained with."""
+"""auto_resume: a run restarted in its own directory continues only the setting it was trained with, losing nothing."""
+
+import csv
+import errno
+import os
 
 import pytest
 import torch
 
 from pdeop.errors import ConfigError
-from pdeop.training.run import check_resumable, write_yaml
+from pdeop.io import UnwritablePathError
+from pdeop.training.callbacks import RunCheckpoint, rerooted
+from pdeop.training.checkpoint_io import AtomicCheckpointIO
+from pdeop.training.loggers import CSVHistoryLogger
+from pdeop.training.resume import check_resumable
+from pdeop.training.run import write_yaml
 
 
 def test_auto_resume_continues_further_but_refuses_another_setting(tmp_path):
@@ -41,3 +50,63 @@ def test_a_schedule_sized_by_the_run_refuses_a_longer_run(tmp_path):
     fixed = {**config, "scheduler": {"interval": "step", "fn": {**onecycle, "total_steps": 5000}}}
     write_yaml(fixed, tmp_path / "config_resolved.yaml")
     check_resumable({**fixed, "trainer": {"max_epochs": 100, "max_steps": -1}}, tmp_path)
+
+
+def test_a_moved_run_directory_is_the_same_setting(tmp_path):
+    def run_config(run: str, checkpoints: str | None = None) -> dict:
+        return {"seed": 0, "paths": {"output_dir": run}, "trainer": {"default_root_dir": run},
+                "logger": {"csv": {"save_dir": run}},
+                "callbacks": {"latest": {"dirpath": checkpoints or f"{run}/checkpoints"}}}
+
+    write_yaml(run_config("/old/place/run"), tmp_path / "config_resolved.yaml")
+    check_resumable(run_config("/new/place/run"), tmp_path)  # every path inside the run directory moved with it
+    with pytest.raises(ConfigError, match=r"callbacks.latest.dirpath \('<run>/checkpoints' -> '/shared/ckpts'\)"):
+        check_resumable(run_config("/new/place/run", checkpoints="/shared/ckpts"), tmp_path)
+
+
+def test_checkpoint_record_follows_a_moved_run_directory(tmp_path):
+    old, new = "/gone/run/checkpoints", str(tmp_path)
+    (tmp_path / "best-001.ckpt").touch()
+    state = {"dirpath": old, "best_model_path": f"{old}/best-001.ckpt", "kth_best_model_path": f"{old}/best-001.ckpt",
+             "last_model_path": "", "best_k_models": {f"{old}/best-001.ckpt": 0.5}}
+    moved = rerooted(state, old, new, RunCheckpoint.PATH_KEYS)
+    assert moved["dirpath"] == new and moved["best_model_path"] == f"{new}/best-001.ckpt"
+    assert moved["best_k_models"] == {f"{new}/best-001.ckpt": 0.5} and moved["last_model_path"] == ""
+    (tmp_path / "best-001.ckpt").unlink()  # another run's checkpoint: its record stays Lightning's
+    assert rerooted(state, old, new, RunCheckpoint.PATH_KEYS) is state
+
+
+def test_metrics_history_continues_from_the_resumed_step(tmp_path):
+    folder = tmp_path / "csv"
+    folder.mkdir()
+    (folder / "metrics.csv").write_text("epoch,step,train/loss\n0,7,0.5\n,8,\n1,15,0.4\n1,1")  # cut short by a kill
+    logger = CSVHistoryLogger(tmp_path, name="csv", version="")
+    logger.continue_from(8)
+    logger.log_metrics({"train/loss": 0.45, "epoch": 1}, step=15)
+    logger.save()
+    with open(folder / "metrics.csv", newline="") as f:
+        assert [(r["step"], r["train/loss"]) for r in csv.DictReader(f)] == [("7", "0.5"), ("15", "0.45")]
+
+    fresh = CSVHistoryLogger(tmp_path, name="csv", version="")
+    fresh.continue_from(None)
+    fresh.log_metrics({"train/loss": 0.6}, step=7)
+    fresh.save()
+    assert "0.45" in (folder / "previous-1" / "metrics.csv").read_text()
+    assert "0.45" not in (folder / "metrics.csv").read_text()
+
+
+def test_checkpoint_writes_are_atomic_and_a_full_disk_is_one_error(tmp_path, monkeypatch):
+    io = AtomicCheckpointIO()
+    path = tmp_path / "checkpoints" / "last.ckpt"
+    io.save_checkpoint({"epoch": 0, "w": torch.ones(3)}, path)
+    assert io.load_checkpoint(path)["epoch"] == 0
+
+    def full(fd):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "fsync", full)
+    with pytest.raises(UnwritablePathError, match=rf"'{path.parent}' is on a full disk \(no partial file left"):
+        io.save_checkpoint({"epoch": 1, "w": torch.zeros(3)}, path)
+    monkeypatch.undo()
+    assert [p.name for p in path.parent.iterdir()] == ["last.ckpt"]
+    assert io.load_checkpoint(path)["epoch"] == 0

@@ -1,8 +1,9 @@
-"""Callbacks: throughput per epoch, online-stream statistics, a guard that stops on a non-finite loss, test pictures."""
+"""Callbacks: checkpoints following a moved run, throughput, stream statistics, a non-finite loss guard, pictures."""
 
 from __future__ import annotations
 
 import math
+import os
 import re
 import time
 from pathlib import Path
@@ -10,10 +11,42 @@ from pathlib import Path
 import matplotlib.image
 import pytorch_lightning as pl
 import torch
+from pytorch_lightning.callbacks import ModelCheckpoint
 from pytorch_lightning.loggers import TensorBoardLogger, WandbLogger
 
 from pdeop.errors import ConfigError, NonFiniteLossError
 from pdeop.evaluation.plots import plot_error_by_lead, plot_error_by_resolution, plot_sample, plot_solution
+
+
+class RunCheckpoint(ModelCheckpoint):
+    """Lightning's ``ModelCheckpoint``, whose record of the checkpoints follows its run directory when that moves.
+
+    The state saved in a checkpoint names its files by absolute path. When a run directory is
+    copied or moved and resumed there, Lightning sees another ``dirpath`` and drops the record of
+    the best checkpoints (``best_k_models``), so the best one would be chosen afresh from the
+    resumed epochs. Here the recorded paths are re-rooted to the new ``dirpath`` when every one of
+    them is there; otherwise (a checkpoint from another run, ``ckpt_path=``) Lightning's behaviour stays.
+    """
+
+    PATH_KEYS = ("best_model_path", "kth_best_model_path", "last_model_path")
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        old = state_dict.get("dirpath")
+        if old and self.dirpath and old != self.dirpath:
+            state_dict = rerooted(state_dict, old, self.dirpath, self.PATH_KEYS)
+        super().load_state_dict(state_dict)
+
+
+def rerooted(state: dict, old: str, new: str, keys: tuple[str, ...]) -> dict:
+    """``state`` with its checkpoint paths under ``old`` moved under ``new`` if all of those files exist there."""
+    def moved(path: str) -> str:
+        return new + path[len(old):] if path.startswith(old + os.sep) else path
+
+    paths = [state.get(key) or "" for key in keys] + list(state.get("best_k_models", {}))
+    if not all(os.path.isfile(moved(path)) for path in paths if path):
+        return state
+    return {**state, "dirpath": new, **{key: moved(state[key]) for key in keys if state.get(key)},
+            "best_k_models": {moved(path): score for path, score in state.get("best_k_models", {}).items()}}
 
 
 class Throughput(pl.Callback):

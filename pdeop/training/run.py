@@ -15,19 +15,23 @@ import torch
 from hydra.utils import get_object, instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from pdeop.config import RUN_SPECIFIC, check_config, describe, flatten, matches, without
+from pdeop.config import check_config, describe, matches
 from pdeop.data.collocation import CollocationDataModule
 from pdeop.data.store import atomic_path
 from pdeop.data.tasks import AllToAll, Window
 from pdeop.errors import ConfigError
+from pdeop.io import writable_directory
 from pdeop.provenance import git_commit, hardware
 from pdeop.training.finetune import build_model
+from pdeop.training.loggers import ContinuesHistory
 from pdeop.training.operator_module import OperatorModule
 from pdeop.training.physics_module import (
     PhysicsInformedModule,
     is_physics_model,
     mismatch,
 )
+from pdeop.training.preflight import preflight
+from pdeop.training.resume import Resume, check_fits, resume_from
 
 log = logging.getLogger(__name__)
 
@@ -55,70 +59,6 @@ def check_settings(config: dict) -> None:
 def write_yaml(config: dict, path: Path) -> None:
     with atomic_path(path) as tmp:
         tmp.write_text(OmegaConf.to_yaml(OmegaConf.create(config)))
-
-
-# What may change when a run is restarted in its own directory: where it reads and writes, how far it
-# trains, what it does after, and the leaderboard's description of the cell. Anything else is another setting.
-RESUMABLE_CHANGES = (*RUN_SPECIFIC, "auto_resume", "test_after_fit", "leaderboard", "trainer.max_epochs",
-                     "trainer.max_steps", "trainer.enable_progress_bar")
-
-
-def check_resumable(config: dict, output_dir: Path) -> None:
-    """Refuse to auto-resume a directory whose checkpoint was trained with another setting.
-
-    An interrupted run restarted with a larger ``trainer.max_epochs`` continues (unless its schedule's
-    length came from the first run's, ``check_schedule_extendable``); one whose model,
-    data, optimiser, schedule or seed changed would silently go on from the other setting's
-    weights and optimiser state, so it is one clear error instead.
-    """
-    previous = output_dir / "config_resolved.yaml"
-    if not previous.is_file():
-        return
-    trained = OmegaConf.to_container(OmegaConf.load(previous))
-    before, now = (flatten(without(c, RESUMABLE_CHANGES)) for c in (trained, config))
-    changed = sorted(key for key in before.keys() | now.keys() if before.get(key) != now.get(key))
-    if changed:
-        shown = ", ".join(f"{key} ({before.get(key)!r} -> {now.get(key)!r})" for key in changed[:4])
-        more = f" and {len(changed) - 4} more" if len(changed) > 4 else ""
-        raise ConfigError(f"auto_resume: {output_dir} holds a run of another setting ({shown}{more}); "
-                          f"use a new hydra.run.dir, or auto_resume=false to start over in this one")
-    check_schedule_extendable(trained, config)
-
-
-def check_schedule_extendable(before: dict, now: dict) -> None:
-    """Refuse a longer run when the schedule's length was taken from the run's (OneCycle, cosine).
-
-    The checkpoint restores the schedule with the old step count: OneCycleLR would stop the run
-    with an error once past it, a cosine schedule would climb back up, so neither can be extended.
-    """
-    fn = (now.get("scheduler") or {}).get("fn") or {}
-    derived = [key for key in ("total_steps", "T_max") if key in fn and fn[key] is None]
-    lengths = [(key, before.get("trainer", {}).get(key), now.get("trainer", {}).get(key))
-               for key in ("max_epochs", "max_steps")]
-    changed = [(key, old, new) for key, old, new in lengths if old != new]
-    if derived and changed:
-        key, old, new = changed[0]
-        schedule = str(fn.get("_target_", "the schedule")).rsplit(".", 1)[-1]
-        raise ConfigError(f"auto_resume: trainer.{key} changed ({old!r} -> {new!r}), but {schedule} spans the "
-                          f"first run's length (scheduler.fn.{derived[0]} from the trainer); use a new hydra.run.dir "
-                          f"for the longer run")
-
-
-def resume_path(cfg: DictConfig, config: dict, output_dir: Path) -> str | None:
-    """The checkpoint to resume from: ``ckpt_path`` if given, else (``auto_resume``) the run directory's last one.
-
-    A run restarted in its own directory -- a SLURM job requeued after preemption, a crashed
-    job started again with the same ``hydra.run.dir`` -- continues from its last checkpoint
-    instead of from epoch 0, provided it is the same setting (``check_resumable``).
-    """
-    if cfg.ckpt_path is not None:
-        return cfg.ckpt_path
-    last = output_dir / "checkpoints" / "last.ckpt"
-    if cfg.auto_resume and last.is_file():
-        check_resumable(config, output_dir)
-        log.info("resuming from %s (auto_resume)", last)
-        return str(last)
-    return None
 
 
 def build_module(cfg: DictConfig, datamodule, config: dict) -> OperatorModule:
@@ -183,26 +123,13 @@ def peak_memory() -> dict[str, float]:
     return usage
 
 
-def preflight(module: OperatorModule, datamodule) -> None:
-    """Run the model once on one sample of every stored grid before training starts.
-
-    A model that cannot handle a grid (too small for its modes or levels, say) then fails with
-    its message now, not at the test step after the whole training run.
-    """
-    module.eval()
-    with torch.no_grad():
-        for inputs in datamodule.preflight_inputs:
-            module(torch.from_numpy(inputs))
-    module.train()
-
-
-def build_trainer(cfg: DictConfig) -> pl.Trainer:
-    """The Lightning trainer with the config's callbacks and loggers."""
-    return instantiate(
-        cfg.trainer,
-        callbacks=list(instantiate(cfg.callbacks).values()),
-        logger=list(instantiate(cfg.logger).values()),
-    )
+def build_trainer(cfg: DictConfig, resume: Resume | None = None) -> pl.Trainer:
+    """The Lightning trainer with the config's callbacks and loggers, the loggers told where the run continues."""
+    loggers = list(instantiate(cfg.logger).values())
+    for logger in loggers:
+        if isinstance(logger, ContinuesHistory):
+            logger.continue_from(resume.step if resume else None)
+    return instantiate(cfg.trainer, callbacks=list(instantiate(cfg.callbacks).values()), logger=loggers)
 
 
 def train(cfg: DictConfig) -> dict[str, float]:
@@ -214,9 +141,8 @@ def train(cfg: DictConfig) -> dict[str, float]:
     config = OmegaConf.to_container(cfg, resolve=True)
     check_settings(config)
     check_config(config)
-    output_dir = Path(cfg.paths.output_dir)
-    output_dir.mkdir(parents=True, exist_ok=True)
-    resume = resume_path(cfg, config, output_dir)  # before this run's config replaces the last one's
+    output_dir = writable_directory(cfg.paths.output_dir, "hydra.run.dir=<dir>")
+    resume = resume_from(cfg, config, output_dir)  # before this run's config replaces the last one's
     write_yaml(config, output_dir / "config_resolved.yaml")
 
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
@@ -227,9 +153,10 @@ def train(cfg: DictConfig) -> dict[str, float]:
         module = build_physics_module(cfg, datamodule, config)
     else:
         module = build_module(cfg, datamodule, config)
-        preflight(module, datamodule)
-    trainer = build_trainer(cfg)
-    trainer.fit(module, datamodule=datamodule, ckpt_path=resume)
+        preflight(module, datamodule.preflight_inputs, config["model"])
+    check_fits(module, resume)
+    trainer = build_trainer(cfg, resume)
+    trainer.fit(module, datamodule=datamodule, ckpt_path=resume.path if resume else None)
     if not cfg.test_after_fit:
         return {}
     best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""

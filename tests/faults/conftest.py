@@ -46,8 +46,13 @@ def pytest_runtest_makereport(item, call):
     params = getattr(getattr(item, "callspec", None), "params", {})
     case, expected = (str(text).format(**params) for text in marker.args[:2])
     notes = next((v for k, v in item.user_properties if k == "observed"), [])
-    seen = "; ".join(notes) if report.passed else (
-        "skipped: " + str(report.longrepr[-1]) if report.skipped else report.longreprtext.strip().splitlines()[-1])
+    if report.passed:
+        seen = "; ".join(notes)
+    elif report.skipped:
+        reason = report.longrepr[-1] if isinstance(report.longrepr, tuple) else getattr(report, "wasxfail", "")
+        seen = f"skipped: {reason}"
+    else:
+        seen = (report.longreprtext.strip().splitlines() or ["failed"])[-1]
     _cases.append({"test": item.nodeid, "case": case, "expected": expected, "observed": seen,
                    "outcome": report.outcome})
 

@@ -1,0 +1,182 @@
+"""Where a run continues from: the checkpoint to resume (``ckpt_path``, or the run directory's newest readable
+one with ``auto_resume``), read by pdeop's loader and checked to be this run's setting before Lightning sees it."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+from omegaconf import DictConfig, OmegaConf
+from pytorch_lightning.utilities.rank_zero import rank_zero_only
+
+from pdeop.config import FINETUNE_KEYS, RUN_SPECIFIC, flatten, without
+from pdeop.errors import ConfigError
+from pdeop.pretrained.checkpoint import CheckpointError, load_checkpoint, load_weights
+from pdeop.training.checkpoint_io import set_aside
+
+log = logging.getLogger(__name__)
+
+
+# What may change when a run is restarted in its own directory: where it reads and writes, how far it
+# trains, what it does after, and the leaderboard's description of the cell. Anything else is another setting.
+RESUMABLE_CHANGES = (*RUN_SPECIFIC, "auto_resume", "test_after_fit", "leaderboard", "trainer.max_epochs",
+                     "trainer.max_steps", "trainer.enable_progress_bar")
+
+
+def check_resumable(config: dict, output_dir: Path) -> None:
+    """Refuse to auto-resume a directory whose checkpoint was trained with another setting.
+
+    An interrupted run restarted with a larger ``trainer.max_epochs`` continues (unless its schedule's
+    length came from the first run's, ``check_schedule_extendable``), and so does a run directory
+    copied or moved elsewhere (paths inside each run's own output directory compare as
+    ``<run>/...``, ``run_relative``); one whose model,
+    data, optimiser, schedule or seed changed would silently go on from the other setting's
+    weights and optimiser state, so it is one clear error instead.
+    """
+    previous = output_dir / "config_resolved.yaml"
+    if not previous.is_file():
+        return
+    trained = OmegaConf.to_container(OmegaConf.load(previous))
+    before, now = (flatten(without(run_relative(c, (c.get("paths") or {}).get("output_dir")), RESUMABLE_CHANGES))
+                   for c in (trained, config))
+    changed = sorted(key for key in before.keys() | now.keys() if before.get(key) != now.get(key))
+    if changed:
+        shown = ", ".join(f"{key} ({before.get(key)!r} -> {now.get(key)!r})" for key in changed[:4])
+        more = f" and {len(changed) - 4} more" if len(changed) > 4 else ""
+        raise ConfigError(f"auto_resume: {output_dir} holds a run of another setting ({shown}{more}); "
+                          f"use a new hydra.run.dir, or auto_resume=false to start over in this one")
+    check_schedule_extendable(trained, config)
+
+
+def run_relative(value, output_dir: str | None):
+    """``value`` with every path inside ``output_dir`` (a string) written as ``<run>/...``, through dicts and lists."""
+    if isinstance(value, dict):
+        return {key: run_relative(item, output_dir) for key, item in value.items()}
+    if isinstance(value, list):
+        return [run_relative(item, output_dir) for item in value]
+    root = (output_dir or "").rstrip("/")
+    if root and isinstance(value, str) and (value == root or value.startswith(root + "/")):
+        return "<run>" + value[len(root):]
+    return value
+
+
+def check_schedule_extendable(before: dict, now: dict) -> None:
+    """Refuse a longer run when the schedule's length was taken from the run's (OneCycle, cosine).
+
+    The checkpoint restores the schedule with the old step count: OneCycleLR would stop the run
+    with an error once past it, a cosine schedule would climb back up, so neither can be extended.
+    """
+    fn = (now.get("scheduler") or {}).get("fn") or {}
+    derived = [key for key in ("total_steps", "T_max") if key in fn and fn[key] is None]
+    lengths = [(key, before.get("trainer", {}).get(key), now.get("trainer", {}).get(key))
+               for key in ("max_epochs", "max_steps")]
+    changed = [(key, old, new) for key, old, new in lengths if old != new]
+    if derived and changed:
+        key, old, new = changed[0]
+        schedule = str(fn.get("_target_", "the schedule")).rsplit(".", 1)[-1]
+        raise ConfigError(f"auto_resume: trainer.{key} changed ({old!r} -> {new!r}), but {schedule} spans the "
+                          f"first run's length (scheduler.fn.{derived[0]} from the trainer); use a new hydra.run.dir "
+                          f"for the longer run")
+
+
+@dataclass
+class Resume:
+    """The checkpoint a run continues from: its file, the step its loggers log next, and its weights."""
+
+    path: str
+    step: int
+    state_dict: dict
+
+
+def logging_step(checkpoint: dict) -> int:
+    """The step the resumed run logs next: Lightning's count of batches that stepped, its loggers' x axis."""
+    loop = checkpoint.get("loops", {}).get("fit_loop", {}).get("epoch_loop.state_dict", {})
+    return int(loop.get("_batches_that_stepped", checkpoint.get("global_step", 0)))
+
+
+def model_named(model: dict, keys: list[str]) -> str:
+    """``FNO(hidden_channels=16)``: a model's class and the settings ``keys`` (flattened, under ``model.``)."""
+    target = str(model.get("model._target_", "an unknown model")).rsplit(".", 1)[-1]
+    shown = ", ".join(f"{key[len('model.'):]}={model.get(key)!r}" for key in keys[:4] if key != "model._target_")
+    return f"{target}({shown})"
+
+
+def check_same_model(checkpoint: dict, config: dict, path: str, key: str) -> None:
+    """Refuse a checkpoint whose stored model node is not this run's (fine-tuning directives aside), naming both."""
+    trained, now = (flatten(without({"model": c.get("model") or {}}, tuple(f"model.{k}" for k in FINETUNE_KEYS)))
+                    for c in (checkpoint["pdeop_config"], config))
+    changed = sorted(k for k in trained.keys() | now.keys() if trained.get(k) != now.get(k))
+    if changed:
+        raise CheckpointError(f"{key}: '{path}' holds another model: it was trained as "
+                              f"{model_named(trained, changed)}, this run builds {model_named(now, changed)}; pass a "
+                              f"checkpoint of this model, or train with the settings it was made with")
+
+
+def resume_of(checkpoint: dict, path: str, config: dict, key: str) -> Resume:
+    """What a run needs of the checkpoint it continues from, once its model is known to be this run's."""
+    check_same_model(checkpoint, config, path, key)
+    return Resume(path, logging_step(checkpoint), checkpoint["state_dict"])
+
+
+def newest_first(folder: Path) -> list[Path]:
+    """The checkpoints in ``folder``, the most recently written first (``last.ckpt`` first among equals)."""
+    return sorted(folder.glob("*.ckpt"), key=lambda p: (p.stat().st_mtime_ns, p.name == "last.ckpt"), reverse=True)
+
+
+def newest_readable(config: dict, folder: Path) -> Resume | None:
+    """The newest checkpoint in ``folder`` that reads; unreadable ones are moved aside (``.broken``) with a warning.
+
+    Checkpoints are written atomically, so an unreadable one was damaged from outside (a disk
+    error, a copy cut short). The state a requeued job resumes from is then the next newest --
+    normally ``best-*.ckpt``, which holds the full training state as ``last.ckpt`` does -- rather
+    than a ``last.prev.ckpt`` kept every epoch at the cost of a third copy of the weights on disk.
+    """
+    for path in newest_first(folder):
+        try:
+            checkpoint = load_checkpoint(path)
+        except CheckpointError as exc:
+            if rank_zero_only.rank == 0:  # one process moves it and says so; every rank skips it
+                aside = set_aside(path, "broken")
+                log.warning("auto_resume: %s; moved it to %s and trying the next newest checkpoint",
+                            " ".join(str(exc).split()), aside.name)
+            continue
+        return resume_of(checkpoint, str(path), config, "auto_resume")
+    return None
+
+
+def resume_from(cfg: DictConfig, config: dict, output_dir: Path) -> Resume | None:
+    """The checkpoint to resume from: ``ckpt_path`` if given, else (``auto_resume``) the run directory's newest.
+
+    A run restarted in its own directory -- a SLURM job requeued after preemption, a crashed
+    job started again with the same ``hydra.run.dir`` -- continues from its newest readable
+    checkpoint instead of from epoch 0, provided it is the same setting (``check_resumable``).
+    Either way the file is read by pdeop's loader before Lightning sees it, so a damaged file or
+    another model's checkpoint is one readable message.
+    """
+    if cfg.ckpt_path is not None:
+        try:
+            checkpoint = load_checkpoint(cfg.ckpt_path)
+        except CheckpointError as exc:
+            raise CheckpointError(f"ckpt_path: {exc}") from exc
+        return resume_of(checkpoint, cfg.ckpt_path, config, "ckpt_path")
+    folder = output_dir / "checkpoints"
+    if not cfg.auto_resume or not any(folder.glob("*.ckpt")):
+        return None
+    check_resumable(config, output_dir)
+    resume = newest_readable(config, folder)
+    if resume is None:
+        log.warning("auto_resume: no readable checkpoint in %s; starting over", folder)
+    else:
+        log.info("resuming from %s (auto_resume)", resume.path)
+    return resume
+
+
+def check_fits(module, resume: Resume | None) -> None:
+    """Refuse a checkpoint whose weights do not fit the built module (keys or shapes), naming every key.
+
+    The weights are then let go rather than held through training: Lightning reads the file itself.
+    """
+    if resume is not None:
+        load_weights(module, resume.state_dict, resume.path)
+        resume.state_dict = {}

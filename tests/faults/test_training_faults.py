@@ -1,0 +1,283 @@
+"""Training loses nothing to a crash: kill -9, damaged or foreign checkpoints, a full disk, a moved or read-only run.
+
+Every run is the same tiny, deterministic CPU training (``COMMON``, three epochs unless a test says
+otherwise), so a run that was interrupted and resumed must end with the very weights and metrics of
+the uninterrupted ``reference`` run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+import torch
+from conftest import TINY_DATA
+
+from .conftest import (ROOT, entry_command, entry_env, kill_when, pdeop_error_line, read_only, small_disk,
+                       start)
+
+pytestmark = pytest.mark.slow
+
+EPOCHS = 3
+COMMON = [*TINY_DATA, "model.n_modes=[6,6]", "model.hidden_channels=8", "scheduler.fn.step_size=1",
+          "scheduler.fn.gamma=0.7", "test_after_fit=false"]
+PER_EPOCH = ("val/rel_l2", "train/loss")  # the values one epoch logs once, equal in every run of COMMON
+
+
+def command(run_dir: Path, *overrides: str, epochs: int = EPOCHS) -> list[str]:
+    return entry_command(["train.py"], [*COMMON, f"trainer.max_epochs={epochs}", *overrides], run_dir)
+
+
+def run(cmd: list[str], data_dir: Path) -> subprocess.CompletedProcess:
+    return subprocess.run(cmd, cwd=ROOT, env=entry_env(data_dir), capture_output=True, text=True, timeout=300)
+
+
+def succeeded(result: subprocess.CompletedProcess) -> subprocess.CompletedProcess:
+    assert result.returncode == 0, result.stderr[-4000:]
+    return result
+
+
+def output(result: subprocess.CompletedProcess) -> str:
+    """What a run printed: Hydra's log lines go to stdout, warnings and errors to stderr."""
+    return result.stdout + result.stderr
+
+
+def rows(run_dir: Path) -> list[dict]:
+    path = run_dir / "csv" / "metrics.csv"
+    if not path.is_file():
+        return []
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def per_epoch(run_dir: Path) -> dict[tuple[str, int], float]:
+    """``(key, epoch) -> value`` for the per-epoch metrics, asserting each was logged once."""
+    seen = [(key, int(row["epoch"]), float(row[key])) for row in rows(run_dir) for key in PER_EPOCH if row.get(key)]
+    values = {(key, epoch): value for key, epoch, value in seen}
+    assert len(values) == len(seen), f"an epoch logged twice: {sorted(seen)}"
+    return values
+
+
+def epoch_logged(run_dir: Path, epoch: int) -> bool:
+    """Whether epoch ``epoch`` has logged its training loss, which Lightning does just after saving its checkpoint."""
+    return any(row.get("epoch") == str(epoch) and row.get("train/loss") for row in rows(run_dir))
+
+
+def load(path: Path) -> dict:
+    return torch.load(path, map_location="cpu", weights_only=True)
+
+
+def same_weights(a: Path, b: Path) -> bool:
+    first, second = load(a), load(b)
+    return first["epoch"] == second["epoch"] and all(
+        torch.equal(tensor, second["state_dict"][key]) for key, tensor in first["state_dict"].items())
+
+
+def assert_continues_reference(run_dir: Path, reference: Path) -> None:
+    """One row set per epoch, each value the uninterrupted run's, and its final weights bit for bit."""
+    values = per_epoch(run_dir)
+    assert values == per_epoch(reference)
+    assert sorted({epoch for _, epoch in values}) == list(range(EPOCHS))
+    assert same_weights(run_dir / "checkpoints" / "last.ckpt", reference / "checkpoints" / "last.ckpt")
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory, data_dir) -> Path:
+    """The uninterrupted run every resumed one must equal."""
+    run_dir = tmp_path_factory.mktemp("reference") / "run"
+    succeeded(run(command(run_dir), data_dir))
+    return run_dir
+
+
+@pytest.mark.fault("kill -9 of train.py just after epoch {epoch}'s checkpoint, then the same command again",
+                   "resumes: exit 0, metrics.csv one row set per epoch, earlier rows unchanged, final weights "
+                   "bit-identical to an uninterrupted run")
+@pytest.mark.parametrize("epoch", [0, 1])
+def test_kill_9_and_the_same_command_continue_exactly(reference, data_dir, tmp_path, observed, epoch):
+    run_dir = tmp_path / "run"
+    kill_when(start(command(run_dir), entry_env(data_dir)), lambda: epoch_logged(run_dir, epoch))
+    before = per_epoch(run_dir)
+    result = succeeded(run(command(run_dir), data_dir))
+    assert "resuming from" in output(result)
+    assert_continues_reference(run_dir, reference)
+    assert before.items() <= per_epoch(run_dir).items()
+    observed(f"killed with epochs {sorted({e for _, e in before})} logged; rerun exit 0, "
+             f"{len(per_epoch(run_dir))} per-epoch values, all equal to the uninterrupted run's; weights identical")
+
+
+@pytest.mark.fault("last.ckpt cut in half (other checkpoints intact), then the run started again",
+                   "one warning naming last.ckpt, resumes from the newest readable best-*.ckpt, finishes exactly; "
+                   "the broken file kept as last.ckpt.broken")
+def test_truncated_last_checkpoint_resumes_from_best(reference, data_dir, tmp_path, observed):
+    run_dir = tmp_path / "run"
+    succeeded(run(command(run_dir, epochs=EPOCHS - 1), data_dir))
+    last = run_dir / "checkpoints" / "last.ckpt"
+    data = last.read_bytes()
+    last.write_bytes(data[: len(data) // 2])
+    result = succeeded(run(command(run_dir), data_dir))
+    warnings = [line for line in output(result).splitlines() if "auto_resume:" in line and "last.ckpt" in line]
+    assert len(warnings) == 1 and "WARNING" in warnings[0], output(result)[-3000:]
+    resumed = next(line for line in output(result).splitlines() if "resuming from" in line)
+    assert "best-" in resumed
+    assert (run_dir / "checkpoints" / "last.ckpt.broken").read_bytes() == data[: len(data) // 2]
+    assert_continues_reference(run_dir, reference)
+    observed(f"warning: {warnings[0].split('] - ')[-1]}; {resumed.split('] - ')[-1]}; exit 0, weights identical")
+
+
+@pytest.mark.fault("every checkpoint of the run unreadable (random bytes), then the run started again",
+                   "a warning for each, a warning that it starts over, the files kept as *.broken, the old metrics "
+                   "moved to csv/previous-1/; finishes as an uninterrupted run")
+def test_no_readable_checkpoint_starts_over(reference, data_dir, tmp_path, observed):
+    run_dir = tmp_path / "run"
+    succeeded(run(command(run_dir, epochs=1), data_dir))
+    old_metrics = (run_dir / "csv" / "metrics.csv").read_text()
+    checkpoints = sorted((run_dir / "checkpoints").glob("*.ckpt"))
+    for path in checkpoints:
+        path.write_bytes(os.urandom(4096))
+    result = succeeded(run(command(run_dir), data_dir))
+    assert "starting over" in output(result) and "resuming from" not in output(result)
+    assert all(path.with_name(path.name + ".broken").is_file() for path in checkpoints)
+    assert (run_dir / "csv" / "previous-1" / "metrics.csv").read_text() == old_metrics
+    assert_continues_reference(run_dir, reference)
+    observed(f"{len(checkpoints)} warnings, started over; kept {', '.join(p.name + '.broken' for p in checkpoints)} "
+             f"and csv/previous-1/metrics.csv; weights identical to an uninterrupted run")
+
+
+@pytest.mark.fault("the run directory on a small tmpfs that fills up at epoch 1's checkpoint",
+                   "one pdeop error line naming the checkpoint directory (exit 2), no temporary files left, "
+                   "the previous last.ckpt whole and loadable")
+def test_checkpoint_on_a_full_disk_is_one_error_and_keeps_the_last(reference, data_dir, tmp_path, observed):
+    size = (reference / "checkpoints" / "last.ckpt").stat().st_size
+    with small_disk(tmp_path / "disk", f"{(5 * size // 2 + 65536) // 1024}k") as disk:
+        run_dir = disk / "run"
+        result = run(command(run_dir), data_dir)
+        assert result.returncode == 2, result.stderr[-3000:]
+        line = pdeop_error_line(result.stderr)
+        assert f"'{run_dir / 'checkpoints'}' is on a full disk" in line
+        leftovers = [p.name for p in (run_dir / "checkpoints").iterdir() if not p.name.endswith(".ckpt")]
+        assert leftovers == []
+        assert load(run_dir / "checkpoints" / "last.ckpt")["epoch"] == 0
+    observed(f"exit 2: {line}; no temporary files; last.ckpt (epoch 0) loads")
+
+
+def pickled_checkpoint(path: Path, reference: Path) -> None:
+    """A checkpoint that needs arbitrary unpickling (an object, not only tensors)."""
+    torch.save({**load(reference / "checkpoints" / "last.ckpt"), "hparams": argparse.Namespace(lr=1.0)}, path)
+
+
+HOSTILE_CHECKPOINTS = {
+    "pickle": pickled_checkpoint,
+    "random bytes": lambda path, reference: path.write_bytes(os.urandom(65536)),
+    "truncated": lambda path, reference: path.write_bytes(
+        (reference / "checkpoints" / "last.ckpt").read_bytes()[:50000]),
+}
+
+
+@pytest.mark.fault("train.py ckpt_path= a checkpoint file that is {kind}", "exit 2, one pdeop error line naming "
+                                                                          "ckpt_path and the file, no traceback")
+@pytest.mark.parametrize("kind", list(HOSTILE_CHECKPOINTS))
+def test_hostile_ckpt_path_is_one_line(reference, data_dir, tmp_path, observed, kind):
+    path = tmp_path / "given.ckpt"
+    HOSTILE_CHECKPOINTS[kind](path, reference)
+    result = run(command(tmp_path / "run", f"ckpt_path={path}"), data_dir)
+    assert result.returncode == 2
+    line = pdeop_error_line(result.stderr)
+    assert line.startswith("pdeop error: ckpt_path:") and str(path) in line
+    assert "weights_only=False" not in result.stderr
+    observed(f"exit 2: {line}")
+
+
+@pytest.mark.fault("train.py ckpt_path= another model's checkpoint (FNO hidden_channels 8 into a run of 16)",
+                   "exit 2, one pdeop error line naming both models")
+def test_another_models_checkpoint_is_one_line(reference, data_dir, tmp_path, observed):
+    given = reference / "checkpoints" / "last.ckpt"
+    result = run(command(tmp_path / "run", f"ckpt_path={given}", "model.hidden_channels=16"), data_dir)
+    assert result.returncode == 2
+    line = pdeop_error_line(result.stderr)
+    assert "ckpt_path:" in line and "FNO(hidden_channels=8)" in line and "FNO(hidden_channels=16)" in line
+    observed(f"exit 2: {line}")
+
+
+@pytest.mark.fault("a finished 1-epoch run directory moved elsewhere, then trained to 3 epochs there",
+                   "resumes (paths inside the run directory are not another setting), keeps its history and its "
+                   "best checkpoint's record, ends as an uninterrupted run")
+def test_moved_run_directory_resumes(reference, data_dir, tmp_path, observed):
+    first, moved = tmp_path / "first", tmp_path / "elsewhere" / "run"
+    succeeded(run(command(first, epochs=1), data_dir))
+    before = per_epoch(first)
+    moved.parent.mkdir()
+    shutil.move(first, moved)
+    result = succeeded(run(command(moved), data_dir))
+    assert "resuming from" in output(result)
+    assert before.items() <= per_epoch(moved).items()
+    assert_continues_reference(moved, reference)
+    best = sorted(p.name for p in (moved / "checkpoints").glob("best-*.ckpt"))
+    assert best == sorted(p.name for p in (reference / "checkpoints").glob("best-*.ckpt"))
+    observed(f"resumed in the new place; history kept; best checkpoints {best} as in the uninterrupted run; "
+             f"weights identical")
+
+
+@pytest.mark.fault("kill -9 with TensorBoard and wandb (offline) logging too, then the same command again",
+                   "TensorBoard shows every step once (purge_step at the resumed step), wandb continues the same "
+                   "run id")
+def test_tensorboard_and_wandb_history_survive_a_kill(data_dir, tmp_path, observed):
+    run_dir = tmp_path / "run"
+    loggers = "logger=[csv,tensorboard,wandb]"
+    kill_when(start(command(run_dir, loggers), entry_env(data_dir)), lambda: epoch_logged(run_dir, 0))
+    succeeded(run(command(run_dir, loggers), data_dir))
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(run_dir / "tensorboard"))
+    events.Reload()
+    csv_values = per_epoch(run_dir)
+    for key in PER_EPOCH:
+        logged = [(s.step, s.value) for s in events.Scalars(key)]
+        assert len({step for step, _ in logged}) == len(logged) == EPOCHS, logged
+        assert [value for _, value in logged] == pytest.approx([csv_values[key, e] for e in range(EPOCHS)])
+    lr_steps = [s.step for s in events.Scalars("lr-Adam")]
+    assert len(set(lr_steps)) == len(lr_steps) == EPOCHS, lr_steps
+    run_id = (run_dir / "wandb" / "pdeop-run-id").read_text()
+    offline = sorted(p.name for p in (run_dir / "wandb").glob("offline-run-*"))
+    assert len(offline) == 2 and all(name.endswith(f"-{run_id}") for name in offline), offline
+    observed(f"TensorBoard: {', '.join(PER_EPOCH)} and lr-Adam once per epoch; wandb: both offline runs "
+             f"are id {run_id}")
+
+
+@pytest.mark.fault("a used run directory started again with auto_resume=false",
+                   "a new history, the old metrics.csv moved to csv/previous-1/ with a warning, nothing deleted")
+def test_fresh_start_keeps_the_old_history(data_dir, tmp_path, observed):
+    run_dir = tmp_path / "run"
+    succeeded(run(command(run_dir, epochs=1), data_dir))
+    old = (run_dir / "csv" / "metrics.csv").read_text()
+    result = succeeded(run(command(run_dir, "auto_resume=false", epochs=1), data_dir))
+    assert (run_dir / "csv" / "previous-1" / "metrics.csv").read_text() == old
+    assert "previous-1" in output(result) and "resuming from" not in output(result)
+    assert sorted({epoch for _, epoch in per_epoch(run_dir)}) == [0]
+    observed("old history in csv/previous-1/metrics.csv, warning printed, new metrics.csv holds epoch 0 once")
+
+
+@pytest.mark.fault("hydra.run.dir a read-only directory (Hydra's own .hydra/ and train.log off)",
+                   "exit 2, one pdeop error line naming the directory and hydra.run.dir")
+def test_read_only_run_directory_is_one_line(data_dir, tmp_path, observed):
+    with read_only(tmp_path / "run") as run_dir:
+        result = run(command(run_dir, "hydra.output_subdir=null", "hydra/job_logging=disabled"), data_dir)
+    assert result.returncode == 2
+    line = pdeop_error_line(result.stderr)
+    assert str(run_dir) in line and "hydra.run.dir" in line
+    observed(f"exit 2: {line}")
+
+
+@pytest.mark.fault("hydra.run.dir a read-only directory (default config)",
+                   "exit 2, one pdeop error line naming the directory and hydra.run.dir")
+def test_read_only_run_directory_default_config(data_dir, tmp_path, observed):
+    with read_only(tmp_path / "run") as run_dir:
+        result = run(command(run_dir), data_dir)
+    assert result.returncode == 2
+    line = pdeop_error_line(result.stderr)
+    assert str(run_dir) in line and "hydra.run.dir" in line
+    observed(f"exit 2: {line}")
