@@ -17,7 +17,9 @@ and ``bias`` gives the smoothing convolutions a bias (its ``--bias`` flag).
 Grids need not be powers of two: restriction maps ``n`` nodes to ``ceil(n / 2)`` (vertex-centred
 for odd ``n``), and each prolongation's ``2 n`` outputs are cropped to the finer grid's size, so
 one set of weights serves every resolution. With circular padding the prolongation wraps around
-too (the reference code zero-pads it), so the whole operator is periodic.
+too (the reference code zero-pads it), so the whole operator is periodic; ``periodic_prolongation=False``
+restores the reference's zero padding, only to compare outputs with it
+(``tests/test_reference_outputs.py``).
 """
 
 from __future__ import annotations
@@ -40,12 +42,13 @@ class Prolongation(nn.Module):
     """Learned prolongation: a 4x4 stride-2 transposed convolution, cropped to the finer grid.
 
     With ``circular`` padding the coarse grid is wrapped by one node before the transposed
-    convolution, so the prolongation, like every other part of the cycle, is periodic.
+    convolution, so the prolongation, like every other part of the cycle, is periodic; with
+    ``periodic=False`` it is zero-padded whatever ``padding_mode`` says, as in the reference code.
     """
 
-    def __init__(self, channels: int, padding_mode: str):
+    def __init__(self, channels: int, padding_mode: str, periodic: bool = True):
         super().__init__()
-        self.circular = padding_mode == "circular"
+        self.circular = padding_mode == "circular" and periodic
         self.up = nn.ConvTranspose2d(channels, channels, 4, stride=2, padding=0 if self.circular else 1, bias=False)
 
     def forward(self, coarse: torch.Tensor, fine_shape: torch.Size) -> torch.Tensor:
@@ -77,10 +80,12 @@ class VCycle(nn.Module):
     ``smoothing[l] = [pre, post]`` smoothing steps at level ``l`` (finest first); post-smoothing
     at the coarsest level is never reached. ``residual_restriction`` restricts ``f - A u``
     instead of ``f`` (off in the paper's default). ``norm`` normalises ``u`` after each prolongation.
+    ``periodic_prolongation``: see ``Prolongation``.
     """
 
     def __init__(self, in_channels: int, channels: int, smoothing: list[list[int]], padding_mode: str = "zeros",
-                 residual_restriction: bool = False, norm: bool = False, bias: bool = False):
+                 residual_restriction: bool = False, norm: bool = False, bias: bool = False,
+                 periodic_prolongation: bool = True):
         super().__init__()
         levels = len(smoothing)
         if smoothing[0][0] < 1:
@@ -101,7 +106,9 @@ class VCycle(nn.Module):
         self.residual = nn.ModuleList(
             conv3x3(channels, in_channels, padding_mode) for _ in range(levels - 1 if residual_restriction else 0)
         )
-        self.prolong = nn.ModuleList(Prolongation(channels, padding_mode) for _ in range(levels - 1))
+        self.prolong = nn.ModuleList(
+            Prolongation(channels, padding_mode, periodic_prolongation) for _ in range(levels - 1)
+        )
         self.norms = nn.ModuleList(
             nn.GroupNorm(1, channels) if norm else nn.Identity() for _ in range(levels - 1)
         )
@@ -132,12 +139,15 @@ class MgNO(nn.Module):
     and ``bias``: the reference's Navier-Stokes variant (module docstring); ``input_residual``
     adds the last ``out_channels`` input channels (the latest states of a rollout window). The coarsest of ``len(smoothing)`` levels
     must keep at least 2 nodes a side, which bounds the number of levels from the grid.
+    ``periodic_prolongation=False`` zero-pads the prolongation under circular padding, as the
+    reference's ``MgNO_NS`` does; it exists only to compare outputs with the reference code.
     """
 
     def __init__(self, in_channels: int, out_channels: int, channels: int = 24, num_layers: int = 5,
                  smoothing: list[list[int]] = ((1, 0),) * 5 + ((2, 0),), padding_mode: str = "zeros",
                  residual_restriction: bool = False, activation: str = "gelu", norm: bool = False,
-                 pointwise: bool = True, input_residual: bool = False, bias: bool = False):
+                 pointwise: bool = True, input_residual: bool = False, bias: bool = False,
+                 periodic_prolongation: bool = True):
         super().__init__()
         smoothing = [list(s) for s in smoothing]
         if padding_mode not in PADDING_MODES:
@@ -155,7 +165,8 @@ class MgNO(nn.Module):
         self.input_residual = input_residual
         widths = [in_channels] + [channels] * (num_layers - 1)
         self.cycles = nn.ModuleList(
-            VCycle(w, channels, smoothing, padding_mode, residual_restriction, norm, bias) for w in widths
+            VCycle(w, channels, smoothing, padding_mode, residual_restriction, norm, bias, periodic_prolongation)
+            for w in widths
         )
         self.pointwise = nn.ModuleList(nn.Conv2d(w, channels, 1) if pointwise else None for w in widths)
         self.project = nn.Conv2d(channels, out_channels, 1, bias=False)

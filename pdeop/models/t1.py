@@ -11,7 +11,9 @@ initialisation, std = gain * sqrt(N / (fan_in * m1 * m2)) with N the number of g
 
 Resolution: the transform is orthonormal at ``signal_resolution`` (the training grid); on any
 other grid the coefficients are rescaled by sqrt(N_train / N), so the same weights apply the
-same operator to the same function sampled more finely or coarsely.
+same operator to the same function sampled more finely or coarsely. The reference code
+(DiffEqML/kairos) does not rescale: its operator changes with the grid. ``rescale_coefficients=False``
+reproduces that, only to compare outputs with the reference (``tests/test_reference_outputs.py``).
 """
 
 from __future__ import annotations
@@ -78,12 +80,15 @@ class T1(nn.Module):
 
     ``transform``: ``dct`` (real weights, the paper's choice for non-periodic problems) or
     ``dft`` (real FFT, complex weights). ``activation`` inside the blocks: ``gelu`` (DCT only),
-    ``tanh`` or ``sin``; the head uses ``sin`` as in the reference code.
+    ``tanh`` or ``sin``; the head uses ``sin`` as in the reference code. ``rescale_coefficients=False``
+    drops the sqrt(N_train / N) rescaling on grids other than ``signal_resolution``, as the reference
+    code does (module docstring); it exists only to compare outputs with the reference.
     """
 
     def __init__(self, in_channels: int, out_channels: int, modes: list[int] = (12, 12), width: int = 32,
                  num_layers: int = 4, signal_resolution: list[int] = (64, 64), transform: str = "dct",
-                 activation: str = "gelu", head_width: int = 128, weight_init: str = "variance_preserving"):
+                 activation: str = "gelu", head_width: int = 128, weight_init: str = "variance_preserving",
+                 rescale_coefficients: bool = True):
         super().__init__()
         self.modes = tuple(int(m) for m in modes)
         self.signal_resolution = tuple(int(n) for n in signal_resolution)
@@ -98,6 +103,7 @@ class T1(nn.Module):
             raise ConfigError(f"model.modes and model.signal_resolution: expected two positive integers each, "
                               f"got {list(modes)} and {list(signal_resolution)}")
         self.transform = transform
+        self.rescale_coefficients = rescale_coefficients
         self.check_grid(self.signal_resolution, key="model.signal_resolution")
         self.lift = nn.Linear(in_channels + 2, width)
         points = self.signal_resolution[0] * self.signal_resolution[1]
@@ -134,6 +140,12 @@ class T1(nn.Module):
         full = F.pad(z, (0, w // 2 + 1 - z.shape[-1], 0, h - z.shape[-2]))
         return torch.fft.irfft2(full, s=(h, w), norm="ortho")
 
+    def grid_scale(self, grid: tuple[int, int]) -> float:
+        """sqrt(N_train / N): makes the orthonormal coefficients on ``grid`` those of the training grid."""
+        if not self.rescale_coefficients:
+            return 1.0
+        return math.sqrt(self.signal_resolution[0] * self.signal_resolution[1] / (grid[0] * grid[1]))
+
     def forward_spectral(self, x: torch.Tensor) -> torch.Tensor:
         """The retained block of the output's orthonormal transform on ``x``'s grid (no inverse transform).
 
@@ -143,7 +155,7 @@ class T1(nn.Module):
         grid = tuple(x.shape[-2:])
         self.check_grid(grid)
         v = channelwise(self.lift, append_coordinates(x))
-        scale = math.sqrt(self.signal_resolution[0] * self.signal_resolution[1] / (grid[0] * grid[1]))
+        scale = self.grid_scale(grid)
         z = self._forward_transform(v) * scale
         for block in self.blocks:
             z = block(z)
