@@ -31,6 +31,7 @@ from pdeop.training.physics_module import (
     mismatch,
 )
 from pdeop.training.preflight import preflight
+from pdeop.training.quiet import quiet_frameworks
 from pdeop.training.resume import Resume, check_fits, resume_from
 
 log = logging.getLogger(__name__)
@@ -137,6 +138,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
 
     Writes the resolved config, the metrics and the checkpoints under ``cfg.paths.output_dir``.
     """
+    quiet_frameworks()
     check_pairing(cfg)
     config = OmegaConf.to_container(cfg, resolve=True)
     check_settings(config)

@@ -1,0 +1,29 @@
+"""Keep what is not the user's concern off a run's output: the frameworks' advertising and internal deprecations.
+
+Lightning prints a tip to install its cloud logger on every run, and its own use of a torch
+pytree class that torch has deprecated warns on every fit; neither is something a pdeop user
+can or should act on. Everything else Lightning and torch say is left as it is.
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+
+ADVERTISING = ("💡 Tip:",)
+
+
+class DropAdvertising(logging.Filter):
+    """Drops Lightning's log records that advertise its products."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith(ADVERTISING)
+
+
+def quiet_frameworks() -> None:
+    """Silence the lines above, once per process (idempotent)."""
+    rank_zero = logging.getLogger("pytorch_lightning.utilities.rank_zero")
+    if not any(isinstance(f, DropAdvertising) for f in rank_zero.filters):
+        rank_zero.addFilter(DropAdvertising())
+    warnings.filterwarnings("ignore", message=r"`isinstance\(treespec, LeafSpec\)` is deprecated",
+                            category=FutureWarning)
