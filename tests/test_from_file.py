@@ -156,7 +156,7 @@ def test_train_and_evaluate_on_fno_darcy_mat(tmp_path):
     outputs = problem.solve(inputs)
     path = write_mat_v5(tmp_path / "darcy.mat", {"coeff": inputs[:, 0], "sol": outputs[:, 0]})
     common = [f"data.path={path}", "data.n_val=8", "data.n_test=8", "data.subsample=2", "data.test_subsamples=[1]",
-              "data.batch_size=8", "trainer.max_epochs=3"]
+              "data.batch_size=8", "trainer.max_epochs=3", "model.n_modes=[8,8]"]
     run_entry(["train.py"], ["data=from_file", *common], tmp_path / "run", tmp_path)
     metrics = json.loads((tmp_path / "run" / "test_metrics.json").read_text())
     errors = {k: v for k, v in metrics.items() if k.startswith("test/rel_l2_")}
@@ -180,11 +180,12 @@ def test_train_on_each_format(tmp_path, case):
     if case == "neuralop_pt":
         path = tmp_path / "darcy_train_16.pt"
         write_neuralop_pt(path, 24, (16, 16))
-        extra = ["data.periodic=true", "data.subsample=2", "data.test_subsamples=[1]"]
+        extra = ["data.periodic=true", "data.subsample=2", "data.test_subsamples=[1]", "model.n_modes=[8,8]"]
     elif case == "npz":
         path = tmp_path / "mine.npz"
         np.savez(path, a=np.cos(pattern(24, 2, None, (9, 9)) / 1e4), u=np.sin(pattern(24, 1, None, (9, 9))[:, 0] / 1e4))
-        extra = ["data.axes={inputs: [sample, channel, x, y]}", "data.in_channels=2", "data.subsample=2"]
+        extra = ["data.axes={inputs: [sample, channel, x, y]}", "data.in_channels=2", "data.subsample=2",
+                 "model.n_modes=[4,4]"]
     elif case == "pdebench_groups":
         path = tmp_path / "2D_diff-react_NA_NA.h5"
         write_pdebench_groups(path, 24, 3, (8, 8), channels=2)
@@ -195,7 +196,7 @@ def test_train_on_each_format(tmp_path, case):
         path = write_mat_v73(tmp_path / "ns_V1e-3_N5000_T50.mat",
                              {"a": u[:, 0], "u": np.moveaxis(u, 1, -1), "t": np.arange(1.0, 5.0)[None]})
         extra = ["data/task=final", "data.periodic=true", "data.subsample=2", "data.test_subsamples=[1]",
-                 "data.in_memory=false", "data.num_workers=1"]
+                 "data.in_memory=false", "data.num_workers=1", "model.n_modes=[4,4]"]
     elif case == "pdebench_1d":
         path = tmp_path / "1D_Burgers_Sols_Nu0.01.hdf5"
         write_pdebench_1d(path, 24, 4, 32)

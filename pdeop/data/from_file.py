@@ -98,6 +98,10 @@ class FileSplits:
                 if getattr(sources[split], key) != getattr(main, key):
                     raise DataFileError(f"'{sources[split].path}' (data.{split}_path) has {key.split('_')[0]}s "
                                         f"{getattr(sources[split], key)}, '{self.path}' {getattr(main, key)}")
+            for field, have, want in zip(("inputs", "outputs"), sources[split].channel_counts, main.channel_counts):
+                if have != want:
+                    raise DataFileError(f"'{sources[split].path}' (data.{split}_path) split '{split}' field "
+                                        f"'{field}': {have} channels, the training file '{self.path}' {want}")
         carve = [("test", counts["test"])] if main.test_first and not own["test"] else []
         carve += [("train", n_train)] + [("val", counts["val"])] * (not own["val"])
         self.ranges, start = {}, 0

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from multiprocessing import get_context
@@ -18,10 +19,15 @@ from tqdm.auto import tqdm
 
 import pdeop
 from pdeop.config import subsampled_size
-from pdeop.data.blas import single_blas_thread
-from pdeop.data.store import FORMAT_VERSION, DatasetAttrs, DatasetWriter
+from pdeop.data.blas import exit_with_parent, single_blas_thread
+from pdeop.data.store import FORMAT_VERSION, DatasetAttrs, DatasetWriter, DiskFullError, mib, remove_stale_temps
 from pdeop.errors import ConfigError
+from pdeop.io import free_bytes, writable_directory
 from pdeop.problems import Problem
+
+DATA_DIR_KEY = "PDEOP_DATA_DIR (or paths.data_dir=<dir>)"  # what moves the data directory
+METADATA_BYTES = 64 * 2**10  # HDF5's superblock, object headers and attributes: a few KiB, rounded up
+CHUNK_INDEX_BYTES = 64  # HDF5's chunk index, per stored chunk (one sample of one array)
 
 
 @dataclass(frozen=True)
@@ -119,11 +125,46 @@ def check_finite(solutions: np.ndarray, problem: Problem, split: str, start: int
                           f"Inf{hint}; nothing was written")
 
 
+def estimate_bytes(spec: DatasetSpec) -> int:
+    """Size of the file ``spec`` makes: float32 samples per stored split and grid, float64 coordinates and
+    times, HDF5's chunk index and metadata, and 2 % more for what HDF5 rounds up."""
+    problem = spec.problem
+    coords = problem.coordinates()
+    times = len(problem.times()) if hasattr(problem, "times") else 1
+    fine = next(iter(coords.values())).shape[-1]
+    channels = len(problem.input_names) + len(problem.output_names) * times
+    total = METADATA_BYTES
+    for split in spec.stored_splits():
+        n = spec.split_sizes()[split]
+        for r in spec.split_subsamples(split):
+            nodes = subsampled_size(fine, r)
+            total += 4 * n * channels * nodes ** len(coords) + 8 * (nodes * len(coords) + times)
+            total += 2 * n * CHUNK_INDEX_BYTES
+    return int(total * 1.02)
+
+
+def check_space(path: Path, needed: int) -> None:
+    """Refuse to start a file that cannot fit in the free space of its directory."""
+    free = free_bytes(path.parent)
+    if needed > free:
+        raise DiskFullError(f"'{path.parent}' has {mib(free)} free, generating '{path.name}' needs about "
+                            f"{mib(needed)}: free space there or set {DATA_DIR_KEY} to write elsewhere")
+
+
 def generate(spec: DatasetSpec, data_dir: str | Path, workers: int = 1, progress: bool = True) -> Path:
-    """Write the dataset described by ``spec`` under ``data_dir``, or return the existing file."""
+    """Write the dataset described by ``spec`` under ``data_dir``, or return the existing file.
+
+    Before anything is solved: the directory must be writable and have room for the file
+    (``estimate_bytes``), and temporaries of this file left by a killed generation are removed
+    (those of a live one are locked and kept).
+    """
     path = spec.path(data_dir)
     if path.is_file():
         return path
+    writable_directory(path.parent, DATA_DIR_KEY)
+    remove_stale_temps(path)
+    needed = estimate_bytes(spec)
+    check_space(path, needed)
     problem = spec.problem
     rng = np.random.default_rng(spec.seed)
     coords = problem.coordinates()
@@ -139,31 +180,28 @@ def generate(spec: DatasetSpec, data_dir: str | Path, workers: int = 1, progress
     )
     total = sum(n for split, n in spec.split_sizes().items() if split in spec.stored_splits())
     with single_blas_thread():
-        pool = get_context("spawn").Pool(workers) if workers > 1 else None
+        pool = get_context("spawn").Pool(workers, exit_with_parent, (os.getpid(),)) if workers > 1 else None
     try:
-        with DatasetWriter(path, attrs) as writer, tqdm(
+        with DatasetWriter(path, attrs, needed, DATA_DIR_KEY) as writer, tqdm(
             total=total, desc=f"generating {path.name}", unit="sample", disable=not progress
         ) as bar:
             for split, n in spec.split_sizes().items():
                 inputs = problem.sample_inputs(n, rng)
                 if split not in spec.stored_splits():
                     continue  # drawn all the same, so the later splits match the stored-train file
-                groups = {
-                    r: writer.create(
-                        split, subsampled_size(inputs.shape[-1], r), n, inputs.shape[1],
-                        len(problem.output_names), {k: v[::r] for k, v in coords.items()}, r, times,
-                    )
-                    for r in spec.split_subsamples(split)
-                }
+                grids = {r: subsampled_size(inputs.shape[-1], r) for r in spec.split_subsamples(split)}
+                for r, grid in grids.items():
+                    writer.create(split, grid, n, inputs.shape[1], len(problem.output_names),
+                                  {k: v[::r] for k, v in coords.items()}, r, times)
                 size = chunk_size(n, workers)
                 chunks = np.array_split(inputs, range(size, n, size))
                 solved = pool.imap(problem.solve, chunks) if pool else map(problem.solve, chunks)
                 start = 0
                 for chunk, solutions in zip(chunks, solved):
                     check_finite(solutions, problem, split, start)
-                    for r, group in groups.items():
-                        group["inputs"][start:start + len(chunk)] = subsample_grid(chunk, r, len(coords))
-                        group["outputs"][start:start + len(chunk)] = subsample_grid(solutions, r, len(coords))
+                    for r, grid in grids.items():
+                        writer.write(split, grid, start, subsample_grid(chunk, r, len(coords)),
+                                     subsample_grid(solutions, r, len(coords)))
                     start += len(chunk)
                     bar.update(len(chunk))
     finally:

@@ -91,6 +91,13 @@ class ExternalDataset:
     def grid_shape(self) -> tuple[int, ...]:
         return tuple(len(v) for v in self.coords.values())
 
+    @property
+    def channel_counts(self) -> tuple[int, int]:
+        """Channels of the inputs and of the outputs as served (stored channels times tensor components)."""
+        def count(arrays: list[StoredArray]) -> int:
+            return sum((a.size("channel") or 1) * (a.size("component") or 1) for a in arrays)
+        return count(self.inputs), count(self.outputs)
+
     def describe(self) -> str:
         """What was found, one line per array, as the readers report it."""
         lines = [f"{self.path} ({self.format}): {self.n_samples} samples on a "
@@ -160,6 +167,7 @@ class DatasetCollection:
         first = datasets[0]
         for other in datasets[1:]:
             for what, a, b in (("channels", first.output_names, other.output_names),
+                               ("channel counts", first.channel_counts, other.channel_counts),
                                ("grid", first.grid_shape, other.grid_shape),
                                ("times", None if first.times is None else first.times.tolist(),
                                 None if other.times is None else other.times.tolist())):
@@ -169,7 +177,7 @@ class DatasetCollection:
         self.offsets = np.cumsum([0, *(d.n_samples for d in datasets)])
         self.n_samples = int(self.offsets[-1])
         for key in ("format", "coords", "times", "periodic", "input_names", "output_names", "grid_shape",
-                    "boundary_nodes", "test_first"):
+                    "channel_counts", "boundary_nodes", "test_first"):
             setattr(self, key, getattr(first, key))
         self.attrs = {"files": [str(d.path) for d in datasets], **first.attrs}
 

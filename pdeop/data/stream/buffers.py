@@ -1,19 +1,25 @@
 """Training buffers between an online generator and the optimiser, after Meyer et al. (ICML 2023).
 
 Meyer, Ribés, Raffin et al., "Training Deep Surrogate Models with Large Scale Online
-Learning", ICML 2023 (the Melissa framework). The three policies, as implemented here:
+Learning", ICML 2023 (the Melissa framework). The policies, as implemented here:
 
 - ``fifo``: served in arrival order, each sample once; the producer waits when it is full.
 - ``firo`` (first-in random-out): a uniformly random stored sample is served and removed, and
   only while at least ``watermark`` samples are stored, so batches mix samples of different
   ages; the producer waits when it is full.
-- ``reservoir``: Vitter's algorithm R. The buffer always holds a uniform random sample of the
-  stream so far (the n-th arrival is kept with probability capacity / n, over a random slot),
-  samples are served uniformly with replacement, so training reuses samples when the solvers
-  are slower than the optimiser. When they are faster, the producer waits once arrivals lead
-  servings by ``capacity``: on a shared machine, solving samples that algorithm R would
-  mostly discard only takes cores from training. (The waiting changes when samples arrive,
-  not which ones the buffer keeps.)
+- ``reservoir``: Melissa's random-eviction buffer. Every arrival is stored; a full buffer
+  evicts a uniformly random stored sample to make room. Samples are served uniformly with
+  replacement, so training reuses samples when the solvers are slower than the optimiser, and
+  every freshly solved sample enters the buffer.
+- ``uniform_history``: Vitter's algorithm R. The buffer holds a uniform random sample of the
+  whole stream so far (the n-th arrival is kept with probability capacity / n, over a random
+  slot), served the same way. After 100k arrivals into 1000 slots it discards about 99% of
+  fresh samples: useful as a baseline, the opposite of what online training is for.
+
+Both replay policies (served with replacement) make the producer wait once arrivals lead
+servings by ``capacity``: Melissa's solvers run on nodes of their own, pdeop's share the
+training machine, where solving samples that would be evicted before training sees them only
+takes cores from training. (The waiting changes when samples arrive, not which ones a policy keeps.)
 
 Every policy serves nothing until ``watermark`` samples have arrived (training starts on a
 varied buffer); once the stream is closed, the rest drains without the watermark. The
@@ -30,7 +36,7 @@ import numpy as np
 
 from pdeop.errors import ConfigError
 
-POLICIES = ("fifo", "firo", "reservoir")
+POLICIES = ("fifo", "firo", "reservoir", "uniform_history")
 
 
 class Buffer:
@@ -140,7 +146,9 @@ class FIROBuffer(Buffer):
         return self.items.pop()
 
 
-class ReservoirBuffer(Buffer):
+class ReplayBuffer(Buffer):
+    """Serves stored samples uniformly with replacement; the producer waits once it leads training by ``capacity``."""
+
     def __init__(self, capacity: int, watermark: int, seed: int = 0):
         super().__init__(capacity, watermark, seed)
         self.items: list = []
@@ -155,17 +163,37 @@ class ReservoirBuffer(Buffer):
         if len(self.items) < self.capacity:
             self.items.append(item)
             return
-        slot = int(self.rng.integers(self.arrived))  # arrived counts this sample: keep it with p = capacity / arrived
-        if slot < self.capacity:
+        slot = self._slot()
+        if slot is not None:
             self.items[slot] = item
+
+    def _slot(self) -> int | None:
+        """The stored sample a new arrival replaces in a full buffer, or None to drop the arrival."""
+        raise NotImplementedError
 
     def _take(self) -> list:
         return self.items[int(self.rng.integers(len(self.items)))]
 
 
+class ReservoirBuffer(ReplayBuffer):
+    """Melissa's reservoir (Meyer et al., ICML 2023): every arrival is stored, over a uniformly random victim when full."""
+
+    def _slot(self) -> int:
+        return int(self.rng.integers(self.capacity))
+
+
+class UniformHistoryBuffer(ReplayBuffer):
+    """Vitter's algorithm R: a uniform sample of the whole stream, so the n-th arrival is kept with p = capacity / n."""
+
+    def _slot(self) -> int | None:
+        slot = int(self.rng.integers(self.arrived))  # arrived counts this sample
+        return slot if slot < self.capacity else None
+
+
 def make_buffer(policy: str, capacity: int, watermark: int, seed: int = 0) -> Buffer:
     """The buffer for ``policy`` (``data.stream.buffer``)."""
-    classes = {"fifo": FIFOBuffer, "firo": FIROBuffer, "reservoir": ReservoirBuffer}
+    classes = {"fifo": FIFOBuffer, "firo": FIROBuffer, "reservoir": ReservoirBuffer,
+               "uniform_history": UniformHistoryBuffer}
     if policy not in classes:
         raise ConfigError(f"data.stream.buffer: expected one of {POLICIES}, got {policy!r}")
     return classes[policy](capacity, watermark, seed)

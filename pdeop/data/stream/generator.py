@@ -11,6 +11,7 @@ that dies silently is noticed by its exit code; either way ``SolverStream.get`` 
 
 from __future__ import annotations
 
+import os
 import queue
 import threading
 import time
@@ -20,7 +21,7 @@ from multiprocessing import get_context
 
 import numpy as np
 
-from pdeop.data.blas import single_blas_thread
+from pdeop.data.blas import exit_with_parent, single_blas_thread
 from pdeop.data.generation import subsample_grid
 from pdeop.data.stream.buffers import Buffer, make_buffer
 from pdeop.errors import ConfigError, PdeopError
@@ -91,8 +92,12 @@ def draw_and_solve(problem: Problem, subsample: int, seed: int, rank: int, worke
 
 
 def _work(problem: Problem, subsample: int, seed: int, rank: int, worker: int, start: int, per_solve: int,
-          out, stop) -> None:
-    """Worker process loop: solve, send ``("samples", worker, first counter, inputs, outputs)``, repeat."""
+          out, stop, parent: int) -> None:
+    """Worker process loop: solve, send ``("samples", worker, first counter, inputs, outputs)``, repeat.
+
+    It ends with the training process ``parent``, even one killed with SIGKILL (``exit_with_parent``).
+    """
+    exit_with_parent(parent)
     counter = start
     try:
         while not stop.is_set():
@@ -134,7 +139,8 @@ class SolverStream:
                 process = context.Process(
                     target=_work, daemon=True, name=f"pdeop-stream-{self.rank}-{worker}",
                     args=(self.problem, self.subsample, self.seed, self.rank, worker, start,
-                          self.settings.samples_per_solve, self.queue, self.stop_event))
+                          self.settings.samples_per_solve, self.queue, self.stop_event,
+                          os.getpid()))
                 process.start()
                 self.processes.append(process)
         self.thread = threading.Thread(target=self._drain, daemon=True, name="pdeop-stream-drain")

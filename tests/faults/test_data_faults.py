@@ -1,0 +1,326 @@
+"""Data under faults: a full or read-only data directory, killed and concurrent generations, orphaned workers,
+and dataset files whose shapes disagree or hold NaN. Every refusal is one ``pdeop error:`` line naming the place.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from pathlib import Path
+from typing import Callable
+
+import h5py
+import numpy as np
+import pytest
+from conftest import TINY_DATA, TINY_FNO
+
+from pdeop.data.generation import DatasetSpec, estimate_bytes, generate
+from pdeop.data.store import DatasetFile
+from pdeop.errors import DataFileError
+from pdeop.problems import Darcy
+
+from .conftest import ROOT, entry_command, entry_env, pdeop_error_line, read_only, small_disk, start
+
+GENERATE = ["-m", "pdeop.generate"]
+DATA_DIR_HINT = "PDEOP_DATA_DIR (or paths.data_dir="
+# Slow enough that solver workers are mid-chunk for seconds: Darcy on a 129 grid, 50 samples a chunk.
+SLOW_DATA = ["data.problem.resolution=129", "data.n_train=400", "data.n_val=1", "data.n_test=1", "data.subsample=4",
+             "data.test_subsamples=[]", "data.generate_workers=2"]
+
+
+def temps(folder: Path) -> list[Path]:
+    return sorted(folder.glob(".*.tmp"))
+
+
+def wait_for(ready: Callable[[], bool], process: subprocess.Popen | None = None, timeout: float = 120) -> None:
+    """Poll ``ready`` until it holds; fail if ``process`` ends first or the time runs out."""
+    deadline = time.monotonic() + timeout
+    while not ready():
+        if process is not None and process.poll() is not None:
+            raise AssertionError(f"the process ended ({process.returncode}) early:\n{process.stderr.read()[-3000:]}")
+        assert time.monotonic() < deadline, "the fault point was not reached"
+        time.sleep(0.01)
+
+
+def children(pid: int) -> list[int]:
+    """Processes whose parent is ``pid``."""
+    found = []
+    for status in Path("/proc").glob("[0-9]*/status"):
+        try:
+            ppid = next(line for line in status.read_text().splitlines() if line.startswith("PPid:"))
+        except (OSError, StopIteration):
+            continue
+        if int(ppid.split()[1]) == pid:
+            found.append(int(status.parent.name))
+    return found
+
+
+def alive(pid: int) -> bool:
+    """Whether ``pid`` runs (a zombie, waiting for a reaper, has ended)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def survivors_of_sigkill(process: subprocess.Popen, workers: list[int], grace: float = 5.0) -> list[int]:
+    """SIGKILL ``process`` alone (not its group) and return the ``workers`` still running after ``grace`` s."""
+    os.kill(process.pid, signal.SIGKILL)
+    process.communicate()
+    deadline = time.monotonic() + grace
+    while any(alive(w) for w in workers) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    left = [w for w in workers if alive(w)]
+    for worker in left:  # clean up after a failure
+        os.kill(worker, signal.SIGKILL)
+    return left
+
+
+def collected(stream) -> Callable[[], str]:
+    """Read ``stream`` in a thread; the returned function gives what has arrived so far."""
+    parts: list[str] = []
+    threading.Thread(target=lambda: parts.extend(iter(lambda: stream.read(64), "")), daemon=True).start()
+    return lambda: "".join(parts)
+
+
+def kill_group(process: subprocess.Popen) -> None:
+    """SIGKILL what is left of ``process``'s group after a test (nothing when it passed)."""
+    try:
+        os.killpg(process.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+
+
+def generation(data_dir: Path, run_dir: Path, *overrides: str) -> subprocess.Popen:
+    return start(entry_command(GENERATE, [*TINY_DATA, *overrides], run_dir), entry_env(data_dir))
+
+
+@pytest.fixture(scope="module")
+def tiny_file(tmp_path_factory) -> Path:
+    """The dataset train.py makes from TINY_DATA, generated once by the entry point."""
+    data_dir = tmp_path_factory.mktemp("tiny")
+    result = subprocess.run(entry_command(GENERATE, TINY_DATA, data_dir / "run"), cwd=ROOT, env=entry_env(data_dir),
+                            capture_output=True, text=True, timeout=300, check=True)
+    return Path(result.stdout.strip().splitlines()[-1])
+
+
+def copy_of(tiny_file: Path, folder: Path) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    return Path(shutil.copy(tiny_file, folder / tiny_file.name))
+
+
+@pytest.mark.fault("generate on a disk too small for the estimated file", "exit 2 before solving, one line naming "
+                   "the directory and the space needed; nothing left")
+def test_full_disk_is_refused_before_generating(tmp_path, observed):
+    with small_disk(tmp_path / "disk", "256k") as disk:
+        result = generation(disk, tmp_path / "run")
+        _, err = result.communicate(timeout=300)
+        line = pdeop_error_line(err)
+        observed(f"exit {result.returncode}: {line}; left {os.listdir(disk)}")
+        assert result.returncode == 2
+        assert str(disk) in line and "MiB free" in line and "needs about" in line and DATA_DIR_HINT in line
+        assert os.listdir(disk) == []
+
+
+@pytest.mark.fault("disk filled by another process while the file is written", "exit 2, one line naming the "
+                   "directory; no segmentation fault, no .tmp left")
+def test_disk_filled_during_generation(tmp_path, observed):
+    with small_disk(tmp_path / "disk", "4m") as disk:
+        process = generation(disk, tmp_path / "run", "data.n_train=400")
+        wait_for(lambda: any(p.stat().st_size > 0 for p in temps(disk)), process)
+        process.send_signal(signal.SIGSTOP)  # hold it mid-write while the disk fills up
+        with open(disk / "ballast", "wb", buffering=0) as ballast:
+            while True:
+                try:
+                    ballast.write(bytes(64 * 1024))
+                except OSError:
+                    break
+        free_left = shutil.disk_usage(disk).free
+        process.send_signal(signal.SIGCONT)
+        _, err = process.communicate(timeout=300)
+        line = pdeop_error_line(err)
+        observed(f"exit {process.returncode}: {line}; {free_left} B free after the ballast; left "
+                 f"{sorted(os.listdir(disk))}")
+        assert process.returncode == 2, err[-3000:]
+        assert "ran out of space" in line and str(disk) in line and DATA_DIR_HINT in line
+        assert "Exception ignored" not in err
+        assert os.listdir(disk) == ["ballast"]
+
+
+@pytest.mark.fault("a generation killed with SIGKILL, then the same generation again", "the second removes the "
+                   "stale .tmp and writes the file")
+def test_stale_temp_of_a_killed_generation_is_removed(tmp_path, observed):
+    data_dir = tmp_path / "data"
+    killed = generation(data_dir, tmp_path / "run1")
+    wait_for(lambda: data_dir.is_dir() and bool(temps(data_dir)), killed)
+    os.killpg(killed.pid, signal.SIGKILL)
+    killed.communicate()
+    stale = temps(data_dir)
+    again = generation(data_dir, tmp_path / "run2")
+    out, err = again.communicate(timeout=300)
+    observed(f"left by the kill: {[p.name for p in stale]}; second run exit {again.returncode}, now "
+             f"{sorted(p.name for p in data_dir.iterdir())}")
+    assert len(stale) == 1 and again.returncode == 0, err[-3000:]
+    assert temps(data_dir) == [] and [p.name for p in data_dir.iterdir()] == [Path(out.split()[-1]).name]
+
+
+@pytest.mark.fault("two generations of one dataset at once (the first held mid-write)", "the second keeps the "
+                   "first's locked .tmp; both finish; one file, no .tmp")
+def test_concurrent_generation_keeps_the_live_temp(tmp_path, observed):
+    data_dir = tmp_path / "data"
+    first = generation(data_dir, tmp_path / "run1")
+    try:
+        wait_for(lambda: data_dir.is_dir() and bool(temps(data_dir)), first)
+        first.send_signal(signal.SIGSTOP)
+        live = temps(data_dir)
+        second = generation(data_dir, tmp_path / "run2")
+        _, err = second.communicate(timeout=300)
+        kept = all(p.exists() for p in live)
+    finally:
+        first.send_signal(signal.SIGCONT)
+    _, first_err = first.communicate(timeout=300)
+    observed(f"second exit {second.returncode}, first's .tmp kept: {kept}; first exit {first.returncode}; now "
+             f"{sorted(p.name for p in data_dir.iterdir())}")
+    assert second.returncode == 0 and first.returncode == 0, err[-2000:] + first_err[-2000:]
+    assert kept and temps(data_dir) == [] and len(list(data_dir.glob("*.h5"))) == 1
+    DatasetFile(next(data_dir.glob("*.h5")))
+
+
+@pytest.mark.fault("SIGKILL to the parent of generate_workers=2 mid-generation", "no pool worker survives 5 s")
+def test_pool_workers_die_with_the_parent(tmp_path, observed):
+    process = start(entry_command(GENERATE, SLOW_DATA, tmp_path / "run"), entry_env(tmp_path / "data"))
+    try:
+        progress = collected(process.stderr)
+        wait_for(lambda: re.search(r"[1-9][0-9]*/402", progress()) is not None, process)  # mid-way through chunks
+        workers = children(process.pid)
+        left = survivors_of_sigkill(process, workers)
+    finally:
+        kill_group(process)
+    observed(f"{len(workers)} children before the kill, {len(left)} alive 5 s after")
+    assert len(workers) >= 2 and left == []
+
+
+@pytest.mark.fault("SIGKILL to a process running the online stream's solver workers", "no stream worker survives 5 s")
+def test_stream_workers_die_with_the_parent(observed):
+    script = textwrap.dedent("""
+        from pdeop.data.stream import SolverStream, StreamSettings
+        from pdeop.problems import Darcy
+        stream = SolverStream(Darcy(resolution=33), 2, StreamSettings(capacity=8, watermark=1, workers=2,
+                              samples_per_solve=2), seed=0)
+        stream.start()
+        stream.get()
+        print("streaming", flush=True)
+        stream.get()
+        import time; time.sleep(600)
+    """)
+    process = subprocess.Popen([sys.executable, "-c", script], cwd=ROOT, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        assert process.stdout.readline().strip() == "streaming", process.stderr.read()[-3000:]
+        workers = children(process.pid)
+        left = survivors_of_sigkill(process, workers)
+    finally:
+        kill_group(process)
+    observed(f"{len(workers)} children before the kill, {len(left)} alive 5 s after")
+    assert len(workers) >= 2 and left == []
+
+
+@pytest.mark.fault("PDEOP_DATA_DIR read-only and the dataset missing", "exit 2, one line naming the directory and "
+                   "PDEOP_DATA_DIR (or paths.data_dir=...)")
+def test_read_only_data_dir_without_the_dataset(tmp_path, observed):
+    with read_only(tmp_path / "data") as data_dir:
+        result = generation(data_dir, tmp_path / "run")
+        _, err = result.communicate(timeout=300)
+    line = pdeop_error_line(err)
+    observed(f"exit {result.returncode}: {line}")
+    assert result.returncode == 2 and str(data_dir) in line and DATA_DIR_HINT in line
+
+
+@pytest.mark.fault("PDEOP_DATA_DIR read-only holding the dataset", "train.py reads it and trains (exit 0)")
+def test_read_only_data_dir_with_the_dataset(tmp_path, tiny_file, observed):
+    copy_of(tiny_file, tmp_path / "data")
+    with read_only(tmp_path / "data") as data_dir:
+        result = subprocess.run(
+            entry_command(["train.py"], [*TINY_DATA, *TINY_FNO, "trainer.max_epochs=1",
+                                         "+trainer.limit_train_batches=1", "test_after_fit=false"], tmp_path / "run"),
+            cwd=ROOT, env=entry_env(data_dir), capture_output=True, text=True, timeout=300)
+    observed(f"exit {result.returncode}")
+    assert result.returncode == 0, result.stderr[-3000:]
+
+
+def tiny_spec() -> DatasetSpec:
+    return DatasetSpec(Darcy(resolution=17), n_train=4, n_val=2, n_test=2, subsample=2, test_subsamples=(1,))
+
+
+def replace(group: h5py.Group, name: str, data: np.ndarray) -> None:
+    del group[name]
+    group[name] = data
+
+
+MISMATCHES = {
+    "outputs on another grid": ("train/9", "outputs", lambda d: np.zeros((4, 1, 8, 8), "f4")),
+    "channels differ between splits": ("val/9", "inputs", lambda d: np.zeros((2, 2, 9, 9), "f4")),
+    "fewer outputs than inputs": ("test/17", "outputs", lambda d: d[:1]),
+    "coordinates shorter than the grid": ("test/17", "y", lambda d: d[:-1]),
+}
+
+
+@pytest.mark.fault("a pdeop file whose {case}", "DataFileError at open naming file, split and field")
+@pytest.mark.parametrize("case", list(MISMATCHES))
+def test_disagreeing_shapes_are_refused_at_open(tmp_path, case, observed):
+    path = generate(tiny_spec(), tmp_path, progress=False)
+    where, field, change = MISMATCHES[case]
+    with h5py.File(path, "r+") as f:
+        replace(f[where], field, change(f[where][field][()]))
+    with pytest.raises(DataFileError) as caught:
+        DatasetFile(path)
+    observed(str(caught.value))
+    assert str(path) in str(caught.value) and f"split '{where}' field '{field}'" in str(caught.value)
+
+
+@pytest.mark.fault("{value} in {split}/{field} sample 5 of the stored file", "train.py exits 2 before training, "
+                   "one line naming file, split, field and sample")
+@pytest.mark.parametrize(("split", "field", "value"), [("test", "outputs", "nan"), ("train", "inputs", "inf")])
+def test_non_finite_data_stops_train_before_training(tmp_path, tiny_file, split, field, value, observed):
+    path = copy_of(tiny_file, tmp_path / "data")
+    with h5py.File(path, "r+") as f:
+        group = f[split][sorted(f[split].keys(), key=int)[-1]]
+        group[field][5, 0, 3, 3] = float(value)
+    result = subprocess.run(entry_command(["train.py"], [*TINY_DATA, *TINY_FNO], tmp_path / "run"), cwd=ROOT,
+                            env=entry_env(path.parent), capture_output=True, text=True, timeout=300)
+    line = pdeop_error_line(result.stderr)
+    observed(f"exit {result.returncode}: {line}")
+    assert result.returncode == 2 and str(path) in line
+    assert f"split '{split}/" in line and f"field '{field}'" in line and "sample 5" in line
+    assert not (tmp_path / "run" / "test_metrics.json").exists()
+
+
+@pytest.mark.fault("estimate of a file's size before generating", "at least the written size, at most 1.5 times it")
+def test_estimate_covers_the_written_file(tmp_path, observed):
+    spec = tiny_spec()
+    size = generate(spec, tmp_path, progress=False).stat().st_size
+    observed(f"{size} B written, {estimate_bytes(spec)} B estimated")
+    assert size <= estimate_bytes(spec) <= 1.5 * size
+
+
+@pytest.mark.fault("data=from_file with a test_path file of fewer input channels", "DataFileError naming the file, "
+                   "split and field")
+def test_split_files_with_other_channel_counts_are_refused(tmp_path, observed):
+    from pdeop.data import FileDataModule
+
+    axes = {"inputs": ["sample", "channel", "x", "y"]}
+    for name, channels in (("train.npz", 2), ("test.npz", 1)):
+        np.savez(tmp_path / name, a=np.zeros((6, channels, 5, 5), "f4"), u=np.zeros((6, 5, 5), "f4"))
+    module = FileDataModule(str(tmp_path / "train.npz"), test_path=str(tmp_path / "test.npz"), axes=axes,
+                            n_val=1, n_test=2, in_channels=2)
+    with pytest.raises(DataFileError) as caught:
+        module.setup("fit")
+    observed(str(caught.value))
+    assert "test.npz" in str(caught.value) and "split 'test' field 'inputs'" in str(caught.value)
