@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import functools
 import os
+import statistics
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
+import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -34,13 +38,51 @@ SMALL_EXPERIMENT = [
 ]
 
 
+# Seconds the speed probe takes on an idle core of the 2-core machine CI runs on.
+PROBE_SECONDS = 0.025
+
+
+@functools.cache
+def slowdown() -> float:
+    """How much slower than CI's idle machine this one runs now (at least 1): a busy laptop gets longer timeouts.
+
+    The median of nine runs of a small single-threaded FFT and matmul workload, over ``PROBE_SECONDS``;
+    ``PDEOP_TEST_SLOWDOWN`` overrides the measurement.
+    """
+    if "PDEOP_TEST_SLOWDOWN" in os.environ:
+        return float(os.environ["PDEOP_TEST_SLOWDOWN"])
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    x = torch.randn(256, 256, generator=torch.Generator().manual_seed(0))
+    times = []
+    for _ in range(9):
+        start, y = time.perf_counter(), x
+        for _ in range(40):
+            y = torch.fft.fft2(y @ x).real / 256
+        times.append(time.perf_counter() - start)
+    torch.set_num_threads(threads)
+    return max(1.0, statistics.median(times) / PROBE_SECONDS)
+
+
+def run_command(cmd: list[str], timeout: float, **kwargs) -> subprocess.CompletedProcess:
+    """``subprocess.run`` (text, output captured, in the checkout) with ``timeout`` scaled by ``slowdown()``;
+    a command that runs past it fails the test with one message saying so, not a bare ``TimeoutExpired``."""
+    limit = timeout * slowdown()
+    try:
+        return subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=limit, **kwargs)
+    except subprocess.TimeoutExpired as exc:
+        pytest.fail(f"{' '.join(map(str, cmd))} ran past {limit:.0f} s ({timeout} s scaled by this machine's "
+                    f"slowdown {slowdown():.1f}); on a busy machine set PDEOP_TEST_SLOWDOWN to allow more.\n"
+                    f"{(exc.stderr or b'')[-3000:]!r}", pytrace=False)
+
+
 def run_entry(script: list[str], overrides: list[str], run_dir: Path, data_dir: Path, check: bool = True,
               timeout: int = 300) -> subprocess.CompletedProcess:
     """Run ``python <script> <overrides>`` in a subprocess with its own run and data folders."""
     env = {**os.environ, "PDEOP_DATA_DIR": str(data_dir), "WANDB_SILENT": "true"}
     quiet = ["trainer.enable_progress_bar=false"] if script == ["train.py"] else []
     cmd = [sys.executable, *script, f"hydra.run.dir={run_dir}", *quiet, *overrides]
-    result = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)
+    result = run_command(cmd, timeout, env=env)
     if check and result.returncode != 0:
         raise AssertionError(f"{' '.join(cmd)} failed ({result.returncode}):\n{result.stdout[-3000:]}\n{result.stderr[-5000:]}")
     return result

@@ -3,20 +3,18 @@
 import argparse
 import json
 import os
-import subprocess
 import sys
 
 import pytest
 import torch
-from conftest import ROOT
+from conftest import run_command
 
 from pdeop.pretrained import CheckpointError, load_pretrained
 
 
 def run_evaluate(*overrides, data_dir, out_dir):
     env = {**os.environ, "PDEOP_DATA_DIR": str(data_dir)}
-    return subprocess.run([sys.executable, "evaluate.py", f"hydra.run.dir={out_dir}", *overrides], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=300)
+    return run_command([sys.executable, "evaluate.py", f"hydra.run.dir={out_dir}", *overrides], 300, env=env)
 
 
 @pytest.mark.slow
@@ -41,9 +39,8 @@ def test_predict_writes_labelled_netcdf_and_pictures(trained, data_dir, tmp_path
 
     checkpoint = trained / "checkpoints" / "last.ckpt"
     env = {**os.environ, "PDEOP_DATA_DIR": str(data_dir)}
-    result = subprocess.run([sys.executable, "predict.py", f"ckpt={checkpoint}", f"hydra.run.dir={tmp_path}",
-                             "resolution=17", "chunk=5", "plot_samples=[0,3]"],
-                            cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    result = run_command([sys.executable, "predict.py", f"ckpt={checkpoint}", f"hydra.run.dir={tmp_path}",
+                          "resolution=17", "chunk=5", "plot_samples=[0,3]"], 300, env=env)
     assert result.returncode == 0, result.stderr[-3000:]
     with xr.open_dataset(tmp_path / "predictions.nc") as predictions:
         assert dict(predictions.sizes) == {"sample": 16, "x": 17, "y": 17}  # written in 4 chunks of up to 5
@@ -59,8 +56,8 @@ def test_predict_writes_labelled_netcdf_and_pictures(trained, data_dir, tmp_path
         np.testing.assert_allclose(predictions.error_u.values,
                                    predictions.prediction_u.values - predictions.target_u.values, atol=1e-7)
     assert all((tmp_path / f"sample_{i}.png").stat().st_size > 5000 for i in (0, 3))
-    bad = subprocess.run([sys.executable, "predict.py", f"ckpt={checkpoint}", f"hydra.run.dir={tmp_path}",
-                          "resolution=20"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    bad = run_command([sys.executable, "predict.py", f"ckpt={checkpoint}", f"hydra.run.dir={tmp_path}",
+                       "resolution=20"], 300, env=env)
     assert bad.returncode == 2 and "resolution" in bad.stderr and "[17, 33]" in bad.stderr
 
 

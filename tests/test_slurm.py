@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import ROOT, SMALL_EXPERIMENT, TINY_DATA
+from conftest import ROOT, SMALL_EXPERIMENT, TINY_DATA, TINY_FNO, run_command
 
 pytestmark = pytest.mark.slow
 
@@ -46,9 +46,9 @@ def test_a_two_point_sweep_runs_as_two_slurm_jobs(slurm_env, tmp_path, data_dir)
     env = {**slurm_env, "PDEOP_DATA_DIR": str(data_dir)}
     sweep = tmp_path / "sweep"
     cmd = [sys.executable, "train.py", "--multirun", "hydra/launcher=slurm", f"hydra.sweep.dir={sweep}",
-           "hydra.launcher.cpus_per_task=1", "hydra.launcher.timeout_min=20", *TINY_DATA,
+           "hydra.launcher.cpus_per_task=1", "hydra.launcher.timeout_min=20", *TINY_DATA, *TINY_FNO,
            "trainer.max_epochs=2", "trainer.enable_progress_bar=false", "optim.lr=1e-3,5e-4"]
-    result = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=1200)
+    result = run_command(cmd, 1200, env=env)
     assert result.returncode == 0, result.stderr[-3000:]
     submitted = list((sweep / ".submitit").glob("*_[01]/*_submitted.pkl"))
     assert len(submitted) == 2  # two array tasks of one SLURM job
@@ -64,10 +64,9 @@ def test_a_requeued_job_resumes_from_its_last_checkpoint(slurm_env, tmp_path, da
     epochs = 40
     env = {**slurm_env, "PDEOP_DATA_DIR": str(data_dir), "PDEOP_RUN_ROOT": str(tmp_path)}
     log = tmp_path / "job.out"
-    submit = subprocess.run(
-        ["sbatch", "--parsable", f"--output={log}", "--job-name=requeue", "slurm/train.sbatch", *TINY_DATA,
-         f"trainer.max_epochs={epochs}", "trainer.enable_progress_bar=false", "test_after_fit=false"],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+    submit = run_command(
+        ["sbatch", "--parsable", f"--output={log}", "--job-name=requeue", "slurm/train.sbatch", *TINY_DATA, *TINY_FNO,
+         f"trainer.max_epochs={epochs}", "trainer.enable_progress_bar=false", "test_after_fit=false"], 60, env=env)
     assert submit.returncode == 0, submit.stderr
     job_id = submit.stdout.strip().split(";")[0]
     run = tmp_path / f"requeue-{job_id}"
@@ -94,7 +93,7 @@ def test_leaderboard_cells_run_as_slurm_jobs_and_are_recorded(slurm_env, tmp_pat
     cmd = [sys.executable, "-m", "pdeop.leaderboard", "run", "darcy85", "--tier", "cpu", "--cells", "fno", "t1",
            "--launcher", "slurm", "--runs", str(tmp_path / "runs"), "--records", str(records),
            "hydra.launcher.cpus_per_task=1", "hydra.launcher.timeout_min=20", *SMALL_EXPERIMENT]
-    result = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=1200)
+    result = run_command(cmd, 1200, env=env)
     assert result.returncode == 0, result.stderr[-3000:]
     assert len(list((tmp_path / "runs" / "darcy85" / ".submitit").glob("*_[01]/*_submitted.pkl"))) == 2
     for cell in ("fno", "t1"):

@@ -19,7 +19,7 @@ from typing import Callable
 import h5py
 import numpy as np
 import pytest
-from conftest import TINY_DATA, TINY_FNO
+from conftest import TINY_DATA, TINY_FNO, run_command
 
 from pdeop.data.generation import DatasetSpec, estimate_bytes, generate
 from pdeop.data.store import DatasetFile
@@ -106,8 +106,7 @@ def generation(data_dir: Path, run_dir: Path, *overrides: str) -> subprocess.Pop
 def tiny_file(tmp_path_factory) -> Path:
     """The dataset train.py makes from TINY_DATA, generated once by the entry point."""
     data_dir = tmp_path_factory.mktemp("tiny")
-    result = subprocess.run(entry_command(GENERATE, TINY_DATA, data_dir / "run"), cwd=ROOT, env=entry_env(data_dir),
-                            capture_output=True, text=True, timeout=300, check=True)
+    result = run_command(entry_command(GENERATE, TINY_DATA, data_dir / "run"), 300, env=entry_env(data_dir), check=True)
     return Path(result.stdout.strip().splitlines()[-1])
 
 
@@ -247,10 +246,9 @@ def test_read_only_data_dir_without_the_dataset(tmp_path, observed):
 def test_read_only_data_dir_with_the_dataset(tmp_path, tiny_file, observed):
     copy_of(tiny_file, tmp_path / "data")
     with read_only(tmp_path / "data") as data_dir:
-        result = subprocess.run(
-            entry_command(["train.py"], [*TINY_DATA, *TINY_FNO, "trainer.max_epochs=1",
-                                         "+trainer.limit_train_batches=1", "test_after_fit=false"], tmp_path / "run"),
-            cwd=ROOT, env=entry_env(data_dir), capture_output=True, text=True, timeout=300)
+        command = entry_command(["train.py"], [*TINY_DATA, *TINY_FNO, "trainer.max_epochs=1",
+                                               "+trainer.limit_train_batches=1", "test_after_fit=false"], tmp_path / "run")
+        result = run_command(command, 300, env=entry_env(data_dir))
     observed(f"exit {result.returncode}")
     assert result.returncode == 0, result.stderr[-3000:]
 
@@ -293,8 +291,8 @@ def test_non_finite_data_stops_train_before_training(tmp_path, tiny_file, split,
     with h5py.File(path, "r+") as f:
         group = f[split][sorted(f[split].keys(), key=int)[-1]]
         group[field][5, 0, 3, 3] = float(value)
-    result = subprocess.run(entry_command(["train.py"], [*TINY_DATA, *TINY_FNO], tmp_path / "run"), cwd=ROOT,
-                            env=entry_env(path.parent), capture_output=True, text=True, timeout=300)
+    command = entry_command(["train.py"], [*TINY_DATA, *TINY_FNO], tmp_path / "run")
+    result = run_command(command, 300, env=entry_env(path.parent))
     line = pdeop_error_line(result.stderr)
     observed(f"exit {result.returncode}: {line}")
     assert result.returncode == 2 and str(path) in line

@@ -13,7 +13,6 @@ import io
 import os
 import pickle
 import shutil
-import subprocess
 import tarfile
 import types
 from pathlib import Path
@@ -21,7 +20,7 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
-from conftest import TINY_DATA, TINY_FNO
+from conftest import TINY_DATA, TINY_FNO, run_command
 from hydra.utils import get_object, instantiate
 
 from pdeop.io import UnwritablePathError
@@ -305,8 +304,7 @@ def test_a_checkpoint_file_that_is_no_checkpoint_or_holds_code_is_told_apart(tmp
 
 def run_refused(script: list[str], overrides: list[str], tmp_path: Path, data_dir: Path) -> str:
     """Run an entry point that must refuse: exit status 2, one ``pdeop error:`` line, no traceback."""
-    result = subprocess.run(entry_command(script, overrides, tmp_path / "run"), cwd=ROOT, env=entry_env(data_dir),
-                            capture_output=True, text=True, timeout=300)
+    result = run_command(entry_command(script, overrides, tmp_path / "run"), 300, env=entry_env(data_dir))
     assert result.returncode == 2, result.stderr[-3000:]
     return pdeop_error_line(result.stderr)
 

@@ -16,9 +16,9 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import TINY_DATA
+from conftest import TINY_DATA, run_command
 
-from .conftest import (ROOT, entry_command, entry_env, kill_when, pdeop_error_line, read_only, small_disk,
+from .conftest import (entry_command, entry_env, kill_when, pdeop_error_line, read_only, small_disk,
                        start)
 
 pytestmark = pytest.mark.slow
@@ -34,7 +34,7 @@ def command(run_dir: Path, *overrides: str, epochs: int = EPOCHS) -> list[str]:
 
 
 def run(cmd: list[str], data_dir: Path) -> subprocess.CompletedProcess:
-    return subprocess.run(cmd, cwd=ROOT, env=entry_env(data_dir), capture_output=True, text=True, timeout=300)
+    return run_command(cmd, 300, env=entry_env(data_dir))
 
 
 def succeeded(result: subprocess.CompletedProcess) -> subprocess.CompletedProcess:
