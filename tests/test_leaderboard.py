@@ -73,13 +73,13 @@ def test_report_from_hand_written_records(tmp_path):
     text = markdown(records)
     assert text.index("## darcy85, tier paper") < text.index("## darcy85, tier cpu")  # tiers in tables of their own
     paper_table = text[text.index("## darcy85, tier paper"):text.index("## darcy85, tier cpu")]
-    assert "| FNO | `test/rel_l2_85` | 0.0116 | 0.0108 | 1.07 | 1000 | 2.5 | CPU x86_64, 2 cores | 2026-11-23 | " \
-           "0123456789 |" in paper_table
+    assert "| FNO | `test/rel_l2_85` | 0.0116 | 0.0108 | 1.07 | -- | 1000 | 2.5 | CPU x86_64, 2 cores | 2026-11-23 " \
+           "| 0123456789 |" in paper_table
     assert "| LSM |" not in paper_table
     cpu_table = text[text.index("## darcy85, tier cpu"):]
     assert "| FNO | `test/rel_l2_85` | 0.0432 | 0.0108 | 4 |" in cpu_table
     assert "| LSM | `test/rel_l2_85` | 0.013 | 0.0065 | 2 |" in cpu_table
-    assert "| T1 | `test/rel_l2_85` | 0.05 | -- | -- |" in cpu_table
+    assert "| T1 | `test/rel_l2_85` | 0.05 | -- | -- | -- |" in cpu_table
     assert "- FNO: `python train.py +experiment=darcy85/fno_cpu`; paper: LSM Table 1; scaled: 200 samples, " \
            "20 epochs" in cpu_table
     rows = list(csv.DictReader(io.StringIO(csv_text(records))))
@@ -96,6 +96,38 @@ def test_report_from_hand_written_records(tmp_path):
     assert text.count("T1 does not train") == 1
     assert table.read_text().count("\n") == 5
 
+
+
+def ns_record(metrics: dict, metric: str) -> dict:
+    return {"table": "ns1e-5", "cell": "fno", "model": "FNO-2D", "tier": "cpu", "experiment": "ns1e-5/fno_cpu",
+            "command": "python train.py +experiment=ns1e-5/fno_cpu", "metric": metric, "paper": 0.1556,
+            "measured": metrics.get(metric), "metrics": metrics, "hardware": "CPU", "date": "2026-11-24"}
+
+
+def test_report_compares_a_rollout_with_the_papers_kind_of_figure_and_says_what_a_record_lacks():
+    cell = Cell(table="ns1e-5", name="fno", tier="cpu", experiment="ns1e-5/fno_cpu", model="FNO-2D",
+                metric="test/rel_l2_full_32", paper_value=0.1556, paper_source="FNO Table 1",
+                also=("test/rel_l2_step_32",), paper_metric="whole-rollout relative L2 (test_l2_full)")
+    cells = {cell.experiment: cell}
+    legacy = ns_record({"test/rel_l2_32": 0.2406, "test/rel_l2_32_lead1": 0.1183}, "test/rel_l2_32")
+    text = markdown([legacy], cells=cells)
+    # the committed record's figure is a per-step mean: shown as such, never compared with the whole-rollout figure
+    assert "| FNO-2D | `test/rel_l2_full_32` | not recorded | 0.1556 | -- | `test/rel_l2_step_32` 0.2406 |" in text
+    assert "rerun the cell to measure it" in text and "(whole-rollout relative L2 (test_l2_full))" in text
+    both = ns_record({"test/rel_l2_step_32": 0.2, "test/rel_l2_full_32": 0.25, "test/rel_l2_32_lead1": 0.1},
+                     "test/rel_l2_full_32")
+    text = markdown([both], cells=cells)
+    assert "| FNO-2D | `test/rel_l2_full_32` | 0.25 | 0.1556 | 1.61 | `test/rel_l2_step_32` 0.2 |" in text
+    assert "not recorded" not in text
+    row = next(csv.DictReader(io.StringIO(csv_text([both], cells))))
+    assert row["also"] == "test/rel_l2_step_32=0.2" and row["paper_metric"].startswith("whole-rollout")
+
+
+def test_the_navier_stokes_rollout_cells_compare_the_whole_trajectory_error():
+    for tier, grid in (("paper", 64), ("cpu", 32)):
+        for cell in load_cells("ns1e-5", tier):
+            assert cell.metric == f"test/rel_l2_full_{grid}" and cell.also == (f"test/rel_l2_step_{grid}",)
+            assert "test_l2_full" in cell.paper_metric
 
 def test_record_of_a_trained_run(trained, tmp_path):
     cell = Cell(table="tiny", name="fno", tier="cpu", experiment="tiny/fno_cpu", model="FNO",

@@ -3,6 +3,7 @@
 import json
 import os
 import signal
+import threading
 import time
 
 import numpy as np
@@ -42,11 +43,11 @@ def test_firo_serves_each_sample_once_in_random_order_above_the_watermark():
     assert buffer.get(timeout=0) is None
 
 
-def test_reservoir_keeps_a_uniform_sample_of_the_stream():
+def test_uniform_history_keeps_a_uniform_sample_of_the_stream():
     stream_length, capacity, bins = 4000, 50, 8
     counts = np.zeros(bins)
     for seed in range(40):
-        buffer = make_buffer("reservoir", capacity=capacity, watermark=1, seed=seed)
+        buffer = make_buffer("uniform_history", capacity=capacity, watermark=1, seed=seed)
         for i in range(stream_length):
             assert buffer.put(i, timeout=0)
             buffer.get(timeout=0)  # training keeps pace, so the producer never waits
@@ -56,13 +57,44 @@ def test_reservoir_keeps_a_uniform_sample_of_the_stream():
     assert buffer.served == stream_length and buffer.served / buffer.distinct_served > 1  # samples are reused
 
 
-def test_reservoir_waits_only_when_it_leads_training_by_its_capacity():
-    buffer = make_buffer("reservoir", capacity=4, watermark=2)
+def test_reservoir_stores_every_arrival_over_a_uniformly_random_victim():
+    capacity, trials = 10, 3000
+    evicted = np.zeros(capacity)
+    for seed in range(trials):
+        buffer = make_buffer("reservoir", capacity=capacity, watermark=1, seed=seed)
+        for i in range(capacity + 1):
+            assert buffer.put(i, timeout=0)
+            buffer.get(timeout=0)  # serving removes nothing; it lets the producer lead by at most the capacity
+        stored = [item[0] for item in buffer.items]
+        assert capacity in stored and len(stored) == capacity  # the new arrival is in, one old sample out
+        evicted[min(set(range(capacity)) - set(stored))] += 1
+    assert np.abs(evicted - trials / capacity).max() < 0.2 * trials / capacity, evicted
+    buffer = make_buffer("reservoir", capacity=50, watermark=1, seed=0)
+    for i in range(4000):  # a long stream: the buffer holds recent samples, unlike uniform_history
+        buffer.put(i, timeout=0)
+        buffer.get(timeout=0)
+    assert np.median([item[0] for item in buffer.items]) > 3900
+
+
+@pytest.mark.parametrize("policy", ["reservoir", "uniform_history"])
+def test_replay_buffers_wait_only_when_they_lead_training_by_their_capacity(policy):
+    buffer = make_buffer(policy, capacity=4, watermark=2)
     assert buffer.get(timeout=0) is None
     assert all(buffer.put(i, timeout=0) for i in range(4))
     assert not buffer.put(4, timeout=0)
     assert buffer.get(timeout=0) in range(4)
     assert buffer.put(4, timeout=0)
+
+
+@pytest.mark.parametrize("policy", ["fifo", "firo", "reservoir", "uniform_history"])
+def test_a_producer_thread_and_the_training_loop_share_a_buffer_safely(policy):
+    buffer, count = make_buffer(policy, capacity=32, watermark=8, seed=0), 3000
+    produced = threading.Thread(target=lambda: [buffer.put(i, timeout=10) for i in range(count)])
+    produced.start()
+    served = [buffer.get(timeout=10) for _ in range(count - 8)]  # firo keeps its watermark back until closed
+    produced.join(timeout=30)
+    assert not produced.is_alive() and buffer.arrived == count and buffer.served == count - 8
+    assert all(sample in range(count) for sample in served) and len(buffer) <= 32
 
 
 def test_sample_seeds_never_collide_across_ranks_workers_and_counters():

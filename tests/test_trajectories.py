@@ -13,6 +13,7 @@ from pdeop.data.store import DatasetFile, FieldSet
 from pdeop.data.tasks import AllToAll, FinalState, Window
 from pdeop.errors import ConfigError, DataFileError
 from pdeop.problems import Burgers1D, NavierStokes2D
+from pdeop.training.operator_module import OperatorModule
 
 # Navier-Stokes small enough to generate in a second: 32 periodic nodes, 4 snapshots every 0.1.
 TINY_NS = ["data=navier_stokes", "data.problem.resolution=32", "data.problem.final_time=0.4",
@@ -65,6 +66,35 @@ def test_window_stacks_states_time_major_and_rollout_feeds_predictions_back():
     with pytest.raises(ConfigError, match="data.task.step: expected a divisor of horizon = 3"):
         Window(history=1, horizon=3, step=2)
 
+
+
+def fno_rollout_errors(prediction: torch.Tensor, target: torch.Tensor, calls: int) -> tuple[float, float]:
+    """``test_l2_step`` and ``test_l2_full`` as fourier_2d_time.py computes them: per-sample norms of each call's
+    block and of the whole rollout (``LpLoss(size_average=False)`` on ``reshape(batch, -1)``), summed, then
+    divided by the samples (and the calls)."""
+    b = target.shape[0]
+
+    def summed(p, t):
+        return ((p - t).reshape(b, -1).norm(dim=1) / t.reshape(b, -1).norm(dim=1)).sum().item()
+
+    blocks = zip(prediction.chunk(calls, dim=1), target.chunk(calls, dim=1))
+    return sum(summed(p, t) for p, t in blocks) / b / calls, summed(prediction, target) / b
+
+
+@pytest.mark.parametrize("step, channels", [(1, 1), (2, 3)])
+def test_rollout_errors_are_fno_and_lsm_test_l2_step_and_test_l2_full(step, channels):
+    task = Window(history=2, horizon=4, step=step)
+    generator = torch.Generator().manual_seed(0)
+    target = torch.randn(5, 4 * channels, 6, 6, generator=generator, dtype=torch.float64)
+    target = target * torch.arange(1, 4 * channels + 1, dtype=torch.float64)[None, :, None, None]  # states differ in size
+    prediction = target + 0.3 * torch.randn(target.shape, generator=generator, dtype=torch.float64)
+    l2_step, l2_full = fno_rollout_errors(prediction, target, task.horizon // step)
+    assert task.step_errors(prediction, target).shape == (5, 4 // step)
+    assert task.step_errors(prediction, target).mean().item() == pytest.approx(l2_step, rel=1e-12)
+    assert task.full_errors(prediction, target).mean().item() == pytest.approx(l2_full, rel=1e-12)
+    assert l2_full != pytest.approx(l2_step, rel=1e-3)  # two different figures
+    if step == channels == 1:  # what pdeop logged as test/rel_l2_<n> for rollouts before the split: the per-step mean
+        assert OperatorModule.relative_l2(prediction, target).item() == pytest.approx(l2_step, rel=1e-6)  # LpLoss eps
 
 def test_window_normalises_a_state_alike_in_every_slot_so_a_latest_state_residual_stays_physical():
     fields = trajectory_fields(n=4, channels=2, times=6)  # states grow in time: later ones have a larger mean
@@ -131,12 +161,15 @@ def test_navier_stokes_rollout_trains_and_reports_errors_per_lead_time(data_dir,
     run_entry(["train.py"], [*TINY_NS, "data/task=window", "data.task.history=2", "data.task.horizon=2",
                              "data.in_channels=2", "trainer.max_epochs=2"], run, data_dir)
     metrics = json.loads((run / "test_metrics.json").read_text())
-    assert {"test/rel_l2_16", "test/rel_l2_16_lead1", "test/rel_l2_16_lead2", "test/rel_l2_32_lead2"} <= set(metrics)
-    assert metrics["test/rel_l2_16"] == pytest.approx((metrics["test/rel_l2_16_lead1"]
-                                                       + metrics["test/rel_l2_16_lead2"]) / 2, rel=1e-5)
+    assert {"test/rel_l2_step_16", "test/rel_l2_full_16", "test/rel_l2_16_lead1", "test/rel_l2_16_lead2",
+            "test/rel_l2_step_32", "test/rel_l2_full_32", "test/rel_l2_32_lead2"} <= set(metrics)
+    assert "test/rel_l2_16" not in metrics  # a rollout's errors say which they are
+    assert metrics["test/rel_l2_step_16"] == pytest.approx((metrics["test/rel_l2_16_lead1"]
+                                                            + metrics["test/rel_l2_16_lead2"]) / 2, rel=1e-5)
     run_entry(["evaluate.py"], [f"ckpt={metrics['checkpoint']}"], tmp_path / "evaluate", data_dir)
     evaluation = json.loads((tmp_path / "evaluate" / "evaluation.json").read_text())["results"]
-    assert evaluation["16"]["rel_l2"]["mean"] == pytest.approx(metrics["test/rel_l2_16"], abs=1e-5)
+    assert evaluation["16"]["rel_l2"]["mean"] == pytest.approx(metrics["test/rel_l2_step_16"], abs=1e-5)
+    assert evaluation["16"]["rel_l2_full"]["mean"] == pytest.approx(metrics["test/rel_l2_full_16"], abs=1e-5)
     for lead in ("1", "2"):
         assert evaluation["16"]["rel_l2_by_lead"][lead] == pytest.approx(metrics[f"test/rel_l2_16_lead{lead}"], abs=1e-5)
 

@@ -2,8 +2,11 @@
 
 Each training step gets fresh interior and boundary points (or the same ones, without
 resampling), drawn from a seed and the global step number, so that a resumed run draws exactly
-what the uninterrupted one would have drawn. Validation and test compare the solution on the
-problem's test grid with its reference there.
+what the uninterrupted one would have drawn. Test compares the solution on the problem's test
+grid with its reference there. Validation is what checkpoint selection reads, so it gets a draw of
+points of its own (never a training step's) on which the module takes the training loss,
+``val/loss``: a solver picks its iterate by the equation, not by the reference solution it is
+scored against (the test grid still rides along, for the ``val/rel_l2`` curve).
 """
 
 from __future__ import annotations
@@ -19,6 +22,8 @@ from pdeop.problems.residual import ResidualProblem
 
 # points of different ranks are drawn from different streams, never overlapping the step numbers
 RANK_STRIDE = 1_000_003
+# validation's draw: a step number no rank's training reaches (ranks start at multiples of RANK_STRIDE)
+VALIDATION_STEP = RANK_STRIDE ** 2 - 1
 
 
 class CollocationDraws(Dataset):
@@ -67,6 +72,19 @@ class TestGrid(Dataset):
         return {"axes": self.axes, "reference": self.reference}
 
 
+class ValidationDraw(Dataset):
+    """One item: validation's own collocation and boundary points, and the test grid with its reference."""
+
+    def __init__(self, draws: CollocationDraws, test_grid: TestGrid):
+        self.item = {**draws[VALIDATION_STEP], **test_grid[0]}
+
+    def __len__(self) -> int:
+        return 1
+
+    def __getitem__(self, index: int) -> dict:
+        return self.item
+
+
 class CollocationDataModule(pl.LightningDataModule):
     """Serves a single PDE instance to a physics-informed solver.
 
@@ -100,7 +118,8 @@ class CollocationDataModule(pl.LightningDataModule):
         return DataLoader(draws, sampler=StepSampler(self.steps_per_epoch, self.resample, rank), batch_size=None)
 
     def val_dataloader(self) -> DataLoader:
-        return DataLoader(self.test_grid, batch_size=None)
+        draws = CollocationDraws(self.problem, self.n_interior, self.n_boundary, self.seed)
+        return DataLoader(ValidationDraw(draws, self.test_grid), batch_size=None)
 
     def test_dataloader(self) -> DataLoader:
         return DataLoader(self.test_grid, batch_size=None)

@@ -6,7 +6,8 @@ recorded at ``times`` (``outputs``, ``[samples, channels, times, *grid]``). The 
 
 - ``FinalState``: initial state -> the state at one time (FNO's and T1's 2D setting, w0 -> w(T)).
 - ``Window``: the last ``history`` states -> the next ``horizon`` states, predicted ``step`` at a
-  time and fed back (autoregressive rollout; FNO-2D's and LSM's Navier-Stokes setting, 10 -> 10).
+  time and fed back (autoregressive rollout; FNO-2D's and LSM's Navier-Stokes setting, 10 -> 10),
+  scored both per step (mean of each call's relative L2) and on the whole rolled-out trajectory.
 - ``AllToAll``: every pair of snapshots (t_i <= t_j) with the lead time as the model's time input,
   Poseidon's training for time-conditioned models (scOT).
 """
@@ -31,6 +32,14 @@ def require_trajectories(fields: FieldSet, task: str) -> None:
     if fields.times is None:
         raise DataFileError(f"data.task: {task} needs a time-dependent dataset (trajectories), but this one "
                             f"stores single outputs; remove data.task for it")
+
+
+def relative_l2_per_block(prediction: torch.Tensor, target: torch.Tensor, blocks: int) -> torch.Tensor:
+    """``||prediction - target|| / ||target||`` per sample over ``blocks`` equal runs of stacked channels, ``[b, blocks]``."""
+    b = target.shape[0]
+    diff = (prediction - target).reshape(b, blocks, -1)
+    return diff.norm(dim=-1) / target.reshape(b, blocks, -1).norm(dim=-1)
+
 
 
 @dataclass(frozen=True)
@@ -76,7 +85,15 @@ class Window:
     Snapshots are the recorded states (with the initial state first when ``include_initial``).
     States are stacked time-major into channels (``[t0 c0, t0 c1, t1 c0, ...]``). The model maps
     ``history`` states to the next ``step``; ``rollout`` feeds its predictions back until the
-    horizon is covered, in physical units, so the loss and errors are those of the whole rollout.
+    horizon is covered, in physical units, so the loss is taken on the rolled-out states (every
+    step's prediction made from earlier predictions), as in FNO's ``fourier_2d_time.py``.
+
+    Errors, as FNO's and LSM's NS scripts (``fourier_2d_time.py``, ``exp_ns.py``) compute them, per
+    sample with every channel and node of the compared states in one norm, then averaged over samples:
+    ``step_errors``, one per model call (``step`` states), whose mean over calls is their
+    ``test_l2_step``; ``full_errors``, one of the whole rolled-out horizon, their ``test_l2_full``
+    (the figure of FNO's NS table, by its author in neuraloperator issue #34); ``lead_errors``,
+    one per state.
     """
 
     history: int = 10
@@ -175,9 +192,17 @@ class Window:
 
     def lead_errors(self, prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         """Relative L2 error per sample and lead time, ``[b, horizon]``."""
-        b = target.shape[0]
-        diff = (prediction - target).reshape(b, self.horizon, -1)
-        return diff.norm(dim=-1) / target.reshape(b, self.horizon, -1).norm(dim=-1)
+        return relative_l2_per_block(prediction, target, self.horizon)
+
+    def step_errors(self, prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """Relative L2 error per sample and model call (its ``step`` states), ``[b, horizon // step]``:
+        the terms FNO's ``test_l2_step`` averages."""
+        return relative_l2_per_block(prediction, target, self.horizon // self.step)
+
+    @staticmethod
+    def full_errors(prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """Relative L2 error per sample of the whole rolled-out horizon, ``[b]``: FNO's ``test_l2_full`` terms."""
+        return relative_l2_per_block(prediction, target, 1)[:, 0]
 
 
 class SnapshotPairs(Dataset):

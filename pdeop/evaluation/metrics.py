@@ -16,12 +16,17 @@ def per_sample_errors(module: OperatorModule, fields: FieldSet, periodic: bool, 
     Relative L1 (sum |error| / sum |target|) is Poseidon's metric, which it reports as the median
     over test samples.
 
+    A rollout task's ``rel_l2`` is each sample's mean over model calls of the call's relative L2
+    (FNO's and LSM's ``test_l2_step`` terms, ``test/rel_l2_step_<n>`` in training), and
+    ``rel_l2_full`` that of the whole rolled-out trajectory (their ``test_l2_full``,
+    ``test/rel_l2_full_<n>``).
+
     H1 is neuraloperator's finite-difference ``H1Loss`` (central differences; one-sided at the
     boundary unless ``periodic``), over the unit domain.
     """
     spatial = fields.inputs.ndim - 2
     h1 = H1Loss(d=spatial, reduction="sum", periodic_in_x=periodic, periodic_in_y=periodic, periodic_in_z=periodic)
-    l2, l1, h1_errors, leads = [], [], [], []
+    l2, l1, h1_errors, leads, full = [], [], [], [], []
     with torch.no_grad():
         for start in range(0, len(fields.inputs), batch_size):
             x = torch.from_numpy(fields.inputs[start:start + batch_size])
@@ -31,13 +36,17 @@ def per_sample_errors(module: OperatorModule, fields: FieldSet, periodic: bool, 
             # per channel, then averaged over channels: the training metric's convention (LpLoss)
             dims = tuple(range(2, y.ndim))
             ratio = torch.linalg.vector_norm(prediction - y, dim=dims) / torch.linalg.vector_norm(y, dim=dims)
-            l2.append(ratio.mean(dim=1))
             l1.append(((prediction - y).abs().sum(dim=dims) / y.abs().sum(dim=dims)).mean(dim=1))
-            if module.rollout is not None:
+            if module.rollout is None:
+                l2.append(ratio.mean(dim=1))
+            else:
+                l2.append(module.rollout.step_errors(prediction, y).mean(dim=1))
+                full.append(module.rollout.full_errors(prediction, y))
                 leads.append(module.rollout.lead_errors(prediction, y))
             h1_errors += [h1(prediction[i:i + 1], y[i:i + 1]).item() for i in range(len(y))]
     errors = {"rel_l2": torch.cat(l2).numpy(), "rel_h1": np.asarray(h1_errors), "rel_l1": torch.cat(l1).numpy()}
-    if leads:  # rollouts: [samples, horizon]
+    if leads:  # rollouts: the whole trajectory's error, and [samples, horizon]
+        errors["rel_l2_full"] = torch.cat(full).numpy()
         errors["rel_l2_by_lead"] = torch.cat(leads).numpy()
     return errors
 

@@ -21,14 +21,19 @@ from pdeop.pretrained.load import load_source, resolve
 
 
 def table(results: dict) -> str:
-    head = ("| resolution | samples | rel. L2 mean | median | worst (sample) | rel. H1 mean | worst (sample) "
-            "| rel. L1 median |")
-    lines = [head, "|---|---|---|---|---|---|---|---|"]
+    """The results as a Markdown table; a rollout's relative L2 is its per-step mean, with the whole
+    trajectory's error in a column of its own (FNO's ``test_l2_step`` and ``test_l2_full``)."""
+    rollout = any("rel_l2_full" in r for r in results.values())
+    l2_name, full = ("rel. L2 per-step mean", " rel. L2 whole trajectory |") if rollout else ("rel. L2 mean", "")
+    head = (f"| resolution | samples | {l2_name} | median | worst (sample) |{full} rel. H1 mean | worst (sample) "
+            f"| rel. L1 median |")
+    lines = [head, "|---" * (8 + rollout) + "|"]
     for resolution, r in results.items():
         l2, h1 = r["rel_l2"], r["rel_h1"]
+        whole = f" {r['rel_l2_full']['mean']:.4f} |" if rollout else ""
         lines.append(f"| {resolution} | {r['samples']} | {l2['mean']:.4f} | {l2['median']:.4f} | "
-                     f"{l2['worst']:.4f} ({l2['worst_sample']}) | {h1['mean']:.4f} | {h1['worst']:.4f} ({h1['worst_sample']}) "
-                     f"| {r['rel_l1']['median']:.4f} |")
+                     f"{l2['worst']:.4f} ({l2['worst_sample']}) |{whole} {h1['mean']:.4f} | "
+                     f"{h1['worst']:.4f} ({h1['worst_sample']}) | {r['rel_l1']['median']:.4f} |")
     return "\n".join(lines)
 
 

@@ -8,7 +8,7 @@ import argparse
 from pathlib import Path
 
 from pdeop.errors import PdeopError
-from pdeop.leaderboard.cells import TIERS, load_cells, tables
+from pdeop.leaderboard.cells import TIERS, current_cells, load_cells, tables
 from pdeop.leaderboard.report import write_report
 from pdeop.leaderboard.run import ROOT, record_runs, run_local, run_slurm
 
@@ -53,7 +53,7 @@ def main() -> None:
             for path in record_runs(load_cells(args.table, args.tier), args.runs, args.records):
                 print(f"[leaderboard] record: {path}")
         else:
-            for path in write_report(args.records, args.out):
+            for path in write_report(args.records, args.out, current_cells()):
                 print(path)
     except PdeopError as exc:
         raise SystemExit(f"error: {exc}") from None

@@ -3,7 +3,9 @@
 A cell is one model on one table at one tier: ``<table>/<cell>.yaml`` is the paper's exact
 setting (``tier: paper``), ``<table>/<cell>_cpu.yaml`` the same recipe scaled to finish in about
 30 minutes on a 2-core CPU (``tier: cpu``, with a ``scaled`` note saying how). The node names
-the table, the model, the metric and the paper's figure with its source.
+the table, the model, the metric compared with the paper's figure (``metric``; ``paper.metric``
+says in words what the paper's figure measures), metrics shown beside it (``also``, e.g. a
+rollout's per-step mean beside its whole-trajectory error) and the paper's figure with its source.
 
 A cell whose node has ``benchmark`` (a script and its options, e.g. the SKR solver comparison)
 is measured by that script instead of ``train.py``: it writes a JSON file whose ``metrics``
@@ -38,6 +40,8 @@ class Cell:
     paper_source: str
     scaled: str = ""          # how the CPU tier departs from the paper's setting
     benchmark: tuple[str, ...] = ()  # a script and its options, for cells measured without training
+    also: tuple[str, ...] = ()  # test metrics reported beside the compared one
+    paper_metric: str = ""    # what the paper's figure measures, in words
 
     @property
     def command(self) -> str:
@@ -56,24 +60,34 @@ def tables() -> list[str]:
     return sorted(p.name for p in (CONF / "experiment").iterdir() if p.is_dir())
 
 
+def experiments(table: str) -> list[str]:
+    """The experiment names of ``table``'s configs, in file order."""
+    return [f"{table}/{path.stem}" for path in sorted((CONF / "experiment" / table).glob("*.yaml"))]
+
+
+def read_cell(experiment: str) -> Cell:
+    """The cell that ``conf/experiment/<experiment>.yaml``'s leaderboard node describes."""
+    node = compose_experiment(experiment).get("leaderboard")
+    if node is None:
+        raise ConfigError(f"conf/experiment/{experiment}.yaml has no leaderboard node (table, cell, model, "
+                          f"tier, metric, paper)")
+    paper = OmegaConf.to_container(node.paper)
+    return Cell(table=node.table, name=node.cell, tier=node.tier, experiment=experiment,
+                model=node.model, metric=node.metric, paper_value=paper.get("value"),
+                paper_source=paper.get("source", ""), scaled=node.get("scaled", ""),
+                benchmark=tuple(str(word) for word in node.get("benchmark", ())),
+                also=tuple(str(name) for name in node.get("also", ())), paper_metric=paper.get("metric", ""))
+
+
 def load_cells(table: str, tier: str) -> list[Cell]:
     """The cells of ``table`` at ``tier``, in file order."""
     if table not in tables():
         raise ConfigError(f"leaderboard table '{table}' is unknown; tables: {tables()}")
     if tier not in TIERS:
         raise ConfigError(f"leaderboard tier '{tier}' is unknown; tiers: {list(TIERS)}")
-    cells = []
-    for path in sorted((CONF / "experiment" / table).glob("*.yaml")):
-        experiment = f"{table}/{path.stem}"
-        node = compose_experiment(experiment).get("leaderboard")
-        if node is None:
-            raise ConfigError(f"conf/experiment/{experiment}.yaml has no leaderboard node (table, cell, model, "
-                              f"tier, metric, paper)")
-        if node.tier != tier:
-            continue
-        paper = OmegaConf.to_container(node.paper)
-        cells.append(Cell(table=node.table, name=node.cell, tier=node.tier, experiment=experiment,
-                          model=node.model, metric=node.metric, paper_value=paper.get("value"),
-                          paper_source=paper.get("source", ""), scaled=node.get("scaled", ""),
-                          benchmark=tuple(str(word) for word in node.get("benchmark", ()))))
-    return cells
+    return [cell for cell in map(read_cell, experiments(table)) if cell.tier == tier]
+
+
+def current_cells() -> dict[str, Cell]:
+    """Every table's cells, by experiment name: what the report compares each record against."""
+    return {experiment: read_cell(experiment) for table in tables() for experiment in experiments(table)}

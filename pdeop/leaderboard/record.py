@@ -64,7 +64,8 @@ def cell_fields(cell: Cell) -> dict:
     """What a record repeats of its cell: where it sits, how to rerun it, and the paper's figure."""
     return {"table": cell.table, "cell": cell.name, "model": cell.model, "tier": cell.tier,
             "experiment": cell.experiment, "command": cell.command, "scaled": cell.scaled, "metric": cell.metric,
-            "paper": cell.paper_value, "paper_source": cell.paper_source}
+            "also": list(cell.also), "paper": cell.paper_value, "paper_source": cell.paper_source,
+            "paper_metric": cell.paper_metric}
 
 
 def make_benchmark_record(cell: Cell, result: Path, wall_s: float | None = None, options: list[str] = ()) -> dict:

@@ -211,7 +211,8 @@ class PredictionPlots(pl.Callback):
                             title=f"test sample {i} at {x.shape[-1]}x{x.shape[-1]}")
                 pictures.append((f"test/sample_{i}", path))
         metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
-        errors = {int(m[1]): v for k, v in metrics.items() if (m := re.fullmatch(r"test/rel_l2_(\d+)", k))}
+        # by resolution: the relative L2 error, for a rollout its per-step mean (what val/rel_l2 is)
+        errors = {int(m[1]): v for k, v in metrics.items() if (m := re.fullmatch(r"test/rel_l2_(?:step_)?(\d+)", k))}
         if errors:
             pictures.append(("test/error_by_resolution",
                              plot_error_by_resolution(errors, folder / "error_by_resolution.png")))

@@ -3,6 +3,11 @@
 The loss is computed on de-normalised outputs against the physical targets, as in FNO's
 training scripts; validation and test report the per-sample relative L2 error averaged over
 samples (over all ranks' samples in a distributed run), the test once per stored resolution.
+A rollout task (``Window``) reports two test errors, named for what they measure, as FNO's and
+LSM's NS scripts do: ``test/rel_l2_step_<n>``, the mean over model calls of each call's relative
+L2 (their ``test_l2_step``), and ``test/rel_l2_full_<n>``, the relative L2 of the whole rolled-out
+trajectory (their ``test_l2_full``, the figure of FNO's NS table); plus ``test/rel_l2_<n>_lead<k>``
+per state. Its ``val/rel_l2`` (the checkpoint monitor) is the per-step mean, what the loss averages.
 """
 
 from __future__ import annotations
@@ -65,6 +70,8 @@ class OperatorModule(pl.LightningModule):
         self.rollout = rollout
         self.param_lr = dict(param_lr or {})
         leads = rollout.horizon if rollout is not None else 0
+        self.test_full_errors = nn.ModuleList(MeanMetric() for _ in self.test_resolutions or [None]
+                                              if rollout is not None)
         self.test_lead_errors = nn.ModuleList(nn.ModuleList(MeanMetric() for _ in range(leads))
                                               for _ in self.test_resolutions or [None])
 
@@ -127,24 +134,34 @@ class OperatorModule(pl.LightningModule):
         """Per-sample relative L2 error over all spatial dimensions, averaged over the batch."""
         return LpLoss(d=target.ndim - 2, p=2, reduction="mean")(prediction, target)
 
+    def batch_error(self, prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """The batch's mean error: relative L2, or for a rollout the mean over samples and model calls (per step)."""
+        if self.rollout is None:
+            return self.relative_l2(prediction, target)
+        return self.rollout.step_errors(prediction, target).mean()
+
     def validation_step(self, batch, batch_idx):
         x, t, y = self.unpack(batch)
-        self.val_error.update(self.relative_l2(self.predict(x, t), y), weight=x.shape[0])
+        self.val_error.update(self.batch_error(self.predict(x, t), y), weight=x.shape[0])
         self.log("val/rel_l2", self.val_error, prog_bar=True, batch_size=x.shape[0])
 
     def test_step(self, batch, batch_idx, dataloader_idx: int = 0):
         x, t, y = self.unpack(batch)
         resolution = self.test_resolutions[dataloader_idx] if self.test_resolutions else x.shape[-1]
-        metric = self.test_errors[dataloader_idx]
         prediction = self.predict(x, t)
-        metric.update(self.relative_l2(prediction, y), weight=x.shape[0])
-        self.log(f"test/rel_l2_{resolution}", metric, batch_size=x.shape[0], add_dataloader_idx=False)
-        if self.rollout is not None:  # the error at each lead time of the rollout
+        name = f"test/rel_l2_{resolution}" if self.rollout is None else f"test/rel_l2_step_{resolution}"
+        self.log_mean(name, self.test_errors[dataloader_idx], self.batch_error(prediction, y), x.shape[0])
+        if self.rollout is not None:
+            self.log_mean(f"test/rel_l2_full_{resolution}", self.test_full_errors[dataloader_idx],
+                          self.rollout.full_errors(prediction, y).mean(), x.shape[0])
             for lead, (error, lead_metric) in enumerate(zip(self.rollout.lead_errors(prediction, y).T,
                                                             self.test_lead_errors[dataloader_idx]), start=1):
-                lead_metric.update(error.mean(), weight=x.shape[0])
-                self.log(f"test/rel_l2_{resolution}_lead{lead}", lead_metric, batch_size=x.shape[0],
-                         add_dataloader_idx=False)
+                self.log_mean(f"test/rel_l2_{resolution}_lead{lead}", lead_metric, error.mean(), x.shape[0])
+
+    def log_mean(self, name: str, metric: MeanMetric, batch_mean: torch.Tensor, samples: int) -> None:
+        """Add a batch's mean to the sample-weighted running mean ``metric`` and log it as ``name``."""
+        metric.update(batch_mean, weight=samples)
+        self.log(name, metric, batch_size=samples, add_dataloader_idx=False)
 
     def configure_optimizers(self):
         groups = parameter_groups(self.model, self.param_lr)
