@@ -168,3 +168,12 @@ def write_neuralop_pt(path: Path, n: int, shape: tuple[int, int]) -> tuple[np.nd
     x = (y.astype(np.int64) % 3) == 0
     torch.save({"x": torch.from_numpy(x), "y": torch.from_numpy(y.astype(np.float32))}, path)
     return x.astype(np.float64), y
+
+
+def write_neuralop_burgers_pt(path: Path, n: int, times: int, nx: int) -> tuple[np.ndarray, np.ndarray]:
+    """neuraloperator's ``burgers_lowres.pt`` layout: ``{"x": [N, s], "y": [N, T, s]}`` float32, time before space
+    (the default naming takes time last, so ``data.axes`` must say so)."""
+    y = pattern(n, 1, times, (nx,))[:, 0]
+    x = y[:, 0] + 0.5
+    torch.save({"x": torch.from_numpy(x.astype(np.float32)), "y": torch.from_numpy(y.astype(np.float32))}, path)
+    return x, y

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shutil
+
 import h5py
 import numpy as np
 import pytest
@@ -11,6 +13,7 @@ from format_files import (
     pattern,
     write_mat_v5,
     write_mat_v73,
+    write_neuralop_burgers_pt,
     write_neuralop_pt,
     write_pdebench_1d,
     write_pdebench_cfd,
@@ -19,7 +22,8 @@ from format_files import (
     write_the_well,
 )
 
-from pdeop.data.formats import open_dataset
+from pdeop.data.formats import open_dataset, split_paths
+from pdeop.data.formats.__main__ import main as describe_main
 from pdeop.data.formats.arrays import GroupStack
 from pdeop.errors import DataFileError
 
@@ -351,3 +355,70 @@ def test_truncated_files_are_one_line(tmp_path, cut):
         with pytest.raises(DataFileError) as excinfo:
             open_dataset(path).read(slice(0, 4))
         assert name in one_line(excinfo)
+
+
+def run_tool(monkeypatch, capsys, *args: str) -> str:
+    """``python -m pdeop.data.formats ARGS``: its output, or its one-line error."""
+    monkeypatch.setattr("sys.argv", ["pdeop.data.formats", *map(str, args)])
+    try:
+        describe_main()
+    except SystemExit as exc:
+        return str(exc.code)
+    return capsys.readouterr().out
+
+
+def write_well_dataset(base, sizes: dict[str, tuple[int, ...]]) -> None:
+    """The Well's dataset folder as downloaded: ``<base>/data/{train,valid,test}/<name>_<i>.hdf5``."""
+    for split, counts in sizes.items():
+        (base / "data" / split).mkdir(parents=True)
+        for i, n in enumerate(counts):
+            write_the_well(base / "data" / split / f"shear_flow_Reynolds_{i}.hdf5", n, T, (8, 4))
+
+
+def test_the_tool_reports_a_well_dataset_folder_per_split_as_training_reads_it(tmp_path, monkeypatch, capsys):
+    base = tmp_path / "datasets" / "shear_flow"
+    write_well_dataset(base, {"train": (3, 4), "valid": (2,), "test": (1, 1)})
+    assert split_paths(base) == {"train": base / "data" / "train", "val": base / "data" / "valid",
+                                 "test": base / "data" / "test"}
+    out = run_tool(monkeypatch, capsys, base)
+    assert "holds no data files" not in out
+    for split, folder, files, n in (("train", "train", 2, 7), ("val", "valid", 1, 2), ("test", "test", 2, 2)):
+        assert f"split '{split}': {base / 'data' / folder}" in out
+        if files > 1:
+            assert f"{base / 'data' / folder}: {files} files, {n} samples in all" in out
+    assert f"{base / 'data' / 'valid' / 'shear_flow_Reynolds_0.hdf5'} (the_well): 2 samples on a 8x4 grid" in out
+    assert open_dataset(base).n_samples == 7  # in Python: the training split
+    shutil.rmtree(base / "data" / "test")  # a split not downloaded is named, not carved silently from train
+    error = run_tool(monkeypatch, capsys, base)
+    assert "lacks" in error and str(base / "data" / "test") in error and "\n" not in error
+
+
+def test_the_tool_takes_axes_as_training_does(tmp_path, monkeypatch, capsys):
+    path = tmp_path / "burgers_lowres.pt"
+    x, y = write_neuralop_burgers_pt(path, N, 11, 16)  # (sample, time, x): 11 states of 16 nodes
+    error = run_tool(monkeypatch, capsys, path)
+    assert "grid {'x': 11} does not match the dataset's grid {'x': 16}" in error and "\n" not in error
+    assert "data.axes={outputs: [sample, time, x]}" in error and "--axes '{outputs: [sample, time, x]}'" in error
+    out = run_tool(monkeypatch, capsys, path, "--axes", "{outputs: [sample, time, x]}")
+    assert "11 recorded times" in out and "'y' stored [6, 11, 16] as (sample, time, x)" in out
+    fields = open_dataset(path, axes={"outputs": ["sample", "time", "x"]}).read(slice(0, 2))
+    np.testing.assert_array_equal(fields.outputs[:, 0], y[:2])
+    np.testing.assert_array_equal(fields.inputs[:, 0], x[:2])
+    assert "--axes: cannot parse" in run_tool(monkeypatch, capsys, path, "--axes", "{outputs: [sample, time, x]")
+    assert "data.axes names ['output']" in run_tool(monkeypatch, capsys, path, "--axes", "{output: [sample, time, x]}")
+    assert "spatial axes ['y'] that the inputs" in run_tool(monkeypatch, capsys, path, "--axes",
+                                                            "{outputs: [sample, time, y]}")
+
+
+def test_subsampling_message_names_the_assumed_node_placement_and_the_other(tmp_path):
+    write_neuralop_pt(tmp_path / "darcy_test_32.pt", 2, (32, 32))
+    with pytest.raises(DataFileError) as excinfo:
+        open_dataset(tmp_path / "darcy_test_32.pt").check_subsample(2)
+    message = one_line(excinfo)
+    assert "taken to include both boundary nodes" in message and "(n - 1)/r + 1 points" in message
+    assert "the 31 intervals, one of [1, 31]" in message
+    assert "set data.periodic=true: n/r = 16 points, every r-th node from the first" in message
+    open_dataset(tmp_path / "darcy_test_32.pt", periodic=True).check_subsample(2)
+    with pytest.raises(DataFileError) as excinfo:
+        open_dataset(tmp_path / "darcy_test_32.pt").check_subsample(3)
+    assert "data.periodic" not in one_line(excinfo)  # 3 fits neither placement: no hint to a dead end

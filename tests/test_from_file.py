@@ -13,6 +13,7 @@ from format_files import (
     pattern,
     write_mat_v5,
     write_mat_v73,
+    write_neuralop_burgers_pt,
     write_neuralop_pt,
     write_pdebench_1d,
     write_pdebench_groups,
@@ -22,7 +23,7 @@ from format_files import (
 from pdeop.data import FileDataModule, OperatorDataModule, to_xarray
 from pdeop.data.formats import open_dataset
 from pdeop.data.tasks import FinalState
-from pdeop.errors import ConfigError
+from pdeop.errors import ConfigError, DataFileError
 from pdeop.problems import Darcy
 
 
@@ -309,3 +310,35 @@ def test_describe_command_reports_what_it_finds(tmp_path):
     failed = subprocess.run([sys.executable, "-m", "pdeop.data.formats", str(tmp_path / "none.mat")],
                             capture_output=True, text=True)
     assert failed.returncode != 0 and "none.mat' does not exist" in failed.stderr
+
+
+def test_time_before_space_needs_axes_and_the_error_says_how(tmp_path):
+    path = tmp_path / "burgers_lowres.pt"
+    _, y = write_neuralop_burgers_pt(path, 10, 5, 16)
+    with pytest.raises(DataFileError) as excinfo:
+        file_module(path, task=FinalState())
+    message = str(excinfo.value)
+    assert "\n" not in message and "grid {'x': 5} does not match" in message
+    assert "name them: data.axes={outputs: [sample, time, x]}" in message
+    dm = file_module(path, task=FinalState(), axes={"outputs": ["sample", "time", "x"]}, n_val=1, n_test=1)
+    np.testing.assert_array_equal(dm.splits["train"].outputs[:, 0], y[:8, -1])
+
+
+def test_neuralop_darcy_16_inside_32_with_periodic_placement(tmp_path):
+    """neuraloperator's 16-point Darcy grid is every other node of its 32-point grid (n/r, not (n - 1)/r + 1)."""
+    fine = tmp_path / "darcy_test_32.pt"
+    x, y = write_neuralop_pt(fine, 4, (32, 32))
+    coarse = tmp_path / "darcy_train_16.pt"
+    torch.save({"x": torch.from_numpy(x[:, ::2, ::2] > 0), "y": torch.from_numpy(y[:, ::2, ::2].astype(np.float32))},
+               coarse)
+    options = dict(test_path=str(fine), n_train=3, n_val=1, n_test=2, test_subsamples=[2])
+    with pytest.raises(DataFileError) as excinfo:
+        file_module(coarse, **options)
+    message = str(excinfo.value)
+    assert "\n" not in message and "darcy_test_32.pt" in message and "factor 2" in message
+    assert "both boundary nodes" in message and "(n - 1)/r + 1 points" in message
+    assert "data.periodic=true: n/r = 16 points, every r-th node from the first" in message
+    dm = file_module(coarse, periodic=True, **options)
+    assert dm.test_resolutions == [16, 32]
+    np.testing.assert_array_equal(dm.test_sets[16].outputs[:, 0], y[:2, ::2, ::2])
+    np.testing.assert_array_equal(dm.test_sets[16].coords["x"], dm.splits["train"].coords["x"])  # i / 16

@@ -28,7 +28,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
 from pdeop.data.datamodule import PairsDataModule
-from pdeop.data.formats import DatasetCollection, ExternalDataset, open_dataset
+from pdeop.data.formats import DatasetCollection, ExternalDataset, open_dataset, open_splits, split_paths
 from pdeop.data.normalise import ChannelStats
 from pdeop.data.store import FieldSet
 from pdeop.data.tasks import AllToAll, FinalState, Window
@@ -157,16 +157,6 @@ class FileSplits:
             source.close()
 
 
-def split_paths(path: Path, val_path: str | None, test_path: str | None) -> tuple[Path, dict[str, Path]]:
-    """The file (or folder) of each split that has one: The Well's dataset folder brings its own
-    ``data/train``, ``data/valid`` and ``data/test``; ``val_path``/``test_path`` name others."""
-    paths = {"train": path}
-    if (path / "data" / "train").is_dir():
-        paths = {"train": path / "data" / "train", "val": path / "data" / "valid", "test": path / "data" / "test"}
-    paths.update({split: Path(p) for split, p in (("val", val_path), ("test", test_path)) if p})
-    return paths["train"], paths
-
-
 class FileSamples(Dataset):
     """Training pairs read from the file as batches are drawn (``data.in_memory=false``).
 
@@ -231,7 +221,8 @@ class FileDataModule(PairsDataModule):
                          shuffle_seed, train_subset, task)
         if not path:
             raise ConfigError("data.path: data=from_file needs the file to train on (data.path=<file>)")
-        self.path, self.split_paths = split_paths(Path(path), val_path, test_path)
+        self.split_paths = split_paths(path, val_path, test_path)
+        self.path = self.split_paths["train"]
         self.read_options = dict(format=format, inputs=inputs, outputs=outputs, axes=dict(axes) if axes else None,
                                  times=times, fields=list(fields) if fields else None, periodic=periodic)
         self.counts = dict(n_train=n_train, n_val=n_val, n_test=n_test)
@@ -251,15 +242,9 @@ class FileDataModule(PairsDataModule):
         return self.in_memory
 
     def open_store(self) -> FileSplits:
-        opened = {}
-        try:
-            for split, path in self.split_paths.items():
-                opened[split] = open_dataset(path, **self.read_options)
-                log.info("read %s", opened[split].describe())
-        except Exception:
-            for dataset in opened.values():
-                dataset.close()
-            raise
+        opened = open_splits(self.split_paths, **self.read_options)
+        for dataset in opened.values():
+            log.info("read %s", dataset.describe())
         self._periodic = opened["train"].periodic
         sources = {split: opened.get(split, opened["train"]) for split in ("train", "val", "test")}
         store = FileSplits(sources, **self.counts, **self.factors)

@@ -1,18 +1,28 @@
 """Turn a problem, sample counts and a seed into a stored dataset, reusing it when it exists.
 
 The file name carries a hash of every parameter that shapes the data, so a changed parameter
-writes a new file and an unchanged one is found again.
+writes a new file and an unchanged one is found again. The progress bar counts samples as the
+solvers report them (time-stepping solvers every hundredth of their steps, through a shared
+counter from the solver processes), not only as whole chunks are written, so its rate and ETA
+move from the first seconds.
 """
 
 from __future__ import annotations
 
 import hashlib
+import inspect
 import json
+import math
 import os
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from functools import partial
+from multiprocessing import TimeoutError as PoolTimeout
 from multiprocessing import get_context
+from multiprocessing.pool import IMapIterator
+from multiprocessing.sharedctypes import Synchronized
 from pathlib import Path
+from typing import Callable, Iterator
 
 import numpy as np
 from tqdm.auto import tqdm
@@ -24,10 +34,14 @@ from pdeop.data.store import FORMAT_VERSION, DatasetAttrs, DatasetWriter, DiskFu
 from pdeop.errors import ConfigError
 from pdeop.io import free_bytes, writable_directory
 from pdeop.problems import Problem
+from pdeop.problems.base import Progress
 
 DATA_DIR_KEY = "PDEOP_DATA_DIR (or paths.data_dir=<dir>)"  # what moves the data directory
 METADATA_BYTES = 64 * 2**10  # HDF5's superblock, object headers and attributes: a few KiB, rounded up
 CHUNK_INDEX_BYTES = 64  # HDF5's chunk index, per stored chunk (one sample of one array)
+POLL_SECONDS = 0.2  # how often the bar reads the solver processes' progress while a chunk is pending
+
+_reported = None  # in a solver process: the samples' worth solved, shared with the parent (start_solver)
 
 
 @dataclass(frozen=True)
@@ -109,9 +123,75 @@ def subsample_grid(fields: np.ndarray, factor: int, spatial_dims: int | None = N
 
 
 def chunk_size(n: int, workers: int) -> int:
-    """Samples per solver call: a few chunks per worker (load balance, a moving progress bar),
-    at most 100 (a batch long enough for Krylov recycling to pay off, short enough to keep memory low)."""
+    """Samples per solver call: a few chunks per worker (load balance; a solver without a progress hook moves the
+    bar a chunk at a time), at most 100 (a batch long enough for Krylov recycling to pay off, short enough to keep
+    memory low)."""
     return int(np.clip(np.ceil(n / (4 * workers)), 1, 100))
+
+
+class SampleProgress:
+    """The bar's count in samples: those written, or more where the solvers report work on chunks in flight
+    (``reported``, samples' worth), in whole samples so that tqdm's rate and ETA are samples per second."""
+
+    def __init__(self, bar: tqdm, counter: Synchronized | None = None):
+        self.bar, self.counter = bar, counter
+        self.written, self.reported = 0, 0.0
+
+    def report(self, done: float) -> None:
+        """A solver in this process has done ``done`` samples' worth more (a ``Progress`` hook)."""
+        self.reported += done
+        self.show()
+
+    def poll(self) -> None:
+        """Read what the solver processes reported to the shared ``counter``."""
+        self.reported = self.counter.value
+        self.show()
+
+    def wrote(self, n: int) -> None:
+        self.written += n
+        self.show()
+
+    def show(self) -> None:
+        count = min(self.bar.total, max(self.written, math.floor(self.reported + 1e-6)))
+        if count > self.bar.n:
+            self.bar.update(count - self.bar.n)
+
+
+def takes_progress(problem: Problem) -> bool:
+    """Whether ``problem.solve`` reports its progress (an optional ``progress`` keyword)."""
+    return "progress" in inspect.signature(problem.solve).parameters
+
+
+def solve_with(problem: Problem, hook: Progress, chunk: np.ndarray) -> np.ndarray:
+    """``problem.solve(chunk)``, reporting to ``hook`` where the solver can."""
+    return problem.solve(chunk, progress=hook) if takes_progress(problem) else problem.solve(chunk)
+
+
+def start_solver(parent: int, counter: Synchronized) -> None:
+    """Set up a solver process: end with process ``parent``; report progress to the shared ``counter``."""
+    global _reported
+    exit_with_parent(parent)
+    _reported = counter
+
+
+def report_to_parent(done: float) -> None:
+    with _reported.get_lock():
+        _reported.value += done
+
+
+def solve_in_pool(problem: Problem, chunk: np.ndarray) -> np.ndarray:
+    return solve_with(problem, report_to_parent, chunk)
+
+
+def pool_results(solved: IMapIterator, poll: Callable[[], None]) -> Iterator[np.ndarray]:
+    """The pool's results in order, calling ``poll`` every ``POLL_SECONDS`` while the next one is pending."""
+    while True:
+        try:
+            yield solved.next(timeout=POLL_SECONDS)
+        except PoolTimeout:
+            poll()
+        except StopIteration:
+            return
 
 
 def check_finite(solutions: np.ndarray, problem: Problem, split: str, start: int) -> None:
@@ -179,12 +259,15 @@ def generate(spec: DatasetSpec, data_dir: str | Path, workers: int = 1, progress
         output_names=tuple(problem.output_names),
     )
     total = sum(n for split, n in spec.split_sizes().items() if split in spec.stored_splits())
+    context = get_context("spawn")
+    counter = context.Value("d", 0.0) if workers > 1 else None
     with single_blas_thread():
-        pool = get_context("spawn").Pool(workers, exit_with_parent, (os.getpid(),)) if workers > 1 else None
+        pool = context.Pool(workers, start_solver, (os.getpid(), counter)) if workers > 1 else None
     try:
         with DatasetWriter(path, attrs, needed, DATA_DIR_KEY) as writer, tqdm(
             total=total, desc=f"generating {path.name}", unit="sample", disable=not progress
         ) as bar:
+            tracker = SampleProgress(bar, counter)
             for split, n in spec.split_sizes().items():
                 inputs = problem.sample_inputs(n, rng)
                 if split not in spec.stored_splits():
@@ -195,7 +278,10 @@ def generate(spec: DatasetSpec, data_dir: str | Path, workers: int = 1, progress
                                   {k: v[::r] for k, v in coords.items()}, r, times)
                 size = chunk_size(n, workers)
                 chunks = np.array_split(inputs, range(size, n, size))
-                solved = pool.imap(problem.solve, chunks) if pool else map(problem.solve, chunks)
+                if pool:
+                    solved = pool_results(pool.imap(partial(solve_in_pool, problem), chunks), tracker.poll)
+                else:
+                    solved = map(partial(solve_with, problem, tracker.report), chunks)
                 start = 0
                 for chunk, solutions in zip(chunks, solved):
                     check_finite(solutions, problem, split, start)
@@ -203,7 +289,7 @@ def generate(spec: DatasetSpec, data_dir: str | Path, workers: int = 1, progress
                         writer.write(split, grid, start, subsample_grid(chunk, r, len(coords)),
                                      subsample_grid(solutions, r, len(coords)))
                     start += len(chunk)
-                    bar.update(len(chunk))
+                    tracker.wrote(len(chunk))
     finally:
         if pool is not None:
             pool.terminate()

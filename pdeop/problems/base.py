@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Callable, Protocol
 
 import numpy as np
+
+Progress = Callable[[float], None]
+"""A solver's optional progress hook (``solve(inputs, progress=...)``): called as the solve advances with the
+samples' worth of work done since its last call; the calls of one solve add up to its number of samples."""
 
 
 class Problem(Protocol):
@@ -29,5 +33,25 @@ class Problem(Protocol):
 
         Batched so that a solver can share work across samples (vectorised time stepping,
         Krylov subspace recycling). A time-dependent problem also offers ``times()``, the
-        recorded times, and returns trajectories ``[n, out_channels, len(times), *grid]``.
+        recorded times, and returns trajectories ``[n, out_channels, len(times), *grid]``. A slow
+        solver may take an optional keyword ``progress`` (a ``Progress`` hook) and report to it
+        while it works, without changing its results (``StepProgress``).
         """
+
+
+class StepProgress:
+    """Reports a time-stepping solve of ``samples`` trajectories over ``steps`` steps to a ``Progress`` hook in
+    about ``blocks`` calls, each with the samples' worth of the steps since the last one (the trajectories
+    advance together, so k of ``steps`` steps are ``samples * k / steps`` samples' worth)."""
+
+    def __init__(self, hook: Progress | None, samples: int, steps: int, blocks: int = 100):
+        self.hook, self.samples, self.steps = hook, samples, steps
+        self.block = max(1, steps // blocks)
+        self.done = self.reported = 0
+
+    def step(self) -> None:
+        """One time step done."""
+        self.done += 1
+        if self.hook is not None and (self.done % self.block == 0 or self.done == self.steps):
+            self.hook(self.samples * (self.done - self.reported) / self.steps)
+            self.reported = self.done

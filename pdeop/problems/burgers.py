@@ -13,10 +13,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 import torch
 
+from pdeop.problems.base import Progress, StepProgress
 from pdeop.problems.grf import periodic_grf
 from pdeop.problems.spectral import RecordedTimeStepping, dealias_mask, solver_device, solver_dtype, wavenumbers
 
@@ -46,9 +48,10 @@ def etdrk4_coefficients(linear: torch.Tensor, dt: float) -> dict[str, torch.Tens
     }
 
 
-def burgers_rollout(u0: torch.Tensor, viscosity: float, dt: float, steps_per_record: int,
-                    records: int) -> torch.Tensor:
-    """Advance ``u0`` ``[..., s]`` by ETDRK4 and return it at every ``steps_per_record``-th step: ``[..., records, s]``."""
+def burgers_rollout(u0: torch.Tensor, viscosity: float, dt: float, steps_per_record: int, records: int,
+                    on_step: Callable[[], None] | None = None) -> torch.Tensor:
+    """Advance ``u0`` ``[..., s]`` by ETDRK4 and return it at every ``steps_per_record``-th step: ``[..., records, s]``;
+    ``on_step`` is called after every step (progress reports; it sees nothing of the state)."""
     s = u0.shape[-1]
     (k,) = wavenumbers(s, 1, u0.dtype, u0.device)
     derivative = 2j * math.pi * k
@@ -72,6 +75,8 @@ def burgers_rollout(u0: torch.Tensor, viscosity: float, dt: float, steps_per_rec
             nb = nonlinear(b)
             c = e2 * a + q * (2 * nb - nv)
             v = e * v + f1 * nv + 2 * f2 * (na + nb) + f3 * nonlinear(c)
+            if on_step is not None:
+                on_step()
         out[..., record, :] = torch.fft.irfft(v, n=s)
     return out
 
@@ -111,10 +116,12 @@ class Burgers1D(RecordedTimeStepping):
         """Initial states ``[n, 1, s]``."""
         return periodic_grf(n_samples, self.resolution, 1, self.alpha, self.tau, self.sigma, rng)[:, None]
 
-    def solve(self, inputs: np.ndarray) -> np.ndarray:
-        """Trajectories ``[n, 1, records, s]`` (float32) from initial states ``[n, 1, s]``."""
+    def solve(self, inputs: np.ndarray, progress: Progress | None = None) -> np.ndarray:
+        """Trajectories ``[n, 1, records, s]`` (float32) from initial states ``[n, 1, s]``; ``progress`` hears of
+        every hundredth of the time steps."""
         device, dtype = solver_device(self.device), solver_dtype(self.precision)
         u0 = torch.as_tensor(inputs[:, 0], dtype=dtype, device=device)
+        steps = StepProgress(progress, len(inputs), self.steps_per_record * self.records)
         with torch.no_grad():
-            trajectory = burgers_rollout(u0, self.viscosity, self.dt, self.steps_per_record, self.records)
+            trajectory = burgers_rollout(u0, self.viscosity, self.dt, self.steps_per_record, self.records, steps.step)
         return trajectory[:, None].to(torch.float32).cpu().numpy()

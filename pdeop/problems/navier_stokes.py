@@ -18,6 +18,7 @@ from typing import Callable
 import numpy as np
 import torch
 
+from pdeop.problems.base import Progress, StepProgress
 from pdeop.problems.grf import periodic_grf
 from pdeop.problems.spectral import RecordedTimeStepping, dealias_mask, solver_device, solver_dtype, wavenumbers
 
@@ -25,10 +26,11 @@ Forcing = torch.Tensor | Callable[[float], torch.Tensor] | None
 
 
 def vorticity_rollout(w0: torch.Tensor, viscosity: float, dt: float, steps_per_record: int, records: int,
-                      forcing: Forcing = None) -> torch.Tensor:
+                      forcing: Forcing = None, on_step: Callable[[], None] | None = None) -> torch.Tensor:
     """Advance vorticity ``w0`` ``[..., s, s]`` and return it at every ``steps_per_record``-th step: ``[..., records, s, s]``.
 
-    ``forcing`` is a fixed field ``[s, s]``, a function of time returning one, or None.
+    ``forcing`` is a fixed field ``[s, s]``, a function of time returning one, or None; ``on_step`` is
+    called after every step (progress reports; it sees nothing of the state).
     Each step: w_hat <- (w_hat - dt N_hat + dt f_hat + (dt/2) nu Lap w_hat) / (1 - (dt/2) nu Lap),
     with N = u . grad w evaluated on the grid from de-aliased spectral derivatives.
     """
@@ -59,6 +61,8 @@ def vorticity_rollout(w0: torch.Tensor, viscosity: float, dt: float, steps_per_r
                 f_hat = 0.0
             w_hat = (w_hat - dt * advection + dt * f_hat + half * w_hat) / (1 - half)
             step += 1
+            if on_step is not None:
+                on_step()
         out[..., record, :, :] = grid(w_hat)
     return out
 
@@ -106,11 +110,14 @@ class NavierStokes2D(RecordedTimeStepping):
         """Initial vorticity ``[n, 1, s, s]``."""
         return periodic_grf(n_samples, self.resolution, 2, self.alpha, self.tau, self.sigma, rng)[:, None]
 
-    def solve(self, inputs: np.ndarray) -> np.ndarray:
-        """Trajectories ``[n, 1, records, s, s]`` (float32) from initial vorticity ``[n, 1, s, s]``."""
+    def solve(self, inputs: np.ndarray, progress: Progress | None = None) -> np.ndarray:
+        """Trajectories ``[n, 1, records, s, s]`` (float32) from initial vorticity ``[n, 1, s, s]``; ``progress``
+        hears of every hundredth of the time steps."""
         device, dtype = solver_device(self.device), solver_dtype(self.precision)
         w0 = torch.as_tensor(inputs[:, 0], dtype=dtype, device=device)
         forcing = torch.as_tensor(self.forcing(), dtype=dtype, device=device)
+        steps = StepProgress(progress, len(inputs), self.steps_per_record * self.records)
         with torch.no_grad():
-            trajectory = vorticity_rollout(w0, self.viscosity, self.dt, self.steps_per_record, self.records, forcing)
+            trajectory = vorticity_rollout(w0, self.viscosity, self.dt, self.steps_per_record, self.records, forcing,
+                                           steps.step)
         return trajectory[:, None].to(torch.float32).cpu().numpy()

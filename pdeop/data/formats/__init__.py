@@ -3,7 +3,9 @@
 ``open_dataset(path, format="auto", ...)`` returns an ``ExternalDataset`` (nothing read yet);
 ``ExternalDataset.read`` returns the samples asked for as a ``FieldSet``. Formats: FNO's MATLAB
 files (``mat``), PDEBench HDF5 (``pdebench``), The Well (``the_well``), neuraloperator's
-``.pt`` dictionaries (``pt``) and NumPy archives (``npz``).
+``.pt`` dictionaries (``pt``) and NumPy archives (``npz``). ``split_paths`` finds the file or
+folder of each split (The Well's ``data/{train,valid,test}``) and ``open_splits`` opens them: what
+``data=from_file`` trains on and ``python -m pdeop.data.formats`` reports.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from pdeop.errors import DataFileError
 FORMATS = ("mat", "pdebench", "the_well", "pt", "npz")
 SUFFIXES = {".mat": "mat", ".pt": "pt", ".pth": "pt", ".npz": "npz"}
 DATA_SUFFIXES = (".h5", ".hdf5", *SUFFIXES)
+WELL_SPLITS = {"train": "train", "val": "valid", "test": "test"}  # split -> The Well's folder under data/
 UNREADABLE = (OSError, ValueError, KeyError, IndexError, TypeError, EOFError, zipfile.BadZipFile, MatReadError)
 
 
@@ -75,15 +78,17 @@ def open_dataset(path: str | Path, format: str = "auto", inputs: str | None = No
     (``{"outputs": ["sample", "x", "y", "time"]}``), ``times`` the array of recorded times;
     ``fields`` picks The Well's fields. ``periodic`` says how to place nodes in files without
     coordinates and which subsampling factors divide the grid (default: from the format). A
-    folder's files (sorted by name) are numbered one after the other.
+    folder's files (sorted by name) are numbered one after the other; The Well's dataset folder
+    opens as its training split (``open_splits`` opens all three).
     """
-    path = Path(path)
+    path = split_paths(path)["train"]
     options = dict(format=format, inputs=inputs, outputs=outputs, axes=axes, fields=fields, periodic=periodic,
                    times=times)
     if path.is_dir():
         files = sorted(p for p in path.iterdir() if p.suffix.lower() in DATA_SUFFIXES and not p.name.startswith("."))
         if not files:
-            raise DataFileError(f"dataset folder '{path}' holds no data files ({', '.join(DATA_SUFFIXES)})")
+            raise DataFileError(f"dataset folder '{path}' holds no data files ({', '.join(DATA_SUFFIXES)}) and is "
+                                f"no dataset folder of The Well (data/train, data/valid, data/test)")
         datasets = []
         try:
             for file in files:
@@ -94,6 +99,37 @@ def open_dataset(path: str | Path, format: str = "auto", inputs: str | None = No
                 dataset.close()
             raise
     return open_file(path, **options)
+
+
+def split_paths(path: str | Path, val_path: str | Path | None = None,
+                test_path: str | Path | None = None) -> dict[str, Path]:
+    """The file or folder of each split that has its own, ``train`` always: The Well's dataset folder
+    (``<name>/data/{train,valid,test}``) brings all three, ``val_path``/``test_path`` name others; the
+    splits not named are carved from ``train`` by sample index."""
+    path = Path(path)
+    paths = {"train": path}
+    if (path / "data" / "train").is_dir():
+        paths = {split: path / "data" / folder for split, folder in WELL_SPLITS.items()}
+        missing = [str(p) for p in paths.values() if not p.is_dir()]
+        if missing:
+            raise DataFileError(f"The Well's dataset folder '{path}' lacks {missing}; download all three splits "
+                                f"or set data.path to '{paths['train']}' alone")
+    paths.update({split: Path(p) for split, p in (("val", val_path), ("test", test_path)) if p})
+    return paths
+
+
+def open_splits(paths: dict[str, Path], **options) -> dict[str, ExternalDataset | DatasetCollection]:
+    """Open the file or folder of each split in ``paths`` (``split_paths``); ``options`` as for ``open_dataset``.
+    All or none are left open."""
+    opened = {}
+    try:
+        for split, split_path in paths.items():
+            opened[split] = open_dataset(split_path, **options)
+    except Exception:
+        for dataset in opened.values():
+            dataset.close()
+        raise
+    return opened
 
 
 def open_file(path: Path, format: str, inputs: str | None, outputs: str | None, axes: dict | None,
@@ -118,4 +154,5 @@ def open_file(path: Path, format: str, inputs: str | None, outputs: str | None, 
                             f"(truncated or corrupt?): {reason}") from exc
 
 
-__all__ = ["FORMATS", "DatasetCollection", "ExternalDataset", "detect_format", "open_dataset"]
+__all__ = ["FORMATS", "DatasetCollection", "ExternalDataset", "detect_format", "open_dataset", "open_splits",
+           "split_paths"]

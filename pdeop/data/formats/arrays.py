@@ -99,9 +99,11 @@ class StoredArray:
         data = np.transpose(data, [kept.index(a) for a in order])
         n = data.shape[0] if "sample" in self.axes else len(np.arange(self.n_samples)[samples])
         sizes = [len(range(0, s, step)) for s in self.space_sizes]
-        data = np.broadcast_to(data, (n, *data.shape[1:-len(self.space)], *sizes) if self.space else data.shape)
+        shape = (n, *data.shape[1:-len(self.space)], *sizes) if self.space else data.shape
+        if data.shape != shape:  # a field constant across samples or along an axis
+            data = np.broadcast_to(data, shape)
         data = data.reshape(data.shape[0], -1, *data.shape[3:])  # channel x component -> channels
-        return np.ascontiguousarray(data, dtype=np.float32)
+        return np.require(data, np.float32, ["C_CONTIGUOUS", "WRITEABLE"])  # a broadcast view is copied
 
 
 def first_bad_sample(data: np.ndarray) -> int | None:

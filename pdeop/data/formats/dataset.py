@@ -20,21 +20,51 @@ from pdeop.data.formats.arrays import StoredArray, first_bad_sample
 from pdeop.data.store import FieldSet
 from pdeop.errors import DataFileError
 
+ARRAY_FORMATS = ("mat", "pt", "npz")  # named arrays: data.axes names their axes, data.periodic places their nodes
+AXES_EXAMPLE = "{inputs: [sample, channel, x, y], outputs: [sample, time, x, y]}"
+
+
+def suggest_axes(shape: tuple[int, ...], sizes: dict[str, int], role: str) -> list[str] | None:
+    """Axis names for an array of ``shape`` on the grid ``sizes``: ``sample`` first, each spatial axis where its
+    size is, the axis left ``time`` (outputs) or ``channel``; None when the sizes do not fit so."""
+    names, free, spare = ["sample"], dict(sizes), ["time"] if role == "outputs" else ["channel"]
+    for n in shape[1:]:
+        axis = next((a for a, size in free.items() if size == n), None)
+        if axis is not None:
+            names.append(axis)
+            del free[axis]
+        elif spare:
+            names.append(spare.pop())
+        else:
+            return None
+    return None if free else names
+
 
 def grid_coordinates(n: int, periodic: bool) -> np.ndarray:
     """Nodes on [0, 1] for files that store none: ``i / n`` on a periodic grid, else boundary nodes included."""
     return np.arange(n) / n if periodic else np.linspace(0.0, 1.0, n)
 
 
-def check_subsample(path: Path, key: str, axis: str, n: int, r: int, boundary_nodes: bool) -> None:
+def check_subsample(path: Path, key: str, axis: str, n: int, r: int, boundary_nodes: bool,
+                    placement_option: bool = False) -> None:
     """Refuse a factor that does not divide the grid: the n - 1 intervals between boundary nodes, or n cells
-    (periodic or cell-centred grids)."""
+    (periodic or cell-centred grids). ``placement_option``: ``data.periodic`` chooses the placement (files
+    without coordinates), so the message offers the other one where the factor fits it."""
     intervals = n - 1 if boundary_nodes else n
-    if r < 1 or intervals % r:
-        kind = f"{n} nodes ({n - 1} intervals)" if boundary_nodes else f"{n} cells or periodic nodes"
-        hint = "; data.periodic=true if the grid is periodic" if boundary_nodes else ""
-        raise DataFileError(f"'{path}' key '{key}': subsampling factor {r} does not divide axis {axis} of "
-                            f"{kind}; choose a divisor of {intervals}{hint}")
+    if r >= 1 and intervals % r == 0:
+        return
+    divisors = [d for d in range(1, intervals + 1) if intervals % d == 0]
+    if boundary_nodes:
+        assumed = (f"{n} nodes, taken to include both boundary nodes, which every r-th node keeps ((n - 1)/r + 1 "
+                   f"points): r must divide the {n - 1} intervals, one of {divisors}")
+    else:
+        assumed = f"{n} cells or periodic nodes (n/r points): r must divide {n}, one of {divisors}"
+    hint = ""
+    if placement_option and r >= 1 and (n if boundary_nodes else n - 1) % r == 0:
+        other = (f"data.periodic=true: n/r = {n // r} points, every r-th node from the first" if boundary_nodes
+                 else f"data.periodic=false: (n - 1)/r + 1 = {(n - 1) // r + 1} points, both boundary nodes kept")
+        hint = f"; if the coarser grid is placed otherwise, set {other}"
+    raise DataFileError(f"'{path}' key '{key}': subsampling factor {r} does not divide axis {axis} of {assumed}{hint}")
 
 
 @dataclass
@@ -78,14 +108,29 @@ class ExternalDataset:
                                 + ", ".join(f"{k} has {v}" for k, v in counts.items()))
         return next(iter(counts.values()))
 
+    @property
+    def names_axes(self) -> bool:
+        """Whether ``data.axes`` names this format's axes and ``data.periodic`` places its nodes (files of arrays
+        without a layout of their own: ``.mat``, ``.pt``, ``.npz``)."""
+        return self.format.split()[0] in ARRAY_FORMATS
+
     def _check_grids(self) -> None:
         sizes = {name: len(values) for name, values in self.coords.items()}
-        for array in (*self.inputs, *self.outputs):
-            have = {axis: array.size(axis) for axis in self.coords if array.size(axis) is not None}
-            wrong = {axis: n for axis, n in have.items() if n != sizes[axis]}
-            if wrong:
-                raise DataFileError(f"'{self.path}' key '{array.where}': grid {have} does not match the "
-                                    f"dataset's grid {sizes} (inputs and outputs must share one grid)")
+        for role, arrays in (("inputs", self.inputs), ("outputs", self.outputs)):
+            for array in arrays:
+                have = {axis: array.size(axis) for axis in self.coords if array.size(axis) is not None}
+                if any(n != sizes[axis] for axis, n in have.items()):
+                    hint = self._axes_hint(array, role, sizes) if self.names_axes else ""
+                    raise DataFileError(f"'{self.path}' key '{array.where}': grid {have} does not match the "
+                                        f"dataset's grid {sizes} (inputs and outputs must share one grid){hint}")
+
+    def _axes_hint(self, array: StoredArray, role: str, sizes: dict[str, int]) -> str:
+        """How to name the axes when their order is not the default one, with a naming that fits the grid."""
+        shape = array.shape[::-1] if self.format == "mat v7.3" else array.shape  # as the user names them
+        names = suggest_axes(shape, sizes, role)
+        example = f"{{{role}: [{', '.join(names)}]}}" if names else AXES_EXAMPLE
+        return (f"; if its axes {list(shape)} are in another order, name them: data.axes={example} "
+                f"(python -m pdeop.data.formats: --axes '{example}')")
 
     @property
     def grid_shape(self) -> tuple[int, ...]:
@@ -111,7 +156,7 @@ class ExternalDataset:
     def check_subsample(self, r: int) -> None:
         key = (self.inputs + self.outputs)[0].where
         for axis, values in self.coords.items():
-            check_subsample(self.path, key, axis, len(values), r, self.boundary_nodes)
+            check_subsample(self.path, key, axis, len(values), r, self.boundary_nodes, self.names_axes)
 
     def check_time_subsample(self, r: int) -> None:
         """Refuse a time factor that would drop the last recorded state or leave none."""

@@ -32,6 +32,10 @@ def name_axes(path: Path, keys: tuple[str, str], shapes: dict, axes: dict | None
     """Axis names of the input and output arrays: ``axes`` where given, else ``[sample, *space]``, and
     outputs with one axis more than ``[sample, *the inputs' space]`` record time last (FNO's NS)."""
     axes = axes or {}
+    unknown = [role for role in axes if role not in ("inputs", "outputs")]
+    if unknown:
+        raise DataFileError(f"'{path}': data.axes names {unknown}; expected the keys inputs and/or outputs, e.g. "
+                            f"data.axes={{outputs: [sample, time, x]}}")
     named = {}
     for role, key in zip(("inputs", "outputs"), keys):
         ndim = len(shapes[key])
@@ -46,6 +50,10 @@ def name_axes(path: Path, keys: tuple[str, str], shapes: dict, axes: dict | None
                 raise DataFileError(f"'{path}' key '{key}': {ndim} axes {list(shapes[key])}; name them with "
                                     f"data.axes.{role}")
         named[role] = check_axes(logical, ndim, f"'{path}' key '{key}' (data.axes.{role})")
+    extra = [a for a in named["outputs"] if a in SPACE and a not in named["inputs"]]
+    if extra:
+        raise DataFileError(f"'{path}' key '{keys[1]}' (data.axes.outputs): spatial axes {extra} that the inputs "
+                            f"{list(named['inputs'])} lack; inputs and outputs share one grid")
     return named
 
 
