@@ -7,6 +7,10 @@ iterative solve stops at ||b - A x|| <= tol ||b|| (right preconditioning) and is
 against the direct solve. Prints mean iterations and wall time per system for each method,
 with the GMRES/SKR ratios beside the paper's.
 
+The default systems are pdeop's setting, not the paper's: the paper states n = 6400, but its
+reference code builds 78 x 78 = 6084 unknowns with another coefficient and matrix (below), and its
+ILU is PETSc's where ``ilu`` here is SciPy's ``spilu`` with fill factor 1 and no dropping (ILU(0)-like).
+
 ``--coefficient lognormal`` draws the coefficient the way SKR's reference code does instead
 (a = exp(g), g a smooth GRF with alpha 2.5, tau 7, scaled to the reference's log-field standard
 deviation of about 0.185), so the matrices of a batch are far more alike than FNO's two-valued
@@ -17,7 +21,8 @@ the paper's iteration ratios come from: a five-point stencil of -Laplacian(a u) 
 interior (s - 2)^2 nodes of an s = resolution - 2 grid, diagonal 4 a, neighbours -a at the
 neighbouring node, except that the coupling to the previous row reads the coefficient two
 columns to the left (an index shift in the reference), which makes the matrix non-normal;
-right-hand side h^2 with h = 1 / (s - 3).
+right-hand side h^2 with h = 1 / (s - 3). With ``--resolution 82`` that is the reference's
+78 x 78 = 6084 unknowns.
 
     python benchmarks/skr_darcy.py --systems 200 --tols 1e-5 1e-8 --json experiments/benchmarks/skr_darcy.json
 """

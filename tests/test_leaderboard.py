@@ -11,8 +11,22 @@ import torch
 from conftest import ROOT, SMALL_EXPERIMENT, run_entry
 
 from pdeop.errors import ConfigError
-from pdeop.leaderboard.cells import CONF, TIERS, Cell, load_cells, tables
-from pdeop.leaderboard.record import config_hash, make_benchmark_record, make_record, parameter_count, write_record
+from pdeop.leaderboard.cells import (
+    CONF,
+    TIERS,
+    Cell,
+    compose_experiment,
+    load_cells,
+    tables,
+)
+from pdeop.leaderboard.record import (
+    config_hash,
+    epoch_seconds,
+    make_benchmark_record,
+    make_record,
+    parameter_count,
+    write_record,
+)
 from pdeop.leaderboard.report import csv_text, markdown, write_report
 from pdeop.leaderboard.run import benchmark, run_slurm
 
@@ -24,7 +38,7 @@ SMALL = {  # per table: the experiment at a size that trains one step in seconds
     "darcy85": SMALL_EXPERIMENT,
     "burgers": ["data.problem.resolution=256", *FEW_SAMPLES],
     "ns1e-5": ["data.problem.resolution=32", "data.problem.dt=0.004", *FEW_SAMPLES],
-    "ns1e-3": ["data.problem.resolution=32", "data.problem.dt=0.02", *FEW_SAMPLES],
+    "ns1e-3": ["data.problem.resolution=48", "data.problem.dt=0.02", *FEW_SAMPLES],  # FNO-2D's [48, 46] modes fit
     "helmholtz2d": [*ONE_STEP, "data.problem.test_points=20"],
     "poisson1d": [*ONE_STEP, "data.grid_points=50"],
     "skr_darcy": ["--systems=3", "--resolution=18"],  # the benchmark's own options
@@ -74,7 +88,8 @@ def test_report_from_hand_written_records(tmp_path):
     assert text.index("## darcy85, tier paper") < text.index("## darcy85, tier cpu")  # tiers in tables of their own
     paper_table = text[text.index("## darcy85, tier paper"):text.index("## darcy85, tier cpu")]
     assert "| FNO | `test/rel_l2_85` | 0.0116 | 0.0108 | 1.07 | -- | 1000 | 2.5 | CPU x86_64, 2 cores | 2026-11-23 " \
-           "| 0123456789 |" in paper_table
+           "| 0123456789 | -- |" in paper_table
+    assert "Provenance:" not in text
     assert "| LSM |" not in paper_table
     cpu_table = text[text.index("## darcy85, tier cpu"):]
     assert "| FNO | `test/rel_l2_85` | 0.0432 | 0.0108 | 4 |" in cpu_table
@@ -96,6 +111,46 @@ def test_report_from_hand_written_records(tmp_path):
     assert text.count("T1 does not train") == 1
     assert table.read_text().count("\n") == 5
 
+
+
+def test_report_flags_dirty_and_resumed_records_and_says_how_a_cell_departs():
+    dirty = record("FNO", "cpu", 0.03, 0.0108, git_commit="0123456789abcdef-dirty")
+    resumed = record("LSM", "cpu", 0.05, 0.0065, resumed_from_epoch=20)
+    both = record("T1", "cpu", 0.07, None, git_commit="0123456789abcdef-dirty", resumed_from_epoch=5,
+                  departs="another grid")
+    text = markdown([dirty, resumed, both, record("U-Net", "cpu", 0.02, 0.008)])
+    assert "| 2026-11-23 | 0123456789 | uncommitted changes |" in text
+    assert "| 2026-11-23 | 0123456789 | resumed after epoch 20 |" in text
+    assert "| 0123456789 | uncommitted changes; resumed after epoch 5 |" in text
+    assert "| U-Net | `test/rel_l2_85` | 0.02 | 0.008 | 2.5 | -- | 1000 | 2.5 | CPU x86_64, 2 cores | 2026-11-23 " \
+           "| 0123456789 | -- |" in text
+    assert "Provenance: a record made from a tree with uncommitted changes" in text
+    assert "- T1: `python train.py +experiment=darcy85/t1_cpu`; paper: no published figure; not the paper's setting: " \
+           "another grid; scaled: " in text
+    rows = {r["model"]: r for r in csv.DictReader(io.StringIO(csv_text([dirty, resumed, both])))}
+    assert rows["FNO"]["provenance"] == "uncommitted changes" and rows["LSM"]["provenance"] == "resumed after epoch 20"
+    assert rows["T1"]["departs"] == "another grid" and rows["FNO"]["departs"] == ""
+
+
+def test_cells_that_are_not_the_papers_setting_say_so():
+    departing = {c.experiment for t in tables() for tier in TIERS for c in load_cells(t, tier) if c.departs}
+    assert {"ns1e-5/mgno", "ns1e-5/mgno_cpu", "helmholtz2d/pinn", "darcy85/mgno", "skr_darcy/none_1e-5"} <= departing
+    pinn = next(c for c in load_cells("helmholtz2d", "paper") if c.name == "pinn")
+    assert pinn.paper_value is None and "0.402" in pinn.paper_source  # PIG's quoted PINN weighs its terms equally
+
+
+def test_darcy85_mgno_paper_cell_has_the_reference_darcy_smooth_model():
+    # MgNO_DC_smooth, 5 x 24, counted by instantiating the reference: 678,093 (tests/test_models.py); the CPU tier
+    # keeps the 4x4 kernels of its committed record (738,573).
+    from omegaconf import OmegaConf
+
+    from pdeop.training.finetune import build_model
+
+    counts = {}
+    for experiment in ("darcy85/mgno", "darcy85/mgno_cpu"):
+        config = OmegaConf.to_container(compose_experiment(experiment).model, resolve=True)
+        counts[experiment] = sum(p.numel() for p in build_model(config).parameters())
+    assert counts == {"darcy85/mgno": 678_093, "darcy85/mgno_cpu": 738_573}
 
 
 def ns_record(metrics: dict, metric: str) -> dict:
@@ -143,6 +198,9 @@ def test_record_of_a_trained_run(trained, tmp_path):
     assert rec["git_commit"] == metrics["git_commit"] and len(rec["git_commit"]) >= 40
     assert rec["hardware"] == metrics["hardware"] and "cores" in rec["hardware"]
     assert rec["seconds_per_epoch"] > 0 and rec["versions"]["torch"] == torch.__version__
+    assert "resumed_from_epoch" not in rec and len(epoch_seconds(trained)) == 2  # what `run` counts before training
+    assert make_record(cell, trained, resumed_from_epoch=1)["resumed_from_epoch"] == 1
+    assert epoch_seconds(tmp_path) == []  # a folder without a run: nothing to resume
     copy = tmp_path / "elsewhere"
     copy.mkdir()
     text = (trained / "config_resolved.yaml").read_text().replace(str(trained), str(copy))

@@ -7,7 +7,9 @@ kwargs and grid, reference repository, file, class and commit, the command that 
 ``MgNO_NS``), thuml/Latent-Spectral-Models (``LSM_2D.Model``; without its spectral blocks for the
 U-Net) and DiffEqML/kairos (``T1_2d``). Two grids per model, and every branch the configs use:
 MgNO's Darcy model (zero padding, 1x1 skips, pre- and post-smoothing; even grids, and odd 51 and 83
-as the reference's 211-grid model) and Navier-Stokes model (circular padding, norm, biased
+as the reference's 211-grid model, both with pdeop's cropped 4x4 prolongation and with the reference's
+own 3x3/4x4 kernels, ``prolongation_kernels``, and at 85 with the kernels the reference's rule gives
+there, the darcy85 leaderboard cell's model) and Navier-Stokes model (circular padding, norm, biased
 smoothers, input residual); LSM with 2x2 patches (no padding; padding on both axes of a rectangle)
 and 6x6; U-Net with batch and instance norm; T1 (DCT, GELU) at its training grid and another.
 Where pdeop departs from the reference the case sets the reference behaviour

@@ -6,6 +6,8 @@ setting (``tier: paper``), ``<table>/<cell>_cpu.yaml`` the same recipe scaled to
 the table, the model, the metric compared with the paper's figure (``metric``; ``paper.metric``
 says in words what the paper's figure measures), metrics shown beside it (``also``, e.g. a
 rollout's per-step mean beside its whole-trajectory error) and the paper's figure with its source.
+A paper-tier cell that cannot be the paper's exact setting (another task, grid or system) says how it
+departs (``departs``), so that the report never presents it as the paper's.
 
 A cell whose node has ``benchmark`` (a script and its options, e.g. the SKR solver comparison)
 is measured by that script instead of ``train.py``: it writes a JSON file whose ``metrics``
@@ -42,6 +44,7 @@ class Cell:
     benchmark: tuple[str, ...] = ()  # a script and its options, for cells measured without training
     also: tuple[str, ...] = ()  # test metrics reported beside the compared one
     paper_metric: str = ""    # what the paper's figure measures, in words
+    departs: str = ""         # how the cell's setting departs from the paper's; empty: the paper's own
 
     @property
     def command(self) -> str:
@@ -76,7 +79,8 @@ def read_cell(experiment: str) -> Cell:
                 model=node.model, metric=node.metric, paper_value=paper.get("value"),
                 paper_source=paper.get("source", ""), scaled=node.get("scaled", ""),
                 benchmark=tuple(str(word) for word in node.get("benchmark", ())),
-                also=tuple(str(name) for name in node.get("also", ())), paper_metric=paper.get("metric", ""))
+                also=tuple(str(name) for name in node.get("also", ())), paper_metric=paper.get("metric", ""),
+                departs=node.get("departs", ""))
 
 
 def load_cells(table: str, tier: str) -> list[Cell]:

@@ -38,13 +38,18 @@ def parameter_count(run_dir: Path) -> int:
                    if k.startswith("model.") and (v.is_floating_point() or v.is_complex())))
 
 
+def epoch_seconds(run_dir: Path) -> list[float]:
+    """``time/epoch_s`` (training loop, validation excluded) of each epoch the run's CSV log holds; none before one."""
+    path = run_dir / "csv" / "metrics.csv"
+    if not path.is_file():
+        return []
+    with open(path) as f:
+        return [float(row["time/epoch_s"]) for row in csv.DictReader(f) if row.get("time/epoch_s")]
+
+
 def seconds_per_epoch(run_dir: Path) -> float | None:
-    """Mean ``time/epoch_s`` (training loop, validation excluded) over the run's epochs."""
-    values = []
-    with open(run_dir / "csv" / "metrics.csv") as f:
-        for row in csv.DictReader(f):
-            if row.get("time/epoch_s"):
-                values.append(float(row["time/epoch_s"]))
+    """Mean ``time/epoch_s`` over the run's epochs."""
+    values = epoch_seconds(run_dir)
     return sum(values) / len(values) if values else None
 
 
@@ -65,7 +70,7 @@ def cell_fields(cell: Cell) -> dict:
     return {"table": cell.table, "cell": cell.name, "model": cell.model, "tier": cell.tier,
             "experiment": cell.experiment, "command": cell.command, "scaled": cell.scaled, "metric": cell.metric,
             "also": list(cell.also), "paper": cell.paper_value, "paper_source": cell.paper_source,
-            "paper_metric": cell.paper_metric}
+            "paper_metric": cell.paper_metric, "departs": cell.departs}
 
 
 def make_benchmark_record(cell: Cell, result: Path, wall_s: float | None = None, options: list[str] = ()) -> dict:
@@ -85,12 +90,15 @@ def make_benchmark_record(cell: Cell, result: Path, wall_s: float | None = None,
     }
 
 
-def make_record(cell: Cell, run_dir: Path, wall_s: float | None = None, previous: dict | None = None) -> dict:
+def make_record(cell: Cell, run_dir: Path, wall_s: float | None = None, previous: dict | None = None,
+                resumed_from_epoch: int | None = None) -> dict:
     """The record of ``cell`` trained in ``run_dir``: parameters, peak memory, commit and hardware as the training
     process wrote them (a SLURM job's, not the submitting machine's); for older runs counted here, or kept from
-    the ``previous`` record of the same run."""
+    the ``previous`` record of the same run. ``resumed_from_epoch``: the epochs the folder held before this run
+    continued it (its wall time and peak memory cover the later epochs only; the report flags it)."""
     metrics = json.loads((run_dir / "test_metrics.json").read_text())
     previous = previous or {}
+    resumed = resumed_from_epoch or previous.get("resumed_from_epoch")
     return {
         **cell_fields(cell), "measured": metrics.get(cell.metric),
         "metrics": {k: v for k, v in metrics.items() if k.startswith("test/")},
@@ -102,6 +110,7 @@ def make_record(cell: Cell, run_dir: Path, wall_s: float | None = None, previous
         "git_commit": metrics.get("git_commit") or previous.get("git_commit") or git_commit(),
         "config_hash": config_hash(run_dir),
         "date": today(),
+        **({"resumed_from_epoch": resumed} if resumed else {}),
     }
 
 

@@ -12,7 +12,12 @@ from pathlib import Path
 
 from pdeop.errors import ConfigError
 from pdeop.leaderboard.cells import Cell
-from pdeop.leaderboard.record import make_benchmark_record, make_record, write_record
+from pdeop.leaderboard.record import (
+    epoch_seconds,
+    make_benchmark_record,
+    make_record,
+    write_record,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -49,8 +54,10 @@ def run_local(cells: list[Cell], runs: Path, records: Path, overrides: list[str]
             record = make_benchmark_record(cell, run_dir / "benchmark.json", round(time.perf_counter() - start, 1),
                                            overrides)
         else:
+            done = len(epoch_seconds(run_dir))  # epochs of an earlier run that this one continues
             train([f"+experiment={cell.experiment}", f"hydra.run.dir={run_dir}", *overrides])
-            record = make_record(cell, run_dir, wall_s=round(time.perf_counter() - start, 1))
+            record = make_record(cell, run_dir, wall_s=round(time.perf_counter() - start, 1),
+                                 resumed_from_epoch=done or None)
         written.append(write_record(record, records))
     return written
 
