@@ -31,8 +31,9 @@ FINETUNE_KEYS = {"pretrained": str | None, "freeze": list[str], "pretrained_excl
                  "param_lr": dict | None}
 
 
-# Where a run reads and writes: what differs between two runs of one setting (dotted keys).
-RUN_SPECIFIC = ("paths", "hydra", "ckpt_path", "data.data_dir", "data.path")
+# Where a run reads, writes and solves: what differs between two runs of one setting (dotted keys). The
+# solvers' place is among them: a dataset is the same bit for bit wherever its solvers ran.
+RUN_SPECIFIC = ("paths", "hydra", "ckpt_path", "data.data_dir", "data.path", "solvers")
 
 
 def without(config: dict, keys: tuple[str, ...]) -> dict:

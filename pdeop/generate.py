@@ -1,4 +1,8 @@
-"""Generate a dataset without training: `python -m pdeop.generate data=darcy [data.n_train=...]`."""
+"""Generate a dataset without training: `python -m pdeop.generate data=darcy [data.n_train=...] [solvers=...]`.
+
+``solvers`` (conf/solvers/) says where the solvers run: this machine (local), a running Dask scheduler
+(address) or SLURM jobs (slurm).
+"""
 
 import hydra
 from hydra.utils import instantiate
@@ -12,8 +16,9 @@ from pdeop.errors import report_user_errors
 @report_user_errors
 def main(cfg: DictConfig) -> None:
     check_config(OmegaConf.to_container(cfg.data, resolve=True), "data")
+    check_config(OmegaConf.to_container(cfg.solvers, resolve=True), "solvers")
     datamodule = instantiate(cfg.data, generate=True)
-    datamodule.prepare_data()
+    datamodule.prepare_data(solvers=instantiate(cfg.solvers))
     print(datamodule.path)
 
 

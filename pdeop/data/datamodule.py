@@ -12,6 +12,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset, TensorDataset
 
 from pdeop.data.generation import DatasetSpec, generate
+from pdeop.data.solvers import Solvers
 from pdeop.data.normalise import fit_channel_normaliser
 from pdeop.data.sampling import EpochShuffleSampler, RankSlice
 from pdeop.data.store import DatasetFile, FieldSet
@@ -221,8 +222,9 @@ class OperatorDataModule(PairsDataModule):
         self.stream: SolverStream | None = None
         self.stream_counters: list[int] | None = None
 
-    def prepare_data(self) -> None:
-        """Generate the dataset file if it is missing (runs on one process only).
+    def prepare_data(self, solvers: Solvers | None = None) -> None:
+        """Generate the dataset file if it is missing (runs on one process only), with the solvers where
+        ``solvers`` says (default: ``data.generate_workers`` processes on this machine).
 
         A file named by ``data.path`` is never generated: ``setup`` reports it if it is missing.
         """
@@ -233,7 +235,7 @@ class OperatorDataModule(PairsDataModule):
                 f"dataset file '{self.path}' does not exist and data.generate is false; "
                 f"run `python -m pdeop.generate` with the same data config, or set data.generate=true"
             )
-        generate(self.spec, self.data_dir, workers=self.generate_workers)
+        generate(self.spec, self.data_dir, workers=self.generate_workers, solvers=solvers)
 
     def state_dict(self) -> dict:
         """Each rank's next stream counter per worker (empty offline): a resumed run continues from there.

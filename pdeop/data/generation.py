@@ -5,6 +5,14 @@ writes a new file and an unchanged one is found again. The progress bar counts s
 solvers report them (time-stepping solvers every hundredth of their steps, through a shared
 counter from the solver processes), not only as whole chunks are written, so its rate and ETA
 move from the first seconds.
+
+The solvers run where ``solvers`` says (``pdeop.data.solvers``: this process, a Dask ``LocalCluster``,
+an existing scheduler or SLURM jobs). Every split is cut into the same chunks whatever runs them
+(``chunk_size``), so the file is the same bit for bit on any cluster with any number of workers:
+batched solvers (SKR's sorting and recycling) depend on which samples share a batch, and HDF5 lays
+out the file by the order and extent of the writes. This process alone writes the file, chunk after
+chunk in order, as they arrive; a chunk of a lost worker is solved again by Dask. Dask workers report
+progress as events (``Worker.log_event``), per sample where the solver has a progress hook.
 """
 
 from __future__ import annotations
@@ -13,23 +21,24 @@ import hashlib
 import inspect
 import json
 import math
-import os
+import threading
+import uuid
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from functools import partial
-from multiprocessing import TimeoutError as PoolTimeout
-from multiprocessing import get_context
-from multiprocessing.pool import IMapIterator
-from multiprocessing.sharedctypes import Synchronized
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable, Iterator, Sequence
 
+import dask
 import numpy as np
+from distributed import Client, Future, KilledWorker, get_worker, wait
 from tqdm.auto import tqdm
 
 import pdeop
 from pdeop.config import subsampled_size
-from pdeop.data.blas import exit_with_parent, single_blas_thread
+from pdeop.data.solvers import (WORKERS_KEY, LocalSolvers, SolverClusterError, Solvers, dashboard_link,
+                                 quiet_dask, workers_alive)
 from pdeop.data.store import FORMAT_VERSION, DatasetAttrs, DatasetWriter, DiskFullError, mib, remove_stale_temps
 from pdeop.errors import ConfigError
 from pdeop.io import free_bytes, writable_directory
@@ -40,8 +49,7 @@ DATA_DIR_KEY = "PDEOP_DATA_DIR (or paths.data_dir=<dir>)"  # what moves the data
 METADATA_BYTES = 64 * 2**10  # HDF5's superblock, object headers and attributes: a few KiB, rounded up
 CHUNK_INDEX_BYTES = 64  # HDF5's chunk index, per stored chunk (one sample of one array)
 POLL_SECONDS = 0.2  # how often the bar reads the solver processes' progress while a chunk is pending
-
-_reported = None  # in a solver process: the samples' worth solved, shared with the parent (start_solver)
+CHUNKED_FOR = 2  # every split is cut into chunks as for this many workers, whatever the cluster (chunk_size)
 
 
 @dataclass(frozen=True)
@@ -122,18 +130,32 @@ def subsample_grid(fields: np.ndarray, factor: int, spatial_dims: int | None = N
     return fields[(Ellipsis,) + (slice(None, None, factor),) * spatial_dims]
 
 
-def chunk_size(n: int, workers: int) -> int:
+def chunk_size(n: int, workers: int = CHUNKED_FOR) -> int:
     """Samples per solver call: a few chunks per worker (load balance; a solver without a progress hook moves the
     bar a chunk at a time), at most 100 (a batch long enough for Krylov recycling to pay off, short enough to keep
-    memory low)."""
+    memory low). Generation cuts for ``CHUNKED_FOR`` workers (the committed configs' ``generate_workers``) on
+    any cluster, so that the chunks, and with them the file, do not depend on the workers."""
     return int(np.clip(np.ceil(n / (4 * workers)), 1, 100))
+
+
+class ReportedSamples:
+    """Samples' worth solved on the cluster, added to by Dask's event handler thread and read by the bar."""
+
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.value = 0.0
+
+    def add(self, event: tuple[float, float]) -> None:
+        """A ``(time, samples)`` event a worker logged (``report_to_client``)."""
+        with self.lock:
+            self.value += event[1]
 
 
 class SampleProgress:
     """The bar's count in samples: those written, or more where the solvers report work on chunks in flight
     (``reported``, samples' worth), in whole samples so that tqdm's rate and ETA are samples per second."""
 
-    def __init__(self, bar: tqdm, counter: Synchronized | None = None):
+    def __init__(self, bar: tqdm, counter: ReportedSamples | None = None):
         self.bar, self.counter = bar, counter
         self.written, self.reported = 0, 0.0
 
@@ -143,7 +165,7 @@ class SampleProgress:
         self.show()
 
     def poll(self) -> None:
-        """Read what the solver processes reported to the shared ``counter``."""
+        """Read what the solver processes reported to ``counter``."""
         self.reported = self.counter.value
         self.show()
 
@@ -167,31 +189,43 @@ def solve_with(problem: Problem, hook: Progress, chunk: np.ndarray) -> np.ndarra
     return problem.solve(chunk, progress=hook) if takes_progress(problem) else problem.solve(chunk)
 
 
-def start_solver(parent: int, counter: Synchronized) -> None:
-    """Set up a solver process: end with process ``parent``; report progress to the shared ``counter``."""
-    global _reported
-    exit_with_parent(parent)
-    _reported = counter
+def solve_on_worker(problem: Problem, topic: str, chunk: np.ndarray) -> np.ndarray:
+    """A Dask task: solve ``chunk``, logging the samples' worth done under ``topic`` (per chunk where the solver
+    has no progress hook)."""
+    worker = get_worker()
+    solutions = solve_with(problem, partial(worker.log_event, topic), chunk)
+    if not takes_progress(problem):
+        worker.log_event(topic, float(len(chunk)))
+    return solutions
 
 
-def report_to_parent(done: float) -> None:
-    with _reported.get_lock():
-        _reported.value += done
+def cluster_results(client: Client, solve: Callable[[np.ndarray], np.ndarray], chunks: Sequence[np.ndarray],
+                    poll: Callable[[], None]) -> Iterator[np.ndarray]:
+    """``solve`` of each chunk on the cluster, yielded in order; at most two chunks per live worker (and one more)
+    are submitted ahead of the one awaited, so that no worker idles and memory holds only a few chunks. The
+    inputs ride in the task (not scattered to a worker, where they would die with it), so that Dask can solve a
+    lost worker's chunk again; Dask's warning about such large tasks is off."""
+    futures: dict[int, Future] = {}
+    for index in range(len(chunks)):
+        ahead = min(len(chunks), index + 2 * workers_alive(client) + 1)
+        with dask.config.set({"distributed.admin.large-graph-warning-threshold": "1 TiB"}):
+            for later in range(index + len(futures), ahead):
+                futures[later] = client.submit(solve, chunks[later], pure=False)
+        yield await_result(futures.pop(index), poll)
 
 
-def solve_in_pool(problem: Problem, chunk: np.ndarray) -> np.ndarray:
-    return solve_with(problem, report_to_parent, chunk)
-
-
-def pool_results(solved: IMapIterator, poll: Callable[[], None]) -> Iterator[np.ndarray]:
-    """The pool's results in order, calling ``poll`` every ``POLL_SECONDS`` while the next one is pending."""
+def await_result(future: Future, poll: Callable[[], None]) -> np.ndarray:
+    """The chunk's solutions, calling ``poll`` every ``POLL_SECONDS`` while it is pending; a chunk whose workers
+    kept dying (memory, a crashing solver) is one line."""
     while True:
         try:
-            yield solved.next(timeout=POLL_SECONDS)
-        except PoolTimeout:
+            wait(future, timeout=POLL_SECONDS)
+            return future.result()
+        except TimeoutError:
             poll()
-        except StopIteration:
-            return
+        except KilledWorker as exc:
+            raise SolverClusterError(f"solver workers died on every try of a chunk ({exc}); give them more memory "
+                                     f"(solvers.memory on SLURM) or fewer workers a machine ({WORKERS_KEY})") from exc
 
 
 def check_finite(solutions: np.ndarray, problem: Problem, split: str, start: int) -> None:
@@ -231,10 +265,12 @@ def check_space(path: Path, needed: int) -> None:
                             f"{mib(needed)}: free space there or set {DATA_DIR_KEY} to write elsewhere")
 
 
-def generate(spec: DatasetSpec, data_dir: str | Path, workers: int = 1, progress: bool = True) -> Path:
+def generate(spec: DatasetSpec, data_dir: str | Path, workers: int = 1, progress: bool = True,
+             solvers: Solvers | None = None) -> Path:
     """Write the dataset described by ``spec`` under ``data_dir``, or return the existing file.
 
-    Before anything is solved: the directory must be writable and have room for the file
+    The solvers run where ``solvers`` says (default: this machine, ``workers`` processes). Before
+    anything is solved: the directory must be writable and have room for the file
     (``estimate_bytes``), and temporaries of this file left by a killed generation are removed
     (those of a live one are locked and kept).
     """
@@ -246,10 +282,28 @@ def generate(spec: DatasetSpec, data_dir: str | Path, workers: int = 1, progress
     needed = estimate_bytes(spec)
     check_space(path, needed)
     problem = spec.problem
-    rng = np.random.default_rng(spec.seed)
-    coords = problem.coordinates()
-    times = problem.times() if hasattr(problem, "times") else None  # time-dependent: trajectories
-    attrs = DatasetAttrs(
+    total = sum(n for split, n in spec.split_sizes().items() if split in spec.stored_splits())
+    with quiet_dask(), (solvers or LocalSolvers()).connect(workers) as client, \
+            DatasetWriter(path, dataset_attrs(spec), needed, DATA_DIR_KEY) as writer, \
+            tqdm(total=total, desc=f"generating {path.name}", unit="sample", disable=not progress) as bar:
+        if client is None:
+            tracker = SampleProgress(bar)
+            write_splits(spec, writer, tracker, partial(map, partial(solve_with, problem, tracker.report)))
+        else:
+            with progress_events(client) as (topic, counter):
+                tracker = SampleProgress(bar, counter)
+                link = dashboard_link(client)
+                if link and progress:
+                    bar.write(f"Dask dashboard: {link}")
+                poll = partial(show_cluster, client, tracker)
+                solve = partial(solve_on_worker, problem, topic)
+                write_splits(spec, writer, tracker, lambda chunks: cluster_results(client, solve, chunks, poll))
+    return path
+
+
+def dataset_attrs(spec: DatasetSpec) -> DatasetAttrs:
+    problem = spec.problem
+    return DatasetAttrs(
         problem=problem.name,
         params=spec.params(),
         seed=spec.seed,
@@ -258,39 +312,47 @@ def generate(spec: DatasetSpec, data_dir: str | Path, workers: int = 1, progress
         input_names=tuple(problem.input_names),
         output_names=tuple(problem.output_names),
     )
-    total = sum(n for split, n in spec.split_sizes().items() if split in spec.stored_splits())
-    context = get_context("spawn")
-    counter = context.Value("d", 0.0) if workers > 1 else None
-    with single_blas_thread():
-        pool = context.Pool(workers, start_solver, (os.getpid(), counter)) if workers > 1 else None
+
+
+@contextmanager
+def progress_events(client: Client) -> Iterator[tuple[str, ReportedSamples]]:
+    """A topic of this generation's own for the workers' progress events, and the count they add to."""
+    topic, counter = f"pdeop-progress-{uuid.uuid4().hex}", ReportedSamples()
+    client.subscribe_topic(topic, counter.add)
     try:
-        with DatasetWriter(path, attrs, needed, DATA_DIR_KEY) as writer, tqdm(
-            total=total, desc=f"generating {path.name}", unit="sample", disable=not progress
-        ) as bar:
-            tracker = SampleProgress(bar, counter)
-            for split, n in spec.split_sizes().items():
-                inputs = problem.sample_inputs(n, rng)
-                if split not in spec.stored_splits():
-                    continue  # drawn all the same, so the later splits match the stored-train file
-                grids = {r: subsampled_size(inputs.shape[-1], r) for r in spec.split_subsamples(split)}
-                for r, grid in grids.items():
-                    writer.create(split, grid, n, inputs.shape[1], len(problem.output_names),
-                                  {k: v[::r] for k, v in coords.items()}, r, times)
-                size = chunk_size(n, workers)
-                chunks = np.array_split(inputs, range(size, n, size))
-                if pool:
-                    solved = pool_results(pool.imap(partial(solve_in_pool, problem), chunks), tracker.poll)
-                else:
-                    solved = map(partial(solve_with, problem, tracker.report), chunks)
-                start = 0
-                for chunk, solutions in zip(chunks, solved):
-                    check_finite(solutions, problem, split, start)
-                    for r, grid in grids.items():
-                        writer.write(split, grid, start, subsample_grid(chunk, r, len(coords)),
-                                     subsample_grid(solutions, r, len(coords)))
-                    start += len(chunk)
-                    tracker.wrote(len(chunk))
+        yield topic, counter
     finally:
-        if pool is not None:
-            pool.terminate()
-    return path
+        client.unsubscribe_topic(topic)
+
+
+def show_cluster(client: Client, tracker: SampleProgress) -> None:
+    """Move the bar to what the workers reported and show how many are alive."""
+    tracker.poll()
+    tracker.bar.set_postfix(workers=workers_alive(client), refresh=False)
+
+
+def write_splits(spec: DatasetSpec, writer: DatasetWriter, tracker: SampleProgress,
+                 solve_all: Callable[[list[np.ndarray]], Iterator[np.ndarray]]) -> None:
+    """Draw each split's inputs, cut them into chunks, and write the solutions ``solve_all`` yields, in order."""
+    problem = spec.problem
+    rng = np.random.default_rng(spec.seed)
+    coords = problem.coordinates()
+    times = problem.times() if hasattr(problem, "times") else None  # time-dependent: trajectories
+    for split, n in spec.split_sizes().items():
+        inputs = problem.sample_inputs(n, rng)
+        if split not in spec.stored_splits():
+            continue  # drawn all the same, so the later splits match the stored-train file
+        grids = {r: subsampled_size(inputs.shape[-1], r) for r in spec.split_subsamples(split)}
+        for r, grid in grids.items():
+            writer.create(split, grid, n, inputs.shape[1], len(problem.output_names),
+                          {k: v[::r] for k, v in coords.items()}, r, times)
+        size = chunk_size(n)
+        chunks = np.array_split(inputs, range(size, n, size))
+        start = 0
+        for chunk, solutions in zip(chunks, solve_all(chunks)):
+            check_finite(solutions, problem, split, start)
+            for r, grid in grids.items():
+                writer.write(split, grid, start, subsample_grid(chunk, r, len(coords)),
+                             subsample_grid(solutions, r, len(coords)))
+            start += len(chunk)
+            tracker.wrote(len(chunk))

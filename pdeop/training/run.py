@@ -17,6 +17,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from pdeop.config import check_config, describe, matches
 from pdeop.data.collocation import CollocationDataModule
+from pdeop.data.datamodule import OperatorDataModule
 from pdeop.data.store import atomic_path
 from pdeop.data.tasks import AllToAll, Window
 from pdeop.errors import ConfigError
@@ -149,7 +150,10 @@ def train(cfg: DictConfig) -> dict[str, float]:
 
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
     datamodule = instantiate(cfg.data)
-    datamodule.prepare_data()
+    if isinstance(datamodule, OperatorDataModule):  # a missing dataset is generated where `solvers` says
+        datamodule.prepare_data(solvers=instantiate(cfg.solvers))
+    else:
+        datamodule.prepare_data()
     datamodule.setup("fit")
     if isinstance(datamodule, CollocationDataModule):
         module = build_physics_module(cfg, datamodule, config)

@@ -1,0 +1,167 @@
+"""Where generation's solvers run (``conf/solvers/``): this machine, an existing Dask scheduler, or SLURM jobs.
+
+Each setting opens a Dask ``distributed.Client`` for the length of one generation, or none where the
+solvers run in the generating process itself (one local worker, as before Dask). The solver workers
+are single-threaded processes: one per core, so that BLAS threads do not oversubscribe the cores
+(Dask's nanny starts every worker with one OpenMP/MKL/OpenBLAS thread).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+import threading
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Iterator
+
+from distributed import Client, LocalCluster
+
+from pdeop.data.blas import single_blas_thread
+from pdeop.errors import ConfigError, PdeopError
+
+WORKERS_KEY = "solvers.workers (or data.generate_workers)"
+
+
+class SolverClusterError(PdeopError):
+    """The solvers' Dask cluster cannot be reached, has no workers, or lost them for good."""
+
+
+@dataclass(frozen=True)
+class LocalSolvers:
+    """``solvers=local``: a ``LocalCluster`` of ``workers`` single-threaded processes on this machine.
+
+    ``workers=None`` takes ``data.generate_workers``; with one worker the solvers run in the
+    generating process (no cluster to start, and the solvers' per-sample progress hook).
+    """
+
+    workers: int | None = None
+
+    @contextmanager
+    def connect(self, default_workers: int) -> Iterator[Client | None]:
+        workers = default_workers if self.workers is None else self.workers
+        if workers < 1:
+            raise ConfigError(f"{WORKERS_KEY}: expected a positive number of solver processes, got {workers}")
+        if workers == 1:
+            yield None
+            return
+        with single_blas_thread():
+            cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
+                                   dashboard_address=":8787" if has_dashboard() else None)
+        with cluster, Client(cluster) as client:
+            yield client
+
+
+@dataclass(frozen=True)
+class AddressSolvers:
+    """``solvers=address``: the workers of a running Dask scheduler (``dask scheduler``, ``dask worker <address>``).
+
+    Refused in one line when the scheduler does not answer, or has no worker, within ``timeout_s``.
+    """
+
+    address: str | None = None
+    timeout_s: float = 10.0
+
+    @contextmanager
+    def connect(self, default_workers: int) -> Iterator[Client]:
+        if not self.address:
+            raise ConfigError("solvers.address: expected the Dask scheduler's address, e.g. "
+                              "solvers.address=tcp://host:8786")
+        client = connect_within(self.address, self.timeout_s)
+        with client:
+            wait_for_a_worker(client, self.timeout_s, f"solvers.address={self.address}")
+            yield client
+
+
+@dataclass(frozen=True)
+class SlurmSolvers:
+    """``solvers=slurm``: ``jobs`` SLURM jobs of ``cores`` single-threaded workers each (dask-jobqueue).
+
+    The jobs are submitted when generation starts and cancelled when it ends; generation waits up to
+    ``timeout_s`` for the first worker (queueing time) and starts solving as soon as one is up.
+    """
+
+    jobs: int = 1
+    cores: int = 16
+    memory: str = "32GB"
+    partition: str | None = None
+    walltime: str = "01:00:00"
+    timeout_s: float = 600.0
+
+    @contextmanager
+    def connect(self, default_workers: int) -> Iterator[Client]:
+        if importlib.util.find_spec("dask_jobqueue") is None:
+            raise ConfigError("solvers=slurm needs dask-jobqueue: pip install 'pdeop[slurm]'")
+        from dask_jobqueue import SLURMCluster
+
+        for key in ("jobs", "cores"):
+            if getattr(self, key) < 1:
+                raise ConfigError(f"solvers.{key}: expected a positive number, got {getattr(self, key)}")
+        cluster = SLURMCluster(cores=self.cores, processes=self.cores, memory=self.memory, queue=self.partition,
+                               walltime=self.walltime)
+        with cluster, Client(cluster) as client:
+            cluster.scale(jobs=self.jobs)
+            wait_for_a_worker(client, self.timeout_s, "solvers=slurm (solvers.partition, solvers.walltime)")
+            yield client
+
+
+Solvers = LocalSolvers | AddressSolvers | SlurmSolvers
+
+
+@contextmanager
+def quiet_dask() -> Iterator[None]:
+    """Within the block, Dask's scheduler, nannies and client log warnings and errors only: their routine
+    start and stop lines (info, which Hydra's logging shows) would bury the progress bar."""
+    logger = logging.getLogger("distributed")
+    level = logger.level
+    logger.setLevel(logging.WARNING)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+
+
+def connect_within(address: str, timeout_s: float) -> Client:
+    """A client of the scheduler at ``address``, or one line after ``timeout_s``. Dask's own timeout does not
+    cover a peer that accepts the connection and stays silent, so the client is made in a daemon thread that
+    is left behind when it does not answer in time."""
+    made: dict[str, Client | BaseException] = {}
+
+    def attempt() -> None:
+        try:
+            made["client"] = Client(address, timeout=f"{timeout_s}s")
+        except Exception as exc:  # noqa: BLE001 -- its type is quoted in the one-line error below
+            made["error"] = exc
+
+    thread = threading.Thread(target=attempt, daemon=True, name="pdeop-dask-connect")
+    thread.start()
+    thread.join(timeout_s + 1)
+    if "client" in made:
+        return made["client"]
+    reason = type(made["error"]).__name__ if "error" in made else "no answer"
+    raise SolverClusterError(f"solvers.address={address}: no Dask scheduler answered within {timeout_s:g} s "
+                             f"({reason}); start one with `dask scheduler` (and workers with `dask worker "
+                             f"<address>`), or fix the address")
+
+
+def wait_for_a_worker(client: Client, timeout_s: float, key: str) -> None:
+    try:
+        client.wait_for_workers(1, timeout=timeout_s)
+    except TimeoutError as exc:
+        raise SolverClusterError(f"{key}: no Dask worker joined the scheduler within {timeout_s:g} s") from exc
+
+
+def has_dashboard() -> bool:
+    """Whether Dask can serve its dashboard here (it needs bokeh)."""
+    return importlib.util.find_spec("bokeh") is not None
+
+
+def workers_alive(client: Client) -> int:
+    """Workers the scheduler has now (a summary without the per-worker details)."""
+    return int(client.scheduler_info(n_workers=0)["n_workers"])
+
+
+def dashboard_link(client: Client) -> str | None:
+    """The Dask dashboard's address, where the scheduler serves one and bokeh, which draws it, is installed."""
+    services = client.scheduler_info(n_workers=0).get("services", {})
+    return client.dashboard_link if has_dashboard() and "dashboard" in services else None

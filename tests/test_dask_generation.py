@@ -1,0 +1,136 @@
+"""Generation on Dask's distributed scheduler: the file is the same bit for bit in this process, on a LocalCluster
+of one or two workers and on a scheduler reached by address, also when a worker is killed mid-generation; a
+scheduler that does not answer is one ``pdeop error:`` line naming ``solvers.address``."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import threading
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import run_entry
+from distributed import Client, LocalCluster
+
+from pdeop.data import generation
+from pdeop.data.generation import DatasetSpec, generate
+from pdeop.data.solvers import AddressSolvers, LocalSolvers
+from pdeop.data.store import file_sha256
+from pdeop.linalg import LinearSolver
+from pdeop.problems import Darcy
+
+# SKR (sorted, recycled GCRO-DR) solves depend on which samples share a batch: a chunking that followed the
+# workers would change the values, not only the file's layout.
+SKR = Darcy(resolution=33, linear_solver=LinearSolver(method="gcrodr", preconditioner="ilu"))
+
+
+@dataclass(frozen=True)
+class SlowDarcy(Darcy):
+    """Darcy (the same parameters, so the same file name) taking ``seconds`` a sample: long enough to kill a
+    worker while it solves."""
+
+    seconds: float = 0.05
+
+    def params(self) -> dict:
+        return {key: value for key, value in super().params().items() if key != "seconds"}
+
+    def solve(self, inputs: np.ndarray) -> np.ndarray:
+        time.sleep(self.seconds * len(inputs))
+        return super().solve(inputs)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def fixed_creation_time():
+    """``created_utc`` fixed, so that whole files compare by SHA-256."""
+
+    class Fixed(datetime):
+        @classmethod
+        def now(cls, tz=None):
+            return datetime(2026, 1, 1, tzinfo=timezone.utc)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(generation, "datetime", Fixed)
+        yield
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory) -> str:
+    """SHA-256 of the SKR file generated in this process (no Dask)."""
+    spec = DatasetSpec(SKR, 32, 8, 8, subsample=2, test_subsamples=(1,), seed=0)
+    return file_sha256(generate(spec, tmp_path_factory.mktemp("in_process"), progress=False))
+
+
+def local_cluster(workers: int) -> LocalCluster:
+    return LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None)
+
+
+def test_one_and_two_workers_write_the_in_process_file(tmp_path, reference):
+    spec = DatasetSpec(SKR, 32, 8, 8, subsample=2, test_subsamples=(1,), seed=0)
+    two = generate(spec, tmp_path / "two", workers=2, progress=False)  # LocalSolvers' own LocalCluster
+    with local_cluster(1) as cluster:
+        one = generate(spec, tmp_path / "one", progress=False, solvers=AddressSolvers(cluster.scheduler_address))
+    assert file_sha256(two) == file_sha256(one) == reference
+
+
+def test_local_solvers_workers_override_generate_workers(tmp_path, reference):
+    spec = DatasetSpec(SKR, 32, 8, 8, subsample=2, test_subsamples=(1,), seed=0)
+    path = generate(spec, tmp_path, workers=2, progress=False, solvers=LocalSolvers(workers=1))  # no cluster
+    assert file_sha256(path) == reference
+
+
+def test_a_worker_killed_mid_generation_leaves_the_file_unchanged(tmp_path):
+    spec = DatasetSpec(SlowDarcy(resolution=33), 48, 8, 8, subsample=2, test_subsamples=(1,), seed=1)
+    expected = file_sha256(generate(DatasetSpec(Darcy(resolution=33), 48, 8, 8, subsample=2, test_subsamples=(1,),
+                                                seed=1), tmp_path / "in_process", progress=False))
+    with local_cluster(2) as cluster, Client(cluster) as client:
+        pids = client.run(os.getpid)
+        result: dict[str, Path | BaseException] = {}
+
+        def run() -> None:
+            try:
+                result["path"] = generate(spec, tmp_path / "dask", progress=False,
+                                          solvers=AddressSolvers(cluster.scheduler_address))
+            except BaseException as exc:  # noqa: BLE001 -- re-raised below, in the test's thread
+                result["error"] = exc
+
+        thread = threading.Thread(target=run)
+        thread.start()
+        victim = busy_worker(client, thread)
+        os.kill(pids[victim], signal.SIGKILL)
+        thread.join(timeout=120)
+        replaced = set(client.run(os.getpid).values())
+    assert not thread.is_alive() and "error" not in result, result.get("error")
+    assert pids[victim] not in replaced  # the nanny started another worker; the lost chunk was solved again
+    assert file_sha256(result["path"]) == expected
+
+
+def busy_worker(client: Client, generating: threading.Thread, timeout: float = 60) -> str:
+    """A worker solving a chunk while the generation has more to do."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and generating.is_alive():
+        busy = [worker for worker, keys in client.processing().items() if keys]
+        if busy:
+            return busy[0]
+        time.sleep(0.05)
+    raise AssertionError("no worker was seen solving while the generation ran")
+
+
+def test_a_scheduler_that_does_not_answer_is_one_line(tmp_path):
+    with socket.socket() as silent:  # accepts connections in the kernel's backlog but never answers
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()
+        address = f"tcp://127.0.0.1:{silent.getsockname()[1]}"
+        result = run_entry(["-m", "pdeop.generate"], ["data.problem.resolution=33", "data.subsample=2",
+                                                      "data.test_subsamples=[]", "solvers=address",
+                                                      f"solvers.address={address}", "solvers.timeout_s=2"],
+                           tmp_path / "run", tmp_path / "data", check=False, timeout=120)
+    lines = [line for line in result.stderr.splitlines() if line.startswith("pdeop error:")]
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr[-3000:]
+    assert len(lines) == 1 and f"solvers.address={address}" in lines[0] and "within 2 s" in lines[0]
+    assert not list((tmp_path / "data").glob("*.tmp")) and not list((tmp_path / "data").glob("*.h5"))
