@@ -35,12 +35,11 @@ Mutations planted by hand in pdeop/models, then reverted; every case named fails
   in ``Up.forward``, shared with LSM): all 4 U-Net cases (1.2 to 1.6) and all 3 LSM cases fail.
 """
 
-import json
 from pathlib import Path
 
 import pytest
+import reference_fixtures
 import torch
-from safetensors.torch import load_file
 from torch import nn
 
 import pdeop.models
@@ -52,19 +51,11 @@ RUNNING_STATISTICS = {"running_mean", "running_var", "num_batches_tracked"}
 
 
 def metadata(name: str) -> dict:
-    return json.loads((REFERENCE / f"{name}.json").read_text())
+    return reference_fixtures.metadata(REFERENCE, name)
 
 
 def tensors(name: str) -> dict[str, torch.Tensor]:
-    """The fixture's tensors in float64; 8-bit entries times their ``scale/<key>`` (exact)."""
-    raw = load_file(REFERENCE / f"{name}.safetensors")
-    values = {}
-    for key, value in raw.items():
-        if key.startswith("scale/"):
-            continue
-        scale = raw.get(f"scale/{key}")
-        values[key] = value.double() * scale.double() if scale is not None else value
-    return values
+    return reference_fixtures.tensors(REFERENCE, name)
 
 
 def model_for(name: str, case: str, dtype: torch.dtype, **overrides) -> nn.Module:

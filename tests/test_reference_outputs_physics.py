@@ -53,8 +53,8 @@ import json
 from pathlib import Path
 
 import pytest
+import reference_fixtures
 import torch
-from safetensors.torch import load_file
 
 import pdeop.problems
 from pdeop.models import GPHM, PIG
@@ -69,19 +69,11 @@ PIG_ORDERS = [(0,), (1,), (0, 0), (1, 1), (0, 1)]
 
 
 def metadata(name: str) -> dict:
-    return json.loads((REFERENCE / f"{name}.json").read_text())
+    return reference_fixtures.metadata(REFERENCE, name)
 
 
 def tensors(name: str) -> dict[str, torch.Tensor]:
-    """The fixture's tensors; 8-bit entries times their ``scale/<key>`` (exact) in float64."""
-    raw = load_file(REFERENCE / f"{name}.safetensors")
-    values = {}
-    for key, value in raw.items():
-        if key.startswith("scale/"):
-            continue
-        scale = raw.get(f"scale/{key}")
-        values[key] = value.double() * scale.double() if scale is not None else value
-    return values
+    return reference_fixtures.tensors(REFERENCE, name)
 
 
 def relative_errors(outputs: dict[str, torch.Tensor], expected: dict[str, torch.Tensor]) -> dict[str, float]:
