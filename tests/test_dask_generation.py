@@ -59,6 +59,16 @@ def fixed_creation_time():
         yield
 
 
+@pytest.fixture(autouse=True)
+def environment_kept():
+    """Dask's nannies set OMP_NUM_THREADS=1 and more in the process that starts a LocalCluster and leave them;
+    restore the environment so later tests (and the `nproc` of the SLURM test cluster) see the machine's."""
+    saved = dict(os.environ)
+    yield
+    os.environ.clear()
+    os.environ.update(saved)
+
+
 @pytest.fixture(scope="module")
 def reference(tmp_path_factory) -> str:
     """SHA-256 of the SKR file generated in this process (no Dask)."""
