@@ -21,23 +21,23 @@ def most_modes(grid: tuple[int, ...]) -> list[int]:
 
 
 def check_spectral_modes(model: nn.Module, training_input: torch.Tensor, n_modes: list[int]) -> None:
-    """Refuse neuralop spectral convolutions that keep more modes than the training grid holds.
+    """Run ``model`` on ``training_input`` and refuse neuralop spectral convolutions that keep more modes than
+    that grid holds.
 
     neuraloperator silently keeps only the modes a grid has, so the weights of the others would
     never be trained, and would then act, untrained, on a finer test grid (zero-shot super-resolution).
     """
+    first = next((m for m in model.modules() if isinstance(m, SpectralConv)), None)
+    if first is None:
+        model(training_input)
+        return
     seen: list[tuple[int, ...]] = []
-    convolutions = [m for m in model.modules() if isinstance(m, SpectralConv)]
-    hooks = [m.register_forward_hook(lambda m, inputs, output: seen.append(tuple(inputs[0].shape[2:])))
-             for m in convolutions[:1]]
+    hook = first.register_forward_hook(lambda m, inputs, output: seen.append(tuple(inputs[0].shape[2:])))
     try:
         model(training_input)
     finally:
-        for hook in hooks:
-            hook.remove()
-    if not seen:
-        return
-    kept, grid = list(convolutions[0].n_modes), seen[0]
+        hook.remove()
+    kept, grid = list(first.n_modes), seen[0]
     holds = [*grid[:-1], grid[-1] // 2 + 1]
     if any(k > h for k, h in zip(kept, holds)):
         stored = "x".join(str(n) for n in training_input.shape[2:])
@@ -48,11 +48,14 @@ def check_spectral_modes(model: nn.Module, training_input: torch.Tensor, n_modes
 
 
 def preflight(module: nn.Module, inputs: list[np.ndarray], model_config: dict) -> None:
-    """Run ``module`` once on one sample of every stored grid (``inputs[0]``: the training grid), in eval mode."""
+    """Run ``module`` once on one sample of every stored grid (``inputs[0]``: the training grid), in eval mode;
+    the training grid's pass also checks FNO's modes against that grid."""
     module.eval()
     with torch.no_grad():
         if "n_modes" in model_config:
             check_spectral_modes(module, torch.from_numpy(inputs[0]), model_config["n_modes"])
-        for sample in inputs:
+        else:
+            module(torch.from_numpy(inputs[0]))
+        for sample in inputs[1:]:
             module(torch.from_numpy(sample))
     module.train()

@@ -90,6 +90,17 @@ def collected(stream) -> Callable[[], str]:
     return lambda: "".join(parts)
 
 
+def assert_children_die_with(process: subprocess.Popen, observed) -> None:
+    """SIGKILL ``process`` alone, then assert that its (at least two) worker children do not outlive it by 5 s."""
+    try:
+        workers = children(process.pid)
+        left = survivors_of_sigkill(process, workers)
+    finally:
+        kill_group(process)
+    observed(f"{len(workers)} children before the kill, {len(left)} alive 5 s after")
+    assert len(workers) >= 2 and left == []
+
+
 def kill_group(process: subprocess.Popen) -> None:
     """SIGKILL what is left of ``process``'s group after a test (nothing when it passed)."""
     try:
@@ -198,12 +209,10 @@ def test_pool_workers_die_with_the_parent(tmp_path, observed):
     try:
         progress = collected(process.stderr)
         wait_for(lambda: re.search(r"[1-9][0-9]*/402", progress()) is not None, process)  # mid-way through chunks
-        workers = children(process.pid)
-        left = survivors_of_sigkill(process, workers)
-    finally:
+    except BaseException:
         kill_group(process)
-    observed(f"{len(workers)} children before the kill, {len(left)} alive 5 s after")
-    assert len(workers) >= 2 and left == []
+        raise
+    assert_children_die_with(process, observed)
 
 
 @pytest.mark.fault("SIGKILL to a process running the online stream's solver workers", "no stream worker survives 5 s")
@@ -223,12 +232,10 @@ def test_stream_workers_die_with_the_parent(observed):
                                stderr=subprocess.PIPE, text=True, start_new_session=True)
     try:
         assert process.stdout.readline().strip() == "streaming", process.stderr.read()[-3000:]
-        workers = children(process.pid)
-        left = survivors_of_sigkill(process, workers)
-    finally:
+    except BaseException:
         kill_group(process)
-    observed(f"{len(workers)} children before the kill, {len(left)} alive 5 s after")
-    assert len(workers) >= 2 and left == []
+        raise
+    assert_children_die_with(process, observed)
 
 
 @pytest.mark.fault("PDEOP_DATA_DIR read-only and the dataset missing", "exit 2, one line naming the directory and "
