@@ -18,7 +18,8 @@ def main(cfg: DictConfig) -> None:
     check_config(OmegaConf.to_container(cfg.data, resolve=True), "data")
     check_config(OmegaConf.to_container(cfg.solvers, resolve=True), "solvers")
     datamodule = instantiate(cfg.data, generate=True)
-    datamodule.prepare_data(solvers=instantiate(cfg.solvers))
+    datamodule.solvers = instantiate(cfg.solvers)
+    datamodule.prepare_data()
     print(datamodule.path)
 
 

@@ -7,6 +7,9 @@ from __future__ import annotations
 import os
 import signal
 import socket
+import subprocess
+import sys
+import textwrap
 import threading
 import time
 from dataclasses import dataclass
@@ -20,6 +23,7 @@ from distributed import Client, LocalCluster
 
 from pdeop.data import generation
 from pdeop.data.generation import DatasetSpec, generate
+from pdeop.data.shards import ChunkShards
 from pdeop.data.solvers import AddressSolvers, LocalSolvers
 from pdeop.data.store import file_sha256
 from pdeop.linalg import LinearSolver
@@ -118,6 +122,34 @@ def test_a_worker_killed_mid_generation_leaves_the_file_unchanged(tmp_path):
     assert not thread.is_alive() and "error" not in result, result.get("error")
     assert pids[victim] not in replaced  # the nanny started another worker; the lost chunk was solved again
     assert file_sha256(result["path"]) == expected
+
+
+def test_a_killed_generation_run_again_solves_only_the_chunks_it_had_not_kept(tmp_path, reference, monkeypatch):
+    spec = DatasetSpec(SKR, 32, 8, 8, subsample=2, test_subsamples=(1,), seed=0)
+    shards = ChunkShards(spec.path(tmp_path))
+    script = textwrap.dedent(f"""
+        import sys; sys.path.insert(0, {str(Path(__file__).parent)!r})
+        from test_dask_generation import SKR, SlowDarcy
+        from pdeop.data.generation import DatasetSpec, generate
+        slow = SlowDarcy(resolution=33, linear_solver=SKR.linear_solver, seconds=0.3)
+        generate(DatasetSpec(slow, 32, 8, 8, subsample=2, test_subsamples=(1,), seed=0), {str(tmp_path)!r},
+                 progress=False)
+    """)
+    process = subprocess.Popen([sys.executable, "-c", script])
+    try:
+        deadline = time.monotonic() + 300
+        while shards.count() < 3 and process.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        process.kill()
+        process.wait()
+    kept = shards.count()
+    solved = []
+    solve = Darcy.solve
+    monkeypatch.setattr(Darcy, "solve", lambda self, inputs: solved.append(len(inputs)) or solve(self, inputs))
+    path = generate(spec, tmp_path, progress=False)
+    assert 3 <= kept < 24 and len(solved) == 24 - kept  # 8 chunks a split; only those not kept were solved
+    assert file_sha256(path) == reference and not shards.folder.exists()
 
 
 def busy_worker(client: Client, generating: threading.Thread, timeout: float = 60) -> str:

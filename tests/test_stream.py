@@ -5,6 +5,7 @@ import os
 import signal
 import threading
 import time
+from dataclasses import dataclass
 
 import numpy as np
 import pytest
@@ -116,20 +117,42 @@ def wait_for_error(stream, seconds):
     raise AssertionError("no error")
 
 
+@dataclass(frozen=True)
+class SlowDarcy(Darcy):
+    """Darcy taking ``seconds`` a sample, so that a worker is killed while it solves."""
+
+    seconds: float = 0.2
+
+    def solve(self, inputs: np.ndarray) -> np.ndarray:
+        time.sleep(self.seconds * len(inputs))
+        return super().solve(inputs)
+
+
+def stream_counter(problem, slots: int, counters: int) -> dict[bytes, tuple[int, int]]:
+    """(slot, counter) of every sample the first ``counters`` of each slot's seeds draw, by its input's bytes."""
+    return {draw_and_solve(problem, 2, 0, 0, slot, range(c, c + 1))[0][0].tobytes(): (slot, c)
+            for slot in range(slots) for c in range(counters)}
+
+
 @pytest.mark.slow
-def test_a_killed_worker_stops_training_with_an_error_within_seconds():
+def test_a_killed_worker_is_replaced_and_no_seed_is_skipped_or_repeated():
+    problem = SlowDarcy(resolution=17)
     settings = StreamSettings(buffer="fifo", capacity=8, watermark=4, workers=2, samples_per_solve=2)
-    stream = SolverStream(Darcy(resolution=17), 2, settings, seed=0)
+    stream = SolverStream(problem, 2, settings, seed=0)
     stream.start()
     try:
         stream.wait_for_watermark()
-        os.kill(stream.processes[1].pid, signal.SIGKILL)
-        start = time.monotonic()
-        with pytest.raises(GeneratorError, match="died with exit code -9"):
-            wait_for_error(stream, 30)
-        assert time.monotonic() - start < 5
+        pids = stream.client.run(os.getpid)
+        os.kill(next(iter(pids.values())), signal.SIGKILL)  # mid-solve: every worker has a task in flight
+        served = [stream.get()[0] for _ in range(24)]
+        assert len(stream.client.run(os.getpid)) == 2  # the nanny started a new worker
     finally:
         stream.stop()
+    which = stream_counter(Darcy(resolution=17), 2, 40)
+    drawn = [which[x.tobytes()] for x in served + [item[0][0] for item in stream.buffer.items]]
+    assert len(set(drawn)) == len(drawn)  # nothing repeated
+    for slot in range(2):  # nothing skipped: each slot's samples are its first counters, in order
+        assert [c for s, c in drawn if s == slot] == list(range(sum(s == slot for s, _ in drawn)))
 
 
 @pytest.mark.slow

@@ -178,6 +178,9 @@ class OperatorDataModule(PairsDataModule):
     same stored samples as offline, and the normalisers are fitted on ``normaliser_samples``
     solved at start-up. The stream's sample counters travel in checkpoints, so a resumed run
     continues the stream.
+
+    ``solvers`` (set by the entry points from ``conf/solvers/``, not part of the data config) says
+    where generation's and the stream's solvers run; ``None`` is this machine.
     """
 
     def __init__(
@@ -221,10 +224,11 @@ class OperatorDataModule(PairsDataModule):
         self.generate_workers = generate_workers
         self.stream: SolverStream | None = None
         self.stream_counters: list[int] | None = None
+        self.solvers: Solvers | None = None
 
-    def prepare_data(self, solvers: Solvers | None = None) -> None:
+    def prepare_data(self) -> None:
         """Generate the dataset file if it is missing (runs on one process only), with the solvers where
-        ``solvers`` says (default: ``data.generate_workers`` processes on this machine).
+        ``self.solvers`` says (default: ``data.generate_workers`` processes on this machine).
 
         A file named by ``data.path`` is never generated: ``setup`` reports it if it is missing.
         """
@@ -235,7 +239,7 @@ class OperatorDataModule(PairsDataModule):
                 f"dataset file '{self.path}' does not exist and data.generate is false; "
                 f"run `python -m pdeop.generate` with the same data config, or set data.generate=true"
             )
-        generate(self.spec, self.data_dir, workers=self.generate_workers, solvers=solvers)
+        generate(self.spec, self.data_dir, workers=self.generate_workers, solvers=self.solvers)
 
     def state_dict(self) -> dict:
         """Each rank's next stream counter per worker (empty offline): a resumed run continues from there.
@@ -289,7 +293,7 @@ class OperatorDataModule(PairsDataModule):
         if self.stream is None:  # started here, after a checkpoint has restored the counters
             rank, _ = self._ranks()
             self.stream = SolverStream(self.spec.problem, self.spec.subsample, self.stream_settings,
-                                       self.shuffle_seed, rank, self.stream_counters)
+                                       self.shuffle_seed, rank, self.stream_counters, self.solvers)
             self.stream.start()
         batches = StreamBatches(self.stream, self.batch_size, self.stream_settings.steps_per_epoch)
         return DataLoader(batches, batch_size=None, num_workers=0)

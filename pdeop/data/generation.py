@@ -11,7 +11,9 @@ an existing scheduler or SLURM jobs). Every split is cut into the same chunks wh
 (``chunk_size``), so the file is the same bit for bit on any cluster with any number of workers:
 batched solvers (SKR's sorting and recycling) depend on which samples share a batch, and HDF5 lays
 out the file by the order and extent of the writes. This process alone writes the file, chunk after
-chunk in order, as they arrive; a chunk of a lost worker is solved again by Dask. Dask workers report
+chunk in order, as they arrive; a chunk of a lost worker is solved again by Dask. Every solved chunk
+is also kept as a shard (``pdeop.data.shards``) until the file is in place, so a killed generation,
+run again, solves only the chunks it had not finished. Dask workers report
 progress as events (``Worker.log_event``), per sample where the solver has a progress hook.
 """
 
@@ -39,6 +41,7 @@ import pdeop
 from pdeop.config import subsampled_size
 from pdeop.data.solvers import (WORKERS_KEY, LocalSolvers, SolverClusterError, Solvers, dashboard_link,
                                  quiet_dask, workers_alive)
+from pdeop.data.shards import ChunkShards
 from pdeop.data.store import FORMAT_VERSION, DatasetAttrs, DatasetWriter, DiskFullError, mib, remove_stale_temps
 from pdeop.errors import ConfigError
 from pdeop.io import free_bytes, writable_directory
@@ -239,14 +242,15 @@ def check_finite(solutions: np.ndarray, problem: Problem, split: str, start: int
                           f"Inf{hint}; nothing was written")
 
 
-def estimate_bytes(spec: DatasetSpec) -> int:
+def estimate_bytes(spec: DatasetSpec, outputs_only: bool = False) -> int:
     """Size of the file ``spec`` makes: float32 samples per stored split and grid, float64 coordinates and
-    times, HDF5's chunk index and metadata, and 2 % more for what HDF5 rounds up."""
+    times, HDF5's chunk index and metadata, and 2 % more for what HDF5 rounds up. ``outputs_only``: about
+    the size of its chunk shards (the solutions alone)."""
     problem = spec.problem
     coords = problem.coordinates()
     times = len(problem.times()) if hasattr(problem, "times") else 1
     fine = next(iter(coords.values())).shape[-1]
-    channels = len(problem.input_names) + len(problem.output_names) * times
+    channels = (0 if outputs_only else len(problem.input_names)) + len(problem.output_names) * times
     total = METADATA_BYTES
     for split in spec.stored_splits():
         n = spec.split_sizes()[split]
@@ -270,25 +274,40 @@ def generate(spec: DatasetSpec, data_dir: str | Path, workers: int = 1, progress
     """Write the dataset described by ``spec`` under ``data_dir``, or return the existing file.
 
     The solvers run where ``solvers`` says (default: this machine, ``workers`` processes). Before
-    anything is solved: the directory must be writable and have room for the file
-    (``estimate_bytes``), and temporaries of this file left by a killed generation are removed
-    (those of a live one are locked and kept).
+    anything is solved: the directory must be writable and have room for the file and its chunk
+    shards (``estimate_bytes``), and temporaries of this file left by a killed generation are
+    removed (those of a live one are locked and kept); its shards are reused.
     """
     path = spec.path(data_dir)
     if path.is_file():
         return path
     writable_directory(path.parent, DATA_DIR_KEY)
     remove_stale_temps(path)
+    shards = ChunkShards(path)
     needed = estimate_bytes(spec)
-    check_space(path, needed)
+    check_space(path, needed + estimate_bytes(spec, outputs_only=True) - shards.size())
+    try:
+        solve_into(path, spec, workers, progress, solvers or LocalSolvers(), shards, needed)
+    except (ConfigError, DiskFullError):
+        shards.remove()  # a rerun needs another setting or more space: the shards would only fill the disk
+        raise
+    shards.remove()
+    return path
+
+
+def solve_into(path: Path, spec: DatasetSpec, workers: int, progress: bool, solvers: Solvers, shards: ChunkShards,
+               needed: int) -> None:
+    """Solve the chunks that ``shards`` does not hold, where ``solvers`` says, and write the file."""
     problem = spec.problem
     total = sum(n for split, n in spec.split_sizes().items() if split in spec.stored_splits())
-    with quiet_dask(), (solvers or LocalSolvers()).connect(workers) as client, \
+    with quiet_dask(), solvers.connect(workers) as client, \
             DatasetWriter(path, dataset_attrs(spec), needed, DATA_DIR_KEY) as writer, \
             tqdm(total=total, desc=f"generating {path.name}", unit="sample", disable=not progress) as bar:
+        if shards.count() and progress:
+            bar.write(f"reusing the {shards.count()} chunks an interrupted generation of {path.name} solved")
         if client is None:
             tracker = SampleProgress(bar)
-            write_splits(spec, writer, tracker, partial(map, partial(solve_with, problem, tracker.report)))
+            write_splits(spec, writer, tracker, partial(map, partial(solve_with, problem, tracker.report)), shards)
         else:
             with progress_events(client) as (topic, counter):
                 tracker = SampleProgress(bar, counter)
@@ -297,8 +316,8 @@ def generate(spec: DatasetSpec, data_dir: str | Path, workers: int = 1, progress
                     bar.write(f"Dask dashboard: {link}")
                 poll = partial(show_cluster, client, tracker)
                 solve = partial(solve_on_worker, problem, topic)
-                write_splits(spec, writer, tracker, lambda chunks: cluster_results(client, solve, chunks, poll))
-    return path
+                write_splits(spec, writer, tracker, lambda chunks: cluster_results(client, solve, chunks, poll),
+                             shards)
 
 
 def dataset_attrs(spec: DatasetSpec) -> DatasetAttrs:
@@ -332,8 +351,9 @@ def show_cluster(client: Client, tracker: SampleProgress) -> None:
 
 
 def write_splits(spec: DatasetSpec, writer: DatasetWriter, tracker: SampleProgress,
-                 solve_all: Callable[[list[np.ndarray]], Iterator[np.ndarray]]) -> None:
-    """Draw each split's inputs, cut them into chunks, and write the solutions ``solve_all`` yields, in order."""
+                 solve_all: Callable[[list[np.ndarray]], Iterator[np.ndarray]], shards: ChunkShards) -> None:
+    """Draw each split's inputs, cut them into chunks, and write the chunks' solutions in order: those ``shards``
+    holds as kept, the others as ``solve_all`` yields them (each kept as a shard before it is written)."""
     problem = spec.problem
     rng = np.random.default_rng(spec.seed)
     coords = problem.coordinates()
@@ -347,12 +367,21 @@ def write_splits(spec: DatasetSpec, writer: DatasetWriter, tracker: SampleProgre
             writer.create(split, grid, n, inputs.shape[1], len(problem.output_names),
                           {k: v[::r] for k, v in coords.items()}, r, times)
         size = chunk_size(n)
-        chunks = np.array_split(inputs, range(size, n, size))
-        start = 0
-        for chunk, solutions in zip(chunks, solve_all(chunks)):
-            check_finite(solutions, problem, split, start)
+        starts = range(0, n, size)
+        chunks = np.array_split(inputs, starts[1:])
+        kept = {start for start, chunk in zip(starts, chunks)
+                if shards.holds(split, start, start + len(chunk), list(grids.values()))}
+        solved = solve_all([chunk for start, chunk in zip(starts, chunks) if start not in kept])
+        for start, chunk in zip(starts, chunks):
+            stop = start + len(chunk)
+            if start in kept:
+                solutions = shards.load(split, start, stop)
+            else:
+                fresh = next(solved)
+                check_finite(fresh, problem, split, start)
+                solutions = {grid: subsample_grid(fresh, r, len(coords)).astype(np.float32)
+                             for r, grid in grids.items()}
+                shards.save(split, start, stop, solutions)
             for r, grid in grids.items():
-                writer.write(split, grid, start, subsample_grid(chunk, r, len(coords)),
-                             subsample_grid(solutions, r, len(coords)))
-            start += len(chunk)
+                writer.write(split, grid, start, subsample_grid(chunk, r, len(coords)), solutions[grid])
             tracker.wrote(len(chunk))

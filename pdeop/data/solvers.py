@@ -1,15 +1,17 @@
-"""Where generation's solvers run (``conf/solvers/``): this machine, an existing Dask scheduler, or SLURM jobs.
+"""Where the solvers run (``conf/solvers/``), for generation and the online stream alike: this machine, an
+existing Dask scheduler, or SLURM jobs.
 
-Each setting opens a Dask ``distributed.Client`` for the length of one generation, or none where the
-solvers run in the generating process itself (one local worker, as before Dask). The solver workers
-are single-threaded processes: one per core, so that BLAS threads do not oversubscribe the cores
-(Dask's nanny starts every worker with one OpenMP/MKL/OpenBLAS thread).
+Each setting opens a Dask ``distributed.Client`` for the length of one generation or one training run,
+or none where a generation's solvers run in the generating process itself (one local worker). The
+solver workers are single-threaded processes: one per core, so that BLAS threads do not oversubscribe
+the cores (Dask's nanny starts every worker with one OpenMP/MKL/OpenBLAS thread).
 """
 
 from __future__ import annotations
 
 import importlib.util
 import logging
+import os
 import threading
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -31,25 +33,29 @@ class SolverClusterError(PdeopError):
 class LocalSolvers:
     """``solvers=local``: a ``LocalCluster`` of ``workers`` single-threaded processes on this machine.
 
-    ``workers=None`` takes ``data.generate_workers``; with one worker the solvers run in the
-    generating process (no cluster to start, and the solvers' per-sample progress hook).
+    ``workers=None`` takes ``data.generate_workers`` (generation) or ``data.stream.workers`` (online);
+    a generation with one worker runs its solvers in the generating process (no cluster to start,
+    and the solvers' per-sample progress hook), unless ``in_process=False`` asks for a cluster.
+    The environment the nannies set in this process to start their workers (one BLAS thread,
+    ``MALLOC_TRIM_THRESHOLD_``) is undone when the cluster closes.
     """
 
     workers: int | None = None
 
     @contextmanager
-    def connect(self, default_workers: int) -> Iterator[Client | None]:
+    def connect(self, default_workers: int, in_process: bool = True) -> Iterator[Client | None]:
         workers = default_workers if self.workers is None else self.workers
         if workers < 1:
             raise ConfigError(f"{WORKERS_KEY}: expected a positive number of solver processes, got {workers}")
-        if workers == 1:
+        if workers == 1 and in_process:
             yield None
             return
-        with single_blas_thread():
-            cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                                   dashboard_address=":8787" if has_dashboard() else None)
-        with cluster, Client(cluster) as client:
-            yield client
+        with kept_environment():
+            with single_blas_thread():
+                cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
+                                       dashboard_address=":8787" if has_dashboard() else None)
+            with cluster, Client(cluster) as client:
+                yield client
 
 
 @dataclass(frozen=True)
@@ -63,7 +69,7 @@ class AddressSolvers:
     timeout_s: float = 10.0
 
     @contextmanager
-    def connect(self, default_workers: int) -> Iterator[Client]:
+    def connect(self, default_workers: int, in_process: bool = True) -> Iterator[Client]:
         if not self.address:
             raise ConfigError("solvers.address: expected the Dask scheduler's address, e.g. "
                               "solvers.address=tcp://host:8786")
@@ -89,7 +95,7 @@ class SlurmSolvers:
     timeout_s: float = 600.0
 
     @contextmanager
-    def connect(self, default_workers: int) -> Iterator[Client]:
+    def connect(self, default_workers: int, in_process: bool = True) -> Iterator[Client]:
         if importlib.util.find_spec("dask_jobqueue") is None:
             raise ConfigError("solvers=slurm needs dask-jobqueue: pip install 'pdeop[slurm]'")
         from dask_jobqueue import SLURMCluster
@@ -106,6 +112,19 @@ class SlurmSolvers:
 
 
 Solvers = LocalSolvers | AddressSolvers | SlurmSolvers
+
+
+@contextmanager
+def kept_environment() -> Iterator[None]:
+    """``os.environ`` as it was before the block: Dask's nannies set their workers' pre-spawn variables
+    (``distributed.nanny.pre-spawn-environ``) in the process that runs them, which is this one for a
+    ``LocalCluster``, and leave them there."""
+    saved = dict(os.environ)
+    try:
+        yield
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
 
 
 @contextmanager

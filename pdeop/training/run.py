@@ -150,10 +150,9 @@ def train(cfg: DictConfig) -> dict[str, float]:
 
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
     datamodule = instantiate(cfg.data)
-    if isinstance(datamodule, OperatorDataModule):  # a missing dataset is generated where `solvers` says
-        datamodule.prepare_data(solvers=instantiate(cfg.solvers))
-    else:
-        datamodule.prepare_data()
+    if isinstance(datamodule, OperatorDataModule):  # generation and the online stream solve where `solvers` says
+        datamodule.solvers = instantiate(cfg.solvers)
+    datamodule.prepare_data()
     datamodule.setup("fit")
     if isinstance(datamodule, CollocationDataModule):
         module = build_physics_module(cfg, datamodule, config)

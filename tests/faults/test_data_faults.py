@@ -19,6 +19,7 @@ from typing import Callable
 import h5py
 import numpy as np
 import pytest
+import torch
 from conftest import TINY_DATA, TINY_FNO, run_command
 
 from pdeop.data.generation import DatasetSpec, estimate_bytes, generate
@@ -236,6 +237,42 @@ def test_stream_workers_die_with_the_parent(observed):
         kill_group(process)
         raise
     assert_children_die_with(process, observed)
+
+
+def solver_workers(pid: int) -> list[int]:
+    """The Dask worker processes a LocalCluster's nannies in process ``pid`` spawned."""
+    def spawned(child: int) -> bool:
+        try:
+            return b"spawn_main" in Path(f"/proc/{child}/cmdline").read_bytes()
+        except OSError:
+            return False
+    return [child for child in children(pid) if spawned(child)]
+
+
+@pytest.mark.fault("SIGKILL to one of the online stream's two Dask solver workers after epoch 0",
+                   "training goes on: exit 0, every epoch trained, the worker replaced")
+def test_online_training_survives_a_killed_solver_worker(tmp_path, observed):
+    run_dir = tmp_path / "run"
+    overrides = [*TINY_DATA, *TINY_FNO, "data.online=true", "data.stream.watermark=16", "data.stream.capacity=16",
+                 "data.stream.steps_per_epoch=4", "data.stream.normaliser_samples=16", "data.stream.workers=2",
+                 "trainer.max_epochs=4", "test_after_fit=false"]
+    process = start(entry_command(["train.py"], overrides, run_dir), entry_env(tmp_path / "data"))
+    try:
+        wait_for(lambda: (run_dir / "checkpoints" / "last.ckpt").is_file(), process, timeout=600)
+        before = solver_workers(process.pid)
+        os.kill(before[0], signal.SIGKILL)
+        seen = set(before)
+        while process.poll() is None:
+            seen.update(solver_workers(process.pid))
+            time.sleep(0.05)
+        _, err = process.communicate()
+    finally:
+        kill_group(process)
+    epochs = torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=True)["epoch"]
+    observed(f"exit {process.returncode}, {len(before)} workers before the kill, {len(seen - set(before))} started "
+             f"after it, last checkpoint at epoch {epochs}")
+    assert process.returncode == 0, err[-3000:]
+    assert len(before) == 2 and len(seen - set(before)) >= 1 and epochs == 3
 
 
 @pytest.mark.fault("PDEOP_DATA_DIR read-only and the dataset missing", "exit 2, one line naming the directory and "

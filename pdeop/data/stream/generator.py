@@ -1,28 +1,30 @@
-"""Solver in the loop: worker processes draw inputs, solve them and stream samples into a buffer.
+"""Solver in the loop: solver tasks on a Dask cluster draw inputs, solve them and stream samples into a buffer.
 
-Every sample's inputs come from their own random generator seeded by (run seed, rank, worker,
-counter), so no two workers or ranks produce the same sample, and a resumed run that starts
-the workers at their saved counters continues the stream instead of replaying it. Workers
-solve ``samples_per_solve`` samples per call (so SKR can order and recycle within the call),
-subsample them to the training grid and send them through a bounded queue; a thread in the
-training process moves them into the buffer. A worker that fails sends its traceback; a worker
-that dies silently is noticed by its exit code; either way ``SolverStream.get`` raises.
+Every sample's inputs come from their own random generator seeded by (run seed, rank, stream slot,
+counter), so no two slots or ranks produce the same sample, and a resumed run that starts the slots
+at their saved counters continues the stream instead of replaying it. Each of ``data.stream.workers``
+slots has one task of ``samples_per_solve`` samples in flight (so SKR can order and recycle within
+it); its next task is submitted only once training's buffer has taken the last one's samples, so
+nothing is solved that the buffer could not take (back-pressure). The tasks run where ``solvers``
+says (``pdeop.data.solvers``: a ``LocalCluster`` by default, an existing scheduler, SLURM jobs). A
+task whose worker dies is solved again by Dask with the same seeds, so a lost worker neither skips
+nor repeats a sample; a task that raises, or whose workers keep dying, stops training with its
+traceback, and a stream that sends nothing for ``stall_timeout_s`` stops it too.
 """
 
 from __future__ import annotations
 
-import os
-import queue
 import threading
 import time
 import traceback
+from contextlib import ExitStack
 from dataclasses import dataclass
-from multiprocessing import get_context
 
 import numpy as np
+from distributed import Future, KilledWorker, wait
 
-from pdeop.data.blas import exit_with_parent, single_blas_thread
 from pdeop.data.generation import subsample_grid
+from pdeop.data.solvers import LocalSolvers, Solvers, dashboard_link, quiet_dask, workers_alive
 from pdeop.data.stream.buffers import Buffer, make_buffer
 from pdeop.errors import ConfigError, PdeopError
 from pdeop.problems import Problem
@@ -39,8 +41,9 @@ class GeneratorError(PdeopError):
 class StreamSettings:
     """``data.stream``: how the online generator runs.
 
-    ``buffer`` is the policy (fifo, firo, reservoir); ``capacity`` and ``watermark`` are in
-    samples; ``steps_per_epoch`` is the epoch-equivalent that schedulers, validation and
+    ``buffer`` is the policy (fifo, firo, reservoir, uniform_history); ``capacity`` and ``watermark``
+    are in samples; ``workers`` is the number of seed streams (slots) per rank, each with one solver
+    task in flight, so it is the most solver workers one rank keeps busy; ``steps_per_epoch`` is the epoch-equivalent that schedulers, validation and
     checkpoints count in; ``normaliser_samples`` are solved once at start-up to fit the
     normalisers; ``stall_timeout_s`` bounds the wait for a sample while workers live.
     """
@@ -91,35 +94,22 @@ def draw_and_solve(problem: Problem, subsample: int, seed: int, rank: int, worke
             subsample_grid(outputs, subsample).astype(np.float32))
 
 
-def _work(problem: Problem, subsample: int, seed: int, rank: int, worker: int, start: int, per_solve: int,
-          out, stop, parent: int) -> None:
-    """Worker process loop: solve, send ``("samples", worker, first counter, inputs, outputs)``, repeat.
-
-    It ends with the training process ``parent``, even one killed with SIGKILL (``exit_with_parent``).
-    """
-    exit_with_parent(parent)
-    counter = start
+def finished(futures: list[Future], timeout: float = 0.5) -> set[Future]:
+    """The futures done within ``timeout`` seconds (waiting for the first), empty if none is."""
     try:
-        while not stop.is_set():
-            x, y = draw_and_solve(problem, subsample, seed, rank, worker, range(counter, counter + per_solve))
-            while not stop.is_set():
-                try:
-                    out.put(("samples", worker, counter, x, y), timeout=0.5)
-                    break
-                except queue.Full:
-                    continue
-            counter += per_solve
-    except BaseException:  # noqa: BLE001 -- the training process reports it
-        out.put(("error", worker, counter, traceback.format_exc(), None))
+        return wait(futures, timeout=timeout, return_when="FIRST_COMPLETED").done
+    except TimeoutError:
+        return set()
 
 
 class SolverStream:
-    """Runs the workers and the buffer; ``get`` hands training one sample at a time."""
+    """Runs the solver tasks and the buffer; ``get`` hands training one sample at a time."""
 
     def __init__(self, problem: Problem, subsample: int, settings: StreamSettings, seed: int, rank: int = 0,
-                 start_counters: list[int] | None = None):
+                 start_counters: list[int] | None = None, solvers: Solvers | None = None):
         self.problem, self.subsample, self.settings = problem, subsample, settings
         self.seed, self.rank = seed, rank
+        self.solvers = solvers or LocalSolvers()
         self.buffer: Buffer = make_buffer(settings.buffer, settings.capacity, settings.watermark, seed=seed + 7919 * rank)
         self.next_counters = list(start_counters or [0] * settings.workers)
         if len(self.next_counters) != settings.workers:
@@ -127,51 +117,69 @@ class SolverStream:
                               f"the config {settings.workers}; resume with the same number")
         self.throughput = Throughput()
         self.error: str | None = None
-        self.processes: list = []
+        self.stop_event = threading.Event()
+        self.cluster = ExitStack()
+        self.client = None
         self.thread: threading.Thread | None = None
 
     def start(self) -> None:
-        context = get_context("spawn")
-        self.stop_event = context.Event()
-        self.queue = context.Queue(maxsize=2 * self.settings.workers)
-        with single_blas_thread():
-            for worker, start in enumerate(self.next_counters):
-                process = context.Process(
-                    target=_work, daemon=True, name=f"pdeop-stream-{self.rank}-{worker}",
-                    args=(self.problem, self.subsample, self.seed, self.rank, worker, start,
-                          self.settings.samples_per_solve, self.queue, self.stop_event,
-                          os.getpid()))
-                process.start()
-                self.processes.append(process)
+        """Connect to the solvers' cluster, submit one task per slot and start moving results into the buffer."""
+        self.cluster.enter_context(quiet_dask())
+        self.client = self.cluster.enter_context(self.solvers.connect(self.settings.workers, in_process=False))
+        link = dashboard_link(self.client)
+        if link and self.rank == 0:
+            print(f"online stream: {workers_alive(self.client)} solver workers, Dask dashboard: {link}", flush=True)
         self.thread = threading.Thread(target=self._drain, daemon=True, name="pdeop-stream-drain")
         self.thread.start()
 
+    def _submit(self, slot: int) -> Future:
+        counters = range(self.next_counters[slot], self.next_counters[slot] + self.settings.samples_per_solve)
+        return self.client.submit(draw_and_solve, self.problem, self.subsample, self.seed, self.rank, slot, counters,
+                                  pure=False)
+
     def _drain(self) -> None:
-        """Move samples from the workers' queue into the buffer; note a worker's error or death."""
-        while not self.stop_event.is_set():
-            try:
-                kind, worker, counter, x, y = self.queue.get(timeout=0.5)
-            except queue.Empty:
-                kind = None
-            # a worker that raised exits with 0 after sending its traceback; any other exit is a death
-            dead = [p for p in self.processes if p.exitcode not in (None, 0)]
-            if dead and not self.stop_event.is_set():
-                self._fail(f"generator worker {dead[0].name} died with exit code {dead[0].exitcode}")
-            if kind is None:
-                continue
-            if kind == "error":
-                self._fail(f"generator worker {worker} failed at sample {counter}:\n{x}")
-                continue
-            for i in range(len(x)):
-                while not self.buffer.put((x[i], y[i]), timeout=0.5):
-                    if self.stop_event.is_set() or self.buffer.closed:
+        """Move each finished task's samples into the buffer (waiting while it is full), then submit the slot's
+        next task; a task's error, its workers' deaths or a lost scheduler end the stream with a message."""
+        pending: dict[Future, int] = {}
+        try:
+            pending = {self._submit(slot): slot for slot in range(self.settings.workers)}
+            while pending and not self.stop_event.is_set():
+                for future in finished(list(pending)):
+                    slot = pending.pop(future)
+                    samples = self._result(future, slot)
+                    if samples is None or not self._put(*samples):
                         return
-            self.next_counters[worker] = counter + len(x)
+                    self.next_counters[slot] += len(samples[0])
+                    pending[self._submit(slot)] = slot
+        except Exception as exc:  # noqa: BLE001 -- training reports it as GeneratorError
+            self._fail(f"the online stream lost its Dask cluster: {type(exc).__name__}: {exc}")
+        finally:
+            if pending and self.client is not None and self.client.status == "running":
+                self.client.cancel(list(pending))
+
+    def _result(self, future: Future, slot: int) -> tuple[np.ndarray, np.ndarray] | None:
+        """A task's samples, or None once its failure has ended the stream."""
+        try:
+            return future.result()
+        except KilledWorker as exc:
+            self._fail(f"generator workers died on every try of slot {slot}'s solve ({exc}); give them more "
+                       f"memory or fewer workers a machine")
+        except Exception as exc:  # noqa: BLE001 -- the solver's own error, with its traceback
+            self._fail(f"generator worker {slot} failed at sample {self.next_counters[slot]}:\n"
+                       f"{''.join(traceback.format_exception(exc))}")
+        return None
+
+    def _put(self, inputs: np.ndarray, outputs: np.ndarray) -> bool:
+        """Offer the samples one by one, waiting while the buffer is full; False once the stream is stopping."""
+        for x, y in zip(inputs, outputs):
+            while not self.buffer.put((x, y), timeout=0.5):
+                if self.stop_event.is_set() or self.buffer.closed:
+                    return False
+        return True
 
     def _fail(self, message: str) -> None:
         self.error = self.error or message
         self.buffer.close()
-
     def get(self) -> tuple[np.ndarray, np.ndarray]:
         """The next training sample; raises ``GeneratorError`` rather than waiting forever."""
         waited = 0.0
@@ -198,22 +206,18 @@ class SolverStream:
             "stream/buffer_fill": len(buffer) / buffer.capacity,
             "stream/uses_per_sample": buffer.served / max(buffer.distinct_served, 1),
             "stream/generated_total": float(buffer.arrived),
+            "stream/solver_workers": float(workers_alive(self.client)) if self.client is not None else 0.0,
         }
 
     def stop(self) -> None:
-        if not self.processes:
-            return
+        """Stop submitting, wake the drain thread and close the connection (and a cluster started for the stream)."""
         self.stop_event.set()
         self.buffer.close()
-        for process in self.processes:
-            process.join(timeout=2.0)
-            if process.is_alive():
-                process.terminate()
-                process.join()
         if self.thread is not None:
-            self.thread.join(timeout=2.0)
-        self.queue.cancel_join_thread()
-        self.processes = []
+            self.thread.join(timeout=5.0)
+            self.thread = None
+        self.cluster.close()
+        self.client = None
 
     def wait_for_watermark(self) -> None:
         """Block until training may start (the watermark), failing fast if the generator breaks."""
