@@ -47,6 +47,7 @@ def run_model(entry: str, epochs: int, overrides: list[str], run_dir: Path) -> d
         rows = list(csv.DictReader(f))
     epoch_seconds = [float(r["time/epoch_s"]) for r in rows if r.get("time/epoch_s")]
     generated = [float(r["stream/generated_total"]) for r in rows if r.get("stream/generated_total")]
+    uses = [float(r["stream/uses_per_sample"]) for r in rows if r.get("stream/uses_per_sample")]
     tests = json.loads((run_dir / "test_metrics.json").read_text())
     state = torch.load(run_dir / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)["state_dict"]
     return {
@@ -56,6 +57,7 @@ def run_model(entry: str, epochs: int, overrides: list[str], run_dir: Path) -> d
         "peak_rss_mib": usage.ru_maxrss / 1024,
         "wall_s": wall,
         "training_samples": int(generated[-1]) if generated else None,
+        "uses_per_sample": uses[-1] if uses else None,
         "test_rel_l2": {k.removeprefix("test/rel_l2_"): v for k, v in tests.items() if k.startswith("test/")},
     }
 
@@ -63,11 +65,12 @@ def run_model(entry: str, epochs: int, overrides: list[str], run_dir: Path) -> d
 def table(rows: list[dict]) -> str:
     resolutions = list(rows[0]["test_rel_l2"])
     online = any(r["training_samples"] for r in rows)
-    head = ["model", "parameters", "s/epoch", "peak RSS (MiB)", *(["streamed samples"] if online else []),
+    head = ["model", "parameters", "s/epoch", "peak RSS (MiB)", *(["streamed samples", "uses per sample"] if online else []),
             *[f"test rel. L2 @ {r}" for r in resolutions]]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in rows:
-        streamed = [f"{r['training_samples']:,}" if r["training_samples"] else "stored set"] if online else []
+        streamed = ([f"{r['training_samples']:,}", f"{r['uses_per_sample']:.2f}"] if r["training_samples"]
+                    else ["stored set", ""]) if online else []
         cells = [r["model"], f"{r['parameters']:,}", f"{r['seconds_per_epoch']:.2f}", f"{r['peak_rss_mib']:.0f}", *streamed,
                  *[f"{r['test_rel_l2'][res]:.4f}" for res in resolutions]]
         lines.append("| " + " | ".join(cells) + " |")
