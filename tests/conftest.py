@@ -10,8 +10,15 @@ import sys
 import time
 from pathlib import Path
 
-import pytest
-import torch
+# One torch and BLAS thread in the tests and in every process they start (a user's setting wins): on a busy
+# 2-core machine, two OpenMP threads a process spun against the other processes' and slowed some tests 100x.
+for _name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_name, "1")
+
+import pytest  # noqa: E402 -- after the thread settings, which BLAS reads when it loads
+import torch  # noqa: E402
+
+torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
 
 ROOT = Path(__file__).resolve().parents[1]
 
