@@ -106,7 +106,7 @@ start_munge() {
 write_conf() {
     local host cpus mem_mb
     host=$(hostname -s)
-    cpus=$(nproc)
+    cpus=$(nproc --all) # --all: not OMP_NUM_THREADS, which a Dask LocalCluster leaves set in its process
     # RealMemory must not exceed what slurmd detects, or the node drains: keep a margin.
     mem_mb=$(awk '/^MemTotal:/ {m = int($2 / 1024); print (m > 2048 ? m - 1024 : int(m * 0.9))}' /proc/meminfo)
     cat >"$CONF" <<EOF
