@@ -1,10 +1,10 @@
 """Generation's solvers as SLURM jobs (``solvers=slurm``, dask-jobqueue) on a real one-node cluster
 (slurm/local-cluster.sh, the ``slurm_env`` fixture of conftest.py): the Dask workers run as SLURM jobs and the
-file is the one ``solvers=local`` writes, bit for bit; an ``scancel`` of a worker job mid-generation changes
-nothing in the file and a job is submitted in its place; SLURM refusing the jobs, or jobs that fail before their
-workers start, are one ``pdeop error:`` line each.
+file is the one ``solvers=local`` writes, bit for bit; an ``scancel`` of a worker job mid-generation (one of two
+1-core jobs, or the only, 2-core, job) changes nothing in the file and a job is submitted in its place; SLURM
+refusing the jobs, or jobs that fail before their workers start, are one ``pdeop error:`` line each.
 
-Every job here asks for 1 core and 1 GB: two jobs fill the 2-core machine CI runs on.
+The jobs ask for 2 cores in all: they fill the 2-core machine CI runs on.
 """
 
 from __future__ import annotations
@@ -113,15 +113,20 @@ def samples_reported(client: Client) -> float:
                for topic, events in client.get_events().items() if str(topic).startswith("pdeop-progress-"))
 
 
-def test_a_cancelled_worker_job_is_survived_and_replaced(slurm_env, tmp_path, monkeypatch, caplog):
+# Two 1-core jobs: the other job's worker solves on. One 2-core job (two worker processes): no worker is left until
+# the replacement starts; a job whose workers do not share its name is the case dask-jobqueue's adapt never refills.
+@pytest.mark.parametrize(("jobs", "cores", "memory"), [(2, 1, "1GB"), (1, 2, "2GB")],
+                         ids=["two_1-core_jobs", "one_2-core_job"])
+def test_a_cancelled_worker_job_is_survived_and_replaced(slurm_env, tmp_path, monkeypatch, caplog, jobs, cores,
+                                                         memory):
     for key, value in with_this_tree(slurm_env, ROOT / "tests").items():  # tests/: SlowDarcy's module
         monkeypatch.setenv(key, value)
-    # 64 samples at 0.25 s each on 2 single-core jobs: 8 s or more of solving, so the cancel lands mid-way
+    # 64 samples at 0.25 s each on 2 workers: 8 s or more of solving, so the cancel lands mid-way
     spec = DatasetSpec(SlowDarcy(resolution=33, seconds=0.25), 48, 8, 8, subsample=2, test_subsamples=(1,), seed=2)
     expected = file_sha256(generate(DatasetSpec(Darcy(resolution=33), 48, 8, 8, subsample=2, test_subsamples=(1,),
                                                 seed=2), tmp_path / "in_process", progress=False))
     name, logs = unique_job_name(), tmp_path / "jobs"
-    solvers = SlurmSolvers(jobs=2, cores=1, memory="1GB", walltime="00:20:00", timeout_s=300, job_name=name,
+    solvers = SlurmSolvers(jobs=jobs, cores=cores, memory=memory, walltime="00:20:00", timeout_s=300, job_name=name,
                            log_directory=str(logs))
     result: dict[str, Path | BaseException] = {}
 
@@ -149,8 +154,8 @@ def test_a_cancelled_worker_job_is_survived_and_replaced(slurm_env, tmp_path, mo
         thread.join(timeout=600)
     assert not thread.is_alive() and "error" not in result, result.get("error")
     assert done_at_cancel < 64
-    jobs = jobs_named(slurm_env, name)
-    assert jobs[job] == "CANCELLED" and len(jobs) == 3, jobs  # the two first, and one in the cancelled one's place
+    submitted = jobs_named(slurm_env, name)
+    assert submitted[job] == "CANCELLED" and len(submitted) == jobs + 1, submitted  # one in the cancelled one's place
     assert any(f"SLURM job {job} lost its workers" in record.getMessage() for record in caplog.records)
     assert file_sha256(result["path"]) == expected
 
