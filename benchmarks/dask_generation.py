@@ -1,11 +1,18 @@
-"""Generation throughput against solver workers: Dask (a LocalCluster) against the multiprocessing pool it replaced.
+"""Generation throughput against solver workers: Dask (a LocalCluster) against the multiprocessing pool it replaced,
+and Dask workers in SLURM jobs.
 
-    python benchmarks/dask_generation.py [--resolution 65] [--samples 256] [--workers 1 2]
+    python benchmarks/dask_generation.py [--resolution 65] [--samples 256] [--workers 1 2] [--slurm]
 
 For each worker count, in this one run and on warm workers (process start-up not counted): the same chunks
 (``chunk_size``) solved by a spawned pool's ``imap`` and by Dask's ``Client.map``, and ``generate`` on the
 LocalCluster (``solvers=address``: drawing the inputs, the solves, progress events and the HDF5 writes).
 Printed: samples/s of each, and Dask's overhead per chunk, (Dask's seconds - the pool's) / chunks.
+
+``--slurm`` adds the same through as many 1-core SLURM jobs (dask-jobqueue; SLURM_CONF must name a running cluster,
+e.g. slurm/local-cluster.sh's, and the jobs must import this pdeop: sbatch exports this environment, PYTHONPATH
+included): ``Client.map`` and ``generate`` on the warm job workers, the overhead per chunk against the LocalCluster's
+``Client.map``, and the whole ``generate`` with ``solvers=slurm`` as a user runs it (job submission, start-up and
+cancellation included), in seconds.
 """
 
 from __future__ import annotations
@@ -15,6 +22,7 @@ import multiprocessing
 import tempfile
 import time
 from functools import partial
+from pathlib import Path
 
 import dask
 import numpy as np
@@ -22,7 +30,7 @@ from distributed import Client, LocalCluster
 
 from pdeop.data.blas import single_blas_thread
 from pdeop.data.generation import DatasetSpec, chunk_size, generate, solve_with
-from pdeop.data.solvers import AddressSolvers
+from pdeop.data.solvers import AddressSolvers, SlurmSolvers, slurm_cluster_class
 from pdeop.problems import Darcy
 
 
@@ -51,11 +59,19 @@ def pool_seconds(spec: DatasetSpec, workers: int) -> float:
 
 def dask_seconds(spec: DatasetSpec, workers: int) -> tuple[float, float]:
     """Seconds of the chunks solved by ``Client.map`` and of ``generate``, on one warm LocalCluster."""
-    chunks = chunks_of(spec)
     with single_blas_thread():
         cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None)
-    with cluster, Client(cluster) as client, tempfile.TemporaryDirectory() as data_dir, \
+    with cluster:
+        return warm_cluster_seconds(spec, cluster, workers)
+
+
+def warm_cluster_seconds(spec: DatasetSpec, cluster, workers: int) -> tuple[float, float]:
+    """Seconds of the chunks solved by ``Client.map`` and of ``generate`` (by address) on ``cluster``'s workers,
+    once they have all joined and solved a chunk each."""
+    chunks = chunks_of(spec)
+    with Client(cluster) as client, tempfile.TemporaryDirectory() as data_dir, \
             dask.config.set({"distributed.admin.large-graph-warning-threshold": "1 TiB"}):  # as generate does
+        client.wait_for_workers(workers, timeout=600)
         solve = partial(solve_with, spec.problem, None)
         client.gather(client.map(solve, chunks[:workers], pure=False))
         start = time.perf_counter()
@@ -66,23 +82,50 @@ def dask_seconds(spec: DatasetSpec, workers: int) -> tuple[float, float]:
         return solved, time.perf_counter() - start
 
 
+SLURM_JOB = {"cores": 1, "memory": "1GB", "walltime": "00:30:00", "job_name": "pdeop-benchmark"}
+
+
+def slurm_seconds(spec: DatasetSpec, jobs: int) -> tuple[float, float, float]:
+    """Seconds of ``Client.map`` and ``generate`` on the warm workers of ``jobs`` 1-core SLURM jobs, and of the
+    whole ``generate`` with ``SlurmSolvers`` (submission, queueing, worker start-up, cancellation)."""
+    with tempfile.TemporaryDirectory(prefix="solver-jobs-", dir=Path.cwd()) as logs:  # where compute nodes see it
+        cluster = slurm_cluster_class()(processes=1, log_directory=logs, scheduler_options={"dashboard_address": ":0"},
+                                        **SLURM_JOB)
+        with cluster:
+            cluster.scale(jobs=jobs)
+            solved, generated = warm_cluster_seconds(spec, cluster, jobs)
+        with tempfile.TemporaryDirectory() as data_dir:
+            start = time.perf_counter()
+            generate(spec, data_dir, progress=False,
+                     solvers=SlurmSolvers(jobs=jobs, timeout_s=600, log_directory=logs, **SLURM_JOB))
+            return solved, generated, time.perf_counter() - start
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--resolution", type=int, default=65)
     parser.add_argument("--samples", type=int, default=256, help="training samples (val and test: an eighth each)")
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
+    parser.add_argument("--slurm", action="store_true", help="also through 1-core SLURM jobs (SLURM_CONF's cluster)")
     args = parser.parse_args()
     spec = DatasetSpec(Darcy(resolution=args.resolution), args.samples, args.samples // 8, args.samples // 8,
                        subsample=1, seed=0)
     total = sum(spec.split_sizes().values())
     n_chunks = len(chunks_of(spec))
     print(f"Darcy {args.resolution}x{args.resolution} (direct solver), {total} samples in {n_chunks} chunks")
-    print(f"{'workers':>7} {'pool':>9} {'dask map':>9} {'generate':>9}  samples/s; dask overhead ms/chunk")
+    slurm_header = "  | slurm map, generate samples/s; overhead ms/chunk; cold generate s" if args.slurm else ""
+    print(f"{'workers':>7} {'pool':>9} {'dask map':>9} {'generate':>9}  samples/s; dask overhead ms/chunk"
+          f"{slurm_header}")
     for workers in args.workers:
         pool = pool_seconds(spec, workers)
         mapped, generated = dask_seconds(spec, workers)
-        print(f"{workers:>7} {total / pool:>9.1f} {total / mapped:>9.1f} {total / generated:>9.1f}  "
-              f"{1e3 * (mapped - pool) / n_chunks:.1f}")
+        row = (f"{workers:>7} {total / pool:>9.1f} {total / mapped:>9.1f} {total / generated:>9.1f}  "
+               f"{1e3 * (mapped - pool) / n_chunks:>9.1f}")
+        if args.slurm:
+            slurm_mapped, slurm_generated, cold = slurm_seconds(spec, workers)
+            row += (f"  | {total / slurm_mapped:>9.1f} {total / slurm_generated:>9.1f} "
+                    f"{1e3 * (slurm_mapped - mapped) / n_chunks:>9.1f} {cold:>9.1f}")
+        print(row, flush=True)
 
 if __name__ == "__main__":
     main()

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import functools
 import os
+import re
+import shutil
 import statistics
 import subprocess
 import sys
@@ -119,3 +121,31 @@ def trained(tmp_path_factory, data_dir) -> Path:
     run = tmp_path_factory.mktemp("trained")
     run_entry(["train.py"], [*TINY_DATA, *TINY_FNO, "trainer.max_epochs=2"], run, data_dir)
     return run
+
+
+SLURM_CLUSTER = ROOT / "slurm" / "local-cluster.sh"
+
+
+@pytest.fixture(scope="session")
+def slurm_env(tmp_path_factory):
+    """A real one-node SLURM cluster (slurm/local-cluster.sh), started once for the session's SLURM tests and
+    stopped after them: the environment that points SLURM's commands at it. Skips, saying why, where it cannot run."""
+    if os.geteuid() != 0:
+        pytest.skip("a local SLURM cluster needs root (apt-get, munged, slurmd)")
+    if shutil.which("slurmctld") is None and shutil.which("apt-get") is None:
+        pytest.skip("SLURM is not installed and apt-get is not available to install it")
+    state = tmp_path_factory.mktemp("slurm")
+    started = subprocess.run([str(SLURM_CLUSTER), "start", str(state)], capture_output=True, text=True, timeout=900)
+    if started.returncode != 0:
+        pytest.skip(f"the local SLURM cluster did not start:\n{started.stderr[-2000:]}")
+    env = {**os.environ, "SLURM_CONF": str(state / "slurm.conf"), "WANDB_SILENT": "true",
+           "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}", "PDEOP_PYTHON": sys.executable}
+    yield env
+    subprocess.run([str(SLURM_CLUSTER), "stop", str(state)], capture_output=True, timeout=120)
+
+
+def slurm_job_state(env, job_id: str) -> str:
+    """A job's state as scontrol shows it (ended jobs for MinJobAge, 5 minutes), or GONE."""
+    out = subprocess.run(["scontrol", "show", "job", job_id], env=env, capture_output=True, text=True).stdout
+    match = re.search(r"JobState=(\w+)", out)
+    return match.group(1) if match else "GONE"

@@ -1,46 +1,18 @@
-"""SLURM launching against a real one-node cluster (slurm/local-cluster.sh): a Hydra sweep through
-the submitit launcher, and a job requeued mid-run that resumes from its checkpoint."""
+"""SLURM launching against a real one-node cluster (slurm/local-cluster.sh, the ``slurm_env`` fixture of
+conftest.py): a Hydra sweep through the submitit launcher, and a job requeued mid-run that resumes from its
+checkpoint."""
 
 import json
-import os
 import re
-import shutil
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
 import torch
-from conftest import ROOT, SMALL_EXPERIMENT, TINY_DATA, TINY_FNO, run_command
+from conftest import SMALL_EXPERIMENT, TINY_DATA, TINY_FNO, run_command, slurm_job_state
 
 pytestmark = pytest.mark.slow
-
-CLUSTER = ROOT / "slurm" / "local-cluster.sh"
-
-
-@pytest.fixture(scope="module")
-def slurm_env(tmp_path_factory):
-    """Start the local cluster (stopped again after the module's tests); skip where it cannot run."""
-    if os.geteuid() != 0:
-        pytest.skip("a local SLURM cluster needs root (apt-get, munged, slurmd)")
-    if shutil.which("slurmctld") is None and shutil.which("apt-get") is None:
-        pytest.skip("SLURM is not installed and apt-get is not available to install it")
-    state = tmp_path_factory.mktemp("slurm")
-    started = subprocess.run([str(CLUSTER), "start", str(state)], capture_output=True, text=True, timeout=900)
-    if started.returncode != 0:
-        pytest.skip(f"the local SLURM cluster did not start:\n{started.stderr[-2000:]}")
-    env = {**os.environ, "SLURM_CONF": str(state / "slurm.conf"), "WANDB_SILENT": "true",
-           "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}", "PDEOP_PYTHON": sys.executable}
-    yield env
-    subprocess.run([str(CLUSTER), "stop", str(state)], capture_output=True, timeout=120)
-
-
-def job_state(env, job_id: str) -> str:
-    out = subprocess.run(["scontrol", "show", "job", job_id], env=env, capture_output=True, text=True).stdout
-    match = re.search(r"JobState=(\w+)", out)
-    return match.group(1) if match else "GONE"
-
 
 def test_a_two_point_sweep_runs_as_two_slurm_jobs(slurm_env, tmp_path, data_dir):
     env = {**slurm_env, "PDEOP_DATA_DIR": str(data_dir)}
@@ -72,16 +44,16 @@ def test_a_requeued_job_resumes_from_its_last_checkpoint(slurm_env, tmp_path, da
     run = tmp_path / f"requeue-{job_id}"
     deadline = time.monotonic() + 600
     while not (run / "checkpoints" / "last.ckpt").exists():  # some epochs done and checkpointed
-        assert time.monotonic() < deadline and job_state(env, job_id) in ("PENDING", "RUNNING"), log.read_text()
+        assert time.monotonic() < deadline and slurm_job_state(env, job_id) in ("PENDING", "RUNNING"), log.read_text()
         time.sleep(0.5)
     interrupted_at = torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)["epoch"]
     assert interrupted_at < epochs - 1, "the job finished before it could be requeued; make it longer"
     subprocess.run(["scontrol", "requeue", job_id], env=env, check=True, timeout=60)
-    while job_state(env, job_id) not in ("COMPLETED", "FAILED", "CANCELLED", "GONE"):
+    while slurm_job_state(env, job_id) not in ("COMPLETED", "FAILED", "CANCELLED", "GONE"):
         assert time.monotonic() < deadline, log.read_text()
         time.sleep(1)
     output = log.read_text()
-    assert job_state(env, job_id) in ("COMPLETED", "GONE"), output[-3000:]
+    assert slurm_job_state(env, job_id) in ("COMPLETED", "GONE"), output[-3000:]
     assert "restart 1" in output
     assert re.search(r"resuming from .*last\.ckpt \(auto_resume\)", output), output[-3000:]
     assert torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)["epoch"] == epochs - 1
