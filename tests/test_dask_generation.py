@@ -24,7 +24,7 @@ from distributed import Client, LocalCluster
 from pdeop.data import generation
 from pdeop.data.generation import DatasetSpec, generate
 from pdeop.data.shards import ChunkShards
-from pdeop.data.solvers import AddressSolvers, LocalSolvers
+from pdeop.data.solvers import AddressSolvers, LocalSolvers, SolverClusterError
 from pdeop.data.store import file_sha256
 from pdeop.linalg import LinearSolver
 from pdeop.problems import Darcy
@@ -150,6 +150,32 @@ def test_a_killed_generation_run_again_solves_only_the_chunks_it_had_not_kept(tm
     path = generate(spec, tmp_path, progress=False)
     assert 3 <= kept < 24 and len(solved) == 24 - kept  # 8 chunks a split; only those not kept were solved
     assert file_sha256(path) == reference and not shards.folder.exists()
+
+
+def test_a_cluster_left_without_workers_is_one_error_and_keeps_the_solved_chunks(tmp_path):
+    spec = DatasetSpec(SlowDarcy(resolution=33, seconds=0.2), 48, 8, 8, subsample=2, seed=1)
+    with local_cluster(1) as cluster, Client(cluster) as client:
+        result: dict[str, Path | BaseException] = {}
+
+        def run() -> None:
+            try:
+                result["path"] = generate(spec, tmp_path, progress=False,
+                                          solvers=AddressSolvers(cluster.scheduler_address, timeout_s=3))
+            except BaseException as exc:  # noqa: BLE001 -- checked below, in the test's thread
+                result["error"] = exc
+
+        thread = threading.Thread(target=run)
+        thread.start()
+        shards = ChunkShards(spec.path(tmp_path))
+        deadline = time.monotonic() + 120
+        while shards.count() < 1 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        busy_worker(client, thread)
+        cluster.scale(0)  # the only worker retired, none to replace it
+        thread.join(timeout=60)
+    assert not thread.is_alive() and isinstance(result.get("error"), SolverClusterError), result
+    assert "no solver worker for 3 s (solvers.timeout_s)" in str(result["error"])
+    assert shards.count() >= 1 and not spec.path(tmp_path).exists()
 
 
 def busy_worker(client: Client, generating: threading.Thread, timeout: float = 60) -> str:

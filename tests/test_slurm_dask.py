@@ -9,6 +9,7 @@ The jobs ask for 2 cores in all: they fill the 2-core machine CI runs on.
 
 from __future__ import annotations
 
+import csv
 import logging
 import os
 import re
@@ -21,7 +22,7 @@ from pathlib import Path
 
 import dask
 import pytest
-from conftest import ROOT, TINY_DATA, run_command
+from conftest import ROOT, TINY_DATA, TINY_FNO, run_command
 from distributed import Client
 from test_dask_generation import SlowDarcy, busy_worker, fixed_creation_time  # noqa: F401 -- an autouse fixture
 
@@ -180,3 +181,20 @@ def test_jobs_that_fail_before_their_workers_start_are_one_line(slurm_env, tmp_p
     assert len(lines) == 1 and "ended before a Dask worker joined" in lines[0], lines
     assert str(tmp_path / "run" / "solver-jobs") in lines[0]  # where to look
     assert set(jobs_named(slurm_env, name).values()) == {"FAILED"}
+
+
+def test_online_training_streams_from_slurm_jobs(slurm_env, tmp_path):
+    name = unique_job_name()
+    stream = ["data.online=true", "data.stream.watermark=8", "data.stream.capacity=16", "data.stream.steps_per_epoch=4",
+              "data.stream.normaliser_samples=8", "data.stream.workers=2", "data.stream.stall_timeout_s=300"]
+    cmd = [sys.executable, "train.py", f"hydra.run.dir={tmp_path / 'run'}", "trainer.enable_progress_bar=false",
+           *TINY_DATA, *TINY_FNO, *stream, "trainer.max_epochs=2", "test_after_fit=false", *SMALL_JOBS,
+           f"solvers.job_name={name}"]
+    result = run_command(cmd, 900, env={**with_this_tree(slurm_env), "PDEOP_DATA_DIR": str(tmp_path / "data")})
+    assert result.returncode == 0, result.stderr[-3000:]
+    jobs = jobs_named(slurm_env, name)  # two jobs for the validation and test file, two for the stream
+    assert len(jobs) == 4 and set(jobs.values()) <= {"CANCELLED", "COMPLETED"}, jobs
+    with open(tmp_path / "run" / "csv" / "metrics.csv") as f:
+        rows = [row for row in csv.DictReader(f) if row.get("stream/solver_workers")]
+    assert rows and {float(row["stream/solver_workers"]) for row in rows} == {2.0}
+    assert float(rows[-1]["stream/generated_total"]) >= 2 * 4 * 8  # every sample of 2 epochs of 4 batches of 8

@@ -24,6 +24,7 @@ import inspect
 import json
 import math
 import threading
+import time
 import uuid
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -314,7 +315,7 @@ def solve_into(path: Path, spec: DatasetSpec, workers: int, progress: bool, solv
                 link = dashboard_link(client)
                 if link and progress:
                     bar.write(f"Dask dashboard: {link}")
-                poll = partial(show_cluster, client, tracker)
+                poll = partial(show_cluster, client, tracker, WorkerWatch(getattr(solvers, "timeout_s", 600.0)))
                 solve = partial(solve_on_worker, problem, topic)
                 write_splits(spec, writer, tracker, lambda chunks: cluster_results(client, solve, chunks, poll),
                              shards)
@@ -344,10 +345,32 @@ def progress_events(client: Client) -> Iterator[tuple[str, ReportedSamples]]:
         client.unsubscribe_topic(topic)
 
 
-def show_cluster(client: Client, tracker: SampleProgress) -> None:
-    """Move the bar to what the workers reported and show how many are alive."""
+class WorkerWatch:
+    """Ends a generation left without a single worker for ``limit_s`` seconds (every job lost and none started
+    in its place, a scheduler whose workers went away): one line, and the chunks solved so far stay kept."""
+
+    def __init__(self, limit_s: float):
+        self.limit_s = limit_s
+        self.alone_since: float | None = None
+
+    def saw(self, workers: int) -> None:
+        if workers:
+            self.alone_since = None
+            return
+        now = time.monotonic()
+        self.alone_since = self.alone_since or now
+        if now - self.alone_since > self.limit_s:
+            raise SolverClusterError(f"no solver worker for {self.limit_s:g} s (solvers.timeout_s): the cluster lost "
+                                     f"them all and none came back; the chunks solved so far are kept, and the same "
+                                     f"command solves only the rest")
+
+
+def show_cluster(client: Client, tracker: SampleProgress, watch: WorkerWatch) -> None:
+    """Move the bar to what the workers reported and show how many are alive (none for too long ends it)."""
     tracker.poll()
-    tracker.bar.set_postfix(workers=workers_alive(client), refresh=False)
+    workers = workers_alive(client)
+    tracker.bar.set_postfix(workers=workers, refresh=False)
+    watch.saw(workers)
 
 
 def write_splits(spec: DatasetSpec, writer: DatasetWriter, tracker: SampleProgress,
