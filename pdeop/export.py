@@ -9,8 +9,8 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig
 
-from pdeop.data.store import atomic_path
 from pdeop.errors import report_user_errors
+from pdeop.io import atomic_path
 from pdeop.pretrained.bundle import FILES, MANIFEST, write_bundle
 from pdeop.pretrained.card import model_card
 from pdeop.pretrained.checkpoint import load_checkpoint

@@ -1,17 +1,24 @@
-"""File-system checks shared by every entry point: a place pdeop must write to is writable, or one clear error."""
+"""File helpers every layer shares (atomic writes, hashes, the umask), and the entry points' file-system
+checks: a place pdeop must write to is writable, or one clear error."""
 
 from __future__ import annotations
 
 import errno
+import hashlib
 import os
 import sys
 import tempfile
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
 from pdeop.errors import PdeopError
+
+UMASK = os.umask(0o022)  # read once (os.umask only reports it by setting it), then restored
+os.umask(UMASK)
 
 
 class UnwritablePathError(PdeopError):
@@ -78,3 +85,32 @@ def free_bytes(path: str | Path) -> int:
         path = path.parent
     stats = os.statvfs(path)
     return stats.f_bavail * stats.f_frsize
+
+
+@contextmanager
+def atomic_path(path: Path) -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; rename it onto ``path`` only if the block succeeds."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    tmp = Path(tmp_name)
+    tmp.chmod(0o666 & ~UMASK)  # mkstemp's 0600 would hide shared datasets from a cluster group
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def file_sha256(path: str | Path) -> str:
+    """Hex SHA-256 of a file's bytes, read in 1 MiB blocks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def is_disk_full(exc: BaseException) -> bool:
+    """Whether ``exc`` (an OSError, or h5py's RuntimeError carrying the system's message) reports a full disk."""
+    return getattr(exc, "errno", None) == errno.ENOSPC or os.strerror(errno.ENOSPC) in str(exc)

@@ -25,7 +25,7 @@ from pdeop.data import generation
 from pdeop.data.generation import DatasetSpec, generate
 from pdeop.data.shards import ChunkShards
 from pdeop.data.solvers import AddressSolvers, LocalSolvers, SolverClusterError
-from pdeop.data.store import file_sha256
+from pdeop.io import file_sha256
 from pdeop.linalg import LinearSolver
 from pdeop.problems import Darcy
 

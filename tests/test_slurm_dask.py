@@ -28,7 +28,7 @@ from test_dask_generation import SlowDarcy, busy_worker, fixed_creation_time  # 
 
 from pdeop.data.generation import DatasetSpec, generate
 from pdeop.data.solvers import SlurmSolvers
-from pdeop.data.store import file_sha256
+from pdeop.io import file_sha256
 from pdeop.problems import Darcy
 
 pytestmark = pytest.mark.slow

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pdeop.data.store import UMASK
+from pdeop.io import UMASK
 
 
 class ChunkShards:

@@ -15,26 +15,19 @@ complete, so an interrupted write never leaves a file that looks finished.
 
 from __future__ import annotations
 
-import errno
 import fcntl
 import glob
-import hashlib
 import json
 import os
 import tempfile
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
 
 import h5py
 import numpy as np
 
 from pdeop.errors import DataFileError
-from pdeop.io import UnwritablePathError
-
-UMASK = os.umask(0o022)  # read once (os.umask only reports it by setting it), then restored
-os.umask(UMASK)
+from pdeop.io import UMASK, UnwritablePathError, is_disk_full
 
 FORMAT_VERSION = 1
 SPLITS = ("train", "val", "test")
@@ -91,35 +84,6 @@ class DatasetAttrs:
             input_names=names("input_names"),
             output_names=names("output_names"),
         )
-
-
-@contextmanager
-def atomic_path(path: Path) -> Iterator[Path]:
-    """Yield a temporary path beside ``path``; rename it onto ``path`` only if the block succeeds."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    tmp = Path(tmp_name)
-    tmp.chmod(0o666 & ~UMASK)  # mkstemp's 0600 would hide shared datasets from a cluster group
-    try:
-        yield tmp
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
-def file_sha256(path: str | Path) -> str:
-    """Hex SHA-256 of a file's bytes, read in 1 MiB blocks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def is_disk_full(exc: BaseException) -> bool:
-    """Whether ``exc`` (an OSError, or h5py's RuntimeError carrying the system's message) reports a full disk."""
-    return getattr(exc, "errno", None) == errno.ENOSPC or os.strerror(errno.ENOSPC) in str(exc)
 
 
 def lock_new_temp(path: Path) -> tuple[Path, int]:

@@ -17,7 +17,8 @@ import numpy as np
 import torch
 
 import pdeop
-from pdeop.data.store import FieldSet, atomic_path
+from pdeop.data.store import FieldSet
+from pdeop.io import atomic_path
 from pdeop.training.operator_module import OperatorModule
 
 

@@ -11,12 +11,12 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from pdeop.config import check_config
-from pdeop.data.store import FieldSet, atomic_path
+from pdeop.data.store import FieldSet
 from pdeop.errors import ConfigError
 from pdeop.evaluation.metrics import evaluate_fields
 from pdeop.evaluation.plots import plot_error_by_resolution, plot_sample
 from pdeop.evaluation.predict import write_predictions
-from pdeop.io import writable_directory
+from pdeop.io import atomic_path, writable_directory
 from pdeop.pretrained.load import load_source, resolve
 
 

@@ -15,8 +15,8 @@ from omegaconf import OmegaConf
 
 import pdeop
 from pdeop.config import RUN_SPECIFIC, without
-from pdeop.data.store import atomic_path
 from pdeop.errors import ConfigError
+from pdeop.io import atomic_path
 from pdeop.leaderboard.cells import Cell
 from pdeop.provenance import git_commit, hardware
 

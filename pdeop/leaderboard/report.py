@@ -24,7 +24,7 @@ import re
 from collections import defaultdict
 from pathlib import Path
 
-from pdeop.data.store import atomic_path
+from pdeop.io import atomic_path
 from pdeop.leaderboard.cells import Cell
 
 COLUMNS = ("table", "tier", "model", "metric", "measured", "paper", "ratio", "also", "paper_metric", "departs",

@@ -25,7 +25,7 @@ import yaml
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from pdeop.data.store import UMASK, file_sha256
+from pdeop.io import UMASK, file_sha256
 from pdeop.pretrained.build import constructor_config, normaliser_state, trained_module
 from pdeop.pretrained.checkpoint import CheckpointError
 from pdeop.pretrained.trusted import plain_yaml

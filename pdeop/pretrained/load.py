@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from pdeop.data.store import file_sha256
+from pdeop.io import file_sha256
 from pdeop.pretrained.build import trained_module
 from pdeop.pretrained.bundle import read_bundle, verify_bundle
 from pdeop.pretrained.checkpoint import CheckpointError, load_checkpoint

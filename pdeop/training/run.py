@@ -18,10 +18,9 @@ from omegaconf import DictConfig, OmegaConf
 from pdeop.config import check_config, describe, matches
 from pdeop.data.collocation import CollocationDataModule
 from pdeop.data.datamodule import OperatorDataModule
-from pdeop.data.store import atomic_path
 from pdeop.data.tasks import AllToAll, Window
 from pdeop.errors import ConfigError
-from pdeop.io import writable_directory
+from pdeop.io import atomic_path, writable_directory
 from pdeop.provenance import git_commit, hardware
 from pdeop.training.finetune import build_model
 from pdeop.training.loggers import ContinuesHistory
