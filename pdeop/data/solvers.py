@@ -1,4 +1,4 @@
-"""Where generation's solvers run (``conf/solvers/``): this machine, an existing Dask scheduler, or SLURM jobs.
+"""Where generation's solvers run (``pdeop/conf/solvers/``): this machine, an existing Dask scheduler, or SLURM jobs.
 
 Each setting opens a Dask ``distributed.Client`` for the length of one generation, or none where the
 solvers run in the generating process itself (one local worker, as before Dask). The solver workers
