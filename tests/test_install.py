@@ -1,15 +1,21 @@
 """What an installed pdeop offers: the console scripts, configs found in the package, a user's own config
-folder beside them."""
+folder beside them, and one-line refusals of settings whose optional dependency is missing.
+(.ci/wheel_check.sh runs the scripts from a built wheel.)"""
 
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import sys
 import tomllib
 from pathlib import Path
 
+import pytest
 from conftest import ROOT, run_command
 from hydra import compose, initialize_config_module
+
+from pdeop.errors import ConfigError
+from pdeop.training import loggers
 
 MY_MODEL = """\
 # a user's FNO variant, in a folder of their own
@@ -52,3 +58,12 @@ def test_config_dir_on_the_command_line_adds_the_same_folder(tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     assert "hidden_channels: 4" in result.stdout and "n_layers: 2" in result.stdout
 
+
+@pytest.mark.parametrize("logger, extra", [(loggers.TensorBoardHistoryLogger, "tensorboard"),
+                                           (loggers.WandbHistoryLogger, "wandb")])
+def test_a_logger_whose_extra_is_missing_is_one_line(logger, extra, tmp_path, monkeypatch):
+    find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name: None if name in ("tensorboard", "tensorboardX", "wandb") else find_spec(name))
+    with pytest.raises(ConfigError, match=rf"logger={extra} needs the {extra} package: pip install 'pdeop\[{extra}\]'"):
+        logger(save_dir=str(tmp_path))
