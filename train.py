@@ -1,17 +1,7 @@
-"""Train a neural operator: `python train.py model=fno data=darcy [key=value ...]`."""
+"""Train a neural operator from a checkout: `python train.py model=fno data=darcy [key=value ...]`; installed, the
+same entry is `pdeop-train` (pdeop/train.py)."""
 
-import hydra
-from omegaconf import DictConfig
-
-from pdeop.errors import report_user_errors
-from pdeop.training.run import train
-
-
-@hydra.main(version_base="1.3", config_path="conf", config_name="config")
-@report_user_errors
-def main(cfg: DictConfig) -> None:
-    train(cfg)
-
+from pdeop.train import main
 
 if __name__ == "__main__":
     main()

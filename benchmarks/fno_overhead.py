@@ -1,6 +1,6 @@
 """Does the framework cost speed or accuracy? pdeop's training of neuralop's FNO against a plain PyTorch loop.
 
-Both train the same ``neuralop.models.FNO`` (built from conf/model/fno.yaml) on the same stored
+Both train the same ``neuralop.models.FNO`` (built from pdeop/conf/model/fno.yaml) on the same stored
 Darcy data, with the same epochs, batch size, optimiser, schedule, loss, normalisation and
 per-epoch validation, then score the test set with the best-validation weights. The two are
 run alternately ``--repeats`` times in one process (which goes first alternates too), and the
@@ -27,11 +27,10 @@ from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
+from pdeop.conf import CONF
 from pdeop.pretrained.build import model_from_config
 from pdeop.training.operator_module import OperatorModule
 from pdeop.training.run import build_module, build_trainer
-
-CONF = Path(__file__).resolve().parents[1] / "conf"
 
 
 def plain_loop(cfg: DictConfig, datamodule, device: torch.device) -> dict:

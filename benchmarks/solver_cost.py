@@ -2,7 +2,7 @@
 
     python benchmarks/solver_cost.py [--json experiments/benchmarks/solver_cost_cpu1.json]
 
-Each case is the committed data config (composed with Hydra from conf/, as ``train.py`` would), its problem
+Each case is the committed data config (composed with Hydra from pdeop/conf/, as ``train.py`` would), its problem
 instantiated and run the way one Dask solver worker runs it: one process, one thread (BLAS, OpenMP and torch
 set to 1 before numpy and torch are imported), the solver on the CPU.
 - Darcy (``data=darcy_fno``: 421 nodes; ``data=darcy``: 241): one warm-up sample, then ``--darcy-samples``
@@ -55,7 +55,7 @@ GPU_RECORDS = {  # data config -> the committed H100 record of its training thro
 
 
 def committed_problem(overrides: list[str]):
-    with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
+    with initialize_config_dir(config_dir=str(REPO / "pdeop" / "conf"), version_base="1.3"):
         cfg = compose("config", overrides=overrides)
     return instantiate(cfg.data.problem)
 

@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
-from hydra import compose, initialize_config_dir
+from hydra import compose, initialize_config_module
 from hydra.utils import instantiate
 
 sys.path.insert(0, "tests")
@@ -26,7 +26,7 @@ from format_files import write_mat_v5, write_mat_v73  # the tests' writers of FN
 import pdeop.config  # noqa: F401 (registers the subsampled_size resolver)
 
 out = Path(sys.argv[1])
-with initialize_config_dir(str(Path("conf").resolve()), version_base=None):
+with initialize_config_module("pdeop.conf", version_base=None):
     cfg = compose("config", overrides=["data=darcy", "hydra.runtime.output_dir=."], return_hydra_config=False)
 dm = instantiate(cfg.data)
 store = dm.open_store()

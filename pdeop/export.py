@@ -1,4 +1,5 @@
-"""Export a trained run as a bundle: `python -m pdeop.export ckpt=<path> out=<dir> [name=...] [description=...]`."""
+"""Export a trained run as a bundle: `pdeop-export ckpt=<path> out=<dir> [name=...] [description=...]` (or
+`python -m pdeop.export`)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig
 
+from pdeop.conf import CONFIG_PATH
 from pdeop.errors import report_user_errors
 from pdeop.io import atomic_path
 from pdeop.pretrained.bundle import FILES, MANIFEST, write_bundle
@@ -51,9 +53,10 @@ def export(ckpt: str, out: str | Path, name: str | None = None, description: str
     return digest
 
 
-@hydra.main(version_base="1.3", config_path="../conf", config_name="export")
+@hydra.main(version_base="1.3", config_path=CONFIG_PATH, config_name="export")
 @report_user_errors
 def main(cfg: DictConfig) -> None:
+    """Export the model ``cfg.ckpt`` names as the bundle ``cfg.out``."""
     export(cfg.ckpt, cfg.out, cfg.name, cfg.description, cfg.archive, cfg.overwrite)
 
 

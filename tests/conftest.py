@@ -39,7 +39,7 @@ TINY_DATA = [
 # FNO's default modes (a 24 x 12 block) need a 22-node grid; the tiny set's 17-node grid holds these.
 TINY_FNO = ["model.n_modes=[12,12]"]
 
-# An experiment config (conf/experiment/) shrunk to one training step on an 85x85 Darcy set of 8 samples.
+# An experiment config (pdeop/conf/experiment/) shrunk to one training step on an 85x85 Darcy set of 8 samples.
 SMALL_EXPERIMENT = [
     "data.problem.resolution=85", "data.subsample=1", "data.test_subsamples=[]", "data.n_train=4", "data.n_val=2",
     "data.n_test=2", "data.batch_size=2", "data.generate_workers=1", "trainer.max_epochs=1",

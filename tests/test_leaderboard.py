@@ -58,11 +58,12 @@ def test_every_cell_has_both_tiers_and_a_paper_node():
 
 @pytest.mark.slow
 @pytest.mark.parametrize("experiment", EXPERIMENTS)
-def test_experiment_config_trains_one_step(experiment, tmp_path):
+def test_experiment_config_trains_one_step(experiment, tmp_path, monkeypatch):
     table = experiment.split("/")[0]
     small = SMALL[table]
     cell = next(c for tier in TIERS for c in load_cells(table, tier) if c.experiment == experiment)
     if cell.benchmark:  # measured by a script, not trained: it runs and writes the cell's metric
+        monkeypatch.chdir(ROOT)  # the script is a file of the checkout, found from its root
         benchmark(cell, tmp_path / "benchmark.json", small)
         rec = make_benchmark_record(cell, tmp_path / "benchmark.json", wall_s=1.0)
         assert rec["measured"] > 0 and rec["command"].startswith("python benchmarks/")

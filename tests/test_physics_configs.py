@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 import torch
 from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
+from pdeop.conf import CONF
 from pdeop.config import check_config
 from pdeop.training.run import build_physics_module, check_pairing
 
-CONF = Path(__file__).resolve().parents[1] / "conf"
 DATA = ["poisson1d_hf", "poisson1d_multiscale", "allen_cahn1d", "poisson2d_hf", "helmholtz2d", "advection1d",
         "darcy_instance"]
 MODELS = ["pinn", "pinn_rff", "pig", "gp_hm"]

@@ -15,6 +15,7 @@ from conftest import TINY_DATA, TINY_FNO, run_entry
 from hydra.utils import get_object, instantiate
 from neuralop.losses import LpLoss
 
+from pdeop.conf import CONF
 from pdeop.data.generation import subsample_grid
 from pdeop.errors import ConfigError
 from pdeop.pretrained import CheckpointError, RegistryError, load_pretrained, verify_bundle
@@ -183,7 +184,7 @@ def test_a_stored_config_naming_other_code_is_refused(exported, tmp_path):
 
 
 def conf_targets() -> set[tuple[str, str]]:
-    """(node, target) for every `_target_` that conf/ puts under the nodes a stored config is built from."""
+    """(node, target) for every `_target_` that pdeop/conf/ puts under the nodes a stored config is built from."""
     found = set()
 
     def walk(node, top: str) -> None:
@@ -196,10 +197,9 @@ def conf_targets() -> set[tuple[str, str]]:
             for value in node:
                 walk(value, top)
 
-    conf = Path(__file__).parents[1] / "conf"
-    for path in conf.rglob("*.yaml"):
+    for path in CONF.rglob("*.yaml"):
         text = path.read_text()
-        group = path.relative_to(conf).parent.parts
+        group = path.relative_to(CONF).parent.parts
         walk(yaml.safe_load(text) or {}, "" if "@package _global_" in text or not group else group[0])
     return found
 
@@ -216,7 +216,7 @@ def test_every_target_conf_builds_is_on_the_allow_list_and_is_what_it_says():
 
 
 def fno_config(**changes) -> dict:
-    config = yaml.safe_load((Path(__file__).parents[1] / "conf" / "model" / "fno.yaml").read_text())
+    config = yaml.safe_load((CONF / "model" / "fno.yaml").read_text())
     return {**config, "in_channels": 1, "out_channels": 1, "pretrained": None, "freeze": [], **changes}
 
 

@@ -179,7 +179,7 @@ class OperatorDataModule(PairsDataModule):
     solved at start-up. The stream's sample counters travel in checkpoints, so a resumed run
     continues the stream.
 
-    ``solvers`` (set by the entry points from ``conf/solvers/``, not part of the data config) says
+    ``solvers`` (set by the entry points from ``pdeop/conf/solvers/``, not part of the data config) says
     where generation's and the stream's solvers run; ``None`` is this machine.
     """
 

@@ -1,4 +1,4 @@
-"""Where the solvers run (``conf/solvers/``), for generation and the online stream alike: this machine, an
+"""Where the solvers run (``pdeop/conf/solvers/``), for generation and the online stream alike: this machine, an
 existing Dask scheduler, or SLURM jobs.
 
 Each setting opens a Dask ``distributed.Client`` for the length of one generation or one training run,

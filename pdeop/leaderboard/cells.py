@@ -1,4 +1,5 @@
-"""Table cells: the experiment configs under ``conf/experiment/<table>/`` and what their ``leaderboard`` node says.
+"""Table cells: the experiment configs under ``pdeop/conf/experiment/<table>/`` and what their ``leaderboard``
+node says.
 
 A cell is one model on one table at one tier: ``<table>/<cell>.yaml`` is the paper's exact
 setting (``tier: paper``), ``<table>/<cell>_cpu.yaml`` the same recipe scaled to finish in about
@@ -10,21 +11,20 @@ A paper-tier cell that cannot be the paper's exact setting (another task, grid o
 departs (``departs``), so that the report never presents it as the paper's.
 
 A cell whose node has ``benchmark`` (a script and its options, e.g. the SKR solver comparison)
-is measured by that script instead of ``train.py``: it writes a JSON file whose ``metrics``
+is measured by that script instead of training: it writes a JSON file whose ``metrics``
 hold the cell's metric.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
+from pdeop.conf import CONF
 from pdeop.errors import ConfigError
 
-CONF = Path(__file__).resolve().parents[2] / "conf"
 TIERS = ("paper", "cpu")
 
 
@@ -48,6 +48,7 @@ class Cell:
 
     @property
     def command(self) -> str:
+        """How to rerun the cell from a checkout's root (installed, ``pdeop-train`` takes the same overrides)."""
         if self.benchmark:
             return f"python {' '.join(self.benchmark)}"
         return f"python train.py +experiment={self.experiment}"
@@ -69,10 +70,10 @@ def experiments(table: str) -> list[str]:
 
 
 def read_cell(experiment: str) -> Cell:
-    """The cell that ``conf/experiment/<experiment>.yaml``'s leaderboard node describes."""
+    """The cell that ``pdeop/conf/experiment/<experiment>.yaml``'s leaderboard node describes."""
     node = compose_experiment(experiment).get("leaderboard")
     if node is None:
-        raise ConfigError(f"conf/experiment/{experiment}.yaml has no leaderboard node (table, cell, model, "
+        raise ConfigError(f"pdeop/conf/experiment/{experiment}.yaml has no leaderboard node (table, cell, model, "
                           f"tier, metric, paper)")
     paper = OmegaConf.to_container(node.paper)
     return Cell(table=node.table, name=node.cell, tier=node.tier, experiment=experiment,

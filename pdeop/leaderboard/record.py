@@ -80,7 +80,7 @@ def make_benchmark_record(cell: Cell, result: Path, wall_s: float | None = None,
     metrics = json.loads(Path(result).read_text()).get("metrics", {})
     if cell.metric not in metrics:
         raise ConfigError(f"{result}: the benchmark wrote no metric '{cell.metric}' (leaderboard.metric of "
-                          f"conf/experiment/{cell.experiment}.yaml); it wrote {sorted(metrics)}")
+                          f"pdeop/conf/experiment/{cell.experiment}.yaml); it wrote {sorted(metrics)}")
     return {
         **cell_fields(cell), "options": list(options), "measured": metrics[cell.metric], "metrics": metrics,
         "parameters": None, "seconds_per_epoch": None, "wall_s": wall_s,

@@ -1,6 +1,7 @@
 """Train a table's cells and write each cell's record: one after another on this machine, or as one
-Hydra sweep through the SLURM launcher (``hydra/launcher=slurm``), one job per cell. Benchmark cells
-(no training) run their script here."""
+Hydra sweep through the SLURM launcher (``hydra/launcher=slurm``), one job per cell. Cells train through
+``python -m pdeop.train`` (the entry of ``pdeop-train``), each in a process of its own. Benchmark cells (no
+training) run their script, a file of pdeop's repository, from the current folder (a checkout's root)."""
 
 from __future__ import annotations
 
@@ -19,26 +20,28 @@ from pdeop.leaderboard.record import (
     write_record,
 )
 
-ROOT = Path(__file__).resolve().parents[2]
-
 
 def execute(arguments: list[str]) -> None:
-    """``python <arguments>`` from the project root, echoed; a failure stops the leaderboard run."""
-    print(f"[leaderboard] {' '.join(arguments)}", flush=True)
-    if subprocess.run([sys.executable, *arguments], cwd=ROOT).returncode != 0:
-        raise SystemExit(f"[leaderboard] failed: {' '.join(arguments)}")
+    """``python <arguments>`` in this process's folder, echoed; a failure stops the leaderboard run."""
+    command = f"python {' '.join(arguments)}"
+    print(f"[leaderboard] {command}", flush=True)
+    if subprocess.run([sys.executable, *arguments]).returncode != 0:
+        raise SystemExit(f"[leaderboard] failed: {command}")
 
 
 def train(arguments: list[str]) -> None:
-    """``python train.py <arguments>``."""
+    """``python -m pdeop.train <arguments>``: ``pdeop-train`` in a process of its own (its own peak memory)."""
     flags = [word for word in arguments if word.startswith("--")]  # Hydra reads its flags before the overrides
     overrides = [word for word in arguments if not word.startswith("--")]
-    execute(["train.py", *flags, "trainer.enable_progress_bar=false", *overrides])
+    execute(["-m", "pdeop.train", *flags, "trainer.enable_progress_bar=false", *overrides])
 
 
 def benchmark(cell: Cell, result: Path, options: list[str] = ()) -> None:
-    """``python <script> <options> --json <result>`` from the project root (``options``: the script's own,
-    given as ``--name=value``, after the cell's so that they win)."""
+    """``python <script> <options> --json <result>`` (``options``: the script's own, given as ``--name=value``,
+    after the cell's so that they win). The script is a file of pdeop's repository, found from the current folder."""
+    if not Path(cell.benchmark[0]).is_file():
+        raise ConfigError(f"leaderboard table '{cell.table}' is measured by {cell.benchmark[0]}, a script of pdeop's "
+                          f"repository that is not in {Path.cwd()}: run it from the root of a pdeop checkout")
     result.parent.mkdir(parents=True, exist_ok=True)
     execute([*cell.benchmark, *options, "--json", str(result)])
 

@@ -2,7 +2,7 @@
 physics-informed solution models (PINN, PIG, GP-HM) representing one solution u(x).
 
 No model knows about Lightning, files or configs. FNO is neuraloperator's own
-(``neuralop.models.FNO``, configured in ``conf/model/fno.yaml``).
+(``neuralop.models.FNO``, configured in ``pdeop/conf/model/fno.yaml``).
 """
 
 from pdeop.models.gp_hm import GPHM

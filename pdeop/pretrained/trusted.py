@@ -22,7 +22,7 @@ import yaml
 from pdeop.config import FINETUNE_KEYS
 from pdeop.pretrained.checkpoint import CheckpointError
 
-# How configs spell a target -> where that class is defined. Every `_target_` that conf/ puts in these
+# How configs spell a target -> where that class is defined. Every `_target_` that pdeop/conf/ puts in these
 # nodes is listed (tests/faults/test_hostile_files.py checks it): a new model, loss or problem goes here too.
 MODELS = {
     "neuralop.models.FNO": "neuralop.models.fno.FNO",

@@ -16,6 +16,7 @@ fresh start) before anything is logged, and then
 from __future__ import annotations
 
 import csv
+import importlib.util
 import io
 import logging
 import os
@@ -26,9 +27,16 @@ from pytorch_lightning.loggers import CSVLogger, TensorBoardLogger, WandbLogger
 from pytorch_lightning.loggers.csv_logs import ExperimentWriter
 from pytorch_lightning.loggers.logger import rank_zero_experiment
 
+from pdeop.errors import ConfigError
 from pdeop.training.checkpoint_io import temporary_beside
 
 log = logging.getLogger(__name__)
+
+
+def require_extra(extra: str, *modules: str) -> None:
+    """Refuse ``logger=<extra>`` in one line when none of ``modules`` is installed (an optional dependency)."""
+    if not any(importlib.util.find_spec(module) for module in modules):
+        raise ConfigError(f"logger={extra} needs the {modules[0]} package: pip install 'pdeop[{extra}]'")
 
 
 class ContinuesHistory:
@@ -148,6 +156,10 @@ class TensorBoardHistoryLogger(ContinuesHistory, TensorBoardLogger):
     as a run of its own.
     """
 
+    def __init__(self, *args, **kwargs):
+        require_extra("tensorboard", "tensorboard", "tensorboardX")  # Lightning writes with either
+        super().__init__(*args, **kwargs)
+
     @property
     @rank_zero_experiment
     def experiment(self):
@@ -169,6 +181,10 @@ class WandbHistoryLogger(ContinuesHistory, WandbLogger):
     """
 
     ID_FILE = "pdeop-run-id"
+
+    def __init__(self, *args, **kwargs):
+        require_extra("wandb", "wandb")
+        super().__init__(*args, **kwargs)
 
     def continue_from(self, step: int | None) -> None:
         super().continue_from(step)

@@ -39,7 +39,7 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class RunSettings:
-    """Top-level keys of ``conf/config.yaml`` that are not objects."""
+    """Top-level keys of ``pdeop/conf/config.yaml`` that are not objects."""
 
     seed: int
     ckpt_path: str | None
