@@ -1,4 +1,4 @@
-"""Per-sample errors of a trained module on stored fields, and their summary statistics."""
+"""Per-sample errors of a trained operator on stored fields, and their summary statistics."""
 
 from __future__ import annotations
 
@@ -7,10 +7,10 @@ import torch
 from neuralop.losses import H1Loss
 
 from pdeop.data.store import FieldSet
-from pdeop.training.operator_module import OperatorModule
+from pdeop.inference import TrainedOperator
 
 
-def per_sample_errors(module: OperatorModule, fields: FieldSet, periodic: bool, batch_size: int = 32) -> dict:
+def per_sample_errors(module: TrainedOperator, fields: FieldSet, periodic: bool, batch_size: int = 32) -> dict:
     """Relative L2, H1 and L1 error of every sample, as arrays in sample order.
 
     Relative L1 (sum |error| / sum |target|) is Poseidon's metric, which it reports as the median
@@ -57,7 +57,7 @@ def summary(errors: np.ndarray) -> dict:
             "worst_sample": int(errors.argmax())}
 
 
-def evaluate_fields(module: OperatorModule, fields: FieldSet, periodic: bool) -> dict:
+def evaluate_fields(module: TrainedOperator, fields: FieldSet, periodic: bool) -> dict:
     """Summary statistics of the errors on one stored split at one resolution.
 
     Pairs with lead times (all-to-all tasks) also get the mean relative L2 error per lead time.

@@ -18,11 +18,11 @@ import torch
 
 import pdeop
 from pdeop.data.store import FieldSet
+from pdeop.inference import TrainedOperator
 from pdeop.io import atomic_path
-from pdeop.training.operator_module import OperatorModule
 
 
-def write_predictions(module: OperatorModule, fields: FieldSet, out: str | Path, input_names: list[str],
+def write_predictions(module: TrainedOperator, fields: FieldSet, out: str | Path, input_names: list[str],
                       output_names: list[str], attrs: dict, chunk: int = 64) -> Path:
     """Predict every sample of ``fields`` and stream inputs, targets, predictions and errors to ``out``."""
     out = Path(out)

@@ -38,7 +38,7 @@ def table(results: dict) -> str:
 
 
 def open_run(cfg: DictConfig):
-    """The trained module, where it came from, the dataset's data module and its stored splits (generated if missing).
+    """The trained operator, where it came from, the dataset's data module and its stored splits (generated if missing).
 
     ``cfg.ckpt`` is a checkpoint, bundle directory or registered name; ``cfg.data`` chooses the
     dataset, and without it the model's own data config is used.

@@ -1,4 +1,4 @@
-"""Rebuild a trained ``OperatorModule`` from its run config and its state (weights and normaliser statistics).
+"""Rebuild a ``TrainedOperator`` from its run config and its state (weights and normaliser statistics).
 
 Checkpoints and bundles both come down to these two things, so both load through here, and every stored
 config passes ``trusted.check_stored_config`` before anything is built from it.
@@ -8,16 +8,15 @@ from __future__ import annotations
 
 import torch
 from hydra.utils import instantiate
-from omegaconf import OmegaConf
 from torch import nn
 
 from pdeop.config import FINETUNE_KEYS, check_config
 from pdeop.data.normalise import channel_normaliser
 from pdeop.data.tasks import Window
 from pdeop.errors import ConfigError
+from pdeop.inference import TrainedOperator
 from pdeop.pretrained.checkpoint import CheckpointError, load_weights
 from pdeop.pretrained.trusted import check_stored_config
-from pdeop.training.operator_module import OperatorModule
 
 
 def constructor_config(model_config: dict) -> dict:
@@ -60,11 +59,13 @@ def check_signatures(config: dict, source: str) -> None:
         raise CheckpointError(f"'{source}': its config does not fit this pdeop ({exc})") from exc
 
 
-def trained_module(config: dict, state: dict[str, torch.Tensor], source: str) -> OperatorModule:
-    """The ``OperatorModule`` of run ``config`` with ``state`` loaded (eval mode, CPU).
+def trained_operator(config: dict, state: dict[str, torch.Tensor], source: str) -> TrainedOperator:
+    """The ``TrainedOperator`` of run ``config`` with ``state`` loaded (eval mode, CPU).
 
-    ``state`` is the module's state dict: the network's weights under ``model.`` and the
-    normaliser statistics; ``source`` names the file in error messages.
+    ``state`` is the training module's state dict: the network's weights under ``model.`` and the
+    normaliser statistics, every key of the operator present and no other (loaded strictly);
+    ``source`` names the file in error messages. The stored loss and optimiser are checked against
+    their signatures, so a config this pdeop could not train again is refused, but not built.
     """
     check_stored_config(config, source)
     missing = [key for key in ("model", "loss", "optim") if not isinstance(config.get(key), dict)]
@@ -76,15 +77,12 @@ def trained_module(config: dict, state: dict[str, torch.Tensor], source: str) ->
                               f"train.py ckpt_path=<it> resumes it")
     check_signatures(config, source)
     stats = normaliser_state(state, source)
-    cfg = OmegaConf.create(config)
-    module = OperatorModule(
+    operator = TrainedOperator(
         model=model_from_config(config["model"]),
-        loss=instantiate(cfg.loss),
-        optimizer=instantiate(cfg.optim),
         input_normaliser=channel_normaliser(stats["input_normaliser.mean"], stats["input_normaliser.std"]),
         output_normaliser=channel_normaliser(stats["output_normaliser.mean"], stats["output_normaliser.std"]),
-        config=config,
         rollout=stored_rollout(config),
+        config=config,
     )
-    load_weights(module, state, source)
-    return module.eval()
+    load_weights(operator, state, source)
+    return operator.eval()

@@ -25,11 +25,11 @@ import yaml
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
+from pdeop.inference import TrainedOperator
 from pdeop.io import UMASK, file_sha256
-from pdeop.pretrained.build import constructor_config, normaliser_state, trained_module
+from pdeop.pretrained.build import constructor_config, normaliser_state, trained_operator
 from pdeop.pretrained.checkpoint import CheckpointError
 from pdeop.pretrained.trusted import plain_yaml
-from pdeop.training.operator_module import OperatorModule
 
 FILES = ("config.yaml", "model.safetensors", "normaliser.safetensors", "README.md")
 MANIFEST = "SHA256SUMS"
@@ -65,7 +65,7 @@ def verify_bundle(directory: str | Path, expected_digest: str | None = None) -> 
     return digest
 
 
-def model_tensors(module: OperatorModule) -> dict[str, torch.Tensor]:
+def model_tensors(module: TrainedOperator) -> dict[str, torch.Tensor]:
     """The network's weights, each its own contiguous tensor (safetensors refuses shared storage)."""
     return {name: value.detach().cpu().contiguous().clone() for name, value in module.model.state_dict().items()
             if isinstance(value, torch.Tensor)}  # not neuraloperator's `_metadata` entry
@@ -93,7 +93,7 @@ def portable_config(config: dict) -> dict:
     return portable({k: v for k, v in config.items() if k not in ("paths", "ckpt_path")})
 
 
-def write_bundle(module: OperatorModule, out: str | Path, card: str, overwrite: bool = False) -> str:
+def write_bundle(module: TrainedOperator, out: str | Path, card: str, overwrite: bool = False) -> str:
     """Write ``module`` (with its ``config``) as a bundle directory at ``out``; returns the digest.
 
     The directory is assembled beside ``out`` and renamed into place, so an interrupted export
@@ -124,8 +124,8 @@ def write_bundle(module: OperatorModule, out: str | Path, card: str, overwrite: 
     return bundle_digest(out)
 
 
-def read_bundle(directory: str | Path, expected_digest: str | None = None) -> OperatorModule:
-    """The trained module stored in a bundle directory, after checking its files (and digest)."""
+def read_bundle(directory: str | Path, expected_digest: str | None = None) -> TrainedOperator:
+    """The trained operator stored in a bundle directory, after checking its files (and digest)."""
     directory = Path(directory)
     verify_bundle(directory, expected_digest)
     config = plain_yaml(directory / "config.yaml")
@@ -137,4 +137,4 @@ def read_bundle(directory: str | Path, expected_digest: str | None = None) -> Op
     if not isinstance(config, dict) or "model" not in config:
         raise CheckpointError(f"bundle '{directory}': config.yaml has no model node")
     state = {f"model.{name}": value for name, value in weights.items()} | stats
-    return trained_module(config, state, str(directory))
+    return trained_operator(config, state, str(directory))

@@ -10,8 +10,8 @@ import torch
 import yaml
 
 import pdeop
+from pdeop.inference import TrainedOperator
 from pdeop.pretrained.build import constructor_config
-from pdeop.training.operator_module import OperatorModule
 
 
 def run_directory(checkpoint: Path) -> Path | None:
@@ -48,7 +48,7 @@ def data_summary(data: dict) -> str:
             f"on the {grid}x{grid} grid (subsample {data.get('subsample')}), seed {data.get('seed')}")
 
 
-def model_card(module: OperatorModule, checkpoint: Path, checkpoint_sha256: str, name: str, description: str,
+def model_card(module: TrainedOperator, checkpoint: Path, checkpoint_sha256: str, name: str, description: str,
                epoch: int | None, step: int | None) -> str:
     """Markdown describing the bundle; figures come from the run directory when it is still present."""
     config = module.config

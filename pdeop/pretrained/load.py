@@ -5,13 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from pdeop.inference import TrainedOperator
 from pdeop.io import file_sha256
-from pdeop.pretrained.build import trained_module
+from pdeop.pretrained.build import trained_operator
 from pdeop.pretrained.bundle import read_bundle, verify_bundle
 from pdeop.pretrained.checkpoint import CheckpointError, load_checkpoint
 from pdeop.pretrained.poseidon import is_poseidon_checkpoint
 from pdeop.pretrained.registry import fetch, registry
-from pdeop.training.operator_module import OperatorModule
 
 
 @dataclass(frozen=True)
@@ -42,17 +42,19 @@ def resolve(ref: str | Path) -> Source:
                           f"name (registered: {', '.join(sorted(entries)) or 'none'})")
 
 
-def load_source(source: Source) -> OperatorModule:
+def load_source(source: Source) -> TrainedOperator:
     if source.kind == "checkpoint":
         checkpoint = load_checkpoint(source.path)
-        return trained_module(checkpoint["pdeop_config"], checkpoint["state_dict"], str(source.path))
+        return trained_operator(checkpoint["pdeop_config"], checkpoint["state_dict"], str(source.path))
     return read_bundle(source.path, source.sha256)
 
 
-def load_pretrained(ref: str | Path) -> OperatorModule:
-    """The trained model ``ref`` names, in eval mode on the CPU, mapping physical inputs to physical outputs.
+def load_pretrained(ref: str | Path) -> TrainedOperator:
+    """The trained operator ``ref`` names, in eval mode on the CPU, mapping physical inputs to physical outputs.
 
-    The module holds the network (``.model``), its normalisers and the run config (``.config``).
+    A ``pdeop.inference.TrainedOperator``, a plain ``nn.Module`` (no Lightning is imported): the network
+    (``.model``), its normalisers, a rollout task's ``.rollout`` and the run config (``.config``);
+    call it, or ``.predict(x)`` for the task's whole prediction (a rollout's horizon).
     ``ref`` is a pdeop checkpoint (``.ckpt``), a bundle directory (``python -m pdeop.export``) or
     a name in the registry (``pdeop.pretrained.registry``), fetched once into the cache.
     """

@@ -14,6 +14,7 @@ files or loader options, interpolations, and any value that is not plain YAML da
 from __future__ import annotations
 
 import importlib
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -156,6 +157,21 @@ def defined_as(obj: Any) -> str:
     return f"{getattr(obj, '__module__', '?')}.{getattr(obj, '__qualname__', '?')}"
 
 
+def resolved_as(target: str) -> str:
+    """Where the class ``target`` names is defined (``module.qualname``).
+
+    A name that a pdeop package exports lazily (``pdeop.data``'s ``LAZY_EXPORTS``: its data modules, which
+    import Lightning) and that is not imported yet resolves through that table, without importing it: a
+    stored config's data module is checked on loading an operator but built only by evaluation.
+    """
+    module, _, name = target.rpartition(".")
+    package = importlib.import_module(module)
+    lazy = getattr(package, "LAZY_EXPORTS", None) if module.startswith("pdeop.") or module == "pdeop" else None
+    if isinstance(lazy, dict) and name in lazy and name not in vars(package) and lazy[name] not in sys.modules:
+        return f"{lazy[name]}.{name}"
+    return defined_as(getattr(package, name, None))
+
+
 def check_target(target: Any, kind: str, where: str, source: str) -> None:
     """``target`` must be spelled as a listed ``kind`` and resolve to the class it is listed as."""
     allowed = TRUSTED[kind]
@@ -163,10 +179,9 @@ def check_target(target: Any, kind: str, where: str, source: str) -> None:
     if not isinstance(target, str) or target not in definitions:
         raise CheckpointError(f"'{source}' refused: {where} is {target!r}, not one of the {kind} classes a stored "
                               f"config may build (the allow-list in pdeop/pretrained/trusted.py)")
-    module, _, name = target.rpartition(".")
-    obj = getattr(importlib.import_module(module), name, None)
-    if defined_as(obj) != definitions[target]:
-        raise CheckpointError(f"'{source}' refused: {where} '{target}' resolves to '{defined_as(obj)}', not to "
+    found = resolved_as(target)
+    if found != definitions[target]:
+        raise CheckpointError(f"'{source}' refused: {where} '{target}' resolves to '{found}', not to "
                               f"'{definitions[target]}' as the allow-list expects")
 
 

@@ -1,4 +1,5 @@
-"""LightningModule for operator learning: normalise the input, apply the model, de-normalise.
+"""LightningModule for operator learning: the trained operator (``pdeop.inference.TrainedOperator``: normalise
+the input, apply the model, de-normalise) with its loss, metrics, optimiser and schedule.
 
 The loss is computed on de-normalised outputs against the physical targets, as in FNO's
 training scripts; validation and test report the per-sample relative L2 error averaged over
@@ -21,12 +22,18 @@ from torch import nn
 from torchmetrics import MeanMetric
 
 from pdeop.errors import ConfigError
+from pdeop.inference import TrainedOperator
 from pdeop.training.losses import TransformedRelativeL2
 from pdeop.training.optimisation import optimiser_and_schedule, parameter_groups
 
 
-class OperatorModule(pl.LightningModule):
+class OperatorModule(TrainedOperator, pl.LightningModule):
     """Trains ``model`` on pairs ``(x, y)`` shaped ``[batch, channels, *grid]``.
+
+    The operator's part (``model``, the normalisers, ``rollout``, ``config``; ``forward``,
+    ``predict``, ``unpack``) is ``TrainedOperator``'s, so the state-dict keys are the same as a
+    loaded operator's; ``TrainedOperator`` comes first in the bases so that its ``forward`` is
+    the module's and its ``__init__`` runs ``LightningModule.__init__`` through ``super()``.
 
     ``optimizer`` and ``scheduler`` are partial constructors (Hydra ``_partial_``); a scheduler
     with a ``total_steps`` (OneCycleLR) or ``T_max`` (CosineAnnealingLR) argument left unset gets
@@ -48,47 +55,27 @@ class OperatorModule(pl.LightningModule):
         rollout: Any | None = None,
         param_lr: dict[str, float] | None = None,
     ):
-        super().__init__()
         if isinstance(loss, TransformedRelativeL2):
             loss.check_model(model)
             if rollout is not None:
                 raise ConfigError("loss: the transformed-space loss needs single-step targets, not a rollout task")
         if scheduler_interval not in ("epoch", "step"):
             raise ConfigError(f"scheduler.interval: expected 'epoch' or 'step', got {scheduler_interval!r}")
-        self.model = model
+        super().__init__(model, input_normaliser, output_normaliser, rollout=rollout, config=config)
         self.loss = loss
         self.optimizer_factory = optimizer
         self.scheduler_factory = scheduler
         self.scheduler_interval = scheduler_interval
-        self.input_normaliser = input_normaliser
-        self.output_normaliser = output_normaliser
         self.test_resolutions = list(test_resolutions or [])
-        self.config = config
         # sums and counts reduced across ranks: the same mean over samples as one process computes
         self.val_error = MeanMetric()
         self.test_errors = nn.ModuleList(MeanMetric() for _ in self.test_resolutions or [None])
-        self.rollout = rollout
         self.param_lr = dict(param_lr or {})
         leads = rollout.horizon if rollout is not None else 0
         self.test_full_errors = nn.ModuleList(MeanMetric() for _ in self.test_resolutions or [None]
                                               if rollout is not None)
         self.test_lead_errors = nn.ModuleList(nn.ModuleList(MeanMetric() for _ in range(leads))
                                               for _ in self.test_resolutions or [None])
-
-    def forward(self, x: torch.Tensor, t: torch.Tensor | None = None) -> torch.Tensor:
-        """Map physical inputs (and, for time-conditioned models, lead times ``t``) to physical outputs."""
-        normalised = self.input_normaliser.transform(x)
-        out = self.model(normalised) if t is None else self.model(normalised, t)
-        return self.output_normaliser.inverse_transform(out)
-
-    def predict(self, x: torch.Tensor, t: torch.Tensor | None = None) -> torch.Tensor:
-        """The task's prediction: one call of the model, or a rollout task's whole autoregressive horizon."""
-        return self(x, t) if self.rollout is None else self.rollout.rollout(self, x)
-
-    @staticmethod
-    def unpack(batch) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
-        """``(x, y)`` or ``(x, lead time, y)`` -> x, t (or None), y."""
-        return batch[0], (batch[1] if len(batch) == 3 else None), batch[-1]
 
     @staticmethod
     def batch_samples(batch) -> int:
