@@ -86,3 +86,14 @@ def test_the_training_module_is_the_operator_with_the_same_state_keys():
     assert list(module.state_dict()) == list(operator.state_dict())
     x = torch.rand(2, 1, 8, 8)
     assert torch.equal(module(x), operator(x)) and torch.equal(module.predict(x), operator(x))
+
+
+def test_fine_tuning_names_no_foreign_format_and_every_format_has_its_hook():
+    """Poseidon/scOT loading sits behind its format's hook (pdeop/pretrained/foreign.py), not in training."""
+    from pdeop.pretrained.foreign import FORMATS
+
+    imports = imported_modules(PACKAGE / "training" / "finetune.py")
+    assert not {name for name in imports if "poseidon" in name or "scot" in name.lower()}, imports
+    assert [(form.name, form.choice) for form in FORMATS] == [("Poseidon", "scot")]
+    for form in FORMATS:
+        assert callable(form.recognises) and callable(form.load) and isinstance(form.model_class, type)

@@ -10,7 +10,7 @@ from pdeop.io import file_sha256
 from pdeop.pretrained.build import trained_operator
 from pdeop.pretrained.bundle import read_bundle, verify_bundle
 from pdeop.pretrained.checkpoint import CheckpointError, load_checkpoint
-from pdeop.pretrained.poseidon import is_poseidon_checkpoint
+from pdeop.pretrained.foreign import foreign_format
 from pdeop.pretrained.registry import fetch, registry
 
 
@@ -29,9 +29,10 @@ def resolve(ref: str | Path) -> Source:
     path = Path(ref)
     if path.is_file():
         return Source(str(ref), "checkpoint", path, file_sha256(path))
-    if is_poseidon_checkpoint(path):
-        raise CheckpointError(f"'{ref}' is a Poseidon checkpoint (the network's weights, without normalisers or a "
-                              f"pdeop config); fine-tune it with model=scot model.pretrained={ref}")
+    foreign = foreign_format(path)
+    if foreign is not None:
+        raise CheckpointError(f"'{ref}' is a {foreign.name} checkpoint (the network's weights, without normalisers or "
+                              f"a pdeop config); fine-tune it with model={foreign.choice} model.pretrained={ref}")
     if path.is_dir():
         return Source(str(ref), "bundle", path, verify_bundle(path))
     entries = registry()

@@ -4,7 +4,8 @@ A Poseidon checkpoint is a Hugging Face directory: ``config.json`` (a ``ScOTConf
 ``model_type`` "swinv2") and ``model.safetensors`` whose keys are the module paths of
 ``scOT/model.py`` without a prefix, which ``pdeop.models.scot.ScOT`` reproduces. It holds the
 network only: no normalisers and no pdeop config, so it is a starting point for fine-tuning
-(``model=scot model.pretrained=<dir>``), not a ready model.
+(``model=scot model.pretrained=<dir>``), not a ready model: its loader hook is ``load_poseidon``, listed in
+``pdeop.pretrained.foreign``.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from safetensors.torch import load_file
 
 from pdeop.models.scot import ScOT
 from pdeop.pretrained.bundle import MANIFEST
-from pdeop.pretrained.checkpoint import CheckpointError
+from pdeop.pretrained.checkpoint import CheckpointError, load_weights
 
 # config.json field -> ScOT constructor argument: what the weights' shapes or their computation depend on
 # (channel counts are left to the key-by-key shape check, since fine-tuning may replace those layers).
@@ -83,3 +84,10 @@ def poseidon_weights(directory: Path) -> dict[str, torch.Tensor]:
         return load_file(path)
     except (SafetensorError, OSError) as exc:
         raise CheckpointError(f"Poseidon checkpoint '{path}' is unreadable ({exc})") from exc
+
+
+def load_poseidon(model: ScOT, model_config: dict, directory: Path, exclude: tuple[str, ...] = ()) -> None:
+    """The Poseidon checkpoint ``directory`` into ``model`` (all but ``exclude``), after comparing its
+    architecture with the run's ``model_config``; every other key must match by name and shape."""
+    check_architecture(directory, poseidon_config(directory), model_config)
+    load_weights(model, poseidon_weights(directory), str(directory), exclude)

@@ -4,9 +4,9 @@
 network the run's model config builds, which must be the same model with the same shapes;
 ``model.pretrained_exclude=[prefix, ...]`` keeps those parameters freshly initialised (new input
 or output layers); ``model.freeze=[prefix, ...]`` stops training the parameters under those name
-prefixes (for example ``[lifting, fno_blocks.convs]``). A Poseidon checkpoint directory
-(``config.json`` + ``model.safetensors``) loads into ``model=scot`` after its architecture is
-compared with the run's model config. The run's own data module fits the normalisers, so a
+prefixes (for example ``[lifting, fno_blocks.convs]``). Another project's published checkpoint (a
+Poseidon directory for ``model=scot``) loads through its format's hook in ``pdeop.pretrained.foreign``,
+which compares its architecture with the run's model config. The run's own data module fits the normalisers, so a
 model fine-tuned on new data sees that data normalised as its pretraining data was. A pretrained
 model loads through ``load_pretrained``, so its stored config passes the gate of
 ``pdeop.pretrained.trusted`` before anything of it is built.
@@ -21,10 +21,9 @@ import torch
 from torch import nn
 
 from pdeop.errors import ConfigError
-from pdeop.models.scot import ScOT
 from pdeop.pretrained import load_pretrained, load_weights
-from pdeop.pretrained.build import constructor_config, model_from_config
-from pdeop.pretrained.poseidon import check_architecture, is_poseidon_checkpoint, poseidon_config, poseidon_weights
+from pdeop.pretrained.build import model_from_config
+from pdeop.pretrained.foreign import foreign_format
 
 log = logging.getLogger(__name__)
 
@@ -46,25 +45,17 @@ def freeze(model: nn.Module, prefixes: list[str]) -> int:
     return frozen
 
 
-def poseidon_model(model_config: dict, directory: Path) -> nn.Module:
-    """The run's ScOT with a Poseidon checkpoint's weights (all but ``pretrained_exclude``), strictly checked."""
-    model = model_from_config(model_config)
-    if not isinstance(model, ScOT):
-        raise ConfigError(f"model.pretrained: '{directory}' is a Poseidon (scOT) checkpoint; choose model=scot")
-    check_architecture(directory, poseidon_config(directory), constructor_config(model_config))
-    load_weights(model, poseidon_weights(directory), str(directory), tuple(model_config.get("pretrained_exclude") or ()))
-    return model
-
-
 def build_model(model_config: dict) -> nn.Module:
     """The network of a run's ``model`` config: fresh, or from ``pretrained`` weights, with ``freeze`` applied."""
     ref = model_config.get("pretrained")
     exclude = tuple(model_config.get("pretrained_exclude") or ())
+    foreign = foreign_format(Path(ref)) if ref else None
     if not ref:
         model = model_from_config(model_config)
-    elif is_poseidon_checkpoint(Path(ref)):
-        model = poseidon_model(model_config, Path(ref))
-        log.info("model weights from the Poseidon checkpoint %s%s", ref, f" except {', '.join(exclude)}" * bool(exclude))
+    elif foreign is not None:
+        model = foreign.model(model_config, Path(ref))
+        log.info("model weights from the %s checkpoint %s%s", foreign.name, ref,
+                 f" except {', '.join(exclude)}" * bool(exclude))
     else:
         pretrained = load_pretrained(ref)
         trained_target = pretrained.config["model"]["_target_"]
