@@ -23,6 +23,38 @@ from pdeop.errors import ConfigError, DataFileError
 from pdeop.problems import Problem
 
 
+@dataclasses.dataclass(frozen=True)
+class LoaderSettings:
+    """The keys of a data config that every pairs data module reads, as ``PairsDataModule`` takes them.
+
+    A config writes them flat beside the data module's own keys (``data.batch_size=8``), so each data
+    module's constructor takes them as keyword arguments of these names and defaults and hands them
+    on as one ``LoaderSettings.pick(locals())``; the configs' signature checks (``pdeop.config``) see them
+    there. ``in_channels``/``out_channels``/``grid_size`` describe the pairs to the model config and are
+    checked against the data; ``task`` and ``train_subset`` say which pairs; the rest how they are batched.
+    """
+
+    in_channels: int = 1
+    out_channels: int = 1
+    grid_size: int | None = None
+    batch_size: int = 20
+    eval_batch_size: int | None = None
+    num_workers: int = 0
+    shuffle_seed: int = 0
+    train_subset: int | None = None
+    task: FinalState | Window | AllToAll | None = None
+
+    @classmethod
+    def pick(cls, arguments: dict) -> LoaderSettings:
+        """The settings among a constructor's ``arguments`` (its ``locals()``), found by name."""
+        return cls(**{field.name: arguments[field.name] for field in dataclasses.fields(cls)})
+
+    @property
+    def evaluation_batch_size(self) -> int:
+        """Validation's and test's batch size: ``eval_batch_size``, or the training one."""
+        return self.eval_batch_size or self.batch_size
+
+
 class PairsDataModule(pl.LightningDataModule):
     """Serves the input-output pairs of a stored dataset: splits, task, checks, normalisers, loaders.
 
@@ -34,6 +66,7 @@ class PairsDataModule(pl.LightningDataModule):
     checked against the file. Training batches are shuffled from ``shuffle_seed`` and the epoch
     number, so a resumed run repeats exactly.
 
+    ``settings`` holds the data config's keys this class reads (``LoaderSettings``).
     ``train_subset`` trains on the first samples of the stored training split only (learning
     curves on one file, with validation and test unchanged).
 
@@ -41,18 +74,10 @@ class PairsDataModule(pl.LightningDataModule):
     (``pdeop.data.tasks``); a rollout task's ``out_channels`` is what the model predicts per call.
     """
 
-    def __init__(self, in_channels: int = 1, out_channels: int = 1, grid_size: int | None = None,
-                 batch_size: int = 20, eval_batch_size: int | None = None, num_workers: int = 0,
-                 shuffle_seed: int = 0, train_subset: int | None = None,
-                 task: FinalState | Window | AllToAll | None = None):
+    def __init__(self, settings: LoaderSettings):
         super().__init__()
-        self.task = task
-        self.train_subset = train_subset
-        self.in_channels, self.out_channels, self.grid_size = in_channels, out_channels, grid_size
-        self.batch_size = batch_size
-        self.eval_batch_size = eval_batch_size or batch_size
-        self.num_workers = num_workers
-        self.shuffle_seed = shuffle_seed
+        self.settings = settings
+        self.task = settings.task  # the task in use: a subclass may narrow the configured one to what it reads
         self.splits: dict[str, FieldSet] = {}
         self.test_sets: dict[int, FieldSet] = {}
         self.input_normaliser = None
@@ -81,13 +106,14 @@ class PairsDataModule(pl.LightningDataModule):
         """Read the splits from ``stored``, make the task's pairs, check the config against them, fit normalisers."""
         for split in ("train", "val") if self.stores_train else ("val",):
             self.splits[split] = stored.read(split)
-        if "train" in self.splits and self.train_subset is not None:
+        subset = self.settings.train_subset
+        if "train" in self.splits and subset is not None:
             train = self.splits["train"]
-            if not 1 <= self.train_subset <= len(train.inputs):
+            if not 1 <= subset <= len(train.inputs):
                 raise ConfigError(f"data.train_subset: expected between 1 and the {len(train.inputs)} training "
-                                  f"samples of '{stored.path}', got {self.train_subset}")
-            self.splits["train"] = dataclasses.replace(train, inputs=train.inputs[: self.train_subset],
-                                                       outputs=train.outputs[: self.train_subset])
+                                  f"samples of '{stored.path}', got {subset}")
+            self.splits["train"] = dataclasses.replace(train, inputs=train.inputs[:subset],
+                                                       outputs=train.outputs[:subset])
         self.test_sets = {res: stored.read("test", res) for res in stored.resolutions("test")}
         out_channels = self.reference_fields.outputs.shape[1]
         if self.reference_fields.times is not None and self.task is None:
@@ -101,11 +127,12 @@ class PairsDataModule(pl.LightningDataModule):
             out_channels = self.task.out_channels(out_channels)
         reference = self.reference_fields
         checks = [("in_channels", reference.inputs.shape[1]), ("out_channels", out_channels)]
-        if self.grid_size is not None:
+        if self.settings.grid_size is not None:
             checks.append(("grid_size", reference.inputs.shape[-1]))
         for key, have in checks:
-            if getattr(self, key) != have:
-                raise ConfigError(f"data.{key}: config says {getattr(self, key)}, the file '{stored.path}' has {have}")
+            if getattr(self.settings, key) != have:
+                raise ConfigError(f"data.{key}: config says {getattr(self.settings, key)}, the file '{stored.path}' "
+                                  f"has {have}")
         self.input_normaliser, self.output_normaliser = self.fit_normalisers(stored)
 
     def fit_normalisers(self, stored) -> tuple[nn.Module, nn.Module]:
@@ -150,22 +177,22 @@ class PairsDataModule(pl.LightningDataModule):
         else:
             dataset = TensorDataset(torch.from_numpy(fields.inputs), torch.from_numpy(fields.outputs))
         rank, world = self._ranks()
-        sampler = (EpochShuffleSampler(len(dataset), self.shuffle_seed, rank, world) if shuffle
+        sampler = (EpochShuffleSampler(len(dataset), self.settings.shuffle_seed, rank, world) if shuffle
                    else RankSlice(len(dataset), rank, world))
-        return DataLoader(
-            dataset, batch_size=batch_size, sampler=sampler, num_workers=self.num_workers,
-            persistent_workers=self.num_workers > 0,
-        )
+        workers = self.settings.num_workers
+        return DataLoader(dataset, batch_size=batch_size, sampler=sampler, num_workers=workers,
+                          persistent_workers=workers > 0)
 
     def train_dataloader(self) -> DataLoader:
         train = self.train_pairs if self.train_pairs is not None else self.splits["train"]
-        return self._loader(train, self.batch_size, shuffle=True)
+        return self._loader(train, self.settings.batch_size, shuffle=True)
 
     def val_dataloader(self) -> DataLoader:
-        return self._loader(self.splits["val"], self.eval_batch_size, shuffle=False)
+        return self._loader(self.splits["val"], self.settings.evaluation_batch_size, shuffle=False)
 
     def test_dataloader(self) -> list[DataLoader]:
-        return [self._loader(fields, self.eval_batch_size, shuffle=False) for fields in self.test_sets.values()]
+        batch_size = self.settings.evaluation_batch_size
+        return [self._loader(fields, batch_size, shuffle=False) for fields in self.test_sets.values()]
 
 
 class OperatorDataModule(PairsDataModule):
@@ -192,24 +219,24 @@ class OperatorDataModule(PairsDataModule):
         subsample: int,
         test_subsamples: list[int] | tuple[int, ...] = (),
         seed: int = 0,
+        *,
+        data_dir: str = "data",
+        path: str | None = None,
+        generate: bool = True,
+        generate_workers: int = 1,
+        online: bool = False,
+        stream: StreamSettings | None = None,
         in_channels: int = 1,
         out_channels: int = 1,
         grid_size: int | None = None,
         batch_size: int = 20,
         eval_batch_size: int | None = None,
         num_workers: int = 0,
-        data_dir: str = "data",
-        path: str | None = None,
-        generate: bool = True,
-        generate_workers: int = 1,
         shuffle_seed: int = 0,
-        online: bool = False,
-        stream: StreamSettings | None = None,
         train_subset: int | None = None,
         task: FinalState | Window | AllToAll | None = None,
     ):
-        super().__init__(in_channels, out_channels, grid_size, batch_size, eval_batch_size, num_workers,
-                         shuffle_seed, train_subset, task)
+        super().__init__(LoaderSettings.pick(locals()))
         self.online = online
         if online and task is not None:
             raise ConfigError("data.online: the online stream serves single input-output pairs; a time-dependent "
@@ -285,7 +312,7 @@ class OperatorDataModule(PairsDataModule):
         if not self.online:
             return super().normaliser_samples()
         n = self.stream_settings.normaliser_samples
-        return draw_and_solve(self.spec.problem, self.spec.subsample, self.shuffle_seed, NORMALISER_RANK, 0, range(n))
+        return draw_and_solve(self.spec.problem, self.spec.subsample, self.settings.shuffle_seed, NORMALISER_RANK, 0, range(n))
 
     def train_dataloader(self) -> DataLoader:
         if not self.online:
@@ -293,7 +320,7 @@ class OperatorDataModule(PairsDataModule):
         if self.stream is None:  # started here, after a checkpoint has restored the counters
             rank, _ = self._ranks()
             self.stream = SolverStream(self.spec.problem, self.spec.subsample, self.stream_settings,
-                                       self.shuffle_seed, rank, self.stream_counters, self.solvers)
+                                       self.settings.shuffle_seed, rank, self.stream_counters, self.solvers)
             self.stream.start()
-        batches = StreamBatches(self.stream, self.batch_size, self.stream_settings.steps_per_epoch)
+        batches = StreamBatches(self.stream, self.settings.batch_size, self.stream_settings.steps_per_epoch)
         return DataLoader(batches, batch_size=None, num_workers=0)
