@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import inspect
 from pathlib import Path
 
 import numpy as np
@@ -196,19 +197,20 @@ class PairsDataModule(pl.LightningDataModule):
 
 
 class OperatorDataModule(PairsDataModule):
-    """Generates (once) or opens the dataset file of a problem, or streams samples from its solver.
+    """Generates (once) or opens the dataset file of a problem; with ``online=True``, an ``OnlineDataModule``.
 
     See ``PairsDataModule`` for the splits, task, checks and loaders.
 
-    ``online=True`` trains on a stream instead (``stream`` settings): solver workers produce
-    fresh samples while training runs, no training set is stored, validation and test are the
-    same stored samples as offline, and the normalisers are fitted on ``normaliser_samples``
-    solved at start-up. The stream's sample counters travel in checkpoints, so a resumed run
-    continues the stream.
+    One data config serves both: ``online`` and ``stream`` are the ``OnlineDataModule``'s keys,
+    accepted here, and ``OperatorDataModule(..., online=True)`` (``data.online=true``) builds that
+    subclass, so configs keep naming this class and their keys.
 
     ``solvers`` (set by the entry points from ``pdeop/conf/solvers/``, not part of the data config) says
     where generation's and the stream's solvers run; ``None`` is this machine.
     """
+
+    def __new__(cls, *args, online: bool = False, **kwargs):
+        return super().__new__(OnlineDataModule if online else cls)
 
     def __init__(
         self,
@@ -236,22 +238,19 @@ class OperatorDataModule(PairsDataModule):
         train_subset: int | None = None,
         task: FinalState | Window | AllToAll | None = None,
     ):
-        super().__init__(LoaderSettings.pick(locals()))
-        self.online = online
-        if online and task is not None:
-            raise ConfigError("data.online: the online stream serves single input-output pairs; a time-dependent "
-                              "dataset with data.task trains offline (data.online=false)")
-        self.stream_settings = stream or StreamSettings()
+        super().__init__(LoaderSettings.pick(locals()))  # `online` chose the class; `stream` is OnlineDataModule's
         self.spec = DatasetSpec(problem, n_train, n_val, n_test, subsample, tuple(test_subsamples), seed,
-                                store_train=not online)
+                                store_train=self.stores_train)
         self.data_dir = Path(data_dir)
         self.user_path = Path(path) if path else None
         self.path = self.user_path or self.spec.path(self.data_dir)
         self.generate = generate
         self.generate_workers = generate_workers
-        self.stream: SolverStream | None = None
-        self.stream_counters: list[int] | None = None
         self.solvers: Solvers | None = None
+
+    # inspect.signature (the config checks read it) would show __new__'s (*args, **kwargs): show __init__'s keys.
+    __signature__ = inspect.signature(__init__)
+    __signature__ = __signature__.replace(parameters=tuple(__signature__.parameters.values())[1:])  # without self
 
     def prepare_data(self) -> None:
         """Generate the dataset file if it is missing (runs on one process only), with the solvers where
@@ -268,14 +267,44 @@ class OperatorDataModule(PairsDataModule):
             )
         generate(self.spec, self.data_dir, workers=self.generate_workers, solvers=self.solvers)
 
+    def open_store(self) -> DatasetFile:
+        return DatasetFile(self.path)
+
+    @property
+    def periodic(self) -> bool:
+        return getattr(self.spec.problem, "boundary", "dirichlet") == "periodic"
+
+
+class OnlineDataModule(OperatorDataModule):
+    """Trains on a stream from the problem's solver instead of a stored training set (``data.online=true``).
+
+    Built by ``OperatorDataModule(..., online=True)``, whose keys it takes, with ``stream``
+    (``StreamSettings``): solver workers produce fresh samples while training runs, no training
+    set is stored, validation and test are the same stored samples as offline, and the normalisers
+    are fitted on ``normaliser_samples`` solved at start-up. The stream's sample counters travel in
+    checkpoints, so a resumed run continues the stream (``upgrade_checkpoint`` for those written
+    before this class).
+    """
+
+    def __init__(self, *args, stream: StreamSettings | None = None, **kwargs):
+        super().__init__(*args, **kwargs)
+        if self.task is not None:
+            raise ConfigError("data.online: the online stream serves single input-output pairs; a time-dependent "
+                              "dataset with data.task trains offline (data.online=false)")
+        self.stream_settings = stream or StreamSettings()
+        self.stream: SolverStream | None = None
+        self.stream_counters: list[int] | None = None
+
+    @property
+    def stores_train(self) -> bool:
+        return False
+
     def state_dict(self) -> dict:
-        """Each rank's next stream counter per worker (empty offline): a resumed run continues from there.
+        """Each rank's next stream counter per worker: a resumed run continues from there.
 
         Lightning builds the checkpoint on every rank and writes rank 0's, so the counters of
         all ranks are gathered here.
         """
-        if not self.online:
-            return {}
         counters = self.stream.next_counters if self.stream is not None else self.stream_counters
         if counters is None:
             return {}
@@ -286,7 +315,7 @@ class OperatorDataModule(PairsDataModule):
 
     def load_state_dict(self, state_dict: dict) -> None:
         """Restore this rank's counters (a rank the checkpoint did not have starts its stream at zero)."""
-        rows = state_dict.get("stream_counters") if self.online else None
+        rows = state_dict.get("stream_counters")
         if rows:
             rank, _ = self._ranks()
             self.stream_counters = list(rows[rank]) if rank < len(rows) else None
@@ -296,27 +325,13 @@ class OperatorDataModule(PairsDataModule):
             self.stream.stop()
             self.stream = None
 
-    @property
-    def stores_train(self) -> bool:
-        return not self.online
-
-    def open_store(self) -> DatasetFile:
-        return DatasetFile(self.path)
-
-    @property
-    def periodic(self) -> bool:
-        return getattr(self.spec.problem, "boundary", "dirichlet") == "periodic"
-
     def normaliser_samples(self) -> tuple[np.ndarray, np.ndarray]:
-        """Online: samples from a seed space of their own, the same on every rank, solved here once."""
-        if not self.online:
-            return super().normaliser_samples()
+        """Samples from a seed space of their own, the same on every rank, solved here once."""
         n = self.stream_settings.normaliser_samples
-        return draw_and_solve(self.spec.problem, self.spec.subsample, self.settings.shuffle_seed, NORMALISER_RANK, 0, range(n))
+        return draw_and_solve(self.spec.problem, self.spec.subsample, self.settings.shuffle_seed, NORMALISER_RANK, 0,
+                              range(n))
 
     def train_dataloader(self) -> DataLoader:
-        if not self.online:
-            return super().train_dataloader()
         if self.stream is None:  # started here, after a checkpoint has restored the counters
             rank, _ = self._ranks()
             self.stream = SolverStream(self.spec.problem, self.spec.subsample, self.stream_settings,
@@ -324,3 +339,13 @@ class OperatorDataModule(PairsDataModule):
             self.stream.start()
         batches = StreamBatches(self.stream, self.settings.batch_size, self.stream_settings.steps_per_epoch)
         return DataLoader(batches, batch_size=None, num_workers=0)
+
+
+def upgrade_checkpoint(checkpoint: dict) -> dict:
+    """A checkpoint as this version files it: Lightning keeps a data module's state under its class name, and
+    online runs before ``OnlineDataModule`` kept the stream's counters under ``OperatorDataModule`` (which
+    stores nothing offline). Moved, a resumed run of such a checkpoint continues its stream."""
+    old, new = OperatorDataModule.__qualname__, OnlineDataModule.__qualname__
+    if old in checkpoint and new not in checkpoint:
+        checkpoint[new] = checkpoint.pop(old)
+    return checkpoint
