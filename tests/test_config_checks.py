@@ -44,3 +44,26 @@ def test_missing_required_key_and_bad_target():
 
 def test_valid_config_passes():
     check_config(darcy_node())
+
+
+@pytest.mark.parametrize("target", ["pdeop.data.OperatorDataModule", "pdeop.data.FileDataModule"])
+def test_data_modules_take_every_loader_setting_as_a_flat_key(target):
+    """A data config writes LoaderSettings' fields flat (data.batch_size=8): each pairs data module's constructor
+    takes them by name, with the dataclass's default and type, so the signature checks judge them as before."""
+    import dataclasses
+    import inspect
+    import typing
+
+    from hydra.utils import get_object
+
+    from pdeop.data import LoaderSettings
+
+    module = get_object(target)
+    params, hints = inspect.signature(module).parameters, typing.get_type_hints(module.__init__)
+    settings = typing.get_type_hints(LoaderSettings)
+    for field in dataclasses.fields(LoaderSettings):
+        assert params[field.name].kind is inspect.Parameter.KEYWORD_ONLY
+        assert params[field.name].default == field.default
+        assert hints[field.name] == settings[field.name]
+    with pytest.raises(ConfigError, match=r"data.batch_size: expected int, got '8'"):
+        check_config({"data": {"_target_": target, "_partial_": True, "batch_size": "8"}})

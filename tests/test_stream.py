@@ -180,6 +180,33 @@ def test_online_files_hold_the_offline_validation_and_test_samples_and_no_traini
         stored[online].read("train")
 
 
+def test_online_true_builds_the_online_data_module_from_the_same_config(tmp_path):
+    from pdeop.data import OnlineDataModule, OperatorDataModule
+    from pdeop.data.tasks import FinalState
+    from pdeop.errors import ConfigError
+
+    args = (Darcy(resolution=17), 12, 4, 4, 2)
+    offline, online = OperatorDataModule(*args), OperatorDataModule(*args, online=True, batch_size=3)
+    assert type(offline) is OperatorDataModule and not hasattr(offline, "stream")
+    assert type(online) is OnlineDataModule and isinstance(online, OperatorDataModule)
+    assert offline.stores_train and offline.spec.store_train and offline.state_dict() == {}
+    assert not online.stores_train and not online.spec.store_train and online.settings.batch_size == 3
+    assert online.state_dict() == {}  # no stream yet, nothing restored
+    online.load_state_dict({"stream_counters": [[5, 7]]})
+    assert online.stream_counters == [5, 7] and online.state_dict() == {"stream_counters": [[5, 7]]}
+    with pytest.raises(ConfigError, match="data.online: the online stream serves single input-output pairs"):
+        OperatorDataModule(*args, online=True, task=FinalState())
+
+
+def test_checkpoints_of_online_runs_before_the_online_data_module_resume_their_stream(tmp_path):
+    """Lightning files a data module's state under its class name: older online checkpoints used OperatorDataModule."""
+    from pdeop.training.checkpoint_io import AtomicCheckpointIO
+
+    torch.save({"state_dict": {}, "OperatorDataModule": {"stream_counters": [[40, 36]]}}, tmp_path / "old.ckpt")
+    checkpoint = AtomicCheckpointIO().load_checkpoint(tmp_path / "old.ckpt")
+    assert checkpoint["OnlineDataModule"] == {"stream_counters": [[40, 36]]} and "OperatorDataModule" not in checkpoint
+
+
 @pytest.mark.slow
 def test_online_training_logs_the_stream_and_resumes_it(train):
     stream = ["data.online=true", "data.stream.watermark=16", "data.stream.capacity=16", "data.stream.steps_per_epoch=4",
@@ -190,9 +217,9 @@ def test_online_training_logs_the_stream_and_resumes_it(train):
     for key in ("stream/generated_per_s", "stream/consumed_per_s", "stream/buffer_fill", "stream/uses_per_sample"):
         assert key in header
     assert {"test/rel_l2_17", "test/rel_l2_33"} <= set(json.loads((run / "test_metrics.json").read_text()))
-    first = torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)["OperatorDataModule"]["stream_counters"][0]
+    first = torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)["OnlineDataModule"]["stream_counters"][0]
     assert first[0] >= 2 * 4 * 8  # at least every sample trained on was counted
     _, resumed = train(*stream, "trainer.max_epochs=3", f"ckpt_path={run / 'checkpoints' / 'last.ckpt'}")
-    second = torch.load(resumed / "checkpoints" / "last.ckpt", weights_only=True)["OperatorDataModule"]["stream_counters"][0]
+    second = torch.load(resumed / "checkpoints" / "last.ckpt", weights_only=True)["OnlineDataModule"]["stream_counters"][0]
     # restarted from zero, the workers could lead training by at most the capacity and what is in flight
     assert second[0] >= first[0] + 4 * 8  # so this holds only because they started past the saved counters

@@ -17,6 +17,8 @@ LAZY_EXPORTS = {
     "DatasetFile": "pdeop.data.store",
     "DatasetSpec": "pdeop.data.generation",
     "FileDataModule": "pdeop.data.from_file",
+    "LoaderSettings": "pdeop.data.datamodule",
+    "OnlineDataModule": "pdeop.data.datamodule",
     "OperatorDataModule": "pdeop.data.datamodule",
     "PairsDataModule": "pdeop.data.datamodule",
     "generate": "pdeop.data.generation",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import inspect
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +24,38 @@ from pdeop.errors import ConfigError, DataFileError
 from pdeop.problems import Problem
 
 
+@dataclasses.dataclass(frozen=True)
+class LoaderSettings:
+    """The keys of a data config that every pairs data module reads, as ``PairsDataModule`` takes them.
+
+    A config writes them flat beside the data module's own keys (``data.batch_size=8``), so each data
+    module's constructor takes them as keyword arguments of these names and defaults and hands them
+    on as one ``LoaderSettings.pick(locals())``; the configs' signature checks (``pdeop.config``) see them
+    there. ``in_channels``/``out_channels``/``grid_size`` describe the pairs to the model config and are
+    checked against the data; ``task`` and ``train_subset`` say which pairs; the rest how they are batched.
+    """
+
+    in_channels: int = 1
+    out_channels: int = 1
+    grid_size: int | None = None
+    batch_size: int = 20
+    eval_batch_size: int | None = None
+    num_workers: int = 0
+    shuffle_seed: int = 0
+    train_subset: int | None = None
+    task: FinalState | Window | AllToAll | None = None
+
+    @classmethod
+    def pick(cls, arguments: dict) -> LoaderSettings:
+        """The settings among a constructor's ``arguments`` (its ``locals()``), found by name."""
+        return cls(**{field.name: arguments[field.name] for field in dataclasses.fields(cls)})
+
+    @property
+    def evaluation_batch_size(self) -> int:
+        """Validation's and test's batch size: ``eval_batch_size``, or the training one."""
+        return self.eval_batch_size or self.batch_size
+
+
 class PairsDataModule(pl.LightningDataModule):
     """Serves the input-output pairs of a stored dataset: splits, task, checks, normalisers, loaders.
 
@@ -34,6 +67,7 @@ class PairsDataModule(pl.LightningDataModule):
     checked against the file. Training batches are shuffled from ``shuffle_seed`` and the epoch
     number, so a resumed run repeats exactly.
 
+    ``settings`` holds the data config's keys this class reads (``LoaderSettings``).
     ``train_subset`` trains on the first samples of the stored training split only (learning
     curves on one file, with validation and test unchanged).
 
@@ -41,18 +75,10 @@ class PairsDataModule(pl.LightningDataModule):
     (``pdeop.data.tasks``); a rollout task's ``out_channels`` is what the model predicts per call.
     """
 
-    def __init__(self, in_channels: int = 1, out_channels: int = 1, grid_size: int | None = None,
-                 batch_size: int = 20, eval_batch_size: int | None = None, num_workers: int = 0,
-                 shuffle_seed: int = 0, train_subset: int | None = None,
-                 task: FinalState | Window | AllToAll | None = None):
+    def __init__(self, settings: LoaderSettings):
         super().__init__()
-        self.task = task
-        self.train_subset = train_subset
-        self.in_channels, self.out_channels, self.grid_size = in_channels, out_channels, grid_size
-        self.batch_size = batch_size
-        self.eval_batch_size = eval_batch_size or batch_size
-        self.num_workers = num_workers
-        self.shuffle_seed = shuffle_seed
+        self.settings = settings
+        self.task = settings.task  # the task in use: a subclass may narrow the configured one to what it reads
         self.splits: dict[str, FieldSet] = {}
         self.test_sets: dict[int, FieldSet] = {}
         self.input_normaliser = None
@@ -81,13 +107,14 @@ class PairsDataModule(pl.LightningDataModule):
         """Read the splits from ``stored``, make the task's pairs, check the config against them, fit normalisers."""
         for split in ("train", "val") if self.stores_train else ("val",):
             self.splits[split] = stored.read(split)
-        if "train" in self.splits and self.train_subset is not None:
+        subset = self.settings.train_subset
+        if "train" in self.splits and subset is not None:
             train = self.splits["train"]
-            if not 1 <= self.train_subset <= len(train.inputs):
+            if not 1 <= subset <= len(train.inputs):
                 raise ConfigError(f"data.train_subset: expected between 1 and the {len(train.inputs)} training "
-                                  f"samples of '{stored.path}', got {self.train_subset}")
-            self.splits["train"] = dataclasses.replace(train, inputs=train.inputs[: self.train_subset],
-                                                       outputs=train.outputs[: self.train_subset])
+                                  f"samples of '{stored.path}', got {subset}")
+            self.splits["train"] = dataclasses.replace(train, inputs=train.inputs[:subset],
+                                                       outputs=train.outputs[:subset])
         self.test_sets = {res: stored.read("test", res) for res in stored.resolutions("test")}
         out_channels = self.reference_fields.outputs.shape[1]
         if self.reference_fields.times is not None and self.task is None:
@@ -101,11 +128,12 @@ class PairsDataModule(pl.LightningDataModule):
             out_channels = self.task.out_channels(out_channels)
         reference = self.reference_fields
         checks = [("in_channels", reference.inputs.shape[1]), ("out_channels", out_channels)]
-        if self.grid_size is not None:
+        if self.settings.grid_size is not None:
             checks.append(("grid_size", reference.inputs.shape[-1]))
         for key, have in checks:
-            if getattr(self, key) != have:
-                raise ConfigError(f"data.{key}: config says {getattr(self, key)}, the file '{stored.path}' has {have}")
+            if getattr(self.settings, key) != have:
+                raise ConfigError(f"data.{key}: config says {getattr(self.settings, key)}, the file '{stored.path}' "
+                                  f"has {have}")
         self.input_normaliser, self.output_normaliser = self.fit_normalisers(stored)
 
     def fit_normalisers(self, stored) -> tuple[nn.Module, nn.Module]:
@@ -150,38 +178,39 @@ class PairsDataModule(pl.LightningDataModule):
         else:
             dataset = TensorDataset(torch.from_numpy(fields.inputs), torch.from_numpy(fields.outputs))
         rank, world = self._ranks()
-        sampler = (EpochShuffleSampler(len(dataset), self.shuffle_seed, rank, world) if shuffle
+        sampler = (EpochShuffleSampler(len(dataset), self.settings.shuffle_seed, rank, world) if shuffle
                    else RankSlice(len(dataset), rank, world))
-        return DataLoader(
-            dataset, batch_size=batch_size, sampler=sampler, num_workers=self.num_workers,
-            persistent_workers=self.num_workers > 0,
-        )
+        workers = self.settings.num_workers
+        return DataLoader(dataset, batch_size=batch_size, sampler=sampler, num_workers=workers,
+                          persistent_workers=workers > 0)
 
     def train_dataloader(self) -> DataLoader:
         train = self.train_pairs if self.train_pairs is not None else self.splits["train"]
-        return self._loader(train, self.batch_size, shuffle=True)
+        return self._loader(train, self.settings.batch_size, shuffle=True)
 
     def val_dataloader(self) -> DataLoader:
-        return self._loader(self.splits["val"], self.eval_batch_size, shuffle=False)
+        return self._loader(self.splits["val"], self.settings.evaluation_batch_size, shuffle=False)
 
     def test_dataloader(self) -> list[DataLoader]:
-        return [self._loader(fields, self.eval_batch_size, shuffle=False) for fields in self.test_sets.values()]
+        batch_size = self.settings.evaluation_batch_size
+        return [self._loader(fields, batch_size, shuffle=False) for fields in self.test_sets.values()]
 
 
 class OperatorDataModule(PairsDataModule):
-    """Generates (once) or opens the dataset file of a problem, or streams samples from its solver.
+    """Generates (once) or opens the dataset file of a problem; with ``online=True``, an ``OnlineDataModule``.
 
     See ``PairsDataModule`` for the splits, task, checks and loaders.
 
-    ``online=True`` trains on a stream instead (``stream`` settings): solver workers produce
-    fresh samples while training runs, no training set is stored, validation and test are the
-    same stored samples as offline, and the normalisers are fitted on ``normaliser_samples``
-    solved at start-up. The stream's sample counters travel in checkpoints, so a resumed run
-    continues the stream.
+    One data config serves both: ``online`` and ``stream`` are the ``OnlineDataModule``'s keys,
+    accepted here, and ``OperatorDataModule(..., online=True)`` (``data.online=true``) builds that
+    subclass, so configs keep naming this class and their keys.
 
     ``solvers`` (set by the entry points from ``pdeop/conf/solvers/``, not part of the data config) says
     where generation's and the stream's solvers run; ``None`` is this machine.
     """
+
+    def __new__(cls, *args, online: bool = False, **kwargs):
+        return super().__new__(OnlineDataModule if online else cls)
 
     def __init__(
         self,
@@ -192,39 +221,36 @@ class OperatorDataModule(PairsDataModule):
         subsample: int,
         test_subsamples: list[int] | tuple[int, ...] = (),
         seed: int = 0,
+        *,
+        data_dir: str = "data",
+        path: str | None = None,
+        generate: bool = True,
+        generate_workers: int = 1,
+        online: bool = False,
+        stream: StreamSettings | None = None,
         in_channels: int = 1,
         out_channels: int = 1,
         grid_size: int | None = None,
         batch_size: int = 20,
         eval_batch_size: int | None = None,
         num_workers: int = 0,
-        data_dir: str = "data",
-        path: str | None = None,
-        generate: bool = True,
-        generate_workers: int = 1,
         shuffle_seed: int = 0,
-        online: bool = False,
-        stream: StreamSettings | None = None,
         train_subset: int | None = None,
         task: FinalState | Window | AllToAll | None = None,
     ):
-        super().__init__(in_channels, out_channels, grid_size, batch_size, eval_batch_size, num_workers,
-                         shuffle_seed, train_subset, task)
-        self.online = online
-        if online and task is not None:
-            raise ConfigError("data.online: the online stream serves single input-output pairs; a time-dependent "
-                              "dataset with data.task trains offline (data.online=false)")
-        self.stream_settings = stream or StreamSettings()
+        super().__init__(LoaderSettings.pick(locals()))  # `online` chose the class; `stream` is OnlineDataModule's
         self.spec = DatasetSpec(problem, n_train, n_val, n_test, subsample, tuple(test_subsamples), seed,
-                                store_train=not online)
+                                store_train=self.stores_train)
         self.data_dir = Path(data_dir)
         self.user_path = Path(path) if path else None
         self.path = self.user_path or self.spec.path(self.data_dir)
         self.generate = generate
         self.generate_workers = generate_workers
-        self.stream: SolverStream | None = None
-        self.stream_counters: list[int] | None = None
         self.solvers: Solvers | None = None
+
+    # inspect.signature (the config checks read it) would show __new__'s (*args, **kwargs): show __init__'s keys.
+    __signature__ = inspect.signature(__init__)
+    __signature__ = __signature__.replace(parameters=tuple(__signature__.parameters.values())[1:])  # without self
 
     def prepare_data(self) -> None:
         """Generate the dataset file if it is missing (runs on one process only), with the solvers where
@@ -241,14 +267,44 @@ class OperatorDataModule(PairsDataModule):
             )
         generate(self.spec, self.data_dir, workers=self.generate_workers, solvers=self.solvers)
 
+    def open_store(self) -> DatasetFile:
+        return DatasetFile(self.path)
+
+    @property
+    def periodic(self) -> bool:
+        return getattr(self.spec.problem, "boundary", "dirichlet") == "periodic"
+
+
+class OnlineDataModule(OperatorDataModule):
+    """Trains on a stream from the problem's solver instead of a stored training set (``data.online=true``).
+
+    Built by ``OperatorDataModule(..., online=True)``, whose keys it takes, with ``stream``
+    (``StreamSettings``): solver workers produce fresh samples while training runs, no training
+    set is stored, validation and test are the same stored samples as offline, and the normalisers
+    are fitted on ``normaliser_samples`` solved at start-up. The stream's sample counters travel in
+    checkpoints, so a resumed run continues the stream (``upgrade_checkpoint`` for those written
+    before this class).
+    """
+
+    def __init__(self, *args, stream: StreamSettings | None = None, **kwargs):
+        super().__init__(*args, **kwargs)
+        if self.task is not None:
+            raise ConfigError("data.online: the online stream serves single input-output pairs; a time-dependent "
+                              "dataset with data.task trains offline (data.online=false)")
+        self.stream_settings = stream or StreamSettings()
+        self.stream: SolverStream | None = None
+        self.stream_counters: list[int] | None = None
+
+    @property
+    def stores_train(self) -> bool:
+        return False
+
     def state_dict(self) -> dict:
-        """Each rank's next stream counter per worker (empty offline): a resumed run continues from there.
+        """Each rank's next stream counter per worker: a resumed run continues from there.
 
         Lightning builds the checkpoint on every rank and writes rank 0's, so the counters of
         all ranks are gathered here.
         """
-        if not self.online:
-            return {}
         counters = self.stream.next_counters if self.stream is not None else self.stream_counters
         if counters is None:
             return {}
@@ -259,7 +315,7 @@ class OperatorDataModule(PairsDataModule):
 
     def load_state_dict(self, state_dict: dict) -> None:
         """Restore this rank's counters (a rank the checkpoint did not have starts its stream at zero)."""
-        rows = state_dict.get("stream_counters") if self.online else None
+        rows = state_dict.get("stream_counters")
         if rows:
             rank, _ = self._ranks()
             self.stream_counters = list(rows[rank]) if rank < len(rows) else None
@@ -269,31 +325,27 @@ class OperatorDataModule(PairsDataModule):
             self.stream.stop()
             self.stream = None
 
-    @property
-    def stores_train(self) -> bool:
-        return not self.online
-
-    def open_store(self) -> DatasetFile:
-        return DatasetFile(self.path)
-
-    @property
-    def periodic(self) -> bool:
-        return getattr(self.spec.problem, "boundary", "dirichlet") == "periodic"
-
     def normaliser_samples(self) -> tuple[np.ndarray, np.ndarray]:
-        """Online: samples from a seed space of their own, the same on every rank, solved here once."""
-        if not self.online:
-            return super().normaliser_samples()
+        """Samples from a seed space of their own, the same on every rank, solved here once."""
         n = self.stream_settings.normaliser_samples
-        return draw_and_solve(self.spec.problem, self.spec.subsample, self.shuffle_seed, NORMALISER_RANK, 0, range(n))
+        return draw_and_solve(self.spec.problem, self.spec.subsample, self.settings.shuffle_seed, NORMALISER_RANK, 0,
+                              range(n))
 
     def train_dataloader(self) -> DataLoader:
-        if not self.online:
-            return super().train_dataloader()
         if self.stream is None:  # started here, after a checkpoint has restored the counters
             rank, _ = self._ranks()
             self.stream = SolverStream(self.spec.problem, self.spec.subsample, self.stream_settings,
-                                       self.shuffle_seed, rank, self.stream_counters, self.solvers)
+                                       self.settings.shuffle_seed, rank, self.stream_counters, self.solvers)
             self.stream.start()
-        batches = StreamBatches(self.stream, self.batch_size, self.stream_settings.steps_per_epoch)
+        batches = StreamBatches(self.stream, self.settings.batch_size, self.stream_settings.steps_per_epoch)
         return DataLoader(batches, batch_size=None, num_workers=0)
+
+
+def upgrade_checkpoint(checkpoint: dict) -> dict:
+    """A checkpoint as this version files it: Lightning keeps a data module's state under its class name, and
+    online runs before ``OnlineDataModule`` kept the stream's counters under ``OperatorDataModule`` (which
+    stores nothing offline). Moved, a resumed run of such a checkpoint continues its stream."""
+    old, new = OperatorDataModule.__qualname__, OnlineDataModule.__qualname__
+    if old in checkpoint and new not in checkpoint:
+        checkpoint[new] = checkpoint.pop(old)
+    return checkpoint

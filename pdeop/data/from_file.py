@@ -27,7 +27,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
-from pdeop.data.datamodule import PairsDataModule
+from pdeop.data.datamodule import LoaderSettings, PairsDataModule
 from pdeop.data.formats import DatasetCollection, ExternalDataset, open_dataset, open_splits, split_paths
 from pdeop.data.normalise import ChannelStats
 from pdeop.data.store import FieldSet
@@ -213,12 +213,11 @@ class FileDataModule(PairsDataModule):
                  subsample: int = 1, test_subsamples: list[int] = (), time_subsample: int = 1,
                  inputs: str | None = None, outputs: str | None = None, axes: dict | None = None,
                  times: str = "t", fields: list[str] | None = None,
-                 periodic: bool | None = None, in_memory: bool = True, in_channels: int = 1, out_channels: int = 1,
-                 grid_size: int | None = None, batch_size: int = 20, eval_batch_size: int | None = None,
-                 num_workers: int = 0, shuffle_seed: int = 0, train_subset: int | None = None,
-                 task: FinalState | Window | AllToAll | None = None):
-        super().__init__(in_channels, out_channels, grid_size, batch_size, eval_batch_size, num_workers,
-                         shuffle_seed, train_subset, task)
+                 periodic: bool | None = None, in_memory: bool = True, *, in_channels: int = 1,
+                 out_channels: int = 1, grid_size: int | None = None, batch_size: int = 20,
+                 eval_batch_size: int | None = None, num_workers: int = 0, shuffle_seed: int = 0,
+                 train_subset: int | None = None, task: FinalState | Window | AllToAll | None = None):
+        super().__init__(LoaderSettings.pick(locals()))
         if not path:
             raise ConfigError("data.path: data=from_file needs the file to train on (data.path=<file>)")
         self.split_paths = split_paths(path, val_path, test_path)
@@ -232,7 +231,6 @@ class FileDataModule(PairsDataModule):
             raise ConfigError("data.in_memory: all-to-all pairs are drawn across a trajectory's snapshots and need "
                               "the training split in memory; use data.in_memory=true or data/task=final|window")
         self.in_memory = in_memory
-        self.requested_task = task
         self._periodic: bool | None = None
         self._train_range: slice | None = None
         self._times = slice(None)
@@ -249,9 +247,9 @@ class FileDataModule(PairsDataModule):
         sources = {split: opened.get(split, opened["train"]) for split in ("train", "val", "test")}
         store = FileSplits(sources, **self.counts, **self.factors)
         times = opened["train"].times
-        if self.requested_task is not None and times is not None:  # read only the states the task uses
+        if self.settings.task is not None and times is not None:  # read only the states the task uses
             r = self.factors["time_subsample"]
-            self._times, self.task = self.requested_task.selection(times[r - 1::r])
+            self._times, self.task = self.settings.task.selection(times[r - 1::r])
             store.times = self._times
         return store
 
@@ -267,12 +265,13 @@ class FileDataModule(PairsDataModule):
         store = self.open_store()
         try:
             train = store.ranges["train"]
-            if self.train_subset is not None and not self.in_memory:
+            subset = self.settings.train_subset
+            if subset is not None and not self.in_memory:
                 count = train.stop - train.start
-                if not 1 <= self.train_subset <= count:
+                if not 1 <= subset <= count:
                     raise ConfigError(f"data.train_subset: expected between 1 and the {count} training samples "
-                                      f"of '{self.path}', got {self.train_subset}")
-                train = slice(train.start, train.start + self.train_subset)
+                                      f"of '{self.path}', got {subset}")
+                train = slice(train.start, train.start + subset)
             self._train_range = train
             self.load(store)
         finally:
@@ -307,5 +306,5 @@ class FileDataModule(PairsDataModule):
             return super().train_dataloader()
         samples = FileSamples(self.path, self.read_options, self._train_range, self.factors["subsample"],
                               self.factors["time_subsample"], self._times, self.task)
-        return self._loader(samples, self.batch_size, shuffle=True)
+        return self._loader(samples, self.settings.batch_size, shuffle=True)
 

@@ -24,6 +24,7 @@ from typing import Any, Callable
 import torch
 from lightning_fabric.plugins.io.torch_io import TorchCheckpointIO
 
+from pdeop.data.datamodule import upgrade_checkpoint
 from pdeop.io import UnwritablePathError
 
 
@@ -48,7 +49,8 @@ class AtomicCheckpointIO(TorchCheckpointIO):
     previous complete checkpoint or the new complete one, whatever kills the process. A failed
     write (a full disk, say) removes its temporary file and raises one ``UnwritablePathError``
     naming the directory. Loading is always ``weights_only=True``: pdeop checkpoints hold only
-    tensors and plain values, and nothing a checkpoint file holds is ever unpickled as code.
+    tensors and plain values, and nothing a checkpoint file holds is ever unpickled as code. What
+    is read is filed as this version files it (``upgrade_checkpoint``).
     """
 
     def save_checkpoint(self, checkpoint: dict[str, Any], path, storage_options: Any = None) -> None:
@@ -73,7 +75,7 @@ class AtomicCheckpointIO(TorchCheckpointIO):
 
     def load_checkpoint(self, path, map_location: Callable | None = lambda storage, loc: storage,
                         weights_only: bool | None = None) -> dict[str, Any]:
-        return super().load_checkpoint(path, map_location=map_location, weights_only=True)
+        return upgrade_checkpoint(super().load_checkpoint(path, map_location=map_location, weights_only=True))
 
 
 def sync_directory(directory: Path) -> None:
