@@ -89,8 +89,16 @@ def test_gp_hm_misfits_use_its_own_grid_and_the_likelihood_loss():
 
 
 def test_an_operator_model_is_refused_by_the_physics_module():
-    with pytest.raises(ConfigError, match=r"model: Linear is an operator model; .* \(model=pinn, pinn_rff, pig, gp_hm\)"):
+    with pytest.raises(ConfigError, match=r"model: Linear is an operator model; .* \(model=gp_hm, pig, pinn, pinn_rff\)"):
         PhysicsInformedModule(torch.nn.Linear(1, 1), Poisson1D(), PhysicsLoss(), torch.optim.Adam)
+
+
+def test_the_model_lists_of_the_mismatch_message_come_from_the_config_folder():
+    from pdeop.training.physics_module import mismatch
+
+    operators = mismatch("PIG", physics_model=True)
+    assert "model=fno, fno_1d, lsm, mgno, scot, scot_b, scot_l, t1, unet)" in operators  # every operator yaml
+    assert "darcy_instance" in operators and "data=darcy, navier" in operators
 
 
 @pytest.mark.parametrize("bad,message", [

@@ -100,7 +100,7 @@ class CollocationDataModule(pl.LightningDataModule):
         super().__init__()
         if not isinstance(problem, ResidualProblem):
             raise ConfigError(f"data.problem: {type(problem).__name__} is not posed by a residual; physics-informed "
-                              f"models (pinn, pinn_rff, pig, gp_hm) solve residual problems such as data=poisson1d, "
+                              f"models (pinn, pinn_rff, pig, gp_hm) solve residual problems such as data=poisson1d_hf, "
                               f"helmholtz2d or darcy_instance")
         for key, value in (("n_interior", n_interior), ("n_boundary", n_boundary), ("steps_per_epoch", steps_per_epoch)):
             if value < 1:

@@ -16,8 +16,10 @@ from typing import Any, Callable
 
 import pytorch_lightning as pl
 import torch
+from hydra.utils import get_class
 from torch import nn
 
+from pdeop.conf import options, target
 from pdeop.errors import ConfigError
 from pdeop.models.field import FieldModel
 from pdeop.problems.residual import ResidualProblem
@@ -37,15 +39,19 @@ def is_physics_model(model: nn.Module | type) -> bool:
 
 
 def mismatch(model: str, physics_model: bool) -> str:
-    """The one-line message for a model asked of the wrong kind of data: which models fit which problems."""
+    """The one-line message for a model asked of the wrong kind of data: which models fit which problems, listed
+    from the shipped configs (pdeop/conf/model and data)."""
+    models = {name: is_physics_model(get_class(target("model", name))) for name in options("model")}
+    residual = [name for name in options("data") if target("data", name).endswith("CollocationDataModule")]
     operator_data = "data=darcy, navier_stokes, burgers, ... (solved samples)"
-    residual_data = "data=poisson1d_hf, poisson1d_multiscale, allen_cahn1d, poisson2d_hf, helmholtz2d, advection1d, " \
-                    "darcy_instance (single PDE instances posed by their residual)"
+    residual_data = f"data={', '.join(residual)} (single PDE instances posed by their residual)"
     if physics_model:
+        operators = ", ".join(name for name, physics in models.items() if not physics)
         return (f"model: {model} is a physics-informed model; it solves {residual_data}, not {operator_data}, "
-                f"which the operator models learn from (model=fno, t1, lsm, mgno, scot)")
+                f"which the operator models learn from (model={operators})")
+    solvers = ", ".join(name for name, physics in models.items() if physics)
     return (f"model: {model} is an operator model; it learns from {operator_data}, not {residual_data}, "
-            f"which the physics-informed models solve (model=pinn, pinn_rff, pig, gp_hm)")
+            f"which the physics-informed models solve (model={solvers})")
 
 
 class PhysicsInformedModule(pl.LightningModule):
