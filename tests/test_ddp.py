@@ -7,7 +7,7 @@ import torch
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
-from pdeop.data.sampling import EpochShuffleSampler, RankSlice
+from pdeop.data.sampling import RankSlice, training_sampler
 from pdeop.training.run import build_module
 
 
@@ -16,9 +16,13 @@ def test_ranks_share_each_epoch_without_repeats(n, world):
     for epoch in (0, 1):
         shards = []
         for rank in range(world):
-            sampler = EpochShuffleSampler(n, seed=4, rank=rank, world_size=world)
+            sampler = training_sampler(range(n), seed=4, rank=rank, world_size=world)
             sampler.set_epoch(epoch)
             shards.append(list(sampler))
+            # the order pdeop's runs and checkpoints have always had: a permutation from seed + epoch, trimmed to
+            # a multiple of the world size, every world-th entry from the rank (a torch change would show here)
+            order = torch.randperm(n, generator=torch.Generator().manual_seed(4 + epoch))[: n - n % world]
+            assert shards[-1] == order[rank::world].tolist()
         seen = [i for shard in shards for i in shard]
         assert len(seen) == len(set(seen)) == n - n % world  # no sample twice, equal steps per rank
         assert {len(shard) for shard in shards} == {n // world}

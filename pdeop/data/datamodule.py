@@ -15,7 +15,7 @@ from torch.utils.data import DataLoader, Dataset, TensorDataset
 from pdeop.data.generation import DatasetSpec, generate
 from pdeop.data.solvers import Solvers
 from pdeop.data.normalise import fit_channel_normaliser
-from pdeop.data.sampling import EpochShuffleSampler, RankSlice
+from pdeop.data.sampling import RankSlice, training_sampler
 from pdeop.data.store import DatasetFile, FieldSet
 from pdeop.data.stream import SolverStream, StreamBatches, StreamSettings, draw_and_solve
 from pdeop.data.stream.generator import NORMALISER_RANK
@@ -178,7 +178,7 @@ class PairsDataModule(pl.LightningDataModule):
         else:
             dataset = TensorDataset(torch.from_numpy(fields.inputs), torch.from_numpy(fields.outputs))
         rank, world = self._ranks()
-        sampler = (EpochShuffleSampler(len(dataset), self.settings.shuffle_seed, rank, world) if shuffle
+        sampler = (training_sampler(dataset, self.settings.shuffle_seed, rank, world) if shuffle
                    else RankSlice(len(dataset), rank, world))
         workers = self.settings.num_workers
         return DataLoader(dataset, batch_size=batch_size, sampler=sampler, num_workers=workers,

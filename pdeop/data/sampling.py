@@ -10,39 +10,26 @@ from __future__ import annotations
 
 from typing import Iterator
 
-import torch
-from torch.utils.data import Sampler
+from torch.utils.data import Dataset, DistributedSampler, Sampler
 
 
-class EpochShuffleSampler(Sampler[int]):
+def training_sampler(dataset: Dataset, seed: int, rank: int = 0, world_size: int = 1) -> DistributedSampler:
     """A fresh permutation each epoch, drawn from ``seed + epoch``, of which rank r takes every world-th entry from r.
 
-    All ranks draw the same permutation, so together they see each sample at most once per epoch;
-    when ``n_samples`` does not divide by the world size, the permutation's last few samples sit
-    the epoch out (a different few each epoch), so that every rank takes the same number of steps.
-    Lightning calls ``set_epoch`` at the start of every epoch, including the first epoch after
-    a resume, so the order of samples does not depend on how the run got there.
+    PyTorch's ``DistributedSampler`` with ``drop_last``: all ranks draw the same permutation, so together
+    they see each sample at most once per epoch; when the samples do not divide by the world size, the
+    permutation's last few sit the epoch out (a different few each epoch), so that every rank takes the
+    same number of steps. Lightning calls ``set_epoch`` at the start of every epoch, including the first
+    after a resume, so the order does not depend on how the run got there (tests/test_ddp.py pins it).
     """
-
-    def __init__(self, n_samples: int, seed: int, rank: int = 0, world_size: int = 1):
-        self.n_samples, self.seed = n_samples, seed
-        self.rank, self.world_size = rank, world_size
-        self.epoch = 0
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
-
-    def __len__(self) -> int:
-        return self.n_samples // self.world_size
-
-    def __iter__(self) -> Iterator[int]:
-        generator = torch.Generator().manual_seed(self.seed + self.epoch)
-        order = torch.randperm(self.n_samples, generator=generator)[: len(self) * self.world_size]
-        return iter(order[self.rank :: self.world_size].tolist())
+    return DistributedSampler(dataset, num_replicas=world_size, rank=rank, shuffle=True, seed=seed, drop_last=True)
 
 
 class RankSlice(Sampler[int]):
-    """Evaluation order: rank r takes samples r, r + world, r + 2 world, ...; every sample exactly once overall."""
+    """Evaluation order: rank r takes samples r, r + world, r + 2 world, ...; every sample exactly once overall.
+
+    (Lightning's ``UnrepeatedDistributedSampler`` orders the same but refuses a rank with no sample.)
+    """
 
     def __init__(self, n_samples: int, rank: int = 0, world_size: int = 1):
         self.indices = range(rank, n_samples, world_size)
