@@ -122,6 +122,7 @@ def test_a_cancelled_worker_job_is_survived_and_replaced(slurm_env, tmp_path, mo
                                                          memory):
     for key, value in with_this_tree(slurm_env, ROOT / "tests").items():  # tests/: SlowDarcy's module
         monkeypatch.setenv(key, value)
+    monkeypatch.setenv("OMP_NUM_THREADS", "2")  # as a SLURM launcher exports it: the workers still get one thread
     # 64 samples at 0.25 s each on 2 workers: 8 s or more of solving, so the cancel lands mid-way
     spec = DatasetSpec(SlowDarcy(resolution=33, seconds=0.25), 48, 8, 8, subsample=2, test_subsamples=(1,), seed=2)
     expected = file_sha256(generate(DatasetSpec(Darcy(resolution=33), 48, 8, 8, subsample=2, test_subsamples=(1,),
@@ -147,6 +148,7 @@ def test_a_cancelled_worker_job_is_survived_and_replaced(slurm_env, tmp_path, mo
             while samples_reported(client) < 1:  # some chunks solved, more to come
                 assert thread.is_alive() and time.monotonic() < deadline, result.get("error")
                 time.sleep(0.05)
+            assert set(client.run(lambda: os.environ["OMP_NUM_THREADS"]).values()) == {"1"}
             victim = busy_worker(client, thread)
             job = client.run(lambda: os.environ["SLURM_JOB_ID"], workers=[victim])[victim]
             assert jobs_named(slurm_env, name)[job] == "RUNNING"

@@ -139,7 +139,9 @@ class SlurmSolvers:
                 scheduler_options={"dashboard_address": ":8787" if has_dashboard() else ":0"})
         except ValueError as exc:  # dask-jobqueue's check of the job's cores and memory
             raise ConfigError(f"solvers=slurm: {exc} (solvers.cores, solvers.memory)") from exc
-        with cluster, Client(cluster) as client:
+        # sbatch exports this process's environment to the jobs, and a nanny keeps an exported thread count
+        # over Dask's own one-thread setting: one BLAS thread a worker, whatever launched this process
+        with cluster, Client(cluster) as client, single_blas_thread():
             refused = sbatch_refuses(cluster.job_script())
             if refused:
                 raise SolverClusterError(f"solvers=slurm: SLURM refuses the solver jobs ({refused}); check "
