@@ -115,7 +115,7 @@ def test_bad_model_settings_name_the_key(bad, message):
 
 def test_train_py_refuses_a_model_of_the_wrong_kind_in_one_line(data_dir, tmp_path):
     for overrides, expected in [
-        (["model=pinn", "data=darcy"], "model: PINN is a physics-informed model; it solves data=poisson1d_hf"),
+        (["model=pinn", "data=darcy"], "model: PINN is a physics-informed model; it solves data=advection1d, allen_cahn1d, darcy_instance"),
         (["model=fno", "data=helmholtz2d"], "model: FNO is an operator model; it learns from data=darcy"),
     ]:
         result = run_entry(["train.py"], overrides, tmp_path / "run", data_dir, check=False)
