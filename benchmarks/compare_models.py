@@ -1,11 +1,13 @@
 """Side-by-side comparison of models on the same data at equal budget (epochs, batch size, data).
 
-Each model trains through train.py in its own process (so peak memory is its own), with the
-recipe its model file brings (loss, schedule, learning rate) and everything else equal. Prints a
+Each model trains through train.py in its own process (so peak memory is its own), under one recipe
+(the defaults, or what the trailing overrides say) and everything else equal; an entry such as
+"mgno +recipe=mgno" trains under its paper's recipe instead. Prints a
 markdown table: parameters, median seconds per epoch, peak resident memory, and the best
 checkpoint's test relative L2 at every stored resolution.
 
     python benchmarks/compare_models.py --models fno t1 mgno "lsm model.patch_size=[3,3]" --epochs 20 [overrides...]
+    python benchmarks/compare_models.py --models fno "t1 +recipe=t1" "mgno +recipe=mgno" --epochs 20
 
 A model entry may carry overrides of its own after its name (quoted, space-separated), which
 win over ``--epochs`` and the trailing overrides that apply to every model. Offline against online training at equal steps:

@@ -25,19 +25,19 @@ for data in poisson1d_hf poisson2d_hf helmholtz2d; do
     if [ "$data" = poisson1d_hf ]; then points=(data.n_interior=1000); lbfgs=(data.n_interior=1000 data.steps_per_epoch=10)
     else points=("${POINTS_2D[@]}"); lbfgs=("${LBFGS[@]}"); fi
     frequency=20.0; [ "$data" = helmholtz2d ] && frequency=4.0
-    run "$data-gp_hm" model=gp_hm data="$data" model.max_frequency="$frequency"
-    run "$data-pinn" model=pinn data="$data" "${points[@]}"
-    run "$data-pig" model=pig data="$data" "${lbfgs[@]}"
+    run "$data-gp_hm" model=gp_hm +recipe=gp_hm data="$data" model.max_frequency="$frequency"
+    run "$data-pinn" model=pinn +recipe=pinn data="$data" "${points[@]}"
+    run "$data-pig" model=pig +recipe=pig data="$data" "${lbfgs[@]}"
 done
 # GP-HM's other 1D cases against the PINN (GP-HM's grids and frequency ranges)
-run poisson1d_sincos-gp_hm model=gp_hm data=poisson1d_hf data.problem.solution=sin6x_cos100x
-run poisson1d_sincos-pinn model=pinn data=poisson1d_hf data.problem.solution=sin6x_cos100x data.n_interior=1000
-run poisson1d_xsin-gp_hm model=gp_hm data=poisson1d_hf data.problem.solution=x_sin200x data.grid_points=900 \
+run poisson1d_sincos-gp_hm model=gp_hm +recipe=gp_hm data=poisson1d_hf data.problem.solution=sin6x_cos100x
+run poisson1d_sincos-pinn model=pinn +recipe=pinn data=poisson1d_hf data.problem.solution=sin6x_cos100x data.n_interior=1000
+run poisson1d_xsin-gp_hm model=gp_hm +recipe=gp_hm data=poisson1d_hf data.problem.solution=x_sin200x data.grid_points=900 \
     model.max_frequency=50
-run poisson1d_xsin-pinn model=pinn data=poisson1d_hf data.problem.solution=x_sin200x data.n_interior=1000
-run allen_cahn1d-gp_hm model=gp_hm data=allen_cahn1d
-run allen_cahn1d-pinn model=pinn data=allen_cahn1d data.n_interior=1000
+run poisson1d_xsin-pinn model=pinn +recipe=pinn data=poisson1d_hf data.problem.solution=x_sin200x data.n_interior=1000
+run allen_cahn1d-gp_hm model=gp_hm +recipe=gp_hm data=allen_cahn1d
+run allen_cahn1d-pinn model=pinn +recipe=pinn data=allen_cahn1d data.n_interior=1000
 
 # PIG's Gaussians at the paper's width (0.1 of the box) cannot follow 100 periods: the same run with width 0.005
-run poisson1d_hf-pig_narrow model=pig data=poisson1d_hf data.n_interior=1000 data.steps_per_epoch=10 model.sigma_init=0.005
+run poisson1d_hf-pig_narrow model=pig +recipe=pig data=poisson1d_hf data.n_interior=1000 data.steps_per_epoch=10 model.sigma_init=0.005
 python experiments/physics_table.py "$OUT" | tee "$OUT/table.md"

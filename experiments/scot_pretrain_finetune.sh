@@ -8,7 +8,7 @@
 set -euo pipefail
 OUT=${1:-outputs/scot_pretrain_finetune}
 EPOCHS=${EPOCHS:-5}
-SCOT=(trainer.enable_progress_bar=false model=scot model.embed_dim=24 "model.depths=[2,2,2,2]" model.window_size=8
+SCOT=(trainer.enable_progress_bar=false model=scot +recipe=scot model.embed_dim=24 "model.depths=[2,2,2,2]" model.window_size=8
       data=navier_stokes data/task=all_to_all)
 FINETUNE_DATA=(data.problem.viscosity=1e-4 data.n_train=32 data.n_val=8 data.n_test=20)
 

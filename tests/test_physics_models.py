@@ -126,7 +126,7 @@ def test_train_py_refuses_a_model_of_the_wrong_kind_in_one_line(data_dir, tmp_pa
 @pytest.mark.slow
 def test_gp_hm_solves_high_frequency_poisson_through_train_py(data_dir, tmp_path):
     run = tmp_path / "gp"
-    run_entry(["train.py"], ["model=gp_hm", "data=poisson1d_hf", "trainer.max_epochs=6"], run, data_dir)
+    run_entry(["train.py"], ["model=gp_hm", "+recipe=gp_hm", "data=poisson1d_hf", "trainer.max_epochs=6"], run, data_dir)
     with pytest.raises(CheckpointError, match="is a physics-informed run: it holds one solution"):
         load_pretrained(run / "checkpoints" / "last.ckpt")
     metrics = json.loads((run / "test_metrics.json").read_text())
@@ -137,7 +137,7 @@ def test_gp_hm_solves_high_frequency_poisson_through_train_py(data_dir, tmp_path
 
 @pytest.mark.slow
 def test_pig_trains_with_lbfgs_and_an_interrupted_run_resumes_exactly(data_dir, tmp_path):
-    small = ["model=pig", "data=helmholtz2d", "data.n_interior=200", "data.n_boundary=200", "data.steps_per_epoch=3",
+    small = ["model=pig", "+recipe=pig", "data=helmholtz2d", "data.n_interior=200", "data.n_boundary=200", "data.steps_per_epoch=3",
              "model.num_gaussians=100", "data.problem.test_points=40"]
     straight, resumed = tmp_path / "straight", tmp_path / "resumed"
     run_entry(["train.py"], [*small, "trainer.max_epochs=2"], straight, data_dir)

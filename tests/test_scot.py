@@ -159,7 +159,7 @@ def test_scot_fine_tunes_from_a_poseidon_directory_on_navier_stokes(data_dir, tm
     directory = poseidon_directory(tmp_path, source, num_channels=1, num_out_channels=1, image_size=16, patch_size=2)
     run = tmp_path / "run"
     run_entry(["train.py"], [
-        "model=scot", "data=navier_stokes", "data.problem.resolution=32", "data.problem.final_time=0.2",
+        "model=scot", "+recipe=scot", "data=navier_stokes", "data.problem.resolution=32", "data.problem.final_time=0.2",
         "data.problem.record_every=0.1", "data.problem.dt=0.01", "data.problem.device=cpu", "data.n_train=8",
         "data.n_val=4", "data.n_test=4", "data.batch_size=4", "data.generate_workers=1", "trainer.max_epochs=1",
         "model.embed_dim=8", "model.depths=[2,1,1,1]", "model.num_heads=[1,2,2,4]", "model.skip_connections=[1,1,0,0]",

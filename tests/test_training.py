@@ -102,7 +102,7 @@ def test_onecycle_and_h1_options_train(train):
 
 
 def test_mgno_trains_with_its_paper_recipe(train):
-    _, run = train("model=mgno", "model.channels=8", "model.num_layers=2", "model.smoothing=[[1,0],[1,0],[2,0]]",
+    _, run = train("model=mgno", "+recipe=mgno", "model.channels=8", "model.num_layers=2", "model.smoothing=[[1,0],[1,0],[2,0]]",
                    "trainer.max_epochs=3")
     resolved = (run / "config_resolved.yaml").read_text()
     assert "FourierSobolevLoss" in resolved and "OneCycleLR" in resolved and "lr: 0.0005" in resolved
@@ -120,7 +120,7 @@ def test_mgno_trains_with_its_paper_recipe(train):
     ("lsm", ["model.width=8", "model.patch_size=[2,2]"], "lr: 0.0005"),
 ])
 def test_every_model_config_trains_through_train_py(train, model, overrides, recipe):
-    _, run = train(f"model={model}", *overrides, "trainer.max_epochs=2")
+    _, run = train(f"model={model}", f"+recipe={model}", *overrides, "trainer.max_epochs=2")
     assert recipe in (run / "config_resolved.yaml").read_text()
     results = json.loads((run / "test_metrics.json").read_text())
     assert all(0 < results[f"test/rel_l2_{res}"] < 10 for res in (17, 33))

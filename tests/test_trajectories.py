@@ -176,7 +176,7 @@ def test_navier_stokes_rollout_trains_and_reports_errors_per_lead_time(data_dir,
 
 @pytest.mark.slow
 def test_scot_trains_all_to_all_and_is_evaluated_per_lead_time(data_dir, tmp_path):
-    scot = ["model=scot", "model.embed_dim=8", "model.depths=[1,1,1,1]", "model.num_heads=[1,2,2,4]",
+    scot = ["model=scot", "+recipe=scot", "model.embed_dim=8", "model.depths=[1,1,1,1]", "model.num_heads=[1,2,2,4]",
             "model.skip_connections=[1,0,0,0]", "model.window_size=4", "model.patch_size=2"]
     run = tmp_path / "a2a"
     run_entry(["train.py"], [*TINY_NS[:-3], *scot, "data/task=all_to_all", "trainer.max_epochs=1"], run, data_dir)

@@ -129,6 +129,18 @@ class GaussianLikelihoodLoss:
         return total, parts
 
 
+def is_residual_loss(loss: object) -> bool:
+    """A physics-informed model's loss (or loss class), taken on PDE residuals rather than solved samples."""
+    cls = loss if isinstance(loss, type) else type(loss)
+    return issubclass(cls, (PhysicsLoss, GaussianLikelihoodLoss))
+
+
+def operator_loss_expected(model: str, loss: str) -> str:
+    """The one-line message for an operator model given a residual loss."""
+    return (f"loss: {loss} is a physics-informed model's residual loss; {model} learns from solved samples "
+            f"(loss=rel_l2, h1, hs or rel_l1)")
+
+
 def check_weights(residual_weight: float, boundary_weight: float) -> None:
     if residual_weight < 0 or boundary_weight < 0:
         raise ConfigError(f"loss.residual_weight/boundary_weight: expected weights >= 0, got "

@@ -23,7 +23,7 @@ from torchmetrics import MeanMetric
 
 from pdeop.errors import ConfigError
 from pdeop.inference import TrainedOperator
-from pdeop.training.losses import TransformedRelativeL2
+from pdeop.training.losses import TransformedRelativeL2, is_residual_loss, operator_loss_expected
 from pdeop.training.optimisation import optimiser_and_schedule, parameter_groups
 
 
@@ -55,6 +55,8 @@ class OperatorModule(TrainedOperator, pl.LightningModule):
         rollout: Any | None = None,
         param_lr: dict[str, float] | None = None,
     ):
+        if is_residual_loss(loss):
+            raise ConfigError(operator_loss_expected(type(model).__name__, type(loss).__name__))
         if isinstance(loss, TransformedRelativeL2):
             loss.check_model(model)
             if rollout is not None:

@@ -23,7 +23,7 @@ from pdeop.conf import options, target
 from pdeop.errors import ConfigError
 from pdeop.models.field import FieldModel
 from pdeop.problems.residual import ResidualProblem
-from pdeop.training.losses import GaussianLikelihoodLoss, PhysicsLoss
+from pdeop.training.losses import GaussianLikelihoodLoss, PhysicsLoss, is_residual_loss
 from pdeop.training.optimisation import optimiser_and_schedule, parameter_groups
 
 
@@ -54,6 +54,15 @@ def mismatch(model: str, physics_model: bool) -> str:
             f"which the physics-informed models solve (model={solvers})")
 
 
+def residual_loss_missing(model: str, loss: str) -> str:
+    """The one-line message for a physics-informed model given an operator loss: model= picks the network only,
+    and the recipes that bring a residual loss are listed from the shipped configs (pdeop/conf/recipe)."""
+    recipes = [name for name in options("recipe")
+               if name in options("model") and is_physics_model(get_class(target("model", name)))]
+    return (f"loss: {model} solves a residual problem and trains on its residual, not on {loss}; add a "
+            f"paper's recipe (+recipe={' | '.join(recipes)}) or choose loss=physics (or gp_hm) and an optimiser")
+
+
 class PhysicsInformedModule(pl.LightningModule):
     """Trains ``model`` so that it solves ``problem``; ``optimizer``/``scheduler`` are partial constructors.
 
@@ -67,6 +76,8 @@ class PhysicsInformedModule(pl.LightningModule):
         super().__init__()
         if not is_physics_model(model):
             raise ConfigError(mismatch(type(model).__name__, physics_model=False))
+        if not is_residual_loss(loss):
+            raise ConfigError(residual_loss_missing(type(model).__name__, type(loss).__name__))
         if scheduler_interval not in ("epoch", "step"):
             raise ConfigError(f"scheduler.interval: expected 'epoch' or 'step', got {scheduler_interval!r}")
         self.model, self.problem, self.loss = model, problem, loss

@@ -24,11 +24,13 @@ from pdeop.io import atomic_path, writable_directory
 from pdeop.provenance import git_commit, hardware
 from pdeop.training.finetune import build_model
 from pdeop.training.loggers import ContinuesHistory
+from pdeop.training.losses import is_residual_loss, operator_loss_expected
 from pdeop.training.operator_module import OperatorModule
 from pdeop.training.physics_module import (
     PhysicsInformedModule,
     is_physics_model,
     mismatch,
+    residual_loss_missing,
 )
 from pdeop.training.preflight import preflight
 from pdeop.training.quiet import quiet_frameworks
@@ -84,22 +86,32 @@ def build_module(cfg: DictConfig, datamodule, config: dict) -> OperatorModule:
 
 
 def check_pairing(cfg: DictConfig) -> None:
-    """Refuse an operator model on a single-instance problem, or a physics-informed model on operator data.
+    """Refuse an operator model on a single-instance problem, a physics-informed model on operator data, and
+    either kind of model with the other kind's loss.
 
-    Checked on the targets before the config is resolved: the two kinds of model read different
-    keys of the data config, so a mismatch would otherwise surface as a missing interpolation key.
+    Checked on the targets before the config is resolved and before any data is generated: the two kinds of
+    model read different keys of the data config, so a mismatch would otherwise surface as a missing
+    interpolation key. ``model=`` picks the network only, so the loss comes from ``loss=`` or a recipe.
     """
-    model, data = cfg.model.get("_target_"), cfg.data.get("_target_")
+    model, data, loss = (cfg.get(group, {}).get("_target_") for group in ("model", "data", "loss"))
     if not isinstance(model, str) or not isinstance(data, str):
         return
     try:
         model_class, data_class = get_object(model), get_object(data)
+        loss_class = get_object(loss) if isinstance(loss, str) else None
     except Exception:
         return  # check_config names the target that cannot be imported
     physics_model = isinstance(model_class, type) and is_physics_model(model_class)
     residual_data = isinstance(data_class, type) and issubclass(data_class, CollocationDataModule)
+    name = model.rsplit(".", 1)[-1]
     if physics_model != residual_data:
-        raise ConfigError(mismatch(model.rsplit(".", 1)[-1], physics_model))
+        raise ConfigError(mismatch(name, physics_model))
+    if not isinstance(loss_class, type):
+        return
+    if physics_model and not is_residual_loss(loss_class):
+        raise ConfigError(residual_loss_missing(name, loss_class.__name__))
+    if not physics_model and is_residual_loss(loss_class):
+        raise ConfigError(operator_loss_expected(name, loss_class.__name__))
 
 
 def build_physics_module(cfg: DictConfig, datamodule: CollocationDataModule, config: dict) -> PhysicsInformedModule:
