@@ -4,6 +4,7 @@ scheduler that does not answer is one ``pdeop error:`` line naming ``solvers.add
 
 from __future__ import annotations
 
+import io
 import os
 import signal
 import socket
@@ -149,6 +150,35 @@ def test_a_killed_generation_run_again_solves_only_the_chunks_it_had_not_kept(tm
     monkeypatch.setattr(Darcy, "solve", lambda self, inputs: solved.append(len(inputs)) or solve(self, inputs))
     path = generate(spec, tmp_path, progress=False)
     assert 3 <= kept < 24 and len(solved) == 24 - kept  # 8 chunks a split; only those not kept were solved
+    assert file_sha256(path) == reference and not shards.folder.exists()
+
+
+def test_a_shard_write_interrupted_midway_leaves_no_shard_and_the_rerun_solves_its_chunk(tmp_path, reference,
+                                                                                          monkeypatch):
+    spec = DatasetSpec(SKR, 32, 8, 8, subsample=2, test_subsamples=(1,), seed=0)
+    shards = ChunkShards(spec.path(tmp_path))
+    savez, saves = np.savez, []
+
+    def killed_on_the_third(file, **arrays) -> None:  # half of the third shard's bytes written, then "killed"
+        saves.append(len(saves))
+        if len(saves) < 3:
+            return savez(file, **arrays)
+        whole = io.BytesIO()
+        savez(whole, **arrays)
+        file.write(whole.getvalue()[: len(whole.getvalue()) // 2])
+        raise OSError("killed mid-write")
+
+    monkeypatch.setattr(np, "savez", killed_on_the_third)
+    with pytest.raises(OSError, match="killed mid-write"):
+        generate(spec, tmp_path, progress=False)
+    assert sorted(p.name for p in shards.folder.iterdir()) == ["train-0000000-0000004.npz",
+                                                               "train-0000004-0000008.npz"]  # no third, no temporary
+    monkeypatch.setattr(np, "savez", savez)
+    solved = []
+    solve = Darcy.solve
+    monkeypatch.setattr(Darcy, "solve", lambda self, inputs: solved.append(len(inputs)) or solve(self, inputs))
+    path = generate(spec, tmp_path, progress=False)
+    assert len(solved) == 24 - 2  # the interrupted chunk among them
     assert file_sha256(path) == reference and not shards.folder.exists()
 
 
