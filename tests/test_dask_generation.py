@@ -25,7 +25,7 @@ from distributed import Client, LocalCluster
 from pdeop.data import generation
 from pdeop.data.generation import DatasetSpec, generate
 from pdeop.data.shards import ChunkShards
-from pdeop.data.solvers import AddressSolvers, LocalSolvers, SolverClusterError
+from pdeop.data.solvers import AddressSolvers, LocalSolvers, SolverClusterError, kept_environment
 from pdeop.io import file_sha256
 from pdeop.linalg import LinearSolver
 from pdeop.problems import Darcy
@@ -68,10 +68,8 @@ def fixed_creation_time():
 def environment_kept():
     """Dask's nannies set OMP_NUM_THREADS=1 and more in the process that starts a LocalCluster and leave them;
     restore the environment so later tests (and the `nproc` of the SLURM test cluster) see the machine's."""
-    saved = dict(os.environ)
-    yield
-    os.environ.clear()
-    os.environ.update(saved)
+    with kept_environment():
+        yield
 
 
 @pytest.fixture(scope="module")
