@@ -13,15 +13,18 @@ import sys
 import textwrap
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import run_entry
+from conftest import ROOT, run_entry
 from distributed import Client, LocalCluster
+from hydra.utils import get_class
+from omegaconf import OmegaConf
 
+from pdeop.config import check_config
 from pdeop.data import generation
 from pdeop.data.generation import DatasetSpec, generate
 from pdeop.data.shards import ChunkShards
@@ -178,6 +181,18 @@ def test_a_shard_write_interrupted_midway_leaves_no_shard_and_the_rerun_solves_i
     path = generate(spec, tmp_path, progress=False)
     assert len(solved) == 24 - 2  # the interrupted chunk among them
     assert file_sha256(path) == reference and not shards.folder.exists()
+
+
+@pytest.mark.parametrize("name", ["local", "address", "slurm"])
+def test_every_solvers_setting_has_the_timeout_a_cluster_without_workers_ends_after(name):
+    """``solvers.timeout_s`` is a field of every solvers class and a key of its config (``WorkerWatch`` reads it);
+    ``local`` keeps the 600 s a generation waited before the key existed."""
+    config = OmegaConf.load(ROOT / "pdeop" / "conf" / "solvers" / f"{name}.yaml")
+    solvers = get_class(config._target_)
+    assert "timeout_s" in {field.name for field in fields(solvers)} and "timeout_s" in config
+    if name == "local":
+        assert config.timeout_s == solvers().timeout_s == 600
+        check_config(OmegaConf.to_container(config), "solvers")
 
 
 def test_a_cluster_left_without_workers_is_one_error_and_keeps_the_solved_chunks(tmp_path):

@@ -48,10 +48,12 @@ class LocalSolvers:
     a generation with one worker runs its solvers in the generating process (no cluster to start,
     and the solvers' per-sample progress hook), unless ``in_process=False`` asks for a cluster.
     The environment the nannies set in this process to start their workers (one BLAS thread,
-    ``MALLOC_TRIM_THRESHOLD_``) is undone when the cluster closes.
+    ``MALLOC_TRIM_THRESHOLD_``) is undone when the cluster closes. A generation whose cluster has no
+    worker for ``timeout_s`` seconds stops with one line.
     """
 
     workers: int | None = None
+    timeout_s: float = 600.0
 
     @contextmanager
     def connect(self, default_workers: int, in_process: bool = True) -> Iterator[Client | None]:
