@@ -1,11 +1,13 @@
 """Bundles, the registry and fine-tuning: export round trips exactly, tampering is refused, fetches happen once."""
 
+import datetime
 import functools
 import http.server
 import json
 import shutil
 import threading
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -14,17 +16,24 @@ import yaml
 from conftest import TINY_DATA, TINY_FNO, run_entry
 from hydra.utils import get_object, instantiate
 from neuralop.losses import LpLoss
+from safetensors import safe_open
+from safetensors.torch import load_file
 
 from pdeop.conf import CONF
 from pdeop.data.generation import subsample_grid
 from pdeop.errors import ConfigError
+from pdeop.export import export
+from pdeop.io import file_sha256
 from pdeop.pretrained import CheckpointError, RegistryError, load_pretrained, verify_bundle
-from pdeop.pretrained.bundle import MANIFEST, manifest_text
+from pdeop.pretrained import card
+from pdeop.pretrained.bundle import MANIFEST, manifest_text, save_tensors
 from pdeop.pretrained.registry import registry
 from pdeop.pretrained.trusted import TRUSTED
 from pdeop.training.finetune import build_model
 
 pytestmark = pytest.mark.slow
+
+FIXED_DAY = datetime.date(2026, 1, 1)  # the model card's export date, fixed where two exports are compared
 
 
 @pytest.fixture(scope="module")
@@ -111,6 +120,39 @@ def test_export_then_load_pretrained_predicts_identically_from_checkpoint_bundle
     assert f"{tested['test/rel_l2_17']:.4f} at 17x17" in card and f"{tested['test/rel_l2_33']:.4f} at 33x33" in card
     parameters = sum(p.numel() for p in from_checkpoint.model.parameters())
     assert "trainer.max_epochs=2" in card and f"{parameters:,} parameters" in card and "Test bundle." in card
+
+
+def test_safetensors_files_are_the_same_bytes_on_every_save(tmp_path):
+    """safetensors writes its metadata in a Rust HashMap's order, new on every save (safetensors issue #584);
+    ``save_tensors`` sorts it. Sixteen keys: an unsorted save would come out unsorted all but once in 16!."""
+    tensors = {"w": torch.arange(6.0).reshape(2, 3), "b": torch.ones(2, dtype=torch.float64), "i": torch.arange(3)}
+    metadata = {f"key{i}": str(i) for i in range(16)}
+    files = [tmp_path / f"{i}.safetensors" for i in range(3)]
+    for file in files:
+        save_tensors(tensors, file, metadata)
+    assert len({file.read_bytes() for file in files}) == 1
+    header = files[0].read_bytes()[8:8 + int.from_bytes(files[0].read_bytes()[:8], "little")]
+    assert list(json.loads(header)["__metadata__"]) == sorted(metadata)
+    with safe_open(str(files[0]), "pt") as stored:
+        assert stored.metadata() == metadata
+    assert all(torch.equal(value, tensors[name]) for name, value in load_file(files[0]).items())
+
+
+def test_exporting_one_checkpoint_twice_writes_the_same_bytes(exported, tmp_path, monkeypatch):
+    """Two exports of the tested checkpoint (and the one the fixture made in another process, for the weights'
+    files: the model card, which dates the export, may cross midnight) are the same file for file, archive too."""
+    best, fixture_bundle = exported
+    monkeypatch.setattr(card, "datetime", SimpleNamespace(date=SimpleNamespace(today=lambda: FIXED_DAY)))
+    digests = [export(str(best), tmp_path / run / "tiny-fno", name="tiny-fno", description="Test bundle.")
+               for run in ("first", "second")]
+    names = ["config.yaml", "model.safetensors", "normaliser.safetensors", "README.md", MANIFEST]
+    first, second = (tmp_path / run / "tiny-fno" for run in ("first", "second"))
+    assert digests[0] == digests[1]
+    for name in names:
+        assert file_sha256(first / name) == file_sha256(second / name), name
+    assert file_sha256(archive_of(first)) == file_sha256(archive_of(second))
+    for name in ("model.safetensors", "normaliser.safetensors"):
+        assert file_sha256(first / name) == file_sha256(fixture_bundle / name), name
 
 
 def test_a_registered_bundle_is_fetched_once_and_then_used_offline(exported, use_registry, tmp_path):
