@@ -3,8 +3,10 @@
 import datetime
 import functools
 import http.server
+import io
 import json
 import shutil
+import tarfile
 import threading
 from pathlib import Path
 from types import SimpleNamespace
@@ -212,6 +214,44 @@ def test_a_tampered_bundle_is_refused(exported, use_registry, tmp_path):
     (cached / "config.yaml").write_text((cached / "config.yaml").read_text().replace("n_layers: 4", "n_layers: 3"))
     with pytest.raises(CheckpointError, match="config.yaml does not match"):
         load_pretrained("tiny-fno")
+
+
+def hostile_member(case: str, outside: Path) -> list[tuple[tarfile.TarInfo, bytes]]:
+    """Members of an archive that would write to ``outside`` (a folder above the cache) if unpacked as they say."""
+    def member(name: str, data: bytes = b"", kind: bytes = tarfile.REGTYPE, link: str = "") -> tuple:
+        info = tarfile.TarInfo(name)
+        info.type, info.linkname, info.size = kind, link, len(data)
+        return info, data
+
+    return {
+        "traversal": [member("../../../escaped", b"out")],  # cache/.<staging>/unpacked/../../../ = outside
+        "absolute": [member(str(outside / "absolute"), b"out")],
+        "symlink": [member("tiny-fno/link", kind=tarfile.SYMTYPE, link=str(outside)),
+                    member("tiny-fno/link/through", b"out")],  # a file written through the link
+        "hardlink": [member("tiny-fno/hard", kind=tarfile.LNKTYPE, link=str(outside / "victim")),
+                     member("tiny-fno/hard", b"overwritten")],  # the linked file written over
+    }[case]
+
+
+@pytest.mark.parametrize(("case", "reason"), [("traversal", "climbs out"), ("absolute", "is an absolute path"),
+                                              ("symlink", "is a symbolic link"), ("hardlink", "is a hard link")])
+def test_an_archive_member_that_could_write_outside_is_refused_and_nothing_is_written(use_registry, tmp_path, case,
+                                                                                      reason):
+    (tmp_path / "victim").write_text("precious")
+    members = [*hostile_member(case, tmp_path), (tarfile.TarInfo("tiny-fno/SHA256SUMS"), b"")]
+    with tarfile.open(tmp_path / "hostile.tar.gz", "w:gz") as tar:
+        for info, data in members:
+            tar.addfile(info, io.BytesIO(data) if info.isfile() else None)
+    use_registry("hostile", "hostile.tar.gz", "0" * 64)
+    before = sorted(tmp_path.rglob("*"))  # the cache folder is made on the first fetch: it must be left empty
+    with pytest.raises(RegistryError) as error:
+        load_pretrained("hostile")
+    message = str(error.value)
+    assert "\n" not in message and "hostile.tar.gz refused, nothing unpacked" in message, message
+    assert f"member {members[0][0].name!r} {reason}" in message, message
+    assert sorted(set(tmp_path.rglob("*")) - {tmp_path / "cache"}) == before
+    assert not any((tmp_path / "cache").iterdir())
+    assert (tmp_path / "victim").read_text() == "precious" and (tmp_path / "victim").stat().st_nlink == 1
 
 
 def test_a_stored_config_naming_other_code_is_refused(exported, tmp_path):
