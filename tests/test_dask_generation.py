@@ -195,6 +195,17 @@ def test_every_solvers_setting_has_the_timeout_a_cluster_without_workers_ends_af
         check_config(OmegaConf.to_container(config), "solvers")
 
 
+def test_the_slurm_setting_is_found_by_its_old_dotted_path_too():
+    """``SlurmSolvers`` lives in ``pdeop.data.slurm_solvers``; a config written before names it in
+    ``pdeop.data.solvers``, where it is still found (imported on first use)."""
+    from pdeop.data import slurm_solvers, solvers
+
+    assert get_class("pdeop.data.solvers.SlurmSolvers") is slurm_solvers.SlurmSolvers
+    assert solvers.slurm_cluster_class is slurm_solvers.slurm_cluster_class
+    with pytest.raises(AttributeError, match="no attribute 'SlurmSolver'"):
+        solvers.SlurmSolver  # noqa: B018 -- the attribute access is the test
+
+
 def test_a_cluster_left_without_workers_is_one_error_and_keeps_the_solved_chunks(tmp_path):
     spec = DatasetSpec(SlowDarcy(resolution=33, seconds=0.2), 48, 8, 8, subsample=2, seed=1)
     with local_cluster(1) as cluster, Client(cluster) as client:

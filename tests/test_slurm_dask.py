@@ -27,7 +27,7 @@ from distributed import Client
 from test_dask_generation import SlowDarcy, busy_worker, fixed_creation_time  # noqa: F401 -- an autouse fixture
 
 from pdeop.data.generation import DatasetSpec, generate
-from pdeop.data.solvers import SlurmSolvers
+from pdeop.data.slurm_solvers import SlurmSolvers
 from pdeop.io import file_sha256
 from pdeop.problems import Darcy
 
