@@ -30,7 +30,8 @@ from distributed import Client, LocalCluster
 
 from pdeop.data.blas import single_blas_thread
 from pdeop.data.generation import DatasetSpec, chunk_size, generate, solve_with
-from pdeop.data.solvers import AddressSolvers, SlurmSolvers, slurm_cluster_class
+from pdeop.data.slurm_solvers import SlurmSolvers, slurm_cluster_class
+from pdeop.data.solvers import AddressSolvers
 from pdeop.problems import Darcy
 
 

@@ -23,7 +23,8 @@ def write_archive(bundle: Path) -> Path:
     """``<bundle>.tar.gz`` with the bundle's files under one top directory, byte-identical on every export."""
     archive = bundle.with_name(bundle.name + ".tar.gz")
     with atomic_path(archive) as tmp:
-        with open(tmp, "wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", mtime=0) as zipped:
+        # the name gzip records is the archive's (less .gz), not the temporary's random one
+        with open(tmp, "wb") as raw, gzip.GzipFile(archive.name, mode="wb", fileobj=raw, mtime=0) as zipped:
             with tarfile.open(fileobj=zipped, mode="w", format=tarfile.PAX_FORMAT) as tar:
                 for name in (*FILES, MANIFEST):
                     info = tar.gettarinfo(bundle / name, arcname=f"{bundle.name}/{name}")

@@ -1,11 +1,15 @@
 """Bundles, the registry and fine-tuning: export round trips exactly, tampering is refused, fetches happen once."""
 
+import datetime
 import functools
 import http.server
+import io
 import json
 import shutil
+import tarfile
 import threading
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -14,17 +18,24 @@ import yaml
 from conftest import TINY_DATA, TINY_FNO, run_entry
 from hydra.utils import get_object, instantiate
 from neuralop.losses import LpLoss
+from safetensors import safe_open
+from safetensors.torch import load_file
 
 from pdeop.conf import CONF
 from pdeop.data.generation import subsample_grid
 from pdeop.errors import ConfigError
+from pdeop.export import export
+from pdeop.io import file_sha256
 from pdeop.pretrained import CheckpointError, RegistryError, load_pretrained, verify_bundle
-from pdeop.pretrained.bundle import MANIFEST, manifest_text
+from pdeop.pretrained import card
+from pdeop.pretrained.bundle import MANIFEST, manifest_text, save_tensors
 from pdeop.pretrained.registry import registry
 from pdeop.pretrained.trusted import TRUSTED
 from pdeop.training.finetune import build_model
 
 pytestmark = pytest.mark.slow
+
+FIXED_DAY = datetime.date(2026, 1, 1)  # the model card's export date, fixed where two exports are compared
 
 
 @pytest.fixture(scope="module")
@@ -113,6 +124,39 @@ def test_export_then_load_pretrained_predicts_identically_from_checkpoint_bundle
     assert "trainer.max_epochs=2" in card and f"{parameters:,} parameters" in card and "Test bundle." in card
 
 
+def test_safetensors_files_are_the_same_bytes_on_every_save(tmp_path):
+    """safetensors writes its metadata in a Rust HashMap's order, new on every save (safetensors issue #584);
+    ``save_tensors`` sorts it. Sixteen keys: an unsorted save would come out unsorted all but once in 16!."""
+    tensors = {"w": torch.arange(6.0).reshape(2, 3), "b": torch.ones(2, dtype=torch.float64), "i": torch.arange(3)}
+    metadata = {f"key{i}": str(i) for i in range(16)}
+    files = [tmp_path / f"{i}.safetensors" for i in range(3)]
+    for file in files:
+        save_tensors(tensors, file, metadata)
+    assert len({file.read_bytes() for file in files}) == 1
+    header = files[0].read_bytes()[8:8 + int.from_bytes(files[0].read_bytes()[:8], "little")]
+    assert list(json.loads(header)["__metadata__"]) == sorted(metadata)
+    with safe_open(str(files[0]), "pt") as stored:
+        assert stored.metadata() == metadata
+    assert all(torch.equal(value, tensors[name]) for name, value in load_file(files[0]).items())
+
+
+def test_exporting_one_checkpoint_twice_writes_the_same_bytes(exported, tmp_path, monkeypatch):
+    """Two exports of the tested checkpoint (and the one the fixture made in another process, for the weights'
+    files: the model card, which dates the export, may cross midnight) are the same file for file, archive too."""
+    best, fixture_bundle = exported
+    monkeypatch.setattr(card, "datetime", SimpleNamespace(date=SimpleNamespace(today=lambda: FIXED_DAY)))
+    digests = [export(str(best), tmp_path / run / "tiny-fno", name="tiny-fno", description="Test bundle.")
+               for run in ("first", "second")]
+    names = ["config.yaml", "model.safetensors", "normaliser.safetensors", "README.md", MANIFEST]
+    first, second = (tmp_path / run / "tiny-fno" for run in ("first", "second"))
+    assert digests[0] == digests[1]
+    for name in names:
+        assert file_sha256(first / name) == file_sha256(second / name), name
+    assert file_sha256(archive_of(first)) == file_sha256(archive_of(second))
+    for name in ("model.safetensors", "normaliser.safetensors"):
+        assert file_sha256(first / name) == file_sha256(fixture_bundle / name), name
+
+
 def test_a_registered_bundle_is_fetched_once_and_then_used_offline(exported, use_registry, tmp_path):
     _, bundle = exported
     served = tmp_path / "served"
@@ -170,6 +214,44 @@ def test_a_tampered_bundle_is_refused(exported, use_registry, tmp_path):
     (cached / "config.yaml").write_text((cached / "config.yaml").read_text().replace("n_layers: 4", "n_layers: 3"))
     with pytest.raises(CheckpointError, match="config.yaml does not match"):
         load_pretrained("tiny-fno")
+
+
+def hostile_member(case: str, outside: Path) -> list[tuple[tarfile.TarInfo, bytes]]:
+    """Members of an archive that would write to ``outside`` (a folder above the cache) if unpacked as they say."""
+    def member(name: str, data: bytes = b"", kind: bytes = tarfile.REGTYPE, link: str = "") -> tuple:
+        info = tarfile.TarInfo(name)
+        info.type, info.linkname, info.size = kind, link, len(data)
+        return info, data
+
+    return {
+        "traversal": [member("../../../escaped", b"out")],  # cache/.<staging>/unpacked/../../../ = outside
+        "absolute": [member(str(outside / "absolute"), b"out")],
+        "symlink": [member("tiny-fno/link", kind=tarfile.SYMTYPE, link=str(outside)),
+                    member("tiny-fno/link/through", b"out")],  # a file written through the link
+        "hardlink": [member("tiny-fno/hard", kind=tarfile.LNKTYPE, link=str(outside / "victim")),
+                     member("tiny-fno/hard", b"overwritten")],  # the linked file written over
+    }[case]
+
+
+@pytest.mark.parametrize(("case", "reason"), [("traversal", "climbs out"), ("absolute", "is an absolute path"),
+                                              ("symlink", "is a symbolic link"), ("hardlink", "is a hard link")])
+def test_an_archive_member_that_could_write_outside_is_refused_and_nothing_is_written(use_registry, tmp_path, case,
+                                                                                      reason):
+    (tmp_path / "victim").write_text("precious")
+    members = [*hostile_member(case, tmp_path), (tarfile.TarInfo("tiny-fno/SHA256SUMS"), b"")]
+    with tarfile.open(tmp_path / "hostile.tar.gz", "w:gz") as tar:
+        for info, data in members:
+            tar.addfile(info, io.BytesIO(data) if info.isfile() else None)
+    use_registry("hostile", "hostile.tar.gz", "0" * 64)
+    before = sorted(tmp_path.rglob("*"))  # the cache folder is made on the first fetch: it must be left empty
+    with pytest.raises(RegistryError) as error:
+        load_pretrained("hostile")
+    message = str(error.value)
+    assert "\n" not in message and "hostile.tar.gz refused, nothing unpacked" in message, message
+    assert f"member {members[0][0].name!r} {reason}" in message, message
+    assert sorted(set(tmp_path.rglob("*")) - {tmp_path / "cache"}) == before
+    assert not any((tmp_path / "cache").iterdir())
+    assert (tmp_path / "victim").read_text() == "precious" and (tmp_path / "victim").stat().st_nlink == 1
 
 
 def test_a_stored_config_naming_other_code_is_refused(exported, tmp_path):

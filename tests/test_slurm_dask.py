@@ -27,7 +27,7 @@ from distributed import Client
 from test_dask_generation import SlowDarcy, busy_worker, fixed_creation_time  # noqa: F401 -- an autouse fixture
 
 from pdeop.data.generation import DatasetSpec, generate
-from pdeop.data.solvers import SlurmSolvers
+from pdeop.data.slurm_solvers import SlurmSolvers
 from pdeop.io import file_sha256
 from pdeop.problems import Darcy
 
@@ -163,25 +163,29 @@ def test_a_cancelled_worker_job_is_survived_and_replaced(slurm_env, tmp_path, mo
     assert file_sha256(result["path"]) == expected
 
 
-def test_a_partition_slurm_does_not_have_is_one_line(slurm_env, tmp_path):
+def one_error_line(slurm_env: dict, tmp_path: Path, setting: str) -> tuple[str, str]:
+    """Generate on ``SMALL_JOBS`` with ``setting`` under jobs of a name of their own, expecting exit status 2, no
+    traceback and exactly one ``pdeop error:`` line: that line and the jobs' name."""
     name = unique_job_name()
-    result = generate_cli(with_this_tree(slurm_env), tmp_path / "run", tmp_path / "data", *SMALL_JOBS,
-                          "solvers.partition=nonexistent", f"solvers.job_name={name}", timeout=300)
+    result = generate_cli(with_this_tree(slurm_env), tmp_path / "run", tmp_path / "data", *SMALL_JOBS, setting,
+                          f"solvers.job_name={name}", timeout=300)
     lines = [line for line in result.stderr.splitlines() if line.startswith("pdeop error:")]
     assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr[-3000:]
-    assert len(lines) == 1 and "solvers.partition" in lines[0] and "nonexistent" in lines[0], lines
+    assert len(lines) == 1, lines
+    return lines[0], name
+
+
+def test_a_partition_slurm_does_not_have_is_one_line(slurm_env, tmp_path):
+    line, name = one_error_line(slurm_env, tmp_path, "solvers.partition=nonexistent")
+    assert "solvers.partition" in line and "nonexistent" in line, line
     assert not jobs_named(slurm_env, name)  # checked with sbatch --test-only: nothing submitted
     assert not list((tmp_path / "data").glob("*.tmp")) and not list((tmp_path / "data").glob("*.h5"))
 
 
 def test_jobs_that_fail_before_their_workers_start_are_one_line(slurm_env, tmp_path):
-    name = unique_job_name()
-    result = generate_cli(with_this_tree(slurm_env), tmp_path / "run", tmp_path / "data", *SMALL_JOBS,
-                          "solvers.job_script_prologue=['exit 3']", f"solvers.job_name={name}", timeout=300)
-    lines = [line for line in result.stderr.splitlines() if line.startswith("pdeop error:")]
-    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr[-3000:]
-    assert len(lines) == 1 and "ended before a Dask worker joined" in lines[0], lines
-    assert str(tmp_path / "run" / "solver-jobs") in lines[0]  # where to look
+    line, name = one_error_line(slurm_env, tmp_path, "solvers.job_script_prologue=['exit 3']")
+    assert "ended before a Dask worker joined" in line, line
+    assert str(tmp_path / "run" / "solver-jobs") in line  # where to look
     assert set(jobs_named(slurm_env, name).values()) == {"FAILED"}
 
 

@@ -315,7 +315,7 @@ def solve_into(path: Path, spec: DatasetSpec, workers: int, progress: bool, solv
                 link = dashboard_link(client)
                 if link and progress:
                     bar.write(f"Dask dashboard: {link}")
-                poll = partial(show_cluster, client, tracker, WorkerWatch(getattr(solvers, "timeout_s", 600.0)))
+                poll = partial(show_cluster, client, tracker, WorkerWatch(solvers.timeout_s))
                 solve = partial(solve_on_worker, problem, topic)
                 write_splits(spec, writer, tracker, lambda chunks: cluster_results(client, solve, chunks, poll),
                              shards)

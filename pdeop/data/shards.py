@@ -11,15 +11,13 @@ setting cannot mend (a diverged solver, a full disk).
 
 from __future__ import annotations
 
-import os
 import shutil
-import tempfile
 import zipfile
 from pathlib import Path
 
 import numpy as np
 
-from pdeop.io import UMASK
+from pdeop.io import UMASK, atomic_path
 
 
 class ChunkShards:
@@ -50,14 +48,9 @@ class ChunkShards:
     def save(self, split: str, start: int, stop: int, solutions: dict[int, np.ndarray]) -> None:
         """Keep the chunk's solutions (by grid size); the shard appears whole or not at all."""
         self.folder.mkdir(mode=0o777 & ~UMASK, exist_ok=True)
-        fd, name = tempfile.mkstemp(prefix=".", suffix=".tmp", dir=self.folder)
-        try:
-            with os.fdopen(fd, "wb") as f:
-                np.savez(f, **{str(grid): values for grid, values in solutions.items()})
-            os.replace(name, self.shard(split, start, stop))
-        except BaseException:
-            Path(name).unlink(missing_ok=True)
-            raise
+        # a handle, not the temporary's name: np.savez would add ".npz" to a name that lacks it
+        with atomic_path(self.shard(split, start, stop)) as tmp, open(tmp, "wb") as f:
+            np.savez(f, **{str(grid): values for grid, values in solutions.items()})
 
     def count(self) -> int:
         """Shards kept now."""

@@ -15,6 +15,7 @@ records it, and a bundle whose files or digest differ from what was recorded is 
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import shutil
 import tempfile
@@ -23,7 +24,7 @@ from pathlib import Path
 import torch
 import yaml
 from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file, save
 
 from pdeop.inference import TrainedOperator
 from pdeop.io import UMASK, file_sha256
@@ -63,6 +64,21 @@ def verify_bundle(directory: str | Path, expected_digest: str | None = None) -> 
         raise CheckpointError(f"bundle '{directory}' refused: its digest is {digest}, the registry expects "
                               f"{expected_digest}")
     return digest
+
+
+def save_tensors(tensors: dict[str, torch.Tensor], path: Path, metadata: dict[str, str] = FORMAT) -> None:
+    """``safetensors.torch.save_file``, but the same bytes for the same tensors on every call: safetensors writes
+    the header's ``__metadata__`` in the order of a Rust ``HashMap``, which changes from call to call (safetensors
+    issue #584), so the header is written again with the metadata's keys sorted (the tensors as safetensors
+    ordered them, the padding to 8 bytes as it pads)."""
+    data = save(tensors, metadata=metadata)
+    size = int.from_bytes(data[:8], "little")
+    header = json.loads(data[8:8 + size])
+    if "__metadata__" in header:
+        header["__metadata__"] = dict(sorted(header["__metadata__"].items()))
+    text = json.dumps(header, separators=(",", ":"), ensure_ascii=False).encode()
+    text += b" " * (-len(text) % 8)
+    path.write_bytes(len(text).to_bytes(8, "little") + text + data[8 + size:])
 
 
 def model_tensors(module: TrainedOperator) -> dict[str, torch.Tensor]:
@@ -108,10 +124,10 @@ def write_bundle(module: TrainedOperator, out: str | Path, card: str, overwrite:
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     try:
         (staging / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
-        save_file(model_tensors(module), staging / "model.safetensors", metadata=FORMAT)
+        save_tensors(model_tensors(module), staging / "model.safetensors")
         stats = {k: v.detach().cpu().contiguous().clone()
                  for k, v in normaliser_state(module.state_dict(), str(out)).items()}
-        save_file(stats, staging / "normaliser.safetensors", metadata=FORMAT)
+        save_tensors(stats, staging / "normaliser.safetensors")
         (staging / "README.md").write_text(card)
         (staging / MANIFEST).write_text(manifest_text(staging))
         for path in (staging, *staging.iterdir()):  # mkdtemp's 0700 would hide a shared cache from the group

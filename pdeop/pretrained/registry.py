@@ -18,7 +18,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import yaml
 from tqdm import tqdm
@@ -110,6 +110,28 @@ def bundle_root(unpacked: Path, url: str) -> Path:
     raise RegistryError(f"archive {url} has no {MANIFEST} at its top level or in a single top directory")
 
 
+# tarfile's "data" filter (Python 3.11.4 and later) as well: no absolute paths, links out, devices or set-uid modes
+DATA_FILTER = {"filter": "data"} if hasattr(tarfile, "data_filter") else {}
+
+
+def unsafe_member(member: tarfile.TarInfo) -> str | None:
+    """Why an archive member has no place in a bundle, or None: a bundle is files and folders under relative
+    paths, so an absolute path, a ``..`` part, a link (symbolic or hard) or a special file is refused before
+    anything is unpacked, on every Python whether or not its tarfile filters."""
+    path = PurePosixPath(member.name)
+    if path.is_absolute():
+        return "is an absolute path"
+    if ".." in path.parts:
+        return "climbs out of the folder it is unpacked into (..)"
+    if member.issym():
+        return f"is a symbolic link (to {member.linkname!r})"
+    if member.islnk():
+        return f"is a hard link (to {member.linkname!r})"
+    if not (member.isfile() or member.isdir()):
+        return "is a device, FIFO or other special file"
+    return None
+
+
 def fetch(entry: Entry) -> Path:
     """The verified bundle directory of ``entry``, from the cache or fetched into it once."""
     target = cached_path(entry)
@@ -130,7 +152,13 @@ def fetch(entry: Entry) -> Path:
         unpacked = staging / "unpacked"
         try:
             with tarfile.open(archive) as tar:
-                tar.extractall(unpacked, filter="data")  # no absolute paths, links out or devices
+                for member in tar.getmembers():
+                    reason = unsafe_member(member)
+                    if reason:
+                        raise RegistryError(f"pretrained '{entry.name}': {entry.url} refused, nothing unpacked: its "
+                                            f"member {member.name!r} {reason} (a bundle archive holds only files and "
+                                            f"folders, under relative paths)")
+                tar.extractall(unpacked, **DATA_FILTER)
         except (tarfile.TarError, OSError) as exc:
             raise RegistryError(f"pretrained '{entry.name}': {entry.url} is not a readable tar archive ({exc})") from exc
         root = bundle_root(unpacked, entry.url)

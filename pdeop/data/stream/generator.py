@@ -43,9 +43,10 @@ class StreamSettings:
 
     ``buffer`` is the policy (fifo, firo, reservoir, uniform_history); ``capacity`` and ``watermark``
     are in samples; ``workers`` is the number of seed streams (slots) per rank, each with one solver
-    task in flight, so it is the most solver workers one rank keeps busy; ``steps_per_epoch`` is the epoch-equivalent that schedulers, validation and
-    checkpoints count in; ``normaliser_samples`` are solved once at start-up to fit the
-    normalisers; ``stall_timeout_s`` bounds the wait for a sample while workers live.
+    task in flight, so it is the most solver workers one rank keeps busy; ``steps_per_epoch`` is the
+    epoch-equivalent that schedulers, validation and checkpoints count in; ``normaliser_samples`` are
+    solved once at start-up to fit the normalisers; ``stall_timeout_s`` bounds the wait for a sample
+    while workers live.
     """
 
     buffer: str = "reservoir"
