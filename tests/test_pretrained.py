@@ -30,7 +30,7 @@ from pdeop.pretrained import CheckpointError, RegistryError, load_pretrained, ve
 from pdeop.pretrained import card
 from pdeop.pretrained.bundle import MANIFEST, manifest_text, save_tensors
 from pdeop.pretrained.registry import registry
-from pdeop.pretrained.trusted import TRUSTED
+from pdeop.pretrained.trusted import allow_lists
 from pdeop.training.finetune import build_model
 
 pytestmark = pytest.mark.slow
@@ -271,7 +271,7 @@ def conf_targets() -> set[tuple[str, str]]:
 
     def walk(node, top: str) -> None:
         if isinstance(node, dict):
-            if "_target_" in node and top in TRUSTED:
+            if "_target_" in node and top in allow_lists():
                 found.add((top, node["_target_"]))
             for key, value in node.items():
                 walk(value, top or key)
@@ -288,13 +288,42 @@ def conf_targets() -> set[tuple[str, str]]:
 
 def test_every_target_conf_builds_is_on_the_allow_list_and_is_what_it_says():
     found = conf_targets()
-    assert {kind for kind, _ in found} == set(TRUSTED)
-    missing = sorted(f"{kind}: {target}" for kind, target in found if target not in TRUSTED[kind])
+    assert {kind for kind, _ in found} == set(allow_lists())
+    missing = sorted(f"{kind}: {target}" for kind, target in found if target not in allow_lists()[kind])
     assert not missing, f"add these to pdeop/pretrained/trusted.py: {missing}"
-    for allowed in TRUSTED.values():
+    for allowed in allow_lists().values():
         for spelling, definition in allowed.items():
             obj = get_object(spelling)
             assert f"{obj.__module__}.{obj.__qualname__}" == definition, spelling
+
+
+def test_a_new_model_is_its_module_and_its_yaml(tmp_path, monkeypatch):
+    """The allow-list of models is read from the package's model configs: a module and a yaml file are all a new
+    model needs before its checkpoints load (docs/models.md), and a model the package does not ship stays out."""
+    import pdeop.conf
+    from pdeop.pretrained.trusted import check_stored_config, shipped_models
+
+    (tmp_path / "tiny_net.py").write_text("import torch\n\nclass TinyNet(torch.nn.Linear):\n    pass\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    conf = tmp_path / "conf"
+    shutil.copytree(CONF / "model", conf / "model")
+    (conf / "model" / "tiny.yaml").write_text("_target_: tiny_net.TinyNet\nin_features: 1\nout_features: 1\n")
+    stored = {"model": {"_target_": "tiny_net.TinyNet", "in_features": 1, "out_features": 1}}
+    with pytest.raises(CheckpointError, match="'tiny_net.TinyNet', not one of the model classes"):
+        check_stored_config(stored, "run.ckpt")
+    monkeypatch.setattr(pdeop.conf, "CONF", conf)
+    shipped_models.cache_clear()
+    try:
+        assert shipped_models()["tiny_net.TinyNet"] == "tiny_net.TinyNet"
+        check_stored_config(stored, "run.ckpt")
+        (conf / "model" / "tiny.yaml").write_text("_target_: tiny_net.torch.load\n")
+        shipped_models.cache_clear()
+        with pytest.raises(TypeError, match="tiny.yaml: _target_ 'tiny_net.torch.load' is not an nn.Module class"):
+            shipped_models()
+    finally:
+        monkeypatch.undo()
+        shipped_models.cache_clear()
+    assert "tiny_net.TinyNet" not in shipped_models()
 
 
 def fno_config(**changes) -> dict:

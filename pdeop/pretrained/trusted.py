@@ -13,29 +13,23 @@ files or loader options, interpolations, and any value that is not plain YAML da
 
 from __future__ import annotations
 
+import functools
 import importlib
 import sys
 from pathlib import Path
 from typing import Any
 
+import torch
 import yaml
+from hydra.utils import get_object
 
 from pdeop.config import FINETUNE_KEYS
 from pdeop.pretrained.checkpoint import CheckpointError
 
-# How configs spell a target -> where that class is defined. Every `_target_` that pdeop/conf/ puts in these
-# nodes is listed (tests/faults/test_hostile_files.py checks it): a new model, loss or problem goes here too.
-MODELS = {
-    "neuralop.models.FNO": "neuralop.models.fno.FNO",
-    "pdeop.models.GPHM": "pdeop.models.gp_hm.GPHM",
-    "pdeop.models.LSM": "pdeop.models.lsm.LSM",
-    "pdeop.models.MgNO": "pdeop.models.mgno.MgNO",
-    "pdeop.models.PIG": "pdeop.models.pig.PIG",
-    "pdeop.models.PINN": "pdeop.models.pinn.PINN",
-    "pdeop.models.ScOT": "pdeop.models.scot.ScOT",
-    "pdeop.models.T1": "pdeop.models.t1.T1",
-    "pdeop.models.UNet": "pdeop.models.unet.UNet",
-}
+# How configs spell a target -> where that class is defined. Every `_target_` that pdeop/conf/ puts in the loss,
+# optim and data nodes is listed (tests/test_pretrained.py checks it): a new loss or problem goes here too. Models
+# are not listed: `shipped_models` reads them from the package's own model configs, so that a new model is its
+# module and its yaml file (docs/models.md).
 LOSSES = {
     "neuralop.losses.H1Loss": "neuralop.losses.data_losses.H1Loss",
     "neuralop.losses.LpLoss": "neuralop.losses.data_losses.LpLoss",
@@ -73,9 +67,8 @@ TASKS = {
     "pdeop.data.tasks.Window": "pdeop.data.tasks.Window",
 }
 
-# The nodes a stored config is built from, and what each may build at any depth.
+# The nodes a stored config is built from but the model, and what each may build at any depth.
 TRUSTED: dict[str, dict[str, str]] = {
-    "model": MODELS,
     "loss": LOSSES,
     "optim": OPTIMISERS,
     "data": DATA_MODULES | PROBLEMS | LINEAR_SOLVERS | TASKS,
@@ -153,6 +146,35 @@ def check_plain(value: Any, where: str, source: str, seen: set[int]) -> None:
         raise CheckpointError(f"'{source}' refused: {where} holds a {type(value).__name__} value; {PLAIN}")
 
 
+@functools.cache
+def shipped_models() -> dict[str, str]:
+    """How pdeop's own model configs (``pdeop/conf/model/*.yaml``) spell each model class -> where it is defined.
+
+    Those files ship inside the package, so they are code rather than data, and the classes they name are the
+    models a stored config may build. A user's config folder (``hydra.searchpath``) is not read: what a stored
+    config may build is what pdeop ships. A shipped target that is not an ``nn.Module`` class is a packaging
+    fault, raised as such.
+    """
+    from pdeop.conf import options, target
+
+    models = {}
+    for name in options("model"):
+        spelling = target("model", name)
+        try:
+            cls = get_object(spelling)
+        except Exception:
+            cls = None
+        if not (isinstance(cls, type) and issubclass(cls, torch.nn.Module)):
+            raise TypeError(f"pdeop/conf/model/{name}.yaml: _target_ {spelling!r} is not an nn.Module class")
+        models[spelling] = defined_as(cls)
+    return models
+
+
+def allow_lists() -> dict[str, dict[str, str]]:
+    """Each node a stored config is built from -> how its classes may be spelled -> where each is defined."""
+    return {"model": shipped_models(), **TRUSTED}
+
+
 def defined_as(obj: Any) -> str:
     return f"{getattr(obj, '__module__', '?')}.{getattr(obj, '__qualname__', '?')}"
 
@@ -174,11 +196,11 @@ def resolved_as(target: str) -> str:
 
 def check_target(target: Any, kind: str, where: str, source: str) -> None:
     """``target`` must be spelled as a listed ``kind`` and resolve to the class it is listed as."""
-    allowed = TRUSTED[kind]
+    allowed = allow_lists()[kind]
     definitions = {**allowed, **{definition: definition for definition in allowed.values()}}
     if not isinstance(target, str) or target not in definitions:
         raise CheckpointError(f"'{source}' refused: {where} is {target!r}, not one of the {kind} classes a stored "
-                              f"config may build (the allow-list in pdeop/pretrained/trusted.py)")
+                              f"config may build (pdeop's model configs and the allow-list in pdeop/pretrained/trusted.py)")
     found = resolved_as(target)
     if found != definitions[target]:
         raise CheckpointError(f"'{source}' refused: {where} '{target}' resolves to '{found}', not to "
@@ -221,7 +243,7 @@ def check_stored_config(config: Any, source: str) -> None:
     if not isinstance(config, dict):
         raise CheckpointError(f"'{source}' refused: its config is a {type(config).__name__}, not a mapping")
     check_plain(config, "", source, set())
-    for kind in TRUSTED:
+    for kind in allow_lists():
         if config.get(kind) is not None and not isinstance(config[kind], dict):
             raise CheckpointError(f"'{source}' refused: its {kind} node is a {type(config[kind]).__name__}, "
                                   f"not a mapping")

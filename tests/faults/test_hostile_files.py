@@ -26,13 +26,13 @@ from hydra.utils import get_object, instantiate
 from pdeop.io import UnwritablePathError
 from pdeop.pretrained import CheckpointError, load_pretrained, verify_bundle
 from pdeop.pretrained.bundle import MANIFEST, manifest_text
-from pdeop.pretrained.trusted import TRUSTED
+from pdeop.pretrained.trusted import allow_lists
 
 from .conftest import ROOT, entry_command, entry_env, pdeop_error_line, read_only
 
 ARCHIVE = ROOT / "pdeop" / "pretrained" / "archives" / "fno-darcy.tar.gz"
 # Every module an allowed `_target_` is spelled through, with the node kind it serves.
-ALLOWED_MODULES = {spelling.rpartition(".")[0]: kind for kind, allowed in TRUSTED.items()
+ALLOWED_MODULES = {spelling.rpartition(".")[0]: kind for kind, allowed in allow_lists().items()
                    for pair in allowed.items() for spelling in pair}
 
 
