@@ -2,13 +2,22 @@
 
 Both train the same ``neuralop.models.FNO`` (built from pdeop/conf/model/fno.yaml) on the same stored
 Darcy data, with the same epochs, batch size, optimiser, schedule, loss, normalisation and
-per-epoch validation, then score the test set with the best-validation weights. The two are
-run alternately ``--repeats`` times in one process (which goes first alternates too), and the
-medians and their ratio printed. Throughput is training samples over the wall time of the whole
-fit, validation and checkpointing included.
+per-epoch validation, then score the test set with the best-validation weights. Each variant is
+run ``--repeats`` times in one process, the order rotating from repeat to repeat, and the medians
+and their ratios printed. Throughput is training samples over the wall time of the whole fit,
+validation and checkpointing included.
+
+The variants (``--variants``, all by default): ``plain``, an ordinary loop whose batches come from
+pdeop's DataLoader and are copied to the device; ``plain_resident``, the same loop drawing its
+batches by index from training tensors kept on the device (in the same order); ``pdeop``, the
+framework with ``data.device_resident=false``; ``pdeop_resident``, with ``data.device_resident=true``.
+On a GPU, ``plain_resident / plain`` is what the data path alone gains and ``pdeop_resident /
+plain_resident`` what the framework costs once both draw their batches on the device. The plain loops
+follow ``trainer.compile`` and ``trainer.matmul_precision`` as pdeop does.
 
     python benchmarks/fno_overhead.py                       # the default Darcy config
     python benchmarks/fno_overhead.py --epochs 20 data=darcy_fno trainer=gpu
+    python benchmarks/fno_overhead.py --variants plain,pdeop trainer=gpu trainer.matmul_precision=high
 """
 
 from __future__ import annotations
@@ -20,6 +29,7 @@ import statistics
 import tempfile
 import time
 from pathlib import Path
+from typing import Callable, Iterator
 
 import pytorch_lightning as pl
 import torch
@@ -28,15 +38,50 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from pdeop.conf import CONF
+from pdeop.data.sampling import training_sampler
 from pdeop.pretrained.build import model_from_config
+from pdeop.training.acceleration import Acceleration, accelerate
 from pdeop.training.operator_module import OperatorModule
 from pdeop.training.run import build_module, build_trainer
 
+VARIANTS = ("plain", "plain_resident", "pdeop", "pdeop_resident")
 
-def plain_loop(cfg: DictConfig, datamodule, device: torch.device) -> dict:
-    """A hand-written loop doing what the framework does, with nothing else."""
+
+def loader_batches(datamodule, device: torch.device) -> Callable[[int], Iterator[tuple[torch.Tensor, torch.Tensor]]]:
+    """An epoch's training batches as an ordinary loop gets them: from the DataLoader, each copied to ``device``."""
+    loader = datamodule.train_dataloader()
+
+    def epoch(number: int):
+        loader.sampler.set_epoch(number)
+        for x, y in loader:
+            yield x.to(device), y.to(device)
+
+    return epoch
+
+
+def resident_batches(datamodule, device: torch.device) -> Callable[[int], Iterator[tuple[torch.Tensor, torch.Tensor]]]:
+    """An epoch's training batches indexed out of tensors kept on ``device``, in the DataLoader's order."""
+    train = datamodule.splits["train"]
+    x_all, y_all = (torch.from_numpy(a).to(device) for a in (train.inputs, train.outputs))
+    sampler = training_sampler(range(len(x_all)), datamodule.settings.shuffle_seed)
+    batch_size = datamodule.settings.batch_size
+
+    def epoch(number: int):
+        sampler.set_epoch(number)
+        for indices in torch.tensor(list(sampler)).to(device).split(batch_size):
+            yield x_all[indices], y_all[indices]
+
+    return epoch
+
+
+def plain_loop(cfg: DictConfig, datamodule, device: torch.device, resident: bool = False) -> dict:
+    """A hand-written loop doing what the framework does, with nothing else; ``resident``: batches from the device."""
     torch.manual_seed(cfg.seed)
     model = model_from_config(OmegaConf.to_container(cfg.model, resolve=True)).to(device)
+    acceleration = Acceleration.of(cfg.trainer)
+    torch.set_float32_matmul_precision(acceleration.matmul_precision)
+    if acceleration.compile:
+        model.compile(**acceleration.compile_options)
     optimizer = instantiate(cfg.optim)(model.parameters())
     scheduler = instantiate(cfg.scheduler.fn)(optimizer)
     loss_fn = instantiate(cfg.loss)
@@ -58,7 +103,7 @@ def plain_loop(cfg: DictConfig, datamodule, device: torch.device) -> dict:
         model.train()
         return total / count
 
-    train_loader = datamodule.train_dataloader()
+    batches = (resident_batches if resident else loader_batches)(datamodule, device)
     val_loader = datamodule.val_dataloader()
     best, best_state = float("inf"), None
     samples = 0
@@ -66,9 +111,7 @@ def plain_loop(cfg: DictConfig, datamodule, device: torch.device) -> dict:
     sync()
     start = time.perf_counter()
     for epoch in range(cfg.trainer.max_epochs):
-        train_loader.sampler.set_epoch(epoch)
-        for x, y in train_loader:
-            x, y = x.to(device), y.to(device)
+        for x, y in batches(epoch):
             optimizer.zero_grad()
             loss = loss_fn(predict(x), y)
             loss.backward()
@@ -90,6 +133,7 @@ def framework(cfg: DictConfig, datamodule, device: torch.device) -> dict:
     pl.seed_everything(cfg.seed, verbose=False)
     config = OmegaConf.to_container(cfg, resolve=True)
     module = build_module(cfg, datamodule, config)
+    accelerate(module.model, Acceleration.of(cfg.trainer), cfg.trainer.precision, datamodule.preflight_inputs)
     trainer = build_trainer(cfg)
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
     sync()
@@ -108,30 +152,46 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--variants", default=",".join(VARIANTS),
+                        help=f"comma-separated, of {', '.join(VARIANTS)}")
     parser.add_argument("--json", type=Path, help="also write the figures here")
     parser.add_argument("overrides", nargs="*", help="Hydra overrides, e.g. data=darcy_fno trainer=gpu")
     args = parser.parse_args()
+    variants = args.variants.split(",")
+    if not variants or any(v not in VARIANTS for v in variants):
+        parser.error(f"--variants: expected a comma-separated choice of {', '.join(VARIANTS)}, got {args.variants!r}")
 
     with tempfile.TemporaryDirectory() as tmp, initialize_config_dir(str(CONF), version_base="1.3"):
         cfg = compose("config", overrides=[
             f"trainer.max_epochs={args.epochs}", "trainer.enable_progress_bar=false",
             "trainer.enable_model_summary=false", f"paths.output_dir={tmp}/run", *args.overrides,
         ])
-        datamodule = instantiate(cfg.data)
-        datamodule.prepare_data()
-        datamodule.setup("fit")
+        if str(cfg.trainer.precision) not in ("32", "32-true"):
+            parser.error(f"trainer.precision={cfg.trainer.precision}: the plain loops run in float32; compare at 32-true")
+        configs, datamodules = {}, {}
+        for resident in (False, True):  # the plain loops use the first for validation, test and the DataLoader
+            configs[resident] = cfg.copy()
+            configs[resident].data.device_resident = resident
+            datamodules[resident] = instantiate(configs[resident].data)
+            datamodules[resident].prepare_data()
+            datamodules[resident].setup("fit")
         device = torch.device("cuda" if torch.cuda.is_available() and cfg.trainer.accelerator != "cpu" else "cpu")
-        results = {"plain": [], "pdeop": []}
+        results = {name: [] for name in variants}
         for repeat in range(args.repeats):
-            run_cfg = cfg.copy()
-            run_cfg.paths.output_dir = f"{tmp}/run{repeat}"
-            runs = {"plain": lambda: plain_loop(cfg, datamodule, device),
-                    "pdeop": lambda: framework(run_cfg, datamodule, device)}
-            # alternate which goes first, so warm-up and drift do not favour one side
-            for name in (["plain", "pdeop"] if repeat % 2 == 0 else ["pdeop", "plain"]):
+            def framework_run(resident: bool) -> dict:
+                run_cfg = configs[resident].copy()
+                run_cfg.paths.output_dir = f"{tmp}/run{repeat}-{int(resident)}"
+                return framework(run_cfg, datamodules[resident], device)
+
+            runs = {"plain": lambda: plain_loop(cfg, datamodules[False], device),
+                    "plain_resident": lambda: plain_loop(cfg, datamodules[False], device, resident=True),
+                    "pdeop": lambda: framework_run(False),
+                    "pdeop_resident": lambda: framework_run(True)}
+            # rotate which goes first, so warm-up and drift favour none
+            for name in variants[repeat % len(variants):] + variants[:repeat % len(variants)]:
                 results[name].append(runs[name]())
-            print(f"repeat {repeat}: plain {results['plain'][-1]['samples_per_s']:.1f} samples/s, "
-                  f"pdeop {results['pdeop'][-1]['samples_per_s']:.1f} samples/s", flush=True)
+            print(f"repeat {repeat}: " + ", ".join(f"{name} {results[name][-1]['samples_per_s']:.1f} samples/s"
+                                                   for name in variants), flush=True)
 
     summary = {
         "device": torch.cuda.get_device_name() if device.type == "cuda" else f"cpu ({torch.get_num_threads()} threads)",
@@ -143,7 +203,12 @@ def main() -> None:
             "samples_per_s": statistics.median(r["samples_per_s"] for r in runs),
             "test_rel_l2": {res: statistics.median(r["test"][res] for r in runs) for res in runs[0]["test"]},
         }
-    summary["throughput_ratio"] = summary["pdeop"]["samples_per_s"] / summary["plain"]["samples_per_s"]
+    ratios = {"throughput_ratio": ("pdeop", "plain"), "resident_throughput_ratio": ("pdeop_resident", "plain_resident"),
+              "pdeop_resident_over_plain": ("pdeop_resident", "plain"),
+              "plain_data_path_gain": ("plain_resident", "plain"), "pdeop_data_path_gain": ("pdeop_resident", "pdeop")}
+    for key, (over, under) in ratios.items():
+        if over in summary and under in summary:
+            summary[key] = summary[over]["samples_per_s"] / summary[under]["samples_per_s"]
     print(json.dumps(summary, indent=2))
     if args.json:
         args.json.write_text(json.dumps(summary, indent=2))

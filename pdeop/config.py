@@ -30,6 +30,10 @@ HYDRA_KEYS = {"_target_", "_partial_", "_convert_", "_recursive_", "_args_"}
 FINETUNE_KEYS = {"pretrained": str | None, "freeze": list[str], "pretrained_exclude": list[str],
                  "param_lr": dict | None}
 
+# Keys of the `trainer` node that are pdeop's, not Lightning's Trainer's: how the run computes (torch.compile
+# of the network, float32 matmul precision), applied by `training.acceleration`; checked here by type.
+TRAINER_KEYS = {"compile": bool, "compile_options": dict, "matmul_precision": Literal["highest", "high", "medium"]}
+
 
 # Where a run reads, writes and solves: what differs between two runs of one setting (dotted keys). The
 # solvers' place is among them: a dataset is the same bit for bit wherever its solvers ran.
@@ -139,7 +143,7 @@ def check_node(node: dict, path: str) -> None:
     signature, hints = _signature(target)
     params = signature.parameters
     takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
-    directives = FINETUNE_KEYS if path == "model" else {}
+    directives = {"model": FINETUNE_KEYS, "trainer": TRAINER_KEYS}.get(path, {})
     for key, expected in directives.items():
         if key in node and not matches(node[key], expected):
             raise ConfigError(f"{where}.{key}: expected {describe(expected)}, got {node[key]!r}")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import inspect
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import pytorch_lightning as pl
@@ -15,7 +16,7 @@ from torch.utils.data import DataLoader, Dataset, TensorDataset
 from pdeop.data.generation import DatasetSpec, generate
 from pdeop.data.solvers import Solvers
 from pdeop.data.normalise import fit_channel_normaliser
-from pdeop.data.sampling import RankSlice, training_sampler
+from pdeop.data.sampling import DeviceBatches, RankSlice, training_sampler
 from pdeop.data.store import DatasetFile, FieldSet
 from pdeop.data.stream import SolverStream, StreamBatches, StreamSettings, draw_and_solve
 from pdeop.data.stream.generator import NORMALISER_RANK
@@ -33,6 +34,7 @@ class LoaderSettings:
     on as one ``LoaderSettings.pick(locals())``; the configs' signature checks (``pdeop.config``) see them
     there. ``in_channels``/``out_channels``/``grid_size`` describe the pairs to the model config and are
     checked against the data; ``task`` and ``train_subset`` say which pairs; the rest how they are batched.
+    ``device_resident`` and ``device_memory_share`` say where training batches are drawn (``PairsDataModule``).
     """
 
     in_channels: int = 1
@@ -44,6 +46,8 @@ class LoaderSettings:
     shuffle_seed: int = 0
     train_subset: int | None = None
     task: FinalState | Window | AllToAll | None = None
+    device_resident: bool | Literal["auto"] = "auto"
+    device_memory_share: float = 0.25
 
     @classmethod
     def pick(cls, arguments: dict) -> LoaderSettings:
@@ -73,10 +77,24 @@ class PairsDataModule(pl.LightningDataModule):
 
     ``task`` (time-dependent datasets only) turns stored trajectories into pairs
     (``pdeop.data.tasks``); a rollout task's ``out_channels`` is what the model predicts per call.
+
+    ``device_resident`` keeps a stored training split on the accelerator and draws each batch there
+    by index (``DeviceBatches``), in the order the ``DataLoader`` would give, so the numbers are the
+    same without collating and copying every batch on the host: ``auto`` does so on a CUDA device when
+    the split takes at most ``device_memory_share`` of its memory, ``true`` on any device (refused
+    where the training data is not a stored split in memory, or does not fit), ``false`` never.
+    Validation and test keep their loaders.
     """
 
     def __init__(self, settings: LoaderSettings):
         super().__init__()
+        if settings.device_resident not in (True, False, "auto"):
+            raise ConfigError(f"data.device_resident: expected auto, true or false, got {settings.device_resident!r}")
+        if not 0 < settings.device_memory_share <= 1:
+            raise ConfigError(f"data.device_memory_share: expected a fraction of the device's memory in (0, 1], "
+                              f"got {settings.device_memory_share}")
+        if settings.device_resident is True and isinstance(settings.task, AllToAll):
+            self.refuse_resident("all-to-all pairs (data/task=all_to_all) are drawn lazily from the trajectories")
         self.settings = settings
         self.task = settings.task  # the task in use: a subclass may narrow the configured one to what it reads
         self.splits: dict[str, FieldSet] = {}
@@ -184,9 +202,44 @@ class PairsDataModule(pl.LightningDataModule):
         return DataLoader(dataset, batch_size=batch_size, sampler=sampler, num_workers=workers,
                           persistent_workers=workers > 0)
 
-    def train_dataloader(self) -> DataLoader:
+    @staticmethod
+    def refuse_resident(why: str) -> None:
+        """``data.device_resident=true`` where the training data is no stored split in memory: one line saying why."""
+        raise ConfigError(f"data.device_resident: true keeps a stored training split on the device, but {why}; "
+                          f"use data.device_resident=auto or false")
+
+    def resident_device(self, fields: FieldSet) -> torch.device | None:
+        """The device to keep the training split ``fields`` on, or None to serve it through a ``DataLoader``."""
+        wanted = self.settings.device_resident
+        device = self.trainer.strategy.root_device if self.trainer is not None else torch.device("cpu")
+        if wanted is False or (wanted == "auto" and device.type != "cuda"):
+            return None
+        arrays = (fields.inputs, fields.outputs, fields.lead_times)
+        size = sum(a.nbytes for a in arrays if a is not None)
+        if device.type != "cuda":  # no memory figure to hold it against: `true` is taken at its word
+            return device
+        total = torch.cuda.get_device_properties(device).total_memory
+        share = self.settings.device_memory_share
+        if size <= share * total:
+            return device
+        if wanted == "auto":
+            return None
+        raise ConfigError(f"data.device_resident: the training split takes {size / 2**20:.0f} MiB, more than "
+                          f"data.device_memory_share={share} of {device}'s {total / 2**30:.1f} GiB; raise "
+                          f"data.device_memory_share or use data.device_resident=auto or false")
+
+    def train_dataloader(self) -> DataLoader | DeviceBatches:
+        """Training batches: from the device (``device_resident``) or through a ``DataLoader``, in the same order."""
         train = self.train_pairs if self.train_pairs is not None else self.splits["train"]
-        return self._loader(train, self.settings.batch_size, shuffle=True)
+        device = self.resident_device(train) if isinstance(train, FieldSet) else None
+        if device is None:
+            return self._loader(train, self.settings.batch_size, shuffle=True)
+        arrays = (train.inputs, train.outputs) if train.lead_times is None else (
+            train.inputs, train.lead_times, train.outputs)
+        tensors = tuple(torch.from_numpy(a).to(device) for a in arrays)
+        rank, world = self._ranks()
+        sampler = training_sampler(range(len(tensors[0])), self.settings.shuffle_seed, rank, world)
+        return DeviceBatches(tensors, sampler, self.settings.batch_size)
 
     def val_dataloader(self) -> DataLoader:
         return self._loader(self.splits["val"], self.settings.evaluation_batch_size, shuffle=False)
@@ -237,6 +290,8 @@ class OperatorDataModule(PairsDataModule):
         shuffle_seed: int = 0,
         train_subset: int | None = None,
         task: FinalState | Window | AllToAll | None = None,
+        device_resident: bool | Literal["auto"] = "auto",
+        device_memory_share: float = 0.25,
     ):
         super().__init__(LoaderSettings.pick(locals()))  # `online` chose the class; `stream` is OnlineDataModule's
         self.spec = DatasetSpec(problem, n_train, n_val, n_test, subsample, tuple(test_subsamples), seed,
@@ -291,6 +346,8 @@ class OnlineDataModule(OperatorDataModule):
         if self.task is not None:
             raise ConfigError("data.online: the online stream serves single input-output pairs; a time-dependent "
                               "dataset with data.task trains offline (data.online=false)")
+        if self.settings.device_resident is True:
+            self.refuse_resident("data.online=true streams fresh samples from the solvers and stores none for training")
         self.stream_settings = stream or StreamSettings()
         self.stream: SolverStream | None = None
         self.stream_counters: list[int] | None = None

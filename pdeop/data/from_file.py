@@ -21,6 +21,7 @@ from __future__ import annotations
 import logging
 import os
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import torch
@@ -28,6 +29,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
 from pdeop.data.datamodule import LoaderSettings, PairsDataModule
+from pdeop.data.sampling import DeviceBatches
 from pdeop.data.formats import DatasetCollection, ExternalDataset, open_dataset, open_splits, split_paths
 from pdeop.data.normalise import ChannelStats
 from pdeop.data.store import FieldSet
@@ -216,7 +218,8 @@ class FileDataModule(PairsDataModule):
                  periodic: bool | None = None, in_memory: bool = True, *, in_channels: int = 1,
                  out_channels: int = 1, grid_size: int | None = None, batch_size: int = 20,
                  eval_batch_size: int | None = None, num_workers: int = 0, shuffle_seed: int = 0,
-                 train_subset: int | None = None, task: FinalState | Window | AllToAll | None = None):
+                 train_subset: int | None = None, task: FinalState | Window | AllToAll | None = None,
+                 device_resident: bool | Literal["auto"] = "auto", device_memory_share: float = 0.25):
         super().__init__(LoaderSettings.pick(locals()))
         if not path:
             raise ConfigError("data.path: data=from_file needs the file to train on (data.path=<file>)")
@@ -230,6 +233,8 @@ class FileDataModule(PairsDataModule):
         if not in_memory and isinstance(task, AllToAll):
             raise ConfigError("data.in_memory: all-to-all pairs are drawn across a trajectory's snapshots and need "
                               "the training split in memory; use data.in_memory=true or data/task=final|window")
+        if not in_memory and device_resident is True:
+            self.refuse_resident("data.in_memory=false leaves the training split on disk")
         self.in_memory = in_memory
         self._periodic: bool | None = None
         self._train_range: slice | None = None
@@ -301,7 +306,7 @@ class FileDataModule(PairsDataModule):
         fitted = tuple(side.normaliser(ndim) for side in stats)
         return self.task.repeat_normalisers(*fitted) if window else fitted
 
-    def train_dataloader(self) -> DataLoader:
+    def train_dataloader(self) -> DataLoader | DeviceBatches:
         if self.in_memory:
             return super().train_dataloader()
         samples = FileSamples(self.path, self.read_options, self._train_range, self.factors["subsample"],

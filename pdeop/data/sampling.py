@@ -8,8 +8,10 @@ single-process ones.
 
 from __future__ import annotations
 
+import math
 from typing import Iterator
 
+import torch
 from torch.utils.data import Dataset, DistributedSampler, Sampler
 
 
@@ -39,3 +41,28 @@ class RankSlice(Sampler[int]):
 
     def __iter__(self) -> Iterator[int]:
         return iter(self.indices)
+
+
+class DeviceBatches:
+    """Training batches indexed out of tensors that stay on the accelerator, in ``sampler``'s order.
+
+    What a ``DataLoader`` over ``TensorDataset(*tensors)`` with this sampler and ``batch_size`` yields
+    (the same samples, batches and order; the last batch may be short), without collating every
+    batch on the host and copying it over: each epoch the sampler's indices go to the device once,
+    and every batch is an ``index_select`` there. Lightning calls ``sampler.set_epoch`` on it as on a
+    loader (it looks for a ``sampler`` attribute), so the epoch counter drives the order as before.
+    """
+
+    def __init__(self, tensors: tuple[torch.Tensor, ...], sampler: Sampler[int], batch_size: int):
+        self.tensors = tensors
+        self.sampler = sampler
+        self.batch_size = batch_size
+
+    def __len__(self) -> int:
+        return math.ceil(len(self.sampler) / self.batch_size)
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, ...]]:
+        # a generator: the permutation is drawn at the first batch, after Lightning's set_epoch, as a DataLoader does
+        order = torch.tensor(list(self.sampler), dtype=torch.long).to(self.tensors[0].device)
+        for indices in order.split(self.batch_size):
+            yield tuple(tensor.index_select(0, indices) for tensor in self.tensors)

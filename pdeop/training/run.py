@@ -22,6 +22,7 @@ from pdeop.data.tasks import AllToAll, Window
 from pdeop.errors import ConfigError
 from pdeop.io import atomic_path, writable_directory
 from pdeop.provenance import git_commit, hardware
+from pdeop.training.acceleration import Acceleration, accelerate, lightning_trainer, reported_compile_failures
 from pdeop.training.finetune import build_model
 from pdeop.training.loggers import ContinuesHistory
 from pdeop.training.losses import is_residual_loss, operator_loss_expected
@@ -137,12 +138,16 @@ def peak_memory() -> dict[str, float]:
 
 
 def build_trainer(cfg: DictConfig, resume: Resume | None = None) -> pl.Trainer:
-    """The Lightning trainer with the config's callbacks and loggers, the loggers told where the run continues."""
+    """The Lightning trainer with the config's callbacks and loggers, the loggers told where the run continues.
+
+    pdeop's own keys of the ``trainer`` node (``trainer.compile``, ...) are not the Trainer's: ``accelerate`` applies them.
+    """
     loggers = list(instantiate(cfg.logger).values())
     for logger in loggers:
         if isinstance(logger, ContinuesHistory):
             logger.continue_from(resume.step if resume else None)
-    return instantiate(cfg.trainer, callbacks=list(instantiate(cfg.callbacks).values()), logger=loggers)
+    return instantiate(lightning_trainer(cfg.trainer), callbacks=list(instantiate(cfg.callbacks).values()),
+                       logger=loggers)
 
 
 def train(cfg: DictConfig) -> dict[str, float]:
@@ -167,16 +172,22 @@ def train(cfg: DictConfig) -> dict[str, float]:
     datamodule.setup("fit")
     if isinstance(datamodule, CollocationDataModule):
         module = build_physics_module(cfg, datamodule, config)
+        inputs = []
     else:
         module = build_module(cfg, datamodule, config)
-        preflight(module, datamodule.preflight_inputs, config["model"])
+        inputs = datamodule.preflight_inputs
+        preflight(module, inputs, config["model"])
     check_fits(module, resume)
+    acceleration = Acceleration.of(cfg.trainer)
+    accelerate(module.model, acceleration, cfg.trainer.precision, inputs)
     trainer = build_trainer(cfg, resume)
-    trainer.fit(module, datamodule=datamodule, ckpt_path=resume.path if resume else None)
+    with reported_compile_failures(acceleration, module.model):
+        trainer.fit(module, datamodule=datamodule, ckpt_path=resume.path if resume else None)
     if not cfg.test_after_fit:
         return {}
     best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
-    results = trainer.test(module, datamodule=datamodule, ckpt_path=best or None, verbose=True)
+    with reported_compile_failures(acceleration, module.model):
+        results = trainer.test(module, datamodule=datamodule, ckpt_path=best or None, verbose=True)
     metrics = {k: float(v) for result in results for k, v in result.items()}
     if trainer.is_global_zero:
         with atomic_path(output_dir / "test_metrics.json") as tmp:

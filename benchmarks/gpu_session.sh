@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# One short GPU session (about 6 minutes on an H100): pdeop's training throughput against a plain PyTorch loop
+# (benchmarks/fno_overhead.py) for data=darcy and data=darcy_fno, each with batches from a DataLoader and from
+# device-resident tensors, then pdeop with TF32 matmuls and torch.compile if time is left.
+#
+#     OUT=<results folder> [PYTHON=python] [PDEOP_DATA_DIR=<scratch>] [BUDGET_S=420] bash benchmarks/gpu_session.sh
+#
+# Writes to $OUT: environment.txt, generate.log, <name>.json (fno_overhead's summary) and <name>.log per
+# measurement. Data are generated first (all CPU cores) into $PDEOP_DATA_DIR (default /tmp/pdeop-data; darcy_fno's
+# file is about 2 GB, so not under $OUT). Each step is cut off at what is left of BUDGET_S seconds, so partial
+# results still come back. Needs a CUDA build of torch; the figures are this GPU's and belong in experiments/README.md
+# beside the CPU ones, never mixed with them.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+: "${OUT:?set OUT to the folder the results go to}"
+PYTHON=${PYTHON:-python}
+BUDGET_S=${BUDGET_S:-420}
+export PDEOP_DATA_DIR=${PDEOP_DATA_DIR:-/tmp/pdeop-data}
+export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
+mkdir -p "$OUT" "$PDEOP_DATA_DIR"
+START=$(date +%s)
+left() { echo $((BUDGET_S - ($(date +%s) - START))); }
+
+{
+    date -u; git rev-parse HEAD 2>/dev/null; nvidia-smi 2>&1 | head -15
+    "$PYTHON" -c "import torch; print('torch', torch.__version__, 'cuda', torch.version.cuda, torch.cuda.is_available())"
+} > "$OUT/environment.txt" 2>&1
+"$PYTHON" -c "import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)" \
+    || { echo "no CUDA device: nothing measured" | tee -a "$OUT/environment.txt"; exit 1; }
+
+WORKERS=$(( $(nproc) > 2 ? $(nproc) - 2 : 1 ))
+for data in darcy darcy_fno; do  # solved on the CPUs, once; the file is found again by its parameters' hash
+    timeout "$(left)" "$PYTHON" -m pdeop.generate data=$data data.generate_workers=$WORKERS >> "$OUT/generate.log" 2>&1 \
+        || echo "generation of $data failed or ran out of time" >> "$OUT/generate.log"
+done
+
+measure() {  # name, then fno_overhead's arguments
+    local name=$1; shift
+    local budget; budget=$(left)
+    if [ "$budget" -lt 30 ]; then echo "skipped $name: no time left" >> "$OUT/skipped.txt"; return; fi
+    timeout "$budget" "$PYTHON" benchmarks/fno_overhead.py --json "$OUT/$name.json" "$@" trainer=gpu > "$OUT/$name.log" 2>&1 \
+        || echo "$name failed or ran out of time (exit $?)" >> "$OUT/skipped.txt"
+}
+
+# the four variants each: plain (DataLoader), plain_resident, pdeop (DataLoader), pdeop_resident
+measure darcy --epochs 20 --repeats 2 data=darcy
+measure darcy_fno --epochs 10 --repeats 2 data=darcy_fno
+# what the switches add on top, framework against the plain loop (both follow them), one repeat
+measure darcy_fno_tf32 --epochs 10 --repeats 1 --variants plain_resident,pdeop_resident data=darcy_fno \
+    trainer.matmul_precision=high
+measure darcy_fno_compile --epochs 10 --repeats 1 --variants plain_resident,pdeop_resident data=darcy_fno \
+    trainer.matmul_precision=high trainer.compile=true
+echo "done in $(( $(date +%s) - START )) s" >> "$OUT/environment.txt"
