@@ -19,7 +19,7 @@ for _name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
 
 import pytest  # noqa: E402 -- after the thread settings, which BLAS reads when it loads
 import torch  # noqa: E402
-from entry import in_process_enabled, run_in_process  # noqa: E402
+from entry import in_process_enabled, needs_own_process, run_in_process  # noqa: E402
 
 torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
 
@@ -90,12 +90,13 @@ def run_entry(script: list[str], overrides: list[str], run_dir: Path, data_dir: 
               timeout: int = 300, own_process: bool = False) -> subprocess.CompletedProcess:
     """Run ``python <script> <overrides>`` with its own run and data folders: in this process (``tests/entry.py``:
     the entry point's own ``main()`` under Hydra, with a fresh process's globals) unless ``own_process``, which
-    starts a subprocess -- for what only a process shows (its real exit status and stderr, kills, signals).
+    starts a subprocess -- for what only a process shows (its real exit status and stderr, kills, signals), as
+    do DDP runs (``entry.needs_own_process``).
     ``PDEOP_TEST_SUBPROCESS=1`` starts a subprocess for every call. ``timeout`` bounds a subprocess only."""
     env = {"PDEOP_DATA_DIR": str(data_dir), "WANDB_SILENT": "true"}
     quiet = ["trainer.enable_progress_bar=false"] if script == ["train.py"] else []
     args = [f"hydra.run.dir={run_dir}", *quiet, *overrides]
-    if own_process or not in_process_enabled():
+    if own_process or not in_process_enabled() or needs_own_process(args):
         result = run_command([sys.executable, *script, *args], timeout, env={**os.environ, **env})
     else:
         result = run_in_process(script, args, env)

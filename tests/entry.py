@@ -8,11 +8,12 @@ parses them, composes ``pkg://pdeop.conf``, runs its callbacks (``pdeop.io.Writa
 Around the call, the state a fresh process would have and a run may change is set and put back: the
 environment, ``sys.argv``, the working directory, logging's handlers and levels, warnings (printed to the
 captured stderr, as a process would print them, not collected by pytest), signal handlers, and torch's global
-settings and random generators. stdout and stderr are captured (``sys.stdout``/``sys.stderr``, not the file
-descriptors); a ``SystemExit`` becomes the return code.
+settings and random generators; a wandb run is finished as the process's exit would finish it. stdout and stderr
+are captured (``sys.stdout``/``sys.stderr``, not the file descriptors); a ``SystemExit`` becomes the return code.
 
-What still needs its own process -- a kill or a signal, the interpreter's real exit status, DDP, SLURM, Dask
-workers, an installed wheel -- runs with ``conftest.run_entry(..., own_process=True)``.
+What still needs its own process -- a kill or a signal, the interpreter's real exit status, DDP, SLURM, killed
+Dask workers, an installed wheel -- runs with ``conftest.run_entry(..., own_process=True)``; command lines that
+:func:`needs_own_process` recognises (DDP, several devices) get one without asking.
 ``PDEOP_TEST_SUBPROCESS=1`` runs every entry point in its own process again (to compare, or to bisect a difference).
 """
 
@@ -50,6 +51,18 @@ def entry_module(script: list[str]) -> str:
     if len(script) == 1 and script[0] in SCRIPTS:
         return SCRIPTS[script[0]]
     raise ValueError(f"no in-process entry point for {script}")
+
+
+def needs_own_process(args: list[str]) -> str | None:
+    """Why a command line cannot run in the test process, or None: DDP starts its other ranks by running
+    ``sys.argv`` again (here: pytest)."""
+    for arg in args:
+        key, _, value = arg.lstrip("+~").partition("=")
+        if key == "trainer" and value.startswith("ddp") or key == "trainer.strategy" and "ddp" in value:
+            return "DDP starts its ranks as new processes of sys.argv"
+        if key in ("trainer.devices", "trainer.num_nodes") and value.strip() not in ("1", "[0]", "null"):
+            return "more than one device or node"
+    return None
 
 
 def in_process_enabled() -> bool:
@@ -136,6 +149,14 @@ def process_state(env: dict[str, str], cwd: Path) -> Iterator[None]:
                 signal.signal(sig, handler)
 
 
+def finish_wandb() -> None:
+    """End the run's wandb run as its process's exit would (wandb's atexit hook): otherwise the next wandb logger
+    in this process would continue it instead of starting its own."""
+    wandb = sys.modules.get("wandb")
+    if wandb is not None and getattr(wandb, "run", None) is not None:
+        wandb.finish()
+
+
 def run_in_process(script: list[str], args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess:
     """``python <script> <args>`` with ``env`` added to the environment, in this process: a ``CompletedProcess``
     with the exit status (0, or the ``SystemExit`` code: 2 for a ``pdeop error:``, 1 for Hydra's errors and
@@ -158,6 +179,8 @@ def run_in_process(script: list[str], args: list[str], env: dict[str, str]) -> s
         except Exception as exc:  # with HYDRA_FULL_ERROR=1 Hydra raises instead of printing and exiting 1
             traceback.print_exc()
             returncode, exception = 1, exc
+        finally:
+            finish_wandb()
     result = subprocess.CompletedProcess([sys.executable, *script, *args], returncode, out.getvalue(), err.getvalue())
     result.exception = exception
     return result

@@ -113,6 +113,18 @@ def test_export_then_load_pretrained_predicts_identically_from_checkpoint_bundle
     assert "trainer.max_epochs=2" in card and f"{parameters:,} parameters" in card and "Test bundle." in card
 
 
+def test_export_refuses_to_overwrite_a_bundle_in_one_line(exported, data_dir, tmp_path):
+    """In its own process: pdeop.export's real exit status and its one stderr line, as a user sees them."""
+    best, bundle = exported
+    before = {p.name: p.stat().st_mtime_ns for p in bundle.iterdir()}
+    result = run_entry(["-m", "pdeop.export"], [f"ckpt={best}", f"out={bundle}"], tmp_path / "hydra", data_dir,
+                       check=False, own_process=True)
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr[-3000:]
+    errors = [line for line in result.stderr.splitlines() if line.startswith("pdeop error:")]
+    assert errors == [f"pdeop error: out: '{bundle}' already exists; choose another directory or pass overwrite=true"]
+    assert {p.name: p.stat().st_mtime_ns for p in bundle.iterdir()} == before
+
+
 def test_a_registered_bundle_is_fetched_once_and_then_used_offline(exported, use_registry, tmp_path):
     _, bundle = exported
     served = tmp_path / "served"
