@@ -30,8 +30,8 @@ import subprocess
 import sys
 import traceback
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 import torch
@@ -110,9 +110,38 @@ def warnings_printed() -> Iterator[None]:
 
 def _pytest_filter(entry) -> bool:
     """pytest's own additions while a test runs ("always" for DeprecationWarning and PendingDeprecationWarning)."""
-    action, message, category, module, lineno = entry
+    action, message, category, module, _ = entry
     return action == "always" and message is None and module is None and category in (
         DeprecationWarning, PendingDeprecationWarning)
+
+
+@contextlib.contextmanager
+def torch_kept() -> Iterator[None]:
+    """torch's process-wide settings and random generators as they were; compiled graphs dropped (a new process
+    compiles afresh)."""
+    rng = torch.get_rng_state(), np.random.get_state(), random.getstate()
+    cuda_rng = torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None
+    settings = (torch.get_num_threads(), torch.get_default_dtype(), torch.are_deterministic_algorithms_enabled(),
+                torch.is_deterministic_algorithms_warn_only_enabled(), torch.get_float32_matmul_precision(),
+                torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32, torch.backends.cudnn.benchmark,
+                torch.backends.cudnn.deterministic)
+    try:
+        yield
+    finally:
+        torch.set_rng_state(rng[0])
+        np.random.set_state(rng[1])
+        random.setstate(rng[2])
+        if cuda_rng is not None:
+            torch.cuda.set_rng_state_all(cuda_rng)
+        threads, dtype, deterministic, warn_only, matmul, tf32, cudnn_tf32, benchmark, cudnn_deterministic = settings
+        torch.set_num_threads(threads)
+        torch.set_default_dtype(dtype)
+        torch.use_deterministic_algorithms(deterministic, warn_only=warn_only)
+        torch.set_float32_matmul_precision(matmul)
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = tf32, cudnn_tf32
+        torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic = benchmark, cudnn_deterministic
+        if "torch._dynamo" in sys.modules:
+            torch._dynamo.reset()
 
 
 @contextlib.contextmanager
@@ -120,30 +149,17 @@ def process_state(env: dict[str, str], cwd: Path) -> Iterator[None]:
     """The environment and working directory a subprocess would get; afterwards everything a run may change in
     this process's globals is as before."""
     saved_env, saved_argv, saved_cwd = dict(os.environ), sys.argv[:], os.getcwd()
-    rng = torch.get_rng_state(), np.random.get_state(), random.getstate()
-    torch_settings = (torch.get_num_threads(), torch.get_default_dtype(), torch.are_deterministic_algorithms_enabled(),
-                      torch.is_deterministic_algorithms_warn_only_enabled(), torch.get_float32_matmul_precision(),
-                      torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic)
     handlers = {sig: signal.getsignal(sig) for sig in SIGNALS}
     os.environ.update(env)
     os.chdir(cwd)
     try:
-        with logging_kept(), warnings_printed():
+        with logging_kept(), warnings_printed(), torch_kept():
             yield
     finally:
         os.chdir(saved_cwd)
         sys.argv[:] = saved_argv
         os.environ.clear()
         os.environ.update(saved_env)
-        torch.set_rng_state(rng[0])
-        np.random.set_state(rng[1])
-        random.setstate(rng[2])
-        threads, dtype, deterministic, warn_only, matmul, benchmark, cudnn_deterministic = torch_settings
-        torch.set_num_threads(threads)
-        torch.set_default_dtype(dtype)
-        torch.use_deterministic_algorithms(deterministic, warn_only=warn_only)
-        torch.set_float32_matmul_precision(matmul)
-        torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic = benchmark, cudnn_deterministic
         for sig, handler in handlers.items():
             if handler is not None:
                 signal.signal(sig, handler)
@@ -176,7 +192,7 @@ def run_in_process(script: list[str], args: list[str], env: dict[str, str]) -> s
                 print(exc.code, file=sys.stderr)
                 returncode = 1
             exception = exc if returncode else None
-        except Exception as exc:  # with HYDRA_FULL_ERROR=1 Hydra raises instead of printing and exiting 1
+        except Exception as exc:  # noqa: BLE001 -- with HYDRA_FULL_ERROR=1 Hydra raises, not prints and exits 1
             traceback.print_exc()
             returncode, exception = 1, exc
         finally:
