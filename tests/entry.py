@@ -121,7 +121,8 @@ def torch_kept() -> Iterator[None]:
     compiles afresh)."""
     rng = torch.get_rng_state(), np.random.get_state(), random.getstate()
     cuda_rng = torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None
-    settings = (torch.get_num_threads(), torch.get_default_dtype(), torch.are_deterministic_algorithms_enabled(),
+    settings = (torch.get_num_threads(), torch.get_default_dtype(), torch.get_default_device(),
+                torch.are_deterministic_algorithms_enabled(),
                 torch.is_deterministic_algorithms_warn_only_enabled(), torch.get_float32_matmul_precision(),
                 torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32, torch.backends.cudnn.benchmark,
                 torch.backends.cudnn.deterministic)
@@ -133,13 +134,15 @@ def torch_kept() -> Iterator[None]:
         random.setstate(rng[2])
         if cuda_rng is not None:
             torch.cuda.set_rng_state_all(cuda_rng)
-        threads, dtype, deterministic, warn_only, matmul, tf32, cudnn_tf32, benchmark, cudnn_deterministic = settings
+        threads, dtype, device, deterministic, warn_only, matmul, tf32, cudnn_tf32, benchmark, cudnn_det = settings
         torch.set_num_threads(threads)
         torch.set_default_dtype(dtype)
+        if torch.get_default_device() != device:  # setting it at all would install a device mode
+            torch.set_default_device(None if device.type == "cpu" else device)
         torch.use_deterministic_algorithms(deterministic, warn_only=warn_only)
         torch.set_float32_matmul_precision(matmul)
         torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = tf32, cudnn_tf32
-        torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic = benchmark, cudnn_deterministic
+        torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic = benchmark, cudnn_det
         if "torch._dynamo" in sys.modules:
             torch._dynamo.reset()
 
