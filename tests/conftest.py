@@ -19,6 +19,7 @@ for _name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
 
 import pytest  # noqa: E402 -- after the thread settings, which BLAS reads when it loads
 import torch  # noqa: E402
+from entry import in_process_enabled, needs_own_process, run_in_process  # noqa: E402
 
 torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
 
@@ -86,14 +87,22 @@ def run_command(cmd: list[str], timeout: float, **kwargs) -> subprocess.Complete
 
 
 def run_entry(script: list[str], overrides: list[str], run_dir: Path, data_dir: Path, check: bool = True,
-              timeout: int = 300) -> subprocess.CompletedProcess:
-    """Run ``python <script> <overrides>`` in a subprocess with its own run and data folders."""
-    env = {**os.environ, "PDEOP_DATA_DIR": str(data_dir), "WANDB_SILENT": "true"}
+              timeout: int = 300, own_process: bool = False) -> subprocess.CompletedProcess:
+    """Run ``python <script> <overrides>`` with its own run and data folders: in this process (``tests/entry.py``:
+    the entry point's own ``main()`` under Hydra, with a fresh process's globals) unless ``own_process``, which
+    starts a subprocess -- for what only a process shows (its real exit status and stderr, kills, signals), as
+    do DDP runs (``entry.needs_own_process``).
+    ``PDEOP_TEST_SUBPROCESS=1`` starts a subprocess for every call. ``timeout`` bounds a subprocess only."""
+    env = {"PDEOP_DATA_DIR": str(data_dir), "WANDB_SILENT": "true"}
     quiet = ["trainer.enable_progress_bar=false"] if script == ["train.py"] else []
-    cmd = [sys.executable, *script, f"hydra.run.dir={run_dir}", *quiet, *overrides]
-    result = run_command(cmd, timeout, env=env)
+    args = [f"hydra.run.dir={run_dir}", *quiet, *overrides]
+    if own_process or not in_process_enabled() or needs_own_process(args):
+        result = run_command([sys.executable, *script, *args], timeout, env={**os.environ, **env})
+    else:
+        result = run_in_process(script, args, env)
     if check and result.returncode != 0:
-        raise AssertionError(f"{' '.join(cmd)} failed ({result.returncode}):\n{result.stdout[-3000:]}\n{result.stderr[-5000:]}")
+        raise AssertionError(f"{' '.join(map(str, result.args))} failed ({result.returncode}):\n"
+                             f"{result.stdout[-3000:]}\n{result.stderr[-5000:]}") from getattr(result, "exception", None)
     return result
 
 
@@ -104,12 +113,14 @@ def data_dir(tmp_path_factory) -> Path:
 
 @pytest.fixture
 def train(data_dir, tmp_path):
-    """Run train.py on the tiny dataset (the default FNO with modes that fit it); returns (result, run_dir)."""
+    """Run train.py on the tiny dataset (the default FNO with modes that fit it), in this process unless
+    ``own_process``; returns (result, run_dir)."""
 
-    def _train(*overrides: str, run_name: str = "run", check: bool = True):
+    def _train(*overrides: str, run_name: str = "run", check: bool = True, own_process: bool = False):
         run_dir = tmp_path / run_name
         model = [] if any(o.startswith(("model=", "model.n_modes=")) for o in overrides) else TINY_FNO
-        result = run_entry(["train.py"], [*TINY_DATA, *model, *overrides], run_dir, data_dir, check=check)
+        result = run_entry(["train.py"], [*TINY_DATA, *model, *overrides], run_dir, data_dir, check=check,
+                           own_process=own_process)
         return result, run_dir
 
     return _train

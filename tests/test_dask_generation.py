@@ -251,7 +251,8 @@ def test_a_scheduler_that_does_not_answer_is_one_line(tmp_path):
         result = run_entry(["-m", "pdeop.generate"], ["data.problem.resolution=33", "data.subsample=2",
                                                       "data.test_subsamples=[]", "solvers=address",
                                                       f"solvers.address={address}", "solvers.timeout_s=2"],
-                           tmp_path / "run", tmp_path / "data", check=False, timeout=120)
+                           tmp_path / "run", tmp_path / "data", check=False, timeout=120,
+                           own_process=True)  # generate's real exit status and stderr line
     lines = [line for line in result.stderr.splitlines() if line.startswith("pdeop error:")]
     assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr[-3000:]
     assert len(lines) == 1 and f"solvers.address={address}" in lines[0] and "within 2 s" in lines[0]

@@ -2,19 +2,16 @@
 
 import argparse
 import json
-import os
-import sys
 
 import pytest
 import torch
-from conftest import run_command
+from conftest import run_entry
 
 from pdeop.pretrained import CheckpointError, load_pretrained
 
 
 def run_evaluate(*overrides, data_dir, out_dir):
-    env = {**os.environ, "PDEOP_DATA_DIR": str(data_dir)}
-    return run_command([sys.executable, "evaluate.py", f"hydra.run.dir={out_dir}", *overrides], 300, env=env)
+    return run_entry(["evaluate.py"], list(overrides), out_dir, data_dir, check=False)
 
 
 @pytest.mark.slow
@@ -38,9 +35,8 @@ def test_predict_writes_labelled_netcdf_and_pictures(trained, data_dir, tmp_path
     import xarray as xr
 
     checkpoint = trained / "checkpoints" / "last.ckpt"
-    env = {**os.environ, "PDEOP_DATA_DIR": str(data_dir)}
-    result = run_command([sys.executable, "predict.py", f"ckpt={checkpoint}", f"hydra.run.dir={tmp_path}",
-                          "resolution=17", "chunk=5", "plot_samples=[0,3]"], 300, env=env)
+    result = run_entry(["predict.py"], [f"ckpt={checkpoint}", "resolution=17", "chunk=5", "plot_samples=[0,3]"],
+                       tmp_path, data_dir, check=False)
     assert result.returncode == 0, result.stderr[-3000:]
     with xr.open_dataset(tmp_path / "predictions.nc") as predictions:
         assert dict(predictions.sizes) == {"sample": 16, "x": 17, "y": 17}  # written in 4 chunks of up to 5
@@ -56,8 +52,7 @@ def test_predict_writes_labelled_netcdf_and_pictures(trained, data_dir, tmp_path
         np.testing.assert_allclose(predictions.error_u.values,
                                    predictions.prediction_u.values - predictions.target_u.values, atol=1e-7)
     assert all((tmp_path / f"sample_{i}.png").stat().st_size > 5000 for i in (0, 3))
-    bad = run_command([sys.executable, "predict.py", f"ckpt={checkpoint}", f"hydra.run.dir={tmp_path}",
-                       "resolution=20"], 300, env=env)
+    bad = run_entry(["predict.py"], [f"ckpt={checkpoint}", "resolution=20"], tmp_path, data_dir, check=False)
     assert bad.returncode == 2 and "resolution" in bad.stderr and "[17, 33]" in bad.stderr
 
 

@@ -6,12 +6,12 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
-import sys
 import tomllib
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, run_command
+from conftest import ROOT
+from entry import run_in_process
 from hydra import compose, initialize_config_module
 
 from pdeop.errors import ConfigError
@@ -53,8 +53,7 @@ def test_a_users_config_folder_adds_a_model_through_the_search_path(tmp_path):
 
 def test_config_dir_on_the_command_line_adds_the_same_folder(tmp_path):
     folder = my_config_folder(tmp_path / "conf")
-    result = run_command([sys.executable, "train.py", "--config-dir", str(folder), "model=my_fno", "--cfg", "job"],
-                         60)
+    result = run_in_process(["train.py"], ["--config-dir", str(folder), "model=my_fno", "--cfg", "job"], {})
     assert result.returncode == 0, result.stderr[-3000:]
     assert "hidden_channels: 4" in result.stdout and "n_layers: 2" in result.stdout
 

@@ -141,7 +141,7 @@ def test_safetensors_files_are_the_same_bytes_on_every_save(tmp_path):
 
 
 def test_exporting_one_checkpoint_twice_writes_the_same_bytes(exported, tmp_path, monkeypatch):
-    """Two exports of the tested checkpoint (and the one the fixture made in another process, for the weights'
+    """Two exports of the tested checkpoint (and the one the fixture made before them, for the weights'
     files: the model card, which dates the export, may cross midnight) are the same file for file, archive too."""
     best, fixture_bundle = exported
     monkeypatch.setattr(card, "datetime", SimpleNamespace(date=SimpleNamespace(today=lambda: FIXED_DAY)))
@@ -155,6 +155,18 @@ def test_exporting_one_checkpoint_twice_writes_the_same_bytes(exported, tmp_path
     assert file_sha256(archive_of(first)) == file_sha256(archive_of(second))
     for name in ("model.safetensors", "normaliser.safetensors"):
         assert file_sha256(first / name) == file_sha256(fixture_bundle / name), name
+
+
+def test_export_refuses_to_overwrite_a_bundle_in_one_line(exported, data_dir, tmp_path):
+    """In its own process: pdeop.export's real exit status and its one stderr line, as a user sees them."""
+    best, bundle = exported
+    before = {p.name: p.stat().st_mtime_ns for p in bundle.iterdir()}
+    result = run_entry(["-m", "pdeop.export"], [f"ckpt={best}", f"out={bundle}"], tmp_path / "hydra", data_dir,
+                       check=False, own_process=True)
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr[-3000:]
+    errors = [line for line in result.stderr.splitlines() if line.startswith("pdeop error:")]
+    assert errors == [f"pdeop error: out: '{bundle}' already exists; choose another directory or pass overwrite=true"]
+    assert {p.name: p.stat().st_mtime_ns for p in bundle.iterdir()} == before
 
 
 def test_a_registered_bundle_is_fetched_once_and_then_used_offline(exported, use_registry, tmp_path):

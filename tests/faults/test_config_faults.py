@@ -34,8 +34,9 @@ def test_bad_setting_is_one_line(override, key, fragment, data_dir, tmp_path, ob
 @pytest.mark.fault("model=fno (modes [24, 22]) on a 17x17 training grid", "exit 2 before training, naming "
                    "model.n_modes and what the grid holds")
 def test_fno_modes_beyond_the_grid_are_refused(data_dir, tmp_path, observed):
+    # in its own process: the interpreter's exit status and the whole of stderr, as a user sees them
     result = run_entry(["train.py"], [*TINY_DATA, "model.n_modes=[24,22]", "model.hidden_channels=8"],
-                       tmp_path / "run", data_dir, check=False)
+                       tmp_path / "run", data_dir, check=False, own_process=True)
     line = pdeop_error_line(result.stderr)
     observed(f"exit {result.returncode}: {line}")
     assert result.returncode == 2

@@ -20,7 +20,7 @@ import h5py
 import numpy as np
 import pytest
 import torch
-from conftest import TINY_DATA, TINY_FNO, run_command
+from conftest import TINY_DATA, TINY_FNO, run_command, run_entry
 
 from pdeop.data.generation import DatasetSpec, estimate_bytes, generate
 from pdeop.data.store import DatasetFile
@@ -116,9 +116,9 @@ def generation(data_dir: Path, run_dir: Path, *overrides: str) -> subprocess.Pop
 
 @pytest.fixture(scope="module")
 def tiny_file(tmp_path_factory) -> Path:
-    """The dataset train.py makes from TINY_DATA, generated once by the entry point."""
+    """The dataset train.py makes from TINY_DATA, generated once by the entry point (in this process)."""
     data_dir = tmp_path_factory.mktemp("tiny")
-    result = run_command(entry_command(GENERATE, TINY_DATA, data_dir / "run"), 300, env=entry_env(data_dir), check=True)
+    result = run_entry(GENERATE, TINY_DATA, data_dir / "run", data_dir)
     return Path(result.stdout.strip().splitlines()[-1])
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import TINY_DATA, run_command
+from conftest import TINY_DATA, run_command, run_entry
 
 from .conftest import (entry_command, entry_env, kill_when, pdeop_error_line, read_only, small_disk,
                        start)
@@ -35,6 +35,12 @@ def command(run_dir: Path, *overrides: str, epochs: int = EPOCHS) -> list[str]:
 
 def run(cmd: list[str], data_dir: Path) -> subprocess.CompletedProcess:
     return run_command(cmd, 300, env=entry_env(data_dir))
+
+
+def prepare(run_dir: Path, data_dir: Path, *overrides: str, epochs: int = EPOCHS) -> None:
+    """The run a fault is then applied to, trained in this process (``conftest.run_entry``): only what happens
+    after the fault is the case's observation, and that runs as the user's own command, in a process of its own."""
+    run_entry(["train.py"], [*COMMON, f"trainer.max_epochs={epochs}", *overrides], run_dir, data_dir)
 
 
 def succeeded(result: subprocess.CompletedProcess) -> subprocess.CompletedProcess:
@@ -90,7 +96,7 @@ def assert_continues_reference(run_dir: Path, reference: Path) -> None:
 def reference(tmp_path_factory, data_dir) -> Path:
     """The uninterrupted run every resumed one must equal."""
     run_dir = tmp_path_factory.mktemp("reference") / "run"
-    succeeded(run(command(run_dir), data_dir))
+    prepare(run_dir, data_dir)
     return run_dir
 
 
@@ -115,7 +121,7 @@ def test_kill_9_and_the_same_command_continue_exactly(reference, data_dir, tmp_p
                    "the broken file kept as last.ckpt.broken")
 def test_truncated_last_checkpoint_resumes_from_best(reference, data_dir, tmp_path, observed):
     run_dir = tmp_path / "run"
-    succeeded(run(command(run_dir, epochs=EPOCHS - 1), data_dir))
+    prepare(run_dir, data_dir, epochs=EPOCHS - 1)
     last = run_dir / "checkpoints" / "last.ckpt"
     data = last.read_bytes()
     last.write_bytes(data[: len(data) // 2])
@@ -134,7 +140,7 @@ def test_truncated_last_checkpoint_resumes_from_best(reference, data_dir, tmp_pa
                    "moved to csv/previous-1/; finishes as an uninterrupted run")
 def test_no_readable_checkpoint_starts_over(reference, data_dir, tmp_path, observed):
     run_dir = tmp_path / "run"
-    succeeded(run(command(run_dir, epochs=1), data_dir))
+    prepare(run_dir, data_dir, epochs=1)
     old_metrics = (run_dir / "csv" / "metrics.csv").read_text()
     checkpoints = sorted((run_dir / "checkpoints").glob("*.ckpt"))
     for path in checkpoints:
@@ -208,7 +214,7 @@ def test_another_models_checkpoint_is_one_line(reference, data_dir, tmp_path, ob
                    "best checkpoint's record, ends as an uninterrupted run")
 def test_moved_run_directory_resumes(reference, data_dir, tmp_path, observed):
     first, moved = tmp_path / "first", tmp_path / "elsewhere" / "run"
-    succeeded(run(command(first, epochs=1), data_dir))
+    prepare(first, data_dir, epochs=1)
     before = per_epoch(first)
     moved.parent.mkdir()
     shutil.move(first, moved)
@@ -252,7 +258,7 @@ def test_tensorboard_and_wandb_history_survive_a_kill(data_dir, tmp_path, observ
                    "a new history, the old metrics.csv moved to csv/previous-1/ with a warning, nothing deleted")
 def test_fresh_start_keeps_the_old_history(data_dir, tmp_path, observed):
     run_dir = tmp_path / "run"
-    succeeded(run(command(run_dir, epochs=1), data_dir))
+    prepare(run_dir, data_dir, epochs=1)
     old = (run_dir / "csv" / "metrics.csv").read_text()
     result = succeeded(run(command(run_dir, "auto_resume=false", epochs=1), data_dir))
     assert (run_dir / "csv" / "previous-1" / "metrics.csv").read_text() == old
