@@ -12,12 +12,20 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 
 
+# What a run writes into the checkout and is not code: the leaderboard's records and report. A table run
+# writes the first cell's record before training the second, which must not count as uncommitted code.
+OUTPUTS = ("experiments/leaderboard/records", "experiments/leaderboard/README.md",
+           "experiments/leaderboard/results.csv")
+
+
 def git_commit() -> str:
-    """HEAD of the checkout, with ``-dirty`` when tracked files differ from it; ``unknown`` outside git."""
+    """HEAD of the checkout, with ``-dirty`` when tracked files other than ``OUTPUTS`` differ from it;
+    ``unknown`` outside git."""
     try:
         commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True,
                                 check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT,
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", ".",
+                                *(f":(exclude){path}" for path in OUTPUTS)], cwd=ROOT,
                                capture_output=True, text=True).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         return "unknown"

@@ -265,3 +265,30 @@ def test_benchmark_table_runs_reports_and_refuses_slurm(tmp_path):
     assert "| None |" not in text
     with pytest.raises(ConfigError, match="skr_darcy.*--launcher local"):
         run_slurm(load_cells("skr_darcy", "cpu")[:1], tmp_path / "runs", records)
+
+
+def test_the_leaderboards_own_outputs_do_not_make_the_tree_dirty(tmp_path, monkeypatch):
+    """A table run writes each cell's record before training the next: the next record must name the commit
+    as clean, while any other change to a tracked file still marks it ``-dirty``."""
+    import subprocess
+
+    from pdeop import provenance
+
+    def git(*args: str) -> None:
+        subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", *args], cwd=tmp_path, check=True,
+                       capture_output=True)
+
+    record = tmp_path / "experiments" / "leaderboard" / "records" / "darcy85" / "fno.cpu.json"
+    record.parent.mkdir(parents=True)
+    record.write_text("{}")
+    (tmp_path / "code.py").write_text("x = 1\n")
+    git("init", "-q")
+    git("add", ".")
+    git("commit", "-qm", "start")
+    monkeypatch.setattr(provenance, "ROOT", tmp_path)
+    assert not provenance.git_commit().endswith("-dirty")
+    record.write_text('{"measured": 0.03}')
+    (tmp_path / "experiments" / "leaderboard" / "results.csv").write_text("new, untracked\n")
+    assert not provenance.git_commit().endswith("-dirty")
+    (tmp_path / "code.py").write_text("x = 2\n")
+    assert provenance.git_commit().endswith("-dirty") and len(provenance.git_commit()) == 46
