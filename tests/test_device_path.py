@@ -27,7 +27,6 @@ from pdeop.errors import ConfigError, user_error_of
 from pdeop.models import MgNO, T1
 from pdeop.pretrained import load_pretrained
 from pdeop.training.acceleration import check_precision, spectral_arithmetic
-from pdeop.training.checkpoint_io import AtomicCheckpointIO
 from pdeop.training.run import train
 
 # the tiny Darcy set with 64 training samples in batches of 12: a short last batch every epoch
@@ -250,28 +249,6 @@ def test_the_trainer_keys_are_pdeops_and_checked(data_dir, tmp_path):
     config["trainer"]["compile"] = "yes"
     with pytest.raises(ConfigError, match=r"^trainer.compile: expected bool, got 'yes'"):
         check_config(config)
-
-
-def test_one_checkpoint_write_per_epoch_the_latest_state_linked_to_a_new_best(data_dir, tmp_path, monkeypatch):
-    writes = []
-    save = AtomicCheckpointIO.save_checkpoint
-
-    def counted(self, checkpoint, path, **kwargs):
-        writes.append(Path(path).name)
-        save(self, checkpoint, path, **kwargs)
-
-    monkeypatch.setattr(AtomicCheckpointIO, "save_checkpoint", counted)
-    run = tmp_path / "run"
-    train(composed(run, data_dir, "trainer.max_epochs=3"))
-    folder = run / "checkpoints"
-    # the first epoch is always a new best: its file written once, last.ckpt linked to it (before: written twice)
-    assert writes[0].startswith("best-") and len(writes) == 3
-    best = list(folder.glob("best-*.ckpt"))
-    assert len(best) == 1 and checkpoint(run)["epoch"] == 2
-    if writes[-1] == best[0].name:  # the last epoch a new best too: last.ckpt is that file
-        assert (folder / "last.ckpt").stat().st_ino == best[0].stat().st_ino
-    else:
-        assert (folder / "last.ckpt").stat().st_ino != best[0].stat().st_ino
 
 
 @pytest.mark.slow

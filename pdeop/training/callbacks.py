@@ -7,7 +7,6 @@ import os
 import re
 import time
 from pathlib import Path
-from weakref import proxy
 
 import matplotlib.image
 import pytorch_lightning as pl
@@ -17,7 +16,6 @@ from pytorch_lightning.loggers import TensorBoardLogger, WandbLogger
 
 from pdeop.errors import ConfigError, NonFiniteLossError
 from pdeop.evaluation.plots import plot_error_by_lead, plot_error_by_resolution, plot_sample, plot_solution
-from pdeop.training.checkpoint_io import link_into_place
 
 
 class RunCheckpoint(ModelCheckpoint):
@@ -28,47 +26,9 @@ class RunCheckpoint(ModelCheckpoint):
     the best checkpoints (``best_k_models``), so the best one would be chosen afresh from the
     resumed epochs. Here the recorded paths are re-rooted to the new ``dirpath`` when every one of
     them is there; otherwise (a checkpoint from another run, ``ckpt_path=``) Lightning's behaviour stays.
-
-    A checkpoint of the latest state (``monitor: null``, ``checkpoints/last.ckpt``) that another of the
-    run's checkpoint callbacks has just written at the same step (a new best, in the same hook) is a
-    hard link to that file rather than a second write of the same state: on short GPU epochs a write
-    costs as much as the epoch. The linked file differs from a fresh write only in this callback's own
-    record (which names ``last.ckpt`` either way, after the first epoch), so resuming from it is the same.
-    (Through Lightning 2.6's ``_save_checkpoint``; a file system without hard links gets the write.)
     """
 
     PATH_KEYS = ("best_model_path", "kth_best_model_path", "last_model_path")
-
-    def _save_checkpoint(self, trainer: pl.Trainer, filepath: str) -> None:
-        if self.monitor is not None or self.save_weights_only:
-            super()._save_checkpoint(trainer, filepath)
-            return
-        linked = False
-        if trainer.is_global_zero:  # rank 0 writes the files, so it decides; every rank then goes its way
-            twin = self.written_this_step(trainer)
-            try:
-                if twin is not None:
-                    link_into_place(Path(twin), Path(filepath))
-                    linked = True
-            except OSError:
-                pass  # no hard links here: written as any checkpoint
-        if not trainer.strategy.broadcast(linked):
-            super()._save_checkpoint(trainer, filepath)
-            return
-        self._last_global_step_saved = trainer.global_step
-        self._last_checkpoint_saved = filepath
-        if trainer.is_global_zero:
-            for logger in trainer.loggers:
-                logger.after_save_checkpoint(proxy(self))
-
-    def written_this_step(self, trainer: pl.Trainer) -> str | None:
-        """The full checkpoint another callback wrote at this step, which this latest-state one may link to."""
-        for other in trainer.checkpoint_callbacks:
-            written = getattr(other, "_last_checkpoint_saved", "")
-            if (other is not self and not other.save_weights_only and written and os.path.isfile(written)
-                    and other._last_global_step_saved == trainer.global_step):
-                return written
-        return None
 
     def load_state_dict(self, state_dict: dict) -> None:
         old = state_dict.get("dirpath")

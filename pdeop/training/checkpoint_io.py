@@ -88,19 +88,6 @@ def sync_directory(directory: Path) -> None:
             os.close(fd)
 
 
-def link_into_place(source: Path, path: Path) -> None:
-    """Make ``path`` a hard link to the checkpoint ``source`` (the same file, no second write), atomically as
-    ``save_checkpoint`` writes: linked under a temporary name and renamed into place. Raises ``OSError`` where
-    the file system has no hard links."""
-    tmp = temporary_beside(path)
-    try:
-        os.link(source, tmp)
-        os.replace(tmp, path)
-        sync_directory(path.parent)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
 def set_aside(path: Path, label: str) -> Path:
     """Rename ``path`` to ``<name>.<label>`` (``.<label>-2``, ... if taken) and return the new path; nothing deleted."""
     target, n = path.with_name(f"{path.name}.{label}"), 1
