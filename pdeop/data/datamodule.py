@@ -60,6 +60,13 @@ class LoaderSettings:
         return self.eval_batch_size or self.batch_size
 
 
+def batch_arrays(fields: FieldSet) -> tuple[np.ndarray, ...]:
+    """What a batch holds, in order: ``(x, y)``, or ``(x, lead time, y)`` for a time-conditioned task."""
+    if fields.lead_times is None:
+        return fields.inputs, fields.outputs
+    return fields.inputs, fields.lead_times, fields.outputs
+
+
 class PairsDataModule(pl.LightningDataModule):
     """Serves the input-output pairs of a stored dataset: splits, task, checks, normalisers, loaders.
 
@@ -191,10 +198,8 @@ class PairsDataModule(pl.LightningDataModule):
         """Batches ``(x, y)``, or ``(x, lead time, y)`` for a time-conditioned task."""
         if isinstance(fields, Dataset):
             dataset = fields
-        elif fields.lead_times is not None:
-            dataset = TensorDataset(*(torch.from_numpy(a) for a in (fields.inputs, fields.lead_times, fields.outputs)))
         else:
-            dataset = TensorDataset(torch.from_numpy(fields.inputs), torch.from_numpy(fields.outputs))
+            dataset = TensorDataset(*(torch.from_numpy(a) for a in batch_arrays(fields)))
         rank, world = self._ranks()
         sampler = (training_sampler(dataset, self.settings.shuffle_seed, rank, world) if shuffle
                    else RankSlice(len(dataset), rank, world))
@@ -234,9 +239,7 @@ class PairsDataModule(pl.LightningDataModule):
         device = self.resident_device(train) if isinstance(train, FieldSet) else None
         if device is None:
             return self._loader(train, self.settings.batch_size, shuffle=True)
-        arrays = (train.inputs, train.outputs) if train.lead_times is None else (
-            train.inputs, train.lead_times, train.outputs)
-        tensors = tuple(torch.from_numpy(a).to(device) for a in arrays)
+        tensors = tuple(torch.from_numpy(a).to(device) for a in batch_arrays(train))
         rank, world = self._ranks()
         sampler = training_sampler(range(len(tensors[0])), self.settings.shuffle_seed, rank, world)
         return DeviceBatches(tensors, sampler, self.settings.batch_size)
