@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import csv
 import json
+from pathlib import Path
 
 import pytest
 import torch
 from conftest import run_entry
+from omegaconf import OmegaConf
 
 from pdeop.errors import ConfigError
 from pdeop.models import GPHM, PIG, PINN
@@ -121,6 +124,21 @@ def test_train_py_refuses_a_model_of_the_wrong_kind_in_one_line(data_dir, tmp_pa
         result = run_entry(["train.py"], overrides, tmp_path / "run", data_dir, check=False)
         assert result.returncode == 2, result.stderr[-2000:]
         assert expected in result.stderr and "Traceback" not in result.stderr
+
+
+def test_a_physics_run_without_a_recipe_keeps_the_checkpoint_of_lowest_val_loss(data_dir, tmp_path):
+    # loss=physics with an optimiser of one's own, no recipe: the default monitor (auto) must not select on
+    # val/rel_l2, the error against the reference solution that the test reports.
+    run = tmp_path / "pinn"
+    run_entry(["train.py"], ["model=pinn", "loss=physics", "optim=adam_physics", "data=poisson1d_hf",
+                             "data.n_interior=64", "data.steps_per_epoch=5", "model.width=16", "trainer.max_epochs=6",
+                             "test_after_fit=true"], run, data_dir)
+    assert OmegaConf.load(run / "config_resolved.yaml").callbacks.checkpoint.monitor == "val/loss"
+    with open(run / "csv" / "metrics.csv") as f:
+        rows = [row for row in csv.DictReader(f) if row.get("val/loss")]
+    best = min(rows, key=lambda row: float(row["val/loss"]))
+    chosen = json.loads((run / "test_metrics.json").read_text())["checkpoint"]
+    assert Path(chosen).name == f"best-{int(best['epoch']):03d}.ckpt", (chosen, best)
 
 
 @pytest.mark.slow

@@ -12,7 +12,7 @@ from omegaconf import OmegaConf
 
 from pdeop.conf import CONF, options, target
 from pdeop.errors import ConfigError
-from pdeop.training.run import check_pairing
+from pdeop.training.run import check_pairing, choose_selection
 
 PHYSICS = {"gp_hm", "pig", "pinn", "pinn_rff"}
 
@@ -70,3 +70,16 @@ def test_a_loss_of_the_wrong_kind_is_refused_before_any_data(overrides, message)
 def test_a_physics_model_with_its_recipe_passes_the_pairing_check():
     with initialize_config_module("pdeop.conf", version_base=None):
         check_pairing(compose("config", overrides=["model=pinn", "+recipe=pinn", "data=helmholtz2d"]))
+
+
+@pytest.mark.parametrize("overrides, monitor", [
+    (["model=fno", "data=darcy"], "val/rel_l2"),                                  # an operator: its validation split
+    (["model=pinn", "loss=physics", "optim=adam_physics", "data=poisson1d_hf"], "val/loss"),  # no recipe: never the reference
+    (["model=pig", "+recipe=pig", "data=helmholtz2d"], "val/loss"),
+    (["model=pinn", "loss=physics", "data=poisson1d_hf", "callbacks.checkpoint.monitor=val/rel_l2"], "val/rel_l2"),  # as asked
+])
+def test_the_checkpoint_is_selected_on_what_the_kind_of_run_may_see(overrides, monitor):
+    with initialize_config_module("pdeop.conf", version_base=None):
+        cfg = compose("config", overrides=overrides)
+    choose_selection(cfg)
+    assert cfg.callbacks.checkpoint.monitor == monitor

@@ -115,6 +115,25 @@ def check_pairing(cfg: DictConfig) -> None:
         raise ConfigError(operator_loss_expected(name, loss_class.__name__))
 
 
+def choose_selection(cfg: DictConfig) -> None:
+    """Resolve ``callbacks.checkpoint.monitor: auto`` to the metric that picks the best checkpoint.
+
+    An operator run selects on ``val/rel_l2``, its validation split's error. A physics-informed run selects on
+    ``val/loss``, its loss at validation's own collocation points: its ``val/rel_l2`` is scored against the
+    reference solution, which a solver must not see. Resolved before the config is written, so a run
+    directory records the metric that was used and resumes compare like with like.
+    """
+    checkpoint = (cfg.get("callbacks") or {}).get("checkpoint")
+    if checkpoint is None or checkpoint.get("monitor") != "auto":
+        return
+    data = cfg.get("data", {}).get("_target_")
+    try:
+        residual_data = isinstance(data, str) and issubclass(get_object(data), CollocationDataModule)
+    except Exception:
+        residual_data = False  # check_config names the target that cannot be imported
+    checkpoint.monitor = "val/loss" if residual_data else "val/rel_l2"
+
+
 def build_physics_module(cfg: DictConfig, datamodule: CollocationDataModule, config: dict) -> PhysicsInformedModule:
     """The module fitting a physics-informed model to the data's residual problem."""
     return PhysicsInformedModule(
@@ -157,6 +176,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
     """
     quiet_frameworks()
     check_pairing(cfg)
+    choose_selection(cfg)
     config = OmegaConf.to_container(cfg, resolve=True)
     check_settings(config)
     check_config(config)
