@@ -1,12 +1,17 @@
 """Generation throughput against solver workers: Dask (a LocalCluster) against the multiprocessing pool it replaced,
 and Dask workers in SLURM jobs.
 
-    python benchmarks/dask_generation.py [--resolution 65] [--samples 256] [--workers 1 2] [--slurm]
+    python benchmarks/dask_generation.py [--problem darcy|burgers] [--resolution 65] [--samples 256]
+                                         [--workers 1 2] [--slurm]
 
 For each worker count, in this one run and on warm workers (process start-up not counted): the same chunks
-(``chunk_size``) solved by a spawned pool's ``imap`` and by Dask's ``Client.map``, and ``generate`` on the
-LocalCluster (``solvers=address``: drawing the inputs, the solves, progress events and the HDF5 writes).
-Printed: samples/s of each, and Dask's overhead per chunk, (Dask's seconds - the pool's) / chunks.
+(``chunk_size``) solved by a spawned pool's ``imap``, by Dask's ``Client.map`` on a LocalCluster started with
+Dask's own worker environment (its nannies' ``MALLOC_TRIM_THRESHOLD_=65536``) and on one started as pdeop's
+``LocalSolvers`` start theirs (``worker_environment.py``: one BLAS thread, glibc's own trimming), and
+``generate`` on the latter (``solvers=address``: drawing the inputs, the solves, progress events and the HDF5
+writes). Printed: samples/s of each, and Dask's overhead per chunk, (pdeop's Dask seconds - the pool's) / chunks.
+``--problem burgers`` (ETDRK4, 1,000 steps of 1e-4; try ``--resolution 8192 --samples 64``) is where the
+trimming shows: a time-stepping solver's temporaries above glibc's fixed 128 KiB mmap threshold at every step.
 
 ``--slurm`` adds the same through as many 1-core SLURM jobs (dask-jobqueue; SLURM_CONF must name a running cluster,
 e.g. slurm/local-cluster.sh's, and the jobs must import this pdeop: sbatch exports this environment, PYTHONPATH
@@ -28,11 +33,14 @@ import dask
 import numpy as np
 from distributed import Client, LocalCluster
 
-from pdeop.data.blas import single_blas_thread
+from pdeop.data.worker_environment import single_blas_thread, solver_worker_environment
 from pdeop.data.generation import DatasetSpec, chunk_size, generate, solve_with
 from pdeop.data.slurm_solvers import SlurmSolvers, slurm_cluster_class
 from pdeop.data.solvers import AddressSolvers
-from pdeop.problems import Darcy
+from pdeop.problems import Burgers1D, Darcy
+
+PROBLEMS = {"darcy": lambda resolution: Darcy(resolution=resolution),
+            "burgers": lambda resolution: Burgers1D(resolution=resolution, dt=1e-4, final_time=0.1, record_every=0.1)}
 
 
 def chunks_of(spec: DatasetSpec) -> list[np.ndarray]:
@@ -58,9 +66,10 @@ def pool_seconds(spec: DatasetSpec, workers: int) -> float:
         return time.perf_counter() - start
 
 
-def dask_seconds(spec: DatasetSpec, workers: int) -> tuple[float, float]:
-    """Seconds of the chunks solved by ``Client.map`` and of ``generate``, on one warm LocalCluster."""
-    with single_blas_thread():
+def dask_seconds(spec: DatasetSpec, workers: int, environment=solver_worker_environment) -> tuple[float, float]:
+    """Seconds of the chunks solved by ``Client.map`` and of ``generate``, on one warm LocalCluster whose workers
+    start in ``environment``."""
+    with environment():
         cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None)
     with cluster:
         return warm_cluster_seconds(spec, cluster, workers)
@@ -104,24 +113,26 @@ def slurm_seconds(spec: DatasetSpec, jobs: int) -> tuple[float, float, float]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--problem", choices=sorted(PROBLEMS), default="darcy")
     parser.add_argument("--resolution", type=int, default=65)
     parser.add_argument("--samples", type=int, default=256, help="training samples (val and test: an eighth each)")
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--slurm", action="store_true", help="also through 1-core SLURM jobs (SLURM_CONF's cluster)")
     args = parser.parse_args()
-    spec = DatasetSpec(Darcy(resolution=args.resolution), args.samples, args.samples // 8, args.samples // 8,
+    spec = DatasetSpec(PROBLEMS[args.problem](args.resolution), args.samples, args.samples // 8, args.samples // 8,
                        subsample=1, seed=0)
     total = sum(spec.split_sizes().values())
     n_chunks = len(chunks_of(spec))
-    print(f"Darcy {args.resolution}x{args.resolution} (direct solver), {total} samples in {n_chunks} chunks")
+    print(f"{type(spec.problem).__name__}, resolution {args.resolution}, {total} samples in {n_chunks} chunks")
     slurm_header = "  | slurm map, generate samples/s; overhead ms/chunk; cold generate s" if args.slurm else ""
-    print(f"{'workers':>7} {'pool':>9} {'dask map':>9} {'generate':>9}  samples/s; dask overhead ms/chunk"
-          f"{slurm_header}")
+    print(f"{'workers':>7} {'pool':>9} {'dask-env':>9} {'dask map':>9} {'generate':>9}  samples/s "
+          f"(dask-env: Dask's worker environment); dask overhead ms/chunk{slurm_header}")
     for workers in args.workers:
         pool = pool_seconds(spec, workers)
+        dask_environment, _ = dask_seconds(spec, workers, single_blas_thread)
         mapped, generated = dask_seconds(spec, workers)
-        row = (f"{workers:>7} {total / pool:>9.1f} {total / mapped:>9.1f} {total / generated:>9.1f}  "
-               f"{1e3 * (mapped - pool) / n_chunks:>9.1f}")
+        row = (f"{workers:>7} {total / pool:>9.2f} {total / dask_environment:>9.2f} {total / mapped:>9.2f} "
+               f"{total / generated:>9.2f}  {1e3 * (mapped - pool) / n_chunks:>9.1f}")
         if args.slurm:
             slurm_mapped, slurm_generated, cold = slurm_seconds(spec, workers)
             row += (f"  | {total / slurm_mapped:>9.1f} {total / slurm_generated:>9.1f} "

@@ -94,6 +94,16 @@ def test_one_and_two_workers_write_the_in_process_file(tmp_path, reference):
     assert file_sha256(two) == file_sha256(one) == reference
 
 
+def test_local_solver_workers_have_one_blas_thread_and_glibcs_own_memory_trimming():
+    # Dask's nannies would set MALLOC_TRIM_THRESHOLD_=65536, which made the Burgers solver step 3x slower
+    # (pdeop/data/worker_environment.py); the environment of this process is left as it was
+    before = dict(os.environ)
+    with LocalSolvers(workers=1).connect(1, in_process=False) as client:
+        seen = client.run(lambda: (os.environ.get("OMP_NUM_THREADS"), os.environ.get("MALLOC_TRIM_THRESHOLD_")))
+    assert set(seen.values()) == {("1", None)}
+    assert dict(os.environ) == before
+
+
 def test_local_solvers_workers_override_generate_workers(tmp_path, reference):
     spec = DatasetSpec(SKR, 32, 8, 8, subsample=2, test_subsamples=(1,), seed=0)
     path = generate(spec, tmp_path, workers=2, progress=False, solvers=LocalSolvers(workers=1))  # no cluster

@@ -149,6 +149,7 @@ def test_a_cancelled_worker_job_is_survived_and_replaced(slurm_env, tmp_path, mo
                 assert thread.is_alive() and time.monotonic() < deadline, result.get("error")
                 time.sleep(0.05)
             assert set(client.run(lambda: os.environ["OMP_NUM_THREADS"]).values()) == {"1"}
+            assert not any(client.run(lambda: "MALLOC_TRIM_THRESHOLD_" in os.environ).values())  # glibc's own
             victim = busy_worker(client, thread)
             job = client.run(lambda: os.environ["SLURM_JOB_ID"], workers=[victim])[victim]
             assert jobs_named(slurm_env, name)[job] == "RUNNING"

@@ -26,7 +26,7 @@ from distributed import Client
 from distributed.core import Status
 from tornado.ioloop import PeriodicCallback
 
-from pdeop.data.blas import single_blas_thread
+from pdeop.data.worker_environment import solver_worker_environment
 from pdeop.data.solvers import SolverClusterError, has_dashboard
 from pdeop.errors import ConfigError
 
@@ -83,8 +83,9 @@ class SlurmSolvers:
         except ValueError as exc:  # dask-jobqueue's check of the job's cores and memory
             raise ConfigError(f"solvers=slurm: {exc} (solvers.cores, solvers.memory)") from exc
         # sbatch exports this process's environment to the jobs, and a nanny keeps an exported thread count
-        # over Dask's own one-thread setting: one BLAS thread a worker, whatever launched this process
-        with cluster, Client(cluster) as client, single_blas_thread():
+        # over Dask's own one-thread setting: one BLAS thread a worker, whatever launched this process, and
+        # no MALLOC_TRIM_THRESHOLD_ (worker_environment.py), through the Dask config the jobs read from it
+        with cluster, Client(cluster) as client, solver_worker_environment():
             refused = sbatch_refuses(cluster.job_script())
             if refused:
                 raise SolverClusterError(f"solvers=slurm: SLURM refuses the solver jobs ({refused}); check "

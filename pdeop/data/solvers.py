@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Iterator, Union
 
 from distributed import Client, LocalCluster
 
-from pdeop.data.blas import single_blas_thread
+from pdeop.data.worker_environment import solver_worker_environment
 from pdeop.errors import ConfigError, PdeopError
 
 if TYPE_CHECKING:
@@ -40,8 +40,9 @@ class LocalSolvers:
     ``workers=None`` takes ``data.generate_workers`` (generation) or ``data.stream.workers`` (online);
     a generation with one worker runs its solvers in the generating process (no cluster to start,
     and the solvers' per-sample progress hook), unless ``in_process=False`` asks for a cluster.
-    The environment the nannies set in this process to start their workers (one BLAS thread,
-    ``MALLOC_TRIM_THRESHOLD_``) is undone when the cluster closes. A generation whose cluster has no
+    The workers start with one BLAS thread and without Dask's ``MALLOC_TRIM_THRESHOLD_``
+    (``worker_environment.py``); what the nannies set in this process to start them is undone when the cluster
+    closes. A generation whose cluster has no
     worker for ``timeout_s`` seconds stops with one line.
     """
 
@@ -57,7 +58,7 @@ class LocalSolvers:
             yield None
             return
         with kept_environment():
-            with single_blas_thread():
+            with solver_worker_environment():
                 cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
                                        dashboard_address=":8787" if has_dashboard() else None)
             with cluster, Client(cluster) as client:
