@@ -36,7 +36,7 @@ from distributed import Client, LocalCluster
 from pdeop.data.worker_environment import single_blas_thread, solver_worker_environment
 from pdeop.data.generation import DatasetSpec, chunk_size, generate, solve_with
 from pdeop.data.slurm_solvers import SlurmSolvers, slurm_cluster_class
-from pdeop.data.solvers import AddressSolvers
+from pdeop.data.solvers import AddressSolvers, kept_environment
 from pdeop.problems import Burgers1D, Darcy
 
 PROBLEMS = {"darcy": lambda resolution: Darcy(resolution=resolution),
@@ -68,11 +68,13 @@ def pool_seconds(spec: DatasetSpec, workers: int) -> float:
 
 def dask_seconds(spec: DatasetSpec, workers: int, environment=solver_worker_environment) -> tuple[float, float]:
     """Seconds of the chunks solved by ``Client.map`` and of ``generate``, on one warm LocalCluster whose workers
-    start in ``environment``."""
-    with environment():
-        cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None)
-    with cluster:
-        return warm_cluster_seconds(spec, cluster, workers)
+    start in ``environment``. The nannies' variables, which they leave in this process, are undone after it, so
+    that they do not reach the next cluster's workers."""
+    with kept_environment():
+        with environment():
+            cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None)
+        with cluster:
+            return warm_cluster_seconds(spec, cluster, workers)
 
 
 def warm_cluster_seconds(spec: DatasetSpec, cluster, workers: int) -> tuple[float, float]:
