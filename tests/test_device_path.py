@@ -8,7 +8,11 @@ they are; 16-bit precision is refused for the spectral models and allowed for th
 from __future__ import annotations
 
 import csv
+import json
+import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -18,7 +22,7 @@ from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
-from conftest import TINY_DATA
+from conftest import ROOT, TINY_DATA, TINY_FNO
 from pdeop.conf import CONF
 from pdeop.config import check_config
 from pdeop.data import FileDataModule
@@ -262,3 +266,17 @@ def test_two_processes_draw_the_same_batches_from_the_device_as_from_the_loader(
     for key, tensor in reference["state_dict"].items():
         assert torch.equal(state["state_dict"][key], tensor), key
     assert learning_curve(resident) == learning_curve(loader)
+
+
+def test_the_overhead_benchmark_runs_every_variant_on_the_cpu(data_dir, tmp_path):
+    # benchmarks/fno_overhead.py is what a GPU session runs (benchmarks/gpu_session.sh), with no second try: a
+    # smoke run here, one epoch of each variant on the tiny set, keeps it from failing there first.
+    summary = tmp_path / "summary.json"
+    subprocess.run([sys.executable, str(ROOT / "benchmarks" / "fno_overhead.py"), "--epochs", "1", "--repeats", "1",
+                    "--json", str(summary), *TINY_DATA, *TINY_FNO], check=True, timeout=600, cwd=tmp_path,
+                   env={**os.environ, "PDEOP_DATA_DIR": str(data_dir), "PYTHONPATH": str(ROOT)})
+    results = json.loads(summary.read_text())
+    variants = ("plain", "plain_resident", "pdeop", "pdeop_resident")
+    assert all(results[name]["samples_per_s"] > 0 for name in variants)
+    errors = [results[name]["test_rel_l2"] for name in variants]  # one seed, the same batches: the same model
+    assert all(e.keys() == {"17", "33"} and e == pytest.approx(errors[0], rel=1e-5) for e in errors), errors
