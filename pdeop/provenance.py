@@ -33,7 +33,21 @@ def git_commit() -> str:
 
 
 def hardware() -> str:
-    """The accelerator this process trains on, or the CPU and its core count."""
+    """The accelerator this process trains on, or the CPU: its model, the instruction set torch's kernels use
+    (which decides their speed, and for some their rounding) and its core count."""
     if torch.cuda.is_available():
         return f"{torch.cuda.get_device_name(0)} x{torch.cuda.device_count()}"
-    return f"CPU {platform.processor() or platform.machine()}, {os.cpu_count()} cores"
+    return (f"CPU {cpu_model()} ({platform.machine()}, {torch.backends.cpu.get_cpu_capability()}), "
+            f"{os.cpu_count()} cores")
+
+
+def cpu_model() -> str:
+    """The CPU's model name from /proc/cpuinfo (Linux), else what ``platform`` knows of it."""
+    try:
+        with open("/proc/cpuinfo") as cpuinfo:
+            for line in cpuinfo:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()

@@ -198,6 +198,7 @@ def test_record_of_a_trained_run(trained, tmp_path):
         v.numel() for k, v in state.items() if k.startswith("model.") and (v.is_floating_point() or v.is_complex()))
     assert rec["git_commit"] == metrics["git_commit"] and len(rec["git_commit"]) >= 40
     assert rec["hardware"] == metrics["hardware"] and "cores" in rec["hardware"]
+    assert torch.cuda.is_available() or torch.backends.cpu.get_cpu_capability() in rec["hardware"]  # the kernels' ISA
     assert rec["seconds_per_epoch"] > 0 and rec["versions"]["torch"] == torch.__version__
     assert "resumed_from_epoch" not in rec and len(epoch_seconds(trained)) == 2  # what `run` counts before training
     assert make_record(cell, trained, resumed_from_epoch=1)["resumed_from_epoch"] == 1
