@@ -33,10 +33,10 @@ import dask
 import numpy as np
 from distributed import Client, LocalCluster
 
-from pdeop.data.worker_environment import single_blas_thread, solver_worker_environment
 from pdeop.data.generation import DatasetSpec, chunk_size, generate, solve_with
 from pdeop.data.slurm_solvers import SlurmSolvers, slurm_cluster_class
-from pdeop.data.solvers import AddressSolvers, kept_environment
+from pdeop.data.solvers import AddressSolvers, LocalSolvers, kept_environment
+from pdeop.data.worker_environment import single_blas_thread
 from pdeop.problems import Burgers1D, Darcy
 
 PROBLEMS = {"darcy": lambda resolution: Darcy(resolution=resolution),
@@ -66,32 +66,44 @@ def pool_seconds(spec: DatasetSpec, workers: int) -> float:
         return time.perf_counter() - start
 
 
-def dask_seconds(spec: DatasetSpec, workers: int, environment=solver_worker_environment) -> tuple[float, float]:
-    """Seconds of the chunks solved by ``Client.map`` and of ``generate``, on one warm LocalCluster whose workers
-    start in ``environment``. The nannies' variables, which they leave in this process, are undone after it, so
-    that they do not reach the next cluster's workers."""
+def dask_environment_seconds(spec: DatasetSpec, workers: int) -> float:
+    """Seconds of the chunks solved by ``Client.map`` on a warm LocalCluster whose workers start in Dask's own
+    environment (one BLAS thread, as pdeop's): the setting pdeop's workers no longer use, for comparison. The
+    nannies' variables, which they leave in this process, are undone after it, so that they do not reach the next
+    cluster's workers."""
     with kept_environment():
-        with environment():
+        with single_blas_thread():
             cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None)
-        with cluster:
-            return warm_cluster_seconds(spec, cluster, workers)
+        with cluster, Client(cluster) as client:
+            return mapped_seconds(spec, client, workers)
 
 
-def warm_cluster_seconds(spec: DatasetSpec, cluster, workers: int) -> tuple[float, float]:
-    """Seconds of the chunks solved by ``Client.map`` and of ``generate`` (by address) on ``cluster``'s workers,
-    once they have all joined and solved a chunk each."""
+def pdeop_seconds(spec: DatasetSpec, workers: int) -> tuple[float, float]:
+    """Seconds of the chunks solved by ``Client.map`` and of ``generate`` (by address), on the warm workers of the
+    cluster ``solvers=local`` starts."""
+    with LocalSolvers(workers=workers).connect(workers, in_process=False) as client:
+        return mapped_seconds(spec, client, workers), generate_seconds(spec, client.scheduler.address)
+
+
+def mapped_seconds(spec: DatasetSpec, client: Client, workers: int) -> float:
+    """Seconds of the chunks solved by ``Client.map`` once ``workers`` workers have joined and solved a chunk each."""
     chunks = chunks_of(spec)
-    with Client(cluster) as client, tempfile.TemporaryDirectory() as data_dir, \
-            dask.config.set({"distributed.admin.large-graph-warning-threshold": "1 TiB"}):  # as generate does
+    with dask.config.set({"distributed.admin.large-graph-warning-threshold": "1 TiB"}):  # as generate does
         client.wait_for_workers(workers, timeout=600)
         solve = partial(solve_with, spec.problem, None)
         client.gather(client.map(solve, chunks[:workers], pure=False))
         start = time.perf_counter()
         client.gather(client.map(solve, chunks, pure=False))
-        solved = time.perf_counter() - start
+        return time.perf_counter() - start
+
+
+def generate_seconds(spec: DatasetSpec, address: str) -> float:
+    """Seconds of ``generate`` (drawing the inputs, the solves, progress events and the HDF5 writes) on the
+    running workers of the scheduler at ``address``."""
+    with tempfile.TemporaryDirectory() as data_dir:
         start = time.perf_counter()
-        generate(spec, data_dir, progress=False, solvers=AddressSolvers(cluster.scheduler_address))
-        return solved, time.perf_counter() - start
+        generate(spec, data_dir, progress=False, solvers=AddressSolvers(address))
+        return time.perf_counter() - start
 
 
 SLURM_JOB = {"cores": 1, "memory": "1GB", "walltime": "00:30:00", "job_name": "pdeop-benchmark"}
@@ -103,9 +115,9 @@ def slurm_seconds(spec: DatasetSpec, jobs: int) -> tuple[float, float, float]:
     with tempfile.TemporaryDirectory(prefix="solver-jobs-", dir=Path.cwd()) as logs:  # where compute nodes see it
         cluster = slurm_cluster_class()(processes=1, log_directory=logs, scheduler_options={"dashboard_address": ":0"},
                                         **SLURM_JOB)
-        with cluster:
+        with cluster, Client(cluster) as client:
             cluster.scale(jobs=jobs)
-            solved, generated = warm_cluster_seconds(spec, cluster, jobs)
+            solved, generated = mapped_seconds(spec, client, jobs), generate_seconds(spec, cluster.scheduler_address)
         with tempfile.TemporaryDirectory() as data_dir:
             start = time.perf_counter()
             generate(spec, data_dir, progress=False,
@@ -131,8 +143,8 @@ def main() -> None:
           f"(dask-env: Dask's worker environment); dask overhead ms/chunk{slurm_header}")
     for workers in args.workers:
         pool = pool_seconds(spec, workers)
-        dask_environment, _ = dask_seconds(spec, workers, single_blas_thread)
-        mapped, generated = dask_seconds(spec, workers)
+        dask_environment = dask_environment_seconds(spec, workers)
+        mapped, generated = pdeop_seconds(spec, workers)
         row = (f"{workers:>7} {total / pool:>9.2f} {total / dask_environment:>9.2f} {total / mapped:>9.2f} "
                f"{total / generated:>9.2f}  {1e3 * (mapped - pool) / n_chunks:>9.1f}")
         if args.slurm:
@@ -140,6 +152,7 @@ def main() -> None:
             row += (f"  | {total / slurm_mapped:>9.1f} {total / slurm_generated:>9.1f} "
                     f"{1e3 * (slurm_mapped - mapped) / n_chunks:>9.1f} {cold:>9.1f}")
         print(row, flush=True)
+
 
 if __name__ == "__main__":
     main()

@@ -86,6 +86,21 @@ def build_module(cfg: DictConfig, datamodule, config: dict) -> OperatorModule:
     )
 
 
+def is_residual_problem(data_target: object) -> bool | None:
+    """Whether a data ``_target_`` is a residual problem (a ``CollocationDataModule``) rather than operator data.
+
+    None where the target is missing or cannot be imported: check_config names it, with a clearer message than a
+    pairing check could give.
+    """
+    if not isinstance(data_target, str):
+        return None
+    try:
+        data_class = get_object(data_target)
+    except Exception:
+        return None
+    return isinstance(data_class, type) and issubclass(data_class, CollocationDataModule)
+
+
 def check_pairing(cfg: DictConfig) -> None:
     """Refuse an operator model on a single-instance problem, a physics-informed model on operator data, and
     either kind of model with the other kind's loss.
@@ -95,15 +110,15 @@ def check_pairing(cfg: DictConfig) -> None:
     interpolation key. ``model=`` picks the network only, so the loss comes from ``loss=`` or a recipe.
     """
     model, data, loss = (cfg.get(group, {}).get("_target_") for group in ("model", "data", "loss"))
-    if not isinstance(model, str) or not isinstance(data, str):
+    residual_data = is_residual_problem(data)
+    if not isinstance(model, str) or residual_data is None:
         return
     try:
-        model_class, data_class = get_object(model), get_object(data)
+        model_class = get_object(model)
         loss_class = get_object(loss) if isinstance(loss, str) else None
     except Exception:
         return  # check_config names the target that cannot be imported
     physics_model = isinstance(model_class, type) and is_physics_model(model_class)
-    residual_data = isinstance(data_class, type) and issubclass(data_class, CollocationDataModule)
     name = model.rsplit(".", 1)[-1]
     if physics_model != residual_data:
         raise ConfigError(mismatch(name, physics_model))
@@ -126,12 +141,7 @@ def choose_selection(cfg: DictConfig) -> None:
     checkpoint = (cfg.get("callbacks") or {}).get("checkpoint")
     if checkpoint is None or checkpoint.get("monitor") != "auto":
         return
-    data = cfg.get("data", {}).get("_target_")
-    try:
-        residual_data = isinstance(data, str) and issubclass(get_object(data), CollocationDataModule)
-    except Exception:
-        residual_data = False  # check_config names the target that cannot be imported
-    checkpoint.monitor = "val/loss" if residual_data else "val/rel_l2"
+    checkpoint.monitor = "val/loss" if is_residual_problem(cfg.get("data", {}).get("_target_")) else "val/rel_l2"
 
 
 def build_physics_module(cfg: DictConfig, datamodule: CollocationDataModule, config: dict) -> PhysicsInformedModule:
