@@ -10,7 +10,8 @@ checkpoint's test relative L2 at every stored resolution.
     python benchmarks/compare_models.py --models fno "t1 +recipe=t1" "mgno +recipe=mgno" --epochs 20
 
 A model entry may carry overrides of its own after its name (quoted, space-separated), which
-win over ``--epochs`` and the trailing overrides that apply to every model. Offline against online training at equal steps:
+win over ``--epochs`` and the trailing overrides that apply to every model. Offline against online
+training at equal steps:
 
     python benchmarks/compare_models.py --models fno "fno data.online=true" --epochs 40
 """
@@ -67,14 +68,15 @@ def run_model(entry: str, epochs: int, overrides: list[str], run_dir: Path) -> d
 def table(rows: list[dict]) -> str:
     resolutions = list(rows[0]["test_rel_l2"])
     online = any(r["training_samples"] for r in rows)
-    head = ["model", "parameters", "s/epoch", "peak RSS (MiB)", *(["streamed samples", "uses per sample"] if online else []),
+    head = ["model", "parameters", "s/epoch", "peak RSS (MiB)",
+            *(["streamed samples", "uses per sample"] if online else []),
             *[f"test rel. L2 @ {r}" for r in resolutions]]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in rows:
         streamed = ([f"{r['training_samples']:,}", f"{r['uses_per_sample']:.2f}"] if r["training_samples"]
                     else ["stored set", ""]) if online else []
-        cells = [r["model"], f"{r['parameters']:,}", f"{r['seconds_per_epoch']:.2f}", f"{r['peak_rss_mib']:.0f}", *streamed,
-                 *[f"{r['test_rel_l2'][res]:.4f}" for res in resolutions]]
+        cells = [r["model"], f"{r['parameters']:,}", f"{r['seconds_per_epoch']:.2f}", f"{r['peak_rss_mib']:.0f}",
+                 *streamed, *[f"{r['test_rel_l2'][res]:.4f}" for res in resolutions]]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -95,7 +97,8 @@ def main() -> None:
     print(table(rows))
     if args.json:
         args.json.write_text(json.dumps({"epochs": args.epochs, "overrides": args.overrides,
-                                         "device": "cpu" if not torch.cuda.is_available() else torch.cuda.get_device_name(),
+                                         "device": ("cpu" if not torch.cuda.is_available()
+                                                    else torch.cuda.get_device_name()),
                                          "threads": torch.get_num_threads(), "rows": rows}, indent=2))
 
 

@@ -4,8 +4,8 @@ Writes a Well file (``--samples`` trajectories of ``--states`` states on a ``--g
 scalar and a vector field), then for each setting builds the file data module (setup: reading
 the splits or fitting the normalisers on disk) and draws one epoch of training batches of the
 window task (``--history`` -> ``--horizon``), as a training run would, without a model. The file
-was just written, so reads come from the page cache: this measures the reader, not the disk. Prints seconds and peak NumPy
-memory (tracemalloc, main process) of each, and the ratios against the in-memory setting.
+was just written, so reads come from the page cache: this measures the reader, not the disk. Prints seconds and peak
+NumPy memory (tracemalloc, main process) of each, and the ratios against the in-memory setting.
 
     python benchmarks/disk_training.py [--samples 200] [--states 20] [--grid 128] [--history 4] [--horizon 4]
 """

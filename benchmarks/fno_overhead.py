@@ -167,7 +167,8 @@ def main() -> None:
             "trainer.enable_model_summary=false", f"paths.output_dir={tmp}/run", *args.overrides,
         ])
         if str(cfg.trainer.precision) not in ("32", "32-true"):
-            parser.error(f"trainer.precision={cfg.trainer.precision}: the plain loops run in float32; compare at 32-true")
+            parser.error(f"trainer.precision={cfg.trainer.precision}: the plain loops run in float32; "
+                         "compare at 32-true")
         configs, datamodules = {}, {}
         for resident in (False, True):  # the plain loops use the first for validation, test and the DataLoader
             configs[resident] = cfg.copy()

@@ -86,7 +86,8 @@ def main() -> None:
               "whole_peak_MiB": round(m_whole, 1), "time_ratio_whole_over_lazy": round(t_whole / t_lazy, 2),
               "memory_ratio_whole_over_lazy": round(m_whole / m_lazy, 1), "machine": platform.processor() or
               platform.machine(), "h5py": h5py.__version__}
-    print(f"v7.3 file {size:.0f} MiB, {args.samples} trajectories of 64x64x50; reading the first {args.train} at r = {args.r}")
+    print(f"v7.3 file {size:.0f} MiB, {args.samples} trajectories of 64x64x50; "
+          f"reading the first {args.train} at r = {args.r}")
     print(f"  lazy (pdeop):          {t_lazy:7.3f} s, peak {m_lazy:8.1f} MiB")
     print(f"  whole file (MatReader): {t_whole:7.3f} s, peak {m_whole:8.1f} MiB")
     print(f"  whole / lazy: time x{t_whole / t_lazy:.2f}, memory x{m_whole / m_lazy:.1f}; same values: yes")

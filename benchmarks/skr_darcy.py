@@ -117,24 +117,28 @@ def main() -> None:
     start = time.perf_counter()
     exact = [spsolve(A, b) for A, b in zip(matrices, rhs)]
     direct_seconds = (time.perf_counter() - start) / args.systems
-    print(f"{args.systems} Darcy systems ({args.coefficient} coefficient, {args.matrix} matrix), n = {matrices[0].shape[0]}; direct sparse LU {direct_seconds * 1e3:.1f} ms/system")
+    print(f"{args.systems} Darcy systems ({args.coefficient} coefficient, {args.matrix} matrix), "
+          f"n = {matrices[0].shape[0]}; direct sparse LU {direct_seconds * 1e3:.1f} ms/system")
 
     rows = []
     for tol in args.tols:
         for preconditioner in args.preconditioners:
             solvers = {
                 "GMRES(40)": LinearSolver(method="gmres", preconditioner=preconditioner, tol=tol),
-                "GCRO-DR(40,20) unsorted": LinearSolver(method="gcrodr", preconditioner=preconditioner, tol=tol, sort=False),
+                "GCRO-DR(40,20) unsorted": LinearSolver(method="gcrodr", preconditioner=preconditioner, tol=tol,
+                                                        sort=False),
                 "SKR (sorted GCRO-DR)": LinearSolver(method="gcrodr", preconditioner=preconditioner, tol=tol),
             }
             if preconditioner != "ilu" and args.matrix == "ours":  # CG needs a symmetric matrix
                 solvers["CG"] = LinearSolver(method="cg", preconditioner=preconditioner, tol=tol)
             results = {name: run(s, matrices, rhs, coefficients, exact) for name, s in solvers.items()}
             gmres, skr = results["GMRES(40)"], results["SKR (sorted GCRO-DR)"]
-            ratio = (gmres["seconds_per_system"] / skr["seconds_per_system"], gmres["mean_iterations"] / skr["mean_iterations"])
+            ratio = (gmres["seconds_per_system"] / skr["seconds_per_system"],
+                     gmres["mean_iterations"] / skr["mean_iterations"])
             rows.append({"tol": tol, "preconditioner": preconditioner, "results": results,
                          "gmres_over_skr": {"time": ratio[0], "iterations": ratio[1]},
-                         "paper_gmres_over_skr": dict(zip(("time", "iterations"), PAPER.get((preconditioner, tol), (None, None))))})
+                         "paper_gmres_over_skr": dict(zip(("time", "iterations"),
+                                                          PAPER.get((preconditioner, tol), (None, None))))})
             print(f"\ntol {tol:g}, preconditioner {preconditioner}")
             print("| method | mean iterations | ms/system | max rel. error vs direct |\n|---|---|---|---|")
             for name, r in results.items():
@@ -152,8 +156,10 @@ def main() -> None:
             metrics[f"gmres_over_skr_{kind}/{row['preconditioner']}/{row['tol']:g}"] = value
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({"metrics": metrics, "systems": args.systems, "coefficient": args.coefficient, "matrix": args.matrix, "unknowns": int(matrices[0].shape[0]), "seed": args.seed,
-                       "direct_seconds_per_system": direct_seconds, "machine": platform.processor() or platform.machine(),
+            json.dump({"metrics": metrics, "systems": args.systems, "coefficient": args.coefficient,
+                       "matrix": args.matrix, "unknowns": int(matrices[0].shape[0]), "seed": args.seed,
+                       "direct_seconds_per_system": direct_seconds,
+                       "machine": platform.processor() or platform.machine(),
                        "cpu_count": os.cpu_count(), "rows": rows}, f, indent=2)
 
 

@@ -171,7 +171,8 @@ def main() -> None:
         c = cases[-1]
         print(f"{c['case']}: {c['seconds_per_sample']:.4g} s a sample (draw {c['draw_s']:.3g} s, solve "
               f"{c['solve_s']:.4g} s{', extrapolated' if c['extrapolated'] else ''}; {c['measured']}; "
-              f"range {c['min_s']:.4g}-{c['max_s']:.4g} s; CPU {c['cpu_seconds_per_sample']:.4g} s), timed in {time.perf_counter() - t:.0f} s", flush=True)
+              f"range {c['min_s']:.4g}-{c['max_s']:.4g} s; CPU {c['cpu_seconds_per_sample']:.4g} s), "
+              f"timed in {time.perf_counter() - t:.0f} s", flush=True)
     load_after = os.getloadavg()
 
     print()

@@ -43,7 +43,8 @@ def writable_directory(path: str | Path, moved_by: str) -> Path:
 
 
 def check_writable_place(path: str | Path, moved_by: str) -> None:
-    """Prove that ``path`` could be written, creating nothing: a file is tried in it, or in its nearest existing parent."""
+    """Prove that ``path`` could be written, creating nothing: a file is tried in it, or in its nearest existing
+    parent."""
     path = Path(path).absolute()
     existing = path
     while not existing.exists():

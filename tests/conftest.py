@@ -101,8 +101,9 @@ def run_entry(script: list[str], overrides: list[str], run_dir: Path, data_dir: 
     else:
         result = run_in_process(script, args, env)
     if check and result.returncode != 0:
-        raise AssertionError(f"{' '.join(map(str, result.args))} failed ({result.returncode}):\n"
-                             f"{result.stdout[-3000:]}\n{result.stderr[-5000:]}") from getattr(result, "exception", None)
+        raise AssertionError(
+            f"{' '.join(map(str, result.args))} failed ({result.returncode}):\n"
+            f"{result.stdout[-3000:]}\n{result.stderr[-5000:]}") from getattr(result, "exception", None)
     return result
 
 

@@ -90,7 +90,8 @@ def logging_kept() -> Iterator[None]:
         root.level, root.handlers[:], root.filters[:], root.disabled = saved_root
         for name, (level, handlers, filters, propagate, disabled) in saved.items():
             lg = loggers[name]
-            lg.level, lg.handlers[:], lg.filters[:], lg.propagate, lg.disabled = level, handlers, filters, propagate, disabled
+            lg.level, lg.handlers[:], lg.filters[:], lg.propagate, lg.disabled = (
+                level, handlers, filters, propagate, disabled)
         logging.Logger.manager._clear_cache()
 
 

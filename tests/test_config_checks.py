@@ -30,7 +30,8 @@ def test_wrong_type_names_key_and_expected_type():
 
 
 def test_unknown_key_lists_valid_keys():
-    with pytest.raises(ConfigError, match=r"data.problem.resolutoin: not a parameter of .*valid keys: resolution, alpha"):
+    with pytest.raises(ConfigError, match=r"data.problem.resolutoin: not a parameter of .*"
+                                          r"valid keys: resolution, alpha"):
         check_config(darcy_node(resolutoin=3))
 
 

@@ -44,8 +44,9 @@ def composed(run: Path, data_dir: Path, *overrides: str):
     model = [] if any(o.startswith("model=") for o in overrides) else SMALL_FNO
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
         return compose("config", overrides=[
-            *SMALL_DATA, *model, f"paths.output_dir={run}", f"paths.data_dir={data_dir}", "trainer.enable_progress_bar=false",
-            "trainer.enable_model_summary=false", "test_after_fit=false", *overrides])
+            *SMALL_DATA, *model, f"paths.output_dir={run}", f"paths.data_dir={data_dir}",
+            "trainer.enable_progress_bar=false", "trainer.enable_model_summary=false", "test_after_fit=false",
+            *overrides])
 
 
 def checkpoint(run: Path) -> dict:
@@ -82,7 +83,8 @@ def matmul_precision():
 
 
 def built(node):
-    """``instantiate(node)``, a user error raised as itself rather than in Hydra's wrapper (as the entry points show it)."""
+    """``instantiate(node)``, a user error raised as itself rather than in Hydra's wrapper (as the entry points show
+    it)."""
     try:
         return instantiate(node)
     except Exception as exc:
@@ -184,7 +186,8 @@ def test_sixteen_bit_precision_is_refused_for_spectral_models_and_allowed_for_th
     t1 = dict(in_channels=1, out_channels=1, modes=[4, 4], width=8, num_layers=1, signal_resolution=[16, 16])
     with pytest.raises(ConfigError, match=r"^trainer.precision=16-mixed: T1 computes with FFTs"):
         check_precision(T1(**t1, transform="dft", activation="sin"), grid, "16-mixed")
-    for model in (T1(**t1, transform="dct"), MgNO(in_channels=1, out_channels=1, channels=4, num_layers=1, smoothing=[[1, 0], [1, 0]])):
+    for model in (T1(**t1, transform="dct"),
+                  MgNO(in_channels=1, out_channels=1, channels=4, num_layers=1, smoothing=[[1, 0], [1, 0]])):
         assert spectral_arithmetic(model, grid) is None
         check_precision(model, grid, "bf16-mixed")
 
@@ -201,8 +204,8 @@ def test_bf16_trains_a_model_without_ffts_and_fno_is_refused_in_one_line(data_di
 
 
 def test_matmul_precision_is_set_and_checked(data_dir, tmp_path, matmul_precision):
-    with pytest.raises(ConfigError, match=r"^trainer.matmul_precision: expected Literal\['highest', 'high', 'medium'\], "
-                                          r"got 'tf32'"):
+    with pytest.raises(ConfigError, match=r"^trainer.matmul_precision: expected Literal\['highest', 'high', "
+                                          r"'medium'\], got 'tf32'"):
         train(composed(tmp_path / "bad", data_dir, "trainer.matmul_precision=tf32"))
     train(composed(tmp_path / "run", data_dir, "trainer.matmul_precision=high", "trainer.max_epochs=1"))
     assert torch.get_float32_matmul_precision() == "high"

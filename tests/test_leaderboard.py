@@ -107,7 +107,8 @@ def test_report_from_hand_written_records(tmp_path):
     (tmp_path / "findings" / "darcy85.md").write_text("T1 does not train at 85x85.\n")
     readme, table = write_report(tmp_path / "records", tmp_path)
     text = readme.read_text()
-    assert text == markdown(sorted(records, key=lambda r: (r["cell"], r["tier"])), {"darcy85": "T1 does not train at 85x85."})
+    assert text == markdown(sorted(records, key=lambda r: (r["cell"], r["tier"])),
+                            {"darcy85": "T1 does not train at 85x85."})
     assert text.index("### darcy85: findings") > text.index("## darcy85, tier cpu")  # once, after the table's tiers
     assert text.count("T1 does not train") == 1
     assert table.read_text().count("\n") == 5
@@ -253,7 +254,8 @@ def test_benchmark_table_runs_reports_and_refuses_slurm(tmp_path):
     result_file = json.loads((tmp_path / "runs" / "skr_darcy" / "none_1e-5.paper" / "benchmark.json").read_text())
     assert result_file["systems"] == 3 and result_file["unknowns"] == 16 ** 2  # the options given won over the cell's
     assert rec["measured"] == result_file["rows"][0]["gmres_over_skr"]["time"] and rec["paper"] == 2.92
-    assert rec["metrics"]["gmres_over_skr_iterations/none/1e-05"] == result_file["rows"][0]["gmres_over_skr"]["iterations"]
+    assert (rec["metrics"]["gmres_over_skr_iterations/none/1e-05"]
+            == result_file["rows"][0]["gmres_over_skr"]["iterations"])
     assert rec["command"] == "python benchmarks/skr_darcy.py --systems 100 --tols 1e-5 --preconditioners none"
     assert rec["options"] == SMALL["skr_darcy"] and rec["parameters"] is None and len(rec["git_commit"]) >= 40
     cell = next(c for c in load_cells("skr_darcy", "paper") if c.name == "none_1e-5")

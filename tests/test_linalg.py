@@ -77,7 +77,8 @@ def test_linear_solver_returns_solutions_in_input_order():
     coefficients, matrices = darcy_systems(6)
     rhs = [np.ones(A.shape[0]) for A in matrices]
     direct, _ = LinearSolver().solve_all(matrices, rhs, coefficients)
-    solutions, costs = LinearSolver(method="gcrodr", restart=30, recycle=10, tol=1e-10).solve_all(matrices, rhs, coefficients)
+    solutions, costs = LinearSolver(method="gcrodr", restart=30, recycle=10, tol=1e-10).solve_all(matrices, rhs,
+                                                                                                  coefficients)
     for u, v, cost in zip(direct, solutions, costs):
         assert np.linalg.norm(u - v) <= 1e-7 * np.linalg.norm(u) and cost.iterations > 0
 
@@ -91,4 +92,5 @@ def test_linear_solver_rejects_bad_settings_and_reports_a_short_solve():
         LinearSolver(method="gcrodr", restart=20, recycle=20)
     coefficients, matrices = darcy_systems(1)
     with pytest.raises(SolverError, match="after 5 iterations"):
-        LinearSolver(method="gmres", max_iterations=5).solve_all(matrices, [np.ones(matrices[0].shape[0])], coefficients)
+        LinearSolver(method="gmres", max_iterations=5).solve_all(matrices, [np.ones(matrices[0].shape[0])],
+                                                                 coefficients)

@@ -15,7 +15,8 @@ def test_zero_derivative_weight_is_relative_l2():
     torch.testing.assert_close(FourierSobolevLoss(a=0.0)(p, t), relative_l2)
     assert FourierSobolevLoss()(t, t).item() == 0.0
     # neuraloperator's relative L2 agrees for a single channel
-    torch.testing.assert_close(FourierSobolevLoss(a=0.0)(p[:, :1], t[:, :1]), LpLoss(d=2, p=2, reduction="mean")(p[:, :1], t[:, :1]))
+    torch.testing.assert_close(FourierSobolevLoss(a=0.0)(p[:, :1], t[:, :1]),
+                               LpLoss(d=2, p=2, reduction="mean")(p[:, :1], t[:, :1]))
 
 
 def test_a_single_mode_error_is_weighted_by_its_wavenumber():

@@ -136,7 +136,8 @@ def test_mgno_navier_stokes_variant():
     torch.testing.assert_close(model(shift(x)), shift(model(x)), rtol=1e-4, atol=1e-4)
     assert model(torch.randn(1, 10, 64, 64)).shape == (1, 1, 64, 64)
     scale = lambda m, a: (m(a * x) - (a * x[:, -1:] if m is model else 0)).abs().mean()  # noqa: E731
-    with torch.no_grad():  # normalised cycles forget the input's size; plain ones carry it through (GELU, linear V-cycles)
+    # normalised cycles forget the input's size; plain ones carry it through (GELU, linear V-cycles)
+    with torch.no_grad():
         assert scale(model, 100.0) / scale(model, 1.0) < 0.5 * scale(plain, 100.0) / scale(plain, 1.0)
     with pytest.raises(ConfigError, match="model.input_residual"):
         MgNO(1, 2, input_residual=True)

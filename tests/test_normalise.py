@@ -8,7 +8,8 @@ from pdeop.data.normalise import fit_channel_normaliser
 
 def test_round_trip_and_unit_statistics():
     torch.manual_seed(0)
-    data = torch.randn(50, 2, 16, 16) * torch.tensor([3.0, 0.1]).view(1, 2, 1, 1) + torch.tensor([5.0, -2.0]).view(1, 2, 1, 1)
+    data = (torch.randn(50, 2, 16, 16) * torch.tensor([3.0, 0.1]).view(1, 2, 1, 1)
+            + torch.tensor([5.0, -2.0]).view(1, 2, 1, 1))
     normaliser = fit_channel_normaliser(data)
     encoded = normaliser.transform(data)
     torch.testing.assert_close(encoded.mean(dim=(0, 2, 3)), torch.zeros(2), atol=1e-5, rtol=0)

@@ -21,7 +21,8 @@ SMALL = ["data.n_interior=64", "data.n_boundary=16", "data.grid_points=12", "dat
 
 def composed(model: str, data: str):
     recipe = "pinn" if model == "pinn_rff" else model
-    overrides = [f"model={model}", f"+recipe={recipe}", f"data={data}"] + [o for o in SMALL if model == "pig" or "num_gaussians" not in o]
+    overrides = ([f"model={model}", f"+recipe={recipe}", f"data={data}"]
+                 + [o for o in SMALL if model == "pig" or "num_gaussians" not in o])
     if data == "darcy_instance":
         overrides.append("data.problem.resolution=33")
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):

@@ -73,7 +73,8 @@ def test_every_parameter_receives_a_gradient_from_the_physics_loss(make):
     loss.backward()
     assert set(parts) == {"residual", "boundary"}
     for name, parameter in model.named_parameters():
-        assert parameter.grad is not None and torch.isfinite(parameter.grad).all() and parameter.grad.abs().sum() > 0, name
+        assert (parameter.grad is not None and torch.isfinite(parameter.grad).all()
+                and parameter.grad.abs().sum() > 0), name
 
 
 def test_gp_hm_misfits_use_its_own_grid_and_the_likelihood_loss():
@@ -92,7 +93,8 @@ def test_gp_hm_misfits_use_its_own_grid_and_the_likelihood_loss():
 
 
 def test_an_operator_model_is_refused_by_the_physics_module():
-    with pytest.raises(ConfigError, match=r"model: Linear is an operator model; .* \(model=gp_hm, pig, pinn, pinn_rff\)"):
+    with pytest.raises(ConfigError, match=r"model: Linear is an operator model; .* "
+                                          r"\(model=gp_hm, pig, pinn, pinn_rff\)"):
         PhysicsInformedModule(torch.nn.Linear(1, 1), Poisson1D(), PhysicsLoss(), torch.optim.Adam)
 
 
@@ -118,7 +120,8 @@ def test_bad_model_settings_name_the_key(bad, message):
 
 def test_train_py_refuses_a_model_of_the_wrong_kind_in_one_line(data_dir, tmp_path):
     for overrides, expected in [
-        (["model=pinn", "data=darcy"], "model: PINN is a physics-informed model; it solves data=advection1d, allen_cahn1d, darcy_instance"),
+        (["model=pinn", "data=darcy"],
+         "model: PINN is a physics-informed model; it solves data=advection1d, allen_cahn1d, darcy_instance"),
         (["model=fno", "data=helmholtz2d"], "model: FNO is an operator model; it learns from data=darcy"),
     ]:
         result = run_entry(["train.py"], overrides, tmp_path / "run", data_dir, check=False)
@@ -144,7 +147,8 @@ def test_a_physics_run_without_a_recipe_keeps_the_checkpoint_of_lowest_val_loss(
 @pytest.mark.slow
 def test_gp_hm_solves_high_frequency_poisson_through_train_py(data_dir, tmp_path):
     run = tmp_path / "gp"
-    run_entry(["train.py"], ["model=gp_hm", "+recipe=gp_hm", "data=poisson1d_hf", "trainer.max_epochs=6"], run, data_dir)
+    run_entry(["train.py"], ["model=gp_hm", "+recipe=gp_hm", "data=poisson1d_hf", "trainer.max_epochs=6"], run,
+              data_dir)
     with pytest.raises(CheckpointError, match="is a physics-informed run: it holds one solution"):
         load_pretrained(run / "checkpoints" / "last.ckpt")
     metrics = json.loads((run / "test_metrics.json").read_text())
@@ -155,8 +159,8 @@ def test_gp_hm_solves_high_frequency_poisson_through_train_py(data_dir, tmp_path
 
 @pytest.mark.slow
 def test_pig_trains_with_lbfgs_and_an_interrupted_run_resumes_exactly(data_dir, tmp_path):
-    small = ["model=pig", "+recipe=pig", "data=helmholtz2d", "data.n_interior=200", "data.n_boundary=200", "data.steps_per_epoch=3",
-             "model.num_gaussians=100", "data.problem.test_points=40"]
+    small = ["model=pig", "+recipe=pig", "data=helmholtz2d", "data.n_interior=200", "data.n_boundary=200",
+             "data.steps_per_epoch=3", "model.num_gaussians=100", "data.problem.test_points=40"]
     straight, resumed = tmp_path / "straight", tmp_path / "resumed"
     run_entry(["train.py"], [*small, "trainer.max_epochs=2"], straight, data_dir)
     run_entry(["train.py"], [*small, "trainer.max_epochs=1", "test_after_fit=false"], resumed, data_dir)

@@ -74,9 +74,11 @@ def test_a_physics_model_with_its_recipe_passes_the_pairing_check():
 
 @pytest.mark.parametrize("overrides, monitor", [
     (["model=fno", "data=darcy"], "val/rel_l2"),                                  # an operator: its validation split
-    (["model=pinn", "loss=physics", "optim=adam_physics", "data=poisson1d_hf"], "val/loss"),  # no recipe: never the reference
+    # no recipe: never the reference
+    (["model=pinn", "loss=physics", "optim=adam_physics", "data=poisson1d_hf"], "val/loss"),
     (["model=pig", "+recipe=pig", "data=helmholtz2d"], "val/loss"),
-    (["model=pinn", "loss=physics", "data=poisson1d_hf", "callbacks.checkpoint.monitor=val/rel_l2"], "val/rel_l2"),  # as asked
+    # as asked
+    (["model=pinn", "loss=physics", "data=poisson1d_hf", "callbacks.checkpoint.monitor=val/rel_l2"], "val/rel_l2"),
 ])
 def test_the_checkpoint_is_selected_on_what_the_kind_of_run_may_see(overrides, monitor):
     with initialize_config_module("pdeop.conf", version_base=None):

@@ -21,7 +21,8 @@ HAND_SOURCES = [
     (Poisson1D(solution="sin100x"), lambda x: -1e4 * torch.sin(100 * x[:, 0])),
     (Poisson1D(solution="sin6x_cos100x"), lambda x: -10036 * torch.sin(6 * x[:, 0]) * torch.cos(100 * x[:, 0])
      - 1200 * torch.cos(6 * x[:, 0]) * torch.sin(100 * x[:, 0])),
-    (Poisson1D(solution="x_sin200x"), lambda x: 400 * torch.cos(200 * x[:, 0]) - 4e4 * x[:, 0] * torch.sin(200 * x[:, 0])),
+    (Poisson1D(solution="x_sin200x"), lambda x: 400 * torch.cos(200 * x[:, 0])
+     - 4e4 * x[:, 0] * torch.sin(200 * x[:, 0])),
     (Poisson1D(solution="sin500x_quadratic", domain=[[0.0, 1.0]]), lambda x: -2.5e5 * torch.sin(500 * x[:, 0]) - 4),
     (AllenCahn1D(), lambda x: -1e4 * torch.sin(100 * x[:, 0])
      + torch.sin(100 * x[:, 0]) * (torch.sin(100 * x[:, 0]) ** 2 - 1)),

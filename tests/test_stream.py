@@ -209,8 +209,8 @@ def test_checkpoints_of_online_runs_before_the_online_data_module_resume_their_s
 
 @pytest.mark.slow
 def test_online_training_logs_the_stream_and_resumes_it(train):
-    stream = ["data.online=true", "data.stream.watermark=16", "data.stream.capacity=16", "data.stream.steps_per_epoch=4",
-              "data.stream.normaliser_samples=16", "data.stream.workers=1"]
+    stream = ["data.online=true", "data.stream.watermark=16", "data.stream.capacity=16",
+              "data.stream.steps_per_epoch=4", "data.stream.normaliser_samples=16", "data.stream.workers=1"]
     _, run = train(*stream, "trainer.max_epochs=2")
     with open(run / "csv" / "metrics.csv") as f:
         header = f.readline()
@@ -220,6 +220,7 @@ def test_online_training_logs_the_stream_and_resumes_it(train):
     first = torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)["OnlineDataModule"]["stream_counters"][0]
     assert first[0] >= 2 * 4 * 8  # at least every sample trained on was counted
     _, resumed = train(*stream, "trainer.max_epochs=3", f"ckpt_path={run / 'checkpoints' / 'last.ckpt'}")
-    second = torch.load(resumed / "checkpoints" / "last.ckpt", weights_only=True)["OnlineDataModule"]["stream_counters"][0]
+    second = torch.load(resumed / "checkpoints" / "last.ckpt",
+                        weights_only=True)["OnlineDataModule"]["stream_counters"][0]
     # restarted from zero, the workers could lead training by at most the capacity and what is in flight
     assert second[0] >= first[0] + 4 * 8  # so this holds only because they started past the saved counters

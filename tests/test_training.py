@@ -21,7 +21,8 @@ def load(path):
 def test_training_drops_validation_error_and_tests_every_resolution(train):
     result, run = train("trainer.max_epochs=25", "optim.lr=3e-3", "model.n_modes=[8,8]", "model.hidden_channels=16")
     printed = result.stdout + result.stderr
-    assert "litlogger" not in printed and "LeafSpec" not in printed  # frameworks' noise silenced (pdeop/training/quiet.py)
+    # frameworks' noise silenced (pdeop/training/quiet.py)
+    assert "litlogger" not in printed and "LeafSpec" not in printed
     val = read_metrics(run, "val/rel_l2")
     assert len(val) == 25
     assert min(val) < 0.35 * val[0], val
@@ -102,8 +103,8 @@ def test_onecycle_and_h1_options_train(train):
 
 
 def test_mgno_trains_with_its_paper_recipe(train):
-    _, run = train("model=mgno", "+recipe=mgno", "model.channels=8", "model.num_layers=2", "model.smoothing=[[1,0],[1,0],[2,0]]",
-                   "trainer.max_epochs=3")
+    _, run = train("model=mgno", "+recipe=mgno", "model.channels=8", "model.num_layers=2",
+                   "model.smoothing=[[1,0],[1,0],[2,0]]", "trainer.max_epochs=3")
     resolved = (run / "config_resolved.yaml").read_text()
     assert "FourierSobolevLoss" in resolved and "OneCycleLR" in resolved and "lr: 0.0005" in resolved
     val = read_metrics(run, "val/rel_l2")

@@ -1,4 +1,5 @@
-"""Time-dependent datasets: trajectories stored with their time axis, tasks that pair them, rollouts trained end to end."""
+"""Time-dependent datasets: trajectories stored with their time axis, tasks that pair them, rollouts trained end to
+end."""
 
 import json
 
@@ -86,7 +87,8 @@ def test_rollout_errors_are_fno_and_lsm_test_l2_step_and_test_l2_full(step, chan
     task = Window(history=2, horizon=4, step=step)
     generator = torch.Generator().manual_seed(0)
     target = torch.randn(5, 4 * channels, 6, 6, generator=generator, dtype=torch.float64)
-    target = target * torch.arange(1, 4 * channels + 1, dtype=torch.float64)[None, :, None, None]  # states differ in size
+    # states differ in size
+    target = target * torch.arange(1, 4 * channels + 1, dtype=torch.float64)[None, :, None, None]
     prediction = target + 0.3 * torch.randn(target.shape, generator=generator, dtype=torch.float64)
     l2_step, l2_full = fno_rollout_errors(prediction, target, task.horizon // step)
     assert task.step_errors(prediction, target).shape == (5, 4 // step)
@@ -150,7 +152,8 @@ def test_trajectories_are_stored_with_their_times_and_subsampled_in_space_only(t
 def test_a_diverging_solver_stops_generation_and_writes_nothing(tmp_path):
     # an explicit step 5000x FNO's: the vorticity overflows within 40 steps
     problem = NavierStokes2D(resolution=16, viscosity=1e-5, final_time=20.0, record_every=20.0, dt=0.5, device="cpu")
-    with pytest.raises(ConfigError, match=r"navier_stokes solver diverged on train sample 0: .* \(lower data.problem.dt"):
+    with pytest.raises(ConfigError, match=r"navier_stokes solver diverged on train sample 0: .* "
+                                          r"\(lower data.problem.dt"):
         generate(DatasetSpec(problem, n_train=2, n_val=1, n_test=1, subsample=1), tmp_path, progress=False)
     assert not list(tmp_path.iterdir())
 
@@ -171,7 +174,8 @@ def test_navier_stokes_rollout_trains_and_reports_errors_per_lead_time(data_dir,
     assert evaluation["16"]["rel_l2"]["mean"] == pytest.approx(metrics["test/rel_l2_step_16"], abs=1e-5)
     assert evaluation["16"]["rel_l2_full"]["mean"] == pytest.approx(metrics["test/rel_l2_full_16"], abs=1e-5)
     for lead in ("1", "2"):
-        assert evaluation["16"]["rel_l2_by_lead"][lead] == pytest.approx(metrics[f"test/rel_l2_16_lead{lead}"], abs=1e-5)
+        assert evaluation["16"]["rel_l2_by_lead"][lead] == pytest.approx(metrics[f"test/rel_l2_16_lead{lead}"],
+                                                                         abs=1e-5)
 
 
 @pytest.mark.slow

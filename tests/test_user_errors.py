@@ -87,7 +87,8 @@ def test_grid_too_small_for_the_model_fails_before_training(train):
 
 
 def test_transformed_space_loss_with_a_model_that_has_none(train):
-    result, _ = train("model=t1", "+recipe=t1", "model.modes=[6,6]", "model.transform=dft", "model.activation=tanh", check=False)
+    result, _ = train("model=t1", "+recipe=t1", "model.modes=[6,6]", "model.transform=dft", "model.activation=tanh",
+                      check=False)
     assert_clean_error(result, "loss:", "model.transform=dct", "loss=rel_l2")
     result, _ = train("loss=rel_l2_transformed", check=False)
     assert_clean_error(result, "loss:", "FNO predicts on the grid")

@@ -102,7 +102,8 @@ class CollocationDataModule(pl.LightningDataModule):
             raise ConfigError(f"data.problem: {type(problem).__name__} is not posed by a residual; physics-informed "
                               f"models (pinn, pinn_rff, pig, gp_hm) solve residual problems such as data=poisson1d_hf, "
                               f"helmholtz2d or darcy_instance")
-        for key, value in (("n_interior", n_interior), ("n_boundary", n_boundary), ("steps_per_epoch", steps_per_epoch)):
+        for key, value in (("n_interior", n_interior), ("n_boundary", n_boundary),
+                           ("steps_per_epoch", steps_per_epoch)):
             if value < 1:
                 raise ConfigError(f"data.{key}: expected a count >= 1, got {value}")
         self.problem, self.grid_points = problem, grid_points

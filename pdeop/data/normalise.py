@@ -27,7 +27,8 @@ def fit_channel_normaliser(data: torch.Tensor) -> UnitGaussianNormalizer:
 
 
 def channel_normaliser(mean: torch.Tensor, std: torch.Tensor) -> UnitGaussianNormalizer:
-    """The normaliser for given per-channel statistics shaped ``[1, channels, 1, ...]`` (fitted, or from a checkpoint)."""
+    """The normaliser for given per-channel statistics shaped ``[1, channels, 1, ...]`` (fitted, or from a
+    checkpoint)."""
     return UnitGaussianNormalizer(mean=mean, std=std, dim=[0, *range(2, mean.ndim)])
 
 

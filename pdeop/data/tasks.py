@@ -35,7 +35,8 @@ def require_trajectories(fields: FieldSet, task: str) -> None:
 
 
 def relative_l2_per_block(prediction: torch.Tensor, target: torch.Tensor, blocks: int) -> torch.Tensor:
-    """``||prediction - target|| / ||target||`` per sample over ``blocks`` equal runs of stacked channels, ``[b, blocks]``."""
+    """``||prediction - target|| / ||target||`` per sample over ``blocks`` equal runs of stacked channels,
+    ``[b, blocks]``."""
     b = target.shape[0]
     diff = (prediction - target).reshape(b, blocks, -1)
     return diff.norm(dim=-1) / target.reshape(b, blocks, -1).norm(dim=-1)

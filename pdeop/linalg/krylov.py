@@ -44,7 +44,8 @@ def _orthogonalise(w: np.ndarray, basis: np.ndarray) -> tuple[np.ndarray, np.nda
 
 
 def arnoldi(op: Operator, v0: np.ndarray, steps: int, C: np.ndarray | None = None, stop_norm: float = 0.0):
-    """Arnoldi on ``(I - C C^T) op`` from ``v0``; returns ``W = [C V]`` (n x k+p+1), ``Hbar`` (p+1 x p), ``B`` (k x p), ``p``.
+    """Arnoldi on ``(I - C C^T) op`` from ``v0``; returns ``W = [C V]`` (n x k+p+1), ``Hbar`` (p+1 x p), ``B`` (k x p),
+    ``p``.
 
     ``(I - C C^T) op V[:, :p] = V Hbar`` and ``C^T op V[:, :p] = B``. ``W`` is column-major and
     each new vector is orthogonalised against all of it at once (two BLAS passes). It stops
@@ -138,8 +139,8 @@ def _real_invariant_basis(vectors: np.ndarray, values: np.ndarray, k: int) -> np
         v = vectors[:, i]
         if abs(values[i].imag) > 1e-12 * max(abs(values[i]), 1e-300):
             columns += [v.real, v.imag]
-            partner = min((j for j in order if j not in used and j != i), key=lambda j: abs(values[j] - values[i].conj()),
-                          default=None)
+            partner = min((j for j in order if j not in used and j != i),
+                          key=lambda j: abs(values[j] - values[i].conj()), default=None)
             if partner is not None:
                 used.add(partner)
         else:

@@ -90,7 +90,8 @@ class LinearSolver:
         if self.method == "direct":
             return [spla.spsolve(A.tocsc(), b) for A, b in zip(matrices, rhs)], [None] * n
         order = grouped_order(features, self.group_size) if self.method == "gcrodr" and self.sort else np.arange(n)
-        recycler = GCRODR(self.restart, self.recycle, self.tol, self.max_iterations) if self.method == "gcrodr" else None
+        recycler = (GCRODR(self.restart, self.recycle, self.tol, self.max_iterations) if self.method == "gcrodr"
+                    else None)
         solutions: list[np.ndarray | None] = [None] * n
         costs: list[KrylovResult | None] = [None] * n
         for i in order:

@@ -159,8 +159,8 @@ class MgNO(nn.Module):
     ``padding_mode`` follows the boundary condition: ``zeros`` for Dirichlet problems (Darcy),
     ``circular`` for periodic ones (Navier-Stokes). ``norm``, ``pointwise``, ``input_residual``
     and ``bias``: the reference's Navier-Stokes variant (module docstring); ``input_residual``
-    adds the last ``out_channels`` input channels (the latest states of a rollout window). The coarsest of ``len(smoothing)`` levels
-    must keep at least 2 nodes a side, which bounds the number of levels from the grid.
+    adds the last ``out_channels`` input channels (the latest states of a rollout window). The coarsest of
+    ``len(smoothing)`` levels must keep at least 2 nodes a side, which bounds the number of levels from the grid.
     ``periodic_prolongation=False`` zero-pads the prolongation under circular padding, as the
     reference's ``MgNO_NS`` does; it exists only to compare outputs with the reference code.
     ``prolongation_kernels``: one transposed-convolution kernel size (3 or 4) per prolongation, finest
@@ -179,7 +179,8 @@ class MgNO(nn.Module):
         if activation not in ACTIVATIONS:
             raise ConfigError(f"model.activation: expected one of {sorted(ACTIVATIONS)}, got {activation!r}")
         if not smoothing or any(len(s) != 2 or min(s) < 0 for s in smoothing):
-            raise ConfigError(f"model.smoothing: expected a list of [pre, post] counts >= 0, one per level, got {smoothing}")
+            raise ConfigError(f"model.smoothing: expected a list of [pre, post] counts >= 0, one per level, "
+                              f"got {smoothing}")
         check_prolongation_kernels(prolongation_kernels, len(smoothing))
         if num_layers < 1 or channels < 1:
             raise ConfigError(f"model.num_layers and model.channels: expected >= 1, got {num_layers} and {channels}")

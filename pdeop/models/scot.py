@@ -77,7 +77,8 @@ def relative_position_index(window: int) -> torch.Tensor:
     """Index into the ``(2W-1)^2`` table of the offset between tokens n and m of a window: ``[W^2, W^2]``."""
     rows, cols = torch.meshgrid(torch.arange(window), torch.arange(window), indexing="ij")
     rows, cols = rows.flatten(), cols.flatten()
-    return (rows[:, None] - rows[None, :] + window - 1) * (2 * window - 1) + (cols[:, None] - cols[None, :] + window - 1)
+    return ((rows[:, None] - rows[None, :] + window - 1) * (2 * window - 1)
+            + (cols[:, None] - cols[None, :] + window - 1))
 
 
 class SelfAttention(nn.Module):
@@ -107,7 +108,8 @@ class SelfAttention(nn.Module):
         scores = scores + 16 * torch.sigmoid(bias)[None]
         if mask is not None:
             windows = mask.shape[0]
-            scores = (scores.view(bw // windows, windows, self.heads, n, n) + mask[None, :, None]).view(-1, self.heads, n, n)
+            scores = (scores.view(bw // windows, windows, self.heads, n, n)
+                      + mask[None, :, None]).view(-1, self.heads, n, n)
         attended = self.dropout(scores.softmax(dim=-1)) @ v
         return attended.transpose(1, 2).reshape(bw, n, d)
 
@@ -152,7 +154,8 @@ class Output(nn.Module):
 
 
 def shift_mask(size: int, window: int, shift: int) -> torch.Tensor:
-    """Which tokens of a cyclically shifted window came from the same region: 0 or ``MASKED``, ``[windows, W^2, W^2]``."""
+    """Which tokens of a cyclically shifted window came from the same region: 0 or ``MASKED``,
+    ``[windows, W^2, W^2]``."""
     labels = torch.zeros(1, size, size, 1)
     bounds = (slice(0, size - window), slice(size - window, size - shift), slice(size - shift, size))
     for i, rows in enumerate(bounds):
@@ -191,7 +194,8 @@ class ScOTLayer(nn.Module):
         if self.shift:
             grid = torch.roll(grid, shifts=(-self.shift, -self.shift), dims=(1, 2))
         size = grid.shape[1]
-        attended = window_reverse(self.attention(window_partition(grid, window), self.attention_mask), window, size, size)
+        attended = window_reverse(self.attention(window_partition(grid, window), self.attention_mask),
+                                  window, size, size)
         if self.shift:
             attended = torch.roll(attended, shifts=(self.shift, self.shift), dims=(1, 2))
         attended = attended[:, :res, :res].reshape(b, length, d)

@@ -96,7 +96,8 @@ class T1(nn.Module):
             raise ConfigError(f"model.transform: expected one of {TRANSFORMS}, got {transform!r}")
         if activation not in ACTIVATIONS or (transform == "dft" and activation == "gelu"):
             valid = sorted(ACTIVATIONS) if transform == "dct" else ["sin", "tanh"]
-            raise ConfigError(f"model.activation: expected one of {valid} with transform={transform}, got {activation!r}")
+            raise ConfigError(f"model.activation: expected one of {valid} with transform={transform}, "
+                              f"got {activation!r}")
         if weight_init not in WEIGHT_INITS:
             raise ConfigError(f"model.weight_init: expected one of {WEIGHT_INITS}, got {weight_init!r}")
         if len(self.modes) != 2 or min(self.modes) < 1 or len(self.signal_resolution) != 2:

@@ -52,7 +52,8 @@ def verify_bundle(directory: str | Path, expected_digest: str | None = None) -> 
     absent = [name for name in (*FILES, MANIFEST) if not (directory / name).is_file()]
     if absent:
         raise CheckpointError(f"'{directory}' is not a pdeop bundle: {', '.join(absent)} missing "
-                              f"(a bundle holds {', '.join((*FILES, MANIFEST))}; write one with python -m pdeop.export)")
+                              f"(a bundle holds {', '.join((*FILES, MANIFEST))}; "
+                              "write one with python -m pdeop.export)")
     recorded = (directory / MANIFEST).read_text()
     if recorded != manifest_text(directory):
         listed = dict(reversed(line.split(maxsplit=1)) for line in recorded.splitlines() if line.strip())
@@ -93,7 +94,8 @@ def portable_config(config: dict) -> dict:
     relative to ``<run>`` or ``<data>``; evaluation points ``data_dir`` at its own data folder."""
     roots = {name: str(Path(folder)) for name, folder in (config.get("paths") or {}).items()
              if isinstance(folder, str) and Path(folder).is_absolute()}
-    placeholders = [(roots[key], mark) for key, mark in (("output_dir", "<run>"), ("data_dir", "<data>")) if key in roots]
+    placeholders = [(roots[key], mark) for key, mark in (("output_dir", "<run>"), ("data_dir", "<data>"))
+                    if key in roots]
 
     def portable(value):
         if isinstance(value, dict):

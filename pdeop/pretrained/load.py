@@ -25,7 +25,8 @@ class Source:
 
 
 def resolve(ref: str | Path) -> Source:
-    """Find what ``ref`` names: an existing file is a checkpoint, a directory a bundle, anything else a registered name."""
+    """Find what ``ref`` names: an existing file is a checkpoint, a directory a bundle, anything else a registered
+    name."""
     path = Path(ref)
     if path.is_file():
         return Source(str(ref), "checkpoint", path, file_sha256(path))

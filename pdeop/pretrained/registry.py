@@ -160,7 +160,8 @@ def fetch(entry: Entry) -> Path:
                                             f"folders, under relative paths)")
                 tar.extractall(unpacked, **DATA_FILTER)
         except (tarfile.TarError, OSError) as exc:
-            raise RegistryError(f"pretrained '{entry.name}': {entry.url} is not a readable tar archive ({exc})") from exc
+            raise RegistryError(f"pretrained '{entry.name}': {entry.url} is not a readable tar archive "
+                                f"({exc})") from exc
         root = bundle_root(unpacked, entry.url)
         verify_bundle(root, entry.sha256)
         check_stored_config(plain_yaml(root / "config.yaml"), entry.url)  # nothing hostile enters the cache

@@ -200,7 +200,8 @@ def check_target(target: Any, kind: str, where: str, source: str) -> None:
     definitions = {**allowed, **{definition: definition for definition in allowed.values()}}
     if not isinstance(target, str) or target not in definitions:
         raise CheckpointError(f"'{source}' refused: {where} is {target!r}, not one of the {kind} classes a stored "
-                              f"config may build (pdeop's model configs and the allow-list in pdeop/pretrained/trusted.py)")
+                              f"config may build (pdeop's model configs and the allow-list in "
+                              f"pdeop/pretrained/trusted.py)")
     found = resolved_as(target)
     if found != definitions[target]:
         raise CheckpointError(f"'{source}' refused: {where} '{target}' resolves to '{found}', not to "

@@ -117,7 +117,8 @@ class Darcy:
         An iterative solver's settings are recorded (its solutions differ from the direct ones
         within its tolerance); the direct solver adds nothing, so earlier files keep their names.
         """
-        params = {"name": self.name, **{f.name: getattr(self, f.name) for f in fields(self) if f.name != "linear_solver"}}
+        params = {"name": self.name,
+                  **{f.name: getattr(self, f.name) for f in fields(self) if f.name != "linear_solver"}}
         if self.linear_solver.method != "direct":
             params["linear_solver"] = self.linear_solver.params()
         return params

@@ -98,7 +98,8 @@ class AllenCahn1D(BoxProblem):
 
 @dataclass(frozen=True)
 class Poisson2D(BoxProblem):
-    """u_xx + u_yy = f with Dirichlet data on the square, exact u = sin(w x) sin(w y) (GP-HM: w = 100 on [0, 2 pi]^2)."""
+    """u_xx + u_yy = f with Dirichlet data on the square, exact u = sin(w x) sin(w y) (GP-HM: w = 100 on
+    [0, 2 pi]^2)."""
 
     frequency: float = 100.0
     domain: tuple = ((0.0, 2 * math.pi), (0.0, 2 * math.pi))
@@ -117,7 +118,8 @@ class Poisson2D(BoxProblem):
 
 @dataclass(frozen=True)
 class Helmholtz2D(BoxProblem):
-    """u_xx + u_yy + k^2 u = f on [-1, 1]^2, exact u = sin(a1 pi y) sin(a2 pi x) (PIG's setting: a1 = 4, a2 = 1, k = 1)."""
+    """u_xx + u_yy + k^2 u = f on [-1, 1]^2, exact u = sin(a1 pi y) sin(a2 pi x) (PIG's setting: a1 = 4, a2 = 1,
+    k = 1)."""
 
     a1: float = 4.0
     a2: float = 1.0

@@ -27,7 +27,8 @@ Forcing = torch.Tensor | Callable[[float], torch.Tensor] | None
 
 def vorticity_rollout(w0: torch.Tensor, viscosity: float, dt: float, steps_per_record: int, records: int,
                       forcing: Forcing = None, on_step: Callable[[], None] | None = None) -> torch.Tensor:
-    """Advance vorticity ``w0`` ``[..., s, s]`` and return it at every ``steps_per_record``-th step: ``[..., records, s, s]``.
+    """Advance vorticity ``w0`` ``[..., s, s]`` and return it at every ``steps_per_record``-th step:
+    ``[..., records, s, s]``.
 
     ``forcing`` is a fixed field ``[s, s]``, a function of time returning one, or None; ``on_step`` is
     called after every step (progress reports; it sees nothing of the state).

@@ -22,7 +22,8 @@ Derivatives = dict[Order, torch.Tensor]
 
 def autograd_derivatives(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor,
                          orders: Sequence[Order], create_graph: bool = True) -> Derivatives:
-    """The derivatives ``orders`` of the scalar field ``fn`` at the points ``x`` ``[n, d]``, by automatic differentiation.
+    """The derivatives ``orders`` of the scalar field ``fn`` at the points ``x`` ``[n, d]``, by automatic
+    differentiation.
 
     Each gradient is taken once and shared: u_xx and u_xy both reuse the first gradient of u.
     ``create_graph`` keeps the graph so that a loss on the derivatives can be trained.

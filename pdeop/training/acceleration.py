@@ -107,12 +107,13 @@ def check_precision(model: nn.Module, inputs: list[np.ndarray], precision: str |
     if found:
         raise ConfigError(f"trainer.precision={precision}: {type(model).__name__} computes with {found}, which "
                           f"16-bit precision breaks (torch.fft has no bfloat16 kernels and float16 ones only for "
-                          f"power-of-two grids; complex weights have no real half type); keep trainer.precision=32-true, "
-                          f"and use trainer.matmul_precision=high for TF32 matmuls")
+                          f"power-of-two grids; complex weights have no real half type); "
+                          f"keep trainer.precision=32-true, and use trainer.matmul_precision=high for TF32 matmuls")
 
 
 def compile_network(model: nn.Module, options: dict) -> None:
-    """``torch.compile`` ``model`` in place, its state-dict keys unchanged; refuse options torch.compile does not take."""
+    """``torch.compile`` ``model`` in place, its state-dict keys unchanged; refuse options torch.compile does not
+    take."""
     valid = [name for name in inspect.signature(torch.compile).parameters if name != "model"]
     unknown = sorted(set(options) - set(valid))
     if unknown:

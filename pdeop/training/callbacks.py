@@ -117,7 +117,8 @@ class NonFiniteLossGuard(pl.Callback):
 
     def __init__(self, check_every_n_steps: int = 25):
         if check_every_n_steps < 1:
-            raise ConfigError(f"callbacks.nonfinite_guard.check_every_n_steps: expected >= 1, got {check_every_n_steps}")
+            raise ConfigError(f"callbacks.nonfinite_guard.check_every_n_steps: expected >= 1, "
+                              f"got {check_every_n_steps}")
         self.check_every_n_steps = check_every_n_steps
         self._finite: torch.Tensor | None = None
         self._last_checked_step = 0

@@ -42,9 +42,10 @@ def check_spectral_modes(model: nn.Module, training_input: torch.Tensor, n_modes
     if any(k > h for k, h in zip(kept, holds)):
         stored = "x".join(str(n) for n in training_input.shape[2:])
         padded = "" if grid == tuple(training_input.shape[2:]) else f" ({'x'.join(map(str, grid))} with domain padding)"
-        raise ConfigError(f"model.n_modes: {list(n_modes)} Fourier modes do not fit the {stored} training grid{padded}, "
-                          f"which holds at most {most_modes(grid)}; the missing modes' weights would never train and "
-                          f"would act untrained on finer grids; lower model.n_modes or train on a finer grid")
+        raise ConfigError(f"model.n_modes: {list(n_modes)} Fourier modes do not fit the {stored} training "
+                          f"grid{padded}, which holds at most {most_modes(grid)}; the missing modes' weights would "
+                          f"never train and would act untrained on finer grids; lower model.n_modes or train on a "
+                          f"finer grid")
 
 
 def preflight(module: nn.Module, inputs: list[np.ndarray], model_config: dict) -> None:

@@ -169,8 +169,9 @@ def peak_memory() -> dict[str, float]:
 def build_trainer(cfg: DictConfig, resume: Resume | None = None) -> pl.Trainer:
     """The Lightning trainer with the config's callbacks and loggers, the loggers told where the run continues.
 
-    pdeop's own keys of the ``trainer`` node (``trainer.compile``, ...) are not the Trainer's: ``accelerate`` applies them.
-    A checkpoint monitor still ``auto`` (a config composed outside ``train``, as the benchmarks do) is resolved here.
+    pdeop's own keys of the ``trainer`` node (``trainer.compile``, ...) are not the Trainer's: ``accelerate`` applies
+    them. A checkpoint monitor still ``auto`` (a config composed outside ``train``, as the benchmarks do) is resolved
+    here.
     """
     choose_selection(cfg)
     loggers = list(instantiate(cfg.logger).values())

@@ -40,7 +40,8 @@ def test_fno_modes_beyond_the_grid_are_refused(data_dir, tmp_path, observed):
     line = pdeop_error_line(result.stderr)
     observed(f"exit {result.returncode}: {line}")
     assert result.returncode == 2
-    assert "model.n_modes: [24, 22] Fourier modes do not fit the 17x17 training grid (21x21 with domain padding)" in line
+    assert ("model.n_modes: [24, 22] Fourier modes do not fit the 17x17 training grid "
+            "(21x21 with domain padding)") in line
     assert "at most [21, 21]" in line
     assert not (tmp_path / "run" / "checkpoints").exists()
 

@@ -291,7 +291,8 @@ def test_read_only_data_dir_with_the_dataset(tmp_path, tiny_file, observed):
     copy_of(tiny_file, tmp_path / "data")
     with read_only(tmp_path / "data") as data_dir:
         command = entry_command(["train.py"], [*TINY_DATA, *TINY_FNO, "trainer.max_epochs=1",
-                                               "+trainer.limit_train_batches=1", "test_after_fit=false"], tmp_path / "run")
+                                               "+trainer.limit_train_batches=1", "test_after_fit=false"],
+                                tmp_path / "run")
         result = run_command(command, 300, env=entry_env(data_dir))
     observed(f"exit {result.returncode}")
     assert result.returncode == 0, result.stderr[-3000:]

@@ -176,7 +176,8 @@ class ReplayBuffer(Buffer):
 
 
 class ReservoirBuffer(ReplayBuffer):
-    """Melissa's reservoir (Meyer et al., ICML 2023): every arrival is stored, over a uniformly random victim when full."""
+    """Melissa's reservoir (Meyer et al., ICML 2023): every arrival is stored, over a uniformly random victim when
+    full."""
 
     def _slot(self) -> int:
         return int(self.rng.integers(self.capacity))

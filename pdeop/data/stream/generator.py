@@ -111,7 +111,8 @@ class SolverStream:
         self.problem, self.subsample, self.settings = problem, subsample, settings
         self.seed, self.rank = seed, rank
         self.solvers = solvers or LocalSolvers()
-        self.buffer: Buffer = make_buffer(settings.buffer, settings.capacity, settings.watermark, seed=seed + 7919 * rank)
+        self.buffer: Buffer = make_buffer(settings.buffer, settings.capacity, settings.watermark,
+                                          seed=seed + 7919 * rank)
         self.next_counters = list(start_counters or [0] * settings.workers)
         if len(self.next_counters) != settings.workers:
             raise ConfigError(f"data.stream.workers: the checkpoint's stream has {len(self.next_counters)} workers, "
