@@ -84,7 +84,9 @@ def test_mgno_darcy_smooth_parameter_count():
     # instantiating the reference: 678,093. Its 3x3 prolongations onto odd grids hold 7 weights fewer per
     # channel pair than 4x4 ones: 3 of 5 prolongations x 5 layers x 24^2 x 7 = 60,480 below pdeop's default,
     # 738,573 (the reference's MgNO_DC, 4x4 kernels everywhere, at 5 layers).
-    count = lambda **kw: sum(p.numel() for p in MgNO(1, 1, channels=24, num_layers=5, **kw).parameters())
+    def count(**kw) -> int:
+        return sum(p.numel() for p in MgNO(1, 1, channels=24, num_layers=5, **kw).parameters())
+
     assert count() == 738_573
     assert count(prolongation_kernels=[3, 4, 3, 3, 4]) == count(prolongation_kernels=[3, 3, 4, 3, 4]) == 678_093
 
