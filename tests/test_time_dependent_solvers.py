@@ -1,5 +1,6 @@
 """Navier-Stokes and Burgers solvers against exact and manufactured solutions; the periodic GRF's spectrum."""
 
+import contextlib
 import math
 
 import numpy as np
@@ -9,6 +10,7 @@ import torch
 from pdeop.errors import ConfigError
 from pdeop.problems.burgers import Burgers1D, burgers_rollout
 from pdeop.problems.grf import periodic_grf
+import pdeop.problems.navier_stokes as navier_stokes_module
 from pdeop.problems.navier_stokes import NavierStokes2D, vorticity_rollout
 
 
@@ -101,6 +103,41 @@ def test_navier_stokes_batches_trajectories_independently():
     assert np.abs(single - together).max() < 1e-4 * np.abs(together).max()
     assert not np.allclose(together[:, :, 0], together[:, :, 1])  # it moves
     np.testing.assert_allclose(problem.times(), [0.1, 0.2])
+
+
+def flushing() -> bool:
+    """Whether this thread flushes subnormal floats to zero now."""
+    return (torch.tensor([1e-39], dtype=torch.float32) * 1.0).item() == 0.0
+
+
+def test_navier_stokes_flushes_subnormals_and_keeps_every_bit(monkeypatch):
+    # At nu = 1e-3 on 32x32 in float32 the de-aliased modes decay into the subnormal range after about 4,000 steps;
+    # from there each step took about 4x as long (benchmarks/subnormals.py). The solve flushes them to zero, which
+    # must not change a bit of the trajectories. Mutation checked by hand: without the flag in the solve, the
+    # in-solve check below fails.
+    problem = NavierStokes2D(resolution=32, viscosity=1e-3, final_time=5.0, record_every=2.5, dt=1e-3, device="cpu")
+    inputs = problem.sample_inputs(2, np.random.default_rng(0))
+    subnormal_seen = []
+    irfft2 = torch.fft.irfft2
+
+    def watched_irfft2(spectrum, *args, **kwargs):
+        if not subnormal_seen:
+            magnitude = torch.view_as_real(spectrum).abs()
+            if ((magnitude > 0) & (magnitude < torch.finfo(magnitude.dtype).tiny)).any():
+                subnormal_seen.append(True)
+        return irfft2(spectrum, *args, **kwargs)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(torch.fft, "irfft2", watched_irfft2)
+        patch.setattr(navier_stokes_module, "subnormals_flushed", contextlib.nullcontext)
+        unflushed = problem.solve(inputs)
+    assert subnormal_seen, "this case no longer reaches subnormals: it cannot tell a flushed solve from another"
+
+    flag_in_solve = []
+    flushed = problem.solve(inputs, progress=lambda _: flag_in_solve.append(flushing()))
+    assert flag_in_solve and all(flag_in_solve)
+    assert not flushing()  # the thread's flag is cleared after the solve
+    np.testing.assert_array_equal(flushed, unflushed)
 
 
 def test_burgers_problem_records_trajectories():

@@ -20,7 +20,14 @@ import torch
 
 from pdeop.problems.base import Progress, StepProgress
 from pdeop.problems.grf import periodic_grf
-from pdeop.problems.spectral import RecordedTimeStepping, dealias_mask, solver_device, solver_dtype, wavenumbers
+from pdeop.problems.spectral import (
+    RecordedTimeStepping,
+    dealias_mask,
+    solver_device,
+    solver_dtype,
+    subnormals_flushed,
+    wavenumbers,
+)
 
 CONTOUR_POINTS = 64
 
@@ -122,6 +129,6 @@ class Burgers1D(RecordedTimeStepping):
         device, dtype = solver_device(self.device), solver_dtype(self.precision)
         u0 = torch.as_tensor(inputs[:, 0], dtype=dtype, device=device)
         steps = StepProgress(progress, len(inputs), self.steps_per_record * self.records)
-        with torch.no_grad():
+        with torch.no_grad(), subnormals_flushed():
             trajectory = burgers_rollout(u0, self.viscosity, self.dt, self.steps_per_record, self.records, steps.step)
         return trajectory[:, None].to(torch.float32).cpu().numpy()

@@ -20,7 +20,14 @@ import torch
 
 from pdeop.problems.base import Progress, StepProgress
 from pdeop.problems.grf import periodic_grf
-from pdeop.problems.spectral import RecordedTimeStepping, dealias_mask, solver_device, solver_dtype, wavenumbers
+from pdeop.problems.spectral import (
+    RecordedTimeStepping,
+    dealias_mask,
+    solver_device,
+    solver_dtype,
+    subnormals_flushed,
+    wavenumbers,
+)
 
 Forcing = torch.Tensor | Callable[[float], torch.Tensor] | None
 
@@ -118,7 +125,7 @@ class NavierStokes2D(RecordedTimeStepping):
         w0 = torch.as_tensor(inputs[:, 0], dtype=dtype, device=device)
         forcing = torch.as_tensor(self.forcing(), dtype=dtype, device=device)
         steps = StepProgress(progress, len(inputs), self.steps_per_record * self.records)
-        with torch.no_grad():
+        with torch.no_grad(), subnormals_flushed():
             trajectory = vorticity_rollout(w0, self.viscosity, self.dt, self.steps_per_record, self.records, forcing,
                                            steps.step)
         return trajectory[:, None].to(torch.float32).cpu().numpy()

@@ -6,7 +6,9 @@ transforms are ``torch.fft`` with the last axis real (``rfft``), batched over le
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import fields
+from typing import Iterator
 
 import numpy as np
 import torch
@@ -29,6 +31,26 @@ def solver_dtype(precision: str) -> torch.dtype:
     if precision not in dtypes:
         raise ConfigError(f"data.problem.precision: expected single or double, got {precision!r}")
     return dtypes[precision]
+
+
+@contextmanager
+def subnormals_flushed() -> Iterator[None]:
+    """Within the block, this thread's CPU arithmetic flushes subnormal floats to zero (``torch.set_flush_denormal``).
+
+    A viscous spectral solve damps its highest modes towards zero, where subnormal numbers (float32: below
+    1.2e-38) make every operation on them many times slower on x86: Navier-Stokes on 32x32 at nu = 1e-3 in
+    float32 ran about 4x slower once its small scales had decayed (``benchmarks/subnormals.py``). Numbers that
+    small lie far below the rounding of the O(1) state, so the recorded trajectories stay the same bit for bit
+    (``tests/test_time_dependent_solvers.py``). The flag belongs to the calling thread and is cleared again on
+    leaving (torch cannot read it back), so nothing else in the process, training included, runs with it.
+    """
+    if not torch.set_flush_denormal(True):  # a CPU without the flag: nothing to undo
+        yield
+        return
+    try:
+        yield
+    finally:
+        torch.set_flush_denormal(False)
 
 
 def wavenumbers(s: int, dims: int, dtype: torch.dtype, device: torch.device) -> list[torch.Tensor]:
