@@ -17,21 +17,16 @@ import contextlib
 import dataclasses
 import sys
 import time
-from pathlib import Path
 from unittest import mock
 
 import numpy as np
 import torch
-from hydra import compose, initialize_config_dir
-from hydra.utils import instantiate
-
-CONF = Path(__file__).resolve().parent.parent / "pdeop" / "conf"
+from solver_cost import committed_problem  # the committed data config's problem, composed as train.py composes it
 
 
-def committed_problem(data: str, final_time: float | None):
-    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-        cfg = compose("config", overrides=[f"data={data}"])
-    problem = instantiate(cfg.data.problem)
+def problem_on_cpu(data: str, final_time: float | None):
+    """The committed data config's problem (``solver_cost.committed_problem``), on the CPU, over ``final_time``."""
+    problem = committed_problem([f"data={data}"])
     changes = {"device": "cpu"}
     if final_time is not None:
         changes |= {"final_time": final_time, "record_every": min(problem.record_every, final_time)}
@@ -59,7 +54,7 @@ def main() -> None:
     print(f"{'data':>16} {'flag':>5} {'first tenth':>12} {'last tenth':>11} {'total':>8}  CPU s; "
           f"{args.samples} trajectories, one thread, {torch.backends.cpu.get_cpu_capability()}")
     for data in args.data:
-        problem = committed_problem(data, args.final_time)
+        problem = problem_on_cpu(data, args.final_time)
         inputs = problem.sample_inputs(args.samples, np.random.default_rng(0))
         results = {}
         for flushed in (True, False):
