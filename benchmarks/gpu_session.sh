@@ -3,34 +3,39 @@
 # (benchmarks/fno_overhead.py) for data=darcy and data=darcy_fno, each with batches from a DataLoader and from
 # device-resident tensors, then pdeop with TF32 matmuls and torch.compile if time is left.
 #
-#     OUT=<results folder> [PYTHON=python] [PDEOP_DATA_DIR=<scratch>] [BUDGET_S=420] bash benchmarks/gpu_session.sh
+#     OUT=<results folder> [PYTHON=python3] [PDEOP_DATA_DIR=<scratch>] [BUDGET_S=420] bash benchmarks/gpu_session.sh
 #
+# On a lent machine without network, run benchmarks/gpu_prepare.sh here first and carry .whl and .source-manifest:
+# benchmarks/gpu_env.sh installs the wheels there and checks that pdeop imports before anything else runs.
 # Writes to $OUT: environment.txt, generate.log, <name>.json (fno_overhead's summary) and <name>.log per
 # measurement. Data are generated first (all CPU cores) into $PDEOP_DATA_DIR (default /tmp/pdeop-data; darcy_fno's
 # file is about 2 GB, so not under $OUT). Each step is cut off at what is left of BUDGET_S seconds, so partial
 # results still come back. Needs a CUDA build of torch; the figures are this GPU's and belong in experiments/README.md
-# beside the CPU ones, never mixed with them.
+# beside the CPU ones, never mixed with them. TRAINER=cpu OVERRIDES="data.n_train=40 data.n_val=10 data.n_test=10"
+# rehearses the whole script on a CPU (imports, data, each measurement's path); its figures mean nothing.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 : "${OUT:?set OUT to the folder the results go to}"
-PYTHON=${PYTHON:-python}
 BUDGET_S=${BUDGET_S:-420}
 export PDEOP_DATA_DIR=${PDEOP_DATA_DIR:-/tmp/pdeop-data}
-export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
 mkdir -p "$OUT" "$PDEOP_DATA_DIR"
 START=$(date +%s)
+TRAINER=${TRAINER:-gpu}
+read -ra EXTRA <<< "${OVERRIDES:-}"  # Hydra overrides added to every generation and measurement
+source benchmarks/gpu_env.sh > "$OUT/environment.txt" 2>&1 || { cat "$OUT/environment.txt"; exit 1; }
 left() { echo $((BUDGET_S - ($(date +%s) - START))); }
 
 {
-    date -u; git rev-parse HEAD 2>/dev/null; nvidia-smi 2>&1 | head -15
+    date -u; "$PYTHON" -c "from pdeop.provenance import git_commit; print('commit', git_commit())"
+    nvidia-smi 2>&1 | head -15
     "$PYTHON" -c "import torch; print('torch', torch.__version__, 'cuda', torch.version.cuda, torch.cuda.is_available())"
-} > "$OUT/environment.txt" 2>&1
-"$PYTHON" -c "import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)" \
+} >> "$OUT/environment.txt" 2>&1
+[ "$TRAINER" = cpu ] || "$PYTHON" -c "import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)" \
     || { echo "no CUDA device: nothing measured" | tee -a "$OUT/environment.txt"; exit 1; }
 
 WORKERS=$(( $(nproc) > 2 ? $(nproc) - 2 : 1 ))
 for data in darcy darcy_fno; do  # solved on the CPUs, once; the file is found again by its parameters' hash
-    timeout "$(left)" "$PYTHON" -m pdeop.generate data=$data data.generate_workers=$WORKERS >> "$OUT/generate.log" 2>&1 \
+    timeout "$(left)" "$PYTHON" -m pdeop.generate data=$data data.generate_workers=$WORKERS "${EXTRA[@]}" >> "$OUT/generate.log" 2>&1 \
         || echo "generation of $data failed or ran out of time" >> "$OUT/generate.log"
 done
 
@@ -38,7 +43,7 @@ measure() {  # name, then fno_overhead's arguments
     local name=$1; shift
     local budget; budget=$(left)
     if [ "$budget" -lt 30 ]; then echo "skipped $name: no time left" >> "$OUT/skipped.txt"; return; fi
-    timeout "$budget" "$PYTHON" benchmarks/fno_overhead.py --json "$OUT/$name.json" "$@" trainer=gpu > "$OUT/$name.log" 2>&1 \
+    timeout "$budget" "$PYTHON" benchmarks/fno_overhead.py --json "$OUT/$name.json" "$@" trainer=$TRAINER "${EXTRA[@]}" > "$OUT/$name.log" 2>&1 \
         || echo "$name failed or ran out of time (exit $?)" >> "$OUT/skipped.txt"
 }
 

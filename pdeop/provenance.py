@@ -1,7 +1,13 @@
-"""Where an artefact was made: the git commit of the checkout pdeop runs from, and the machine."""
+"""Where an artefact was made: the git commit of the checkout pdeop runs from, and the machine.
+
+A copy of a checkout made without its .git (rsync to a cluster, the working tree a lent GPU machine receives)
+still names its commit when the checkout wrote a source manifest (``write_manifest``) that travelled with it:
+the commit and the git hash of each tracked file, checked against the copy's files when a run asks."""
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import platform
 import subprocess
@@ -10,6 +16,7 @@ from pathlib import Path
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
+MANIFEST = ".source-manifest"  # beside pdeop/, ignored by git
 
 
 # What a run writes into the checkout and is not code: the leaderboard's records and report. A table run
@@ -19,8 +26,8 @@ OUTPUTS = ("experiments/leaderboard/records", "experiments/leaderboard/README.md
 
 
 def git_commit() -> str:
-    """HEAD of the checkout, with ``-dirty`` when tracked files other than ``OUTPUTS`` differ from it;
-    ``unknown`` outside git."""
+    """HEAD of the checkout, with ``-dirty`` when tracked files other than ``OUTPUTS`` differ from it; outside
+    git, the source manifest's commit checked the same way (``manifest_commit``)."""
     try:
         commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True,
                                 check=True).stdout.strip()
@@ -28,7 +35,50 @@ def git_commit() -> str:
                                 *(f":(exclude){path}" for path in OUTPUTS)], cwd=ROOT,
                                capture_output=True, text=True).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
+        return manifest_commit()
+    return commit + ("-dirty" if dirty else "")
+
+
+def is_output(path: str) -> bool:
+    """Whether ``path`` (relative to the checkout, with /) is one of the run's own ``OUTPUTS``."""
+    return any(path == output or path.startswith(output + "/") for output in OUTPUTS)
+
+
+def blob_hash(path: Path) -> str | None:
+    """The git object name of the file at ``path`` (what ``git hash-object`` prints), None if there is none."""
+    try:
+        content = os.readlink(path).encode() if path.is_symlink() else path.read_bytes()
+    except OSError:
+        return None
+    return hashlib.sha1(b"blob %d\0" % len(content) + content).hexdigest()
+
+
+def write_manifest(path: Path) -> None:
+    """Write HEAD's commit and its tracked files' git hashes as JSON to ``path``, for ``manifest_commit``."""
+    listing = subprocess.run(["git", "ls-tree", "-r", "-z", "HEAD"], cwd=ROOT, capture_output=True, check=True).stdout
+    files = {}
+    for entry in listing.decode().split("\0"):
+        if entry:
+            info, name = entry.split("\t", 1)
+            kind, digest = info.split()[1:]
+            if kind == "blob":  # a submodule is a commit, not a file of this tree
+                files[name] = digest
+    commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True,
+                            check=True).stdout.strip()
+    temporary = path.with_name(path.name + ".tmp")
+    temporary.write_text(json.dumps({"commit": commit, "files": files}, indent=0))
+    temporary.replace(path)
+
+
+def manifest_commit() -> str:
+    """The commit of ``ROOT/MANIFEST``, with ``-dirty`` when a file it lists, other than ``OUTPUTS``, is missing or
+    differs; ``unknown`` without a readable manifest."""
+    try:
+        manifest = json.loads((ROOT / MANIFEST).read_text())
+        commit, files = str(manifest["commit"]), dict(manifest["files"])
+    except (OSError, ValueError, KeyError, TypeError):
         return "unknown"
+    dirty = any(blob_hash(ROOT / name) != digest for name, digest in files.items() if not is_output(name))
     return commit + ("-dirty" if dirty else "")
 
 

@@ -316,3 +316,42 @@ def test_the_leaderboards_own_outputs_do_not_make_the_tree_dirty(tmp_path, monke
     assert not provenance.git_commit().endswith("-dirty")
     (tmp_path / "code.py").write_text("x = 2\n")
     assert provenance.git_commit().endswith("-dirty") and len(provenance.git_commit()) == 46
+
+
+def test_a_copy_without_git_names_its_commit_from_the_source_manifest(tmp_path, monkeypatch):
+    """A checkout copied without .git (what a lent GPU machine or an rsync to a cluster receives) names the
+    manifest's commit while its files match it, ``-dirty`` once one differs or is gone, ``unknown`` without one."""
+    import shutil
+    import subprocess
+
+    from pdeop import provenance
+
+    checkout, copy = tmp_path / "checkout", tmp_path / "copy"
+    record = checkout / "experiments" / "leaderboard" / "records" / "darcy85" / "fno.paper.json"
+    record.parent.mkdir(parents=True)
+    record.write_text("{}")
+    (checkout / "code.py").write_text("x = 1\n")
+    (checkout / "link.py").symlink_to("code.py")
+
+    def git(*args: str) -> str:
+        return subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", *args], cwd=checkout, check=True,
+                              capture_output=True, text=True).stdout.strip()
+
+    git("init", "-q")
+    git("add", ".")
+    git("commit", "-qm", "start")
+    monkeypatch.setattr(provenance, "ROOT", checkout)
+    provenance.write_manifest(checkout / provenance.MANIFEST)
+    assert provenance.blob_hash(checkout / "code.py") == git("hash-object", "code.py")
+    shutil.copytree(checkout, copy, symlinks=True, ignore=shutil.ignore_patterns(".git"))
+    monkeypatch.setattr(provenance, "ROOT", copy)
+    head = git("rev-parse", "HEAD")
+    assert provenance.git_commit() == head
+    (copy / record.relative_to(checkout)).write_text('{"measured": 0.0109}')  # the run's own output
+    assert provenance.git_commit() == head
+    (copy / "code.py").write_text("x = 2\n")
+    assert provenance.git_commit() == head + "-dirty"
+    (copy / "code.py").unlink()
+    assert provenance.git_commit() == head + "-dirty"
+    (copy / provenance.MANIFEST).unlink()
+    assert provenance.git_commit() == "unknown"
