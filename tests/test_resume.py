@@ -3,6 +3,7 @@
 import csv
 import errno
 import os
+import threading
 
 import pytest
 import torch
@@ -10,7 +11,7 @@ import torch
 from pdeop.errors import ConfigError
 from pdeop.io import UnwritablePathError
 from pdeop.training.callbacks import RunCheckpoint, rerooted
-from pdeop.training.checkpoint_io import AtomicCheckpointIO
+from pdeop.training.checkpoint_io import AtomicCheckpointIO, BackgroundCheckpointIO
 from pdeop.training.loggers import CSVHistoryLogger
 from pdeop.training.resume import check_resumable
 from pdeop.training.run import write_yaml
@@ -110,3 +111,34 @@ def test_checkpoint_writes_are_atomic_and_a_full_disk_is_one_error(tmp_path, mon
     monkeypatch.undo()
     assert [p.name for p in path.parent.iterdir()] == ["last.ckpt"]
     assert io.load_checkpoint(path)["epoch"] == 0
+
+
+def test_background_checkpoints_are_snapshots_written_in_order_and_errors_surface(tmp_path):
+    """The file holds the weights as they were when saved, a removal waits for the write queued before it (the
+    new best is on disk before the old one goes), at most ``pending`` writes are in flight, and a failed write
+    is raised on the training thread."""
+    gate = threading.Event()
+    inner = AtomicCheckpointIO()
+    write = inner.save_checkpoint
+    inner.save_checkpoint = lambda checkpoint, path, options=None: gate.wait(30) and write(checkpoint, path, options)
+    io = BackgroundCheckpointIO(inner, pending=2)
+    weights, old_best, best = torch.ones(3), tmp_path / "best-000.ckpt", tmp_path / "best-001.ckpt"
+    AtomicCheckpointIO().save_checkpoint({"epoch": 0, "w": torch.zeros(3)}, old_best)
+
+    io.save_checkpoint({"epoch": 1, "w": weights}, best)
+    weights += 1  # the next optimiser step, in place
+    io.remove_checkpoint(old_best)
+    third = threading.Thread(target=io.save_checkpoint, args=({"epoch": 1, "w": weights}, tmp_path / "last.ckpt"))
+    third.start()
+    third.join(0.5)
+    assert third.is_alive() and old_best.is_file() and not best.exists()  # two in flight: the third waits
+    gate.set()
+    third.join(30)
+    loaded = io.load_checkpoint(best)  # a read waits for every write
+    assert loaded["w"].tolist() == [1.0, 1.0, 1.0] and not old_best.exists()
+    assert io.load_checkpoint(tmp_path / "last.ckpt")["w"].tolist() == [2.0, 2.0, 2.0]
+
+    (tmp_path / "file").write_text("not a directory")
+    io.save_checkpoint({"epoch": 2}, tmp_path / "file" / "last.ckpt")
+    with pytest.raises(UnwritablePathError, match="checkpoint .*last.ckpt' not written"):
+        io.teardown()

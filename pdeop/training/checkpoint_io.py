@@ -17,12 +17,15 @@ import contextlib
 import errno
 import io
 import os
+import threading
 import uuid
 from pathlib import Path
 from typing import Any, Callable
 
 import torch
 from lightning_fabric.plugins.io.torch_io import TorchCheckpointIO
+from lightning_utilities.core.apply_func import apply_to_collection
+from pytorch_lightning.plugins.io import AsyncCheckpointIO
 
 from pdeop.data.datamodule import upgrade_checkpoint
 from pdeop.io import UnwritablePathError
@@ -71,11 +74,58 @@ class AtomicCheckpointIO(TorchCheckpointIO):
         except OSError as exc:
             raise write_error(path, exc) from exc
         finally:
-            tmp.unlink(missing_ok=True)
+            with contextlib.suppress(OSError):  # its folder may not even be one (a file in the way)
+                tmp.unlink(missing_ok=True)
 
     def load_checkpoint(self, path, map_location: Callable | None = lambda storage, loc: storage,
                         weights_only: bool | None = None) -> dict[str, Any]:
         return upgrade_checkpoint(super().load_checkpoint(path, map_location=map_location, weights_only=True))
+
+
+class BackgroundCheckpointIO(AsyncCheckpointIO):
+    """Checkpoints written by a background thread, so that an epoch's checkpoint does not stall training.
+
+    Serialising, writing and syncing a checkpoint takes tens of milliseconds (36 ms for FNO's 14 MB on a
+    2-core VM), which on a GPU is a share of a short epoch that a plain loop does not pay. Lightning's
+    ``AsyncCheckpointIO`` does the writing in a thread; this adds what a run that must lose nothing needs:
+    the snapshot is a copy in host memory, taken on the training thread before the next step changes the
+    weights (no extra GPU memory); removals wait behind the writes queued before them, so a new best
+    checkpoint is on disk before the previous one is deleted; at most ``pending`` checkpoints are in flight
+    (a slow disk holds training back instead of piling up copies); a read waits for the writes. Each write
+    is ``AtomicCheckpointIO``'s. A failed write raises its error at the next checkpoint operation or when
+    the trainer tears down (the end of fit, test, or an interruption), which also waits for every write.
+    """
+
+    def __init__(self, checkpoint_io: TorchCheckpointIO | None = None, pending: int = 2) -> None:
+        super().__init__(checkpoint_io or AtomicCheckpointIO())
+        self._slots = threading.BoundedSemaphore(pending)
+
+    def save_checkpoint(self, checkpoint: dict[str, Any], path, storage_options: Any = None) -> None:
+        snapshot = apply_to_collection(checkpoint, torch.Tensor, lambda t: t.detach().to("cpu", copy=True))
+        self._submit(self.checkpoint_io.save_checkpoint, snapshot, path, storage_options)
+
+    def remove_checkpoint(self, path) -> None:
+        self._submit(self.checkpoint_io.remove_checkpoint, path)
+
+    def load_checkpoint(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        self.teardown()  # every write done (the executor starts again with the next one)
+        return self.checkpoint_io.load_checkpoint(*args, **kwargs)
+
+    def _submit(self, operation: Callable, *args: Any) -> None:
+        if self._error:
+            raise self._error
+        self._ensure_setup()
+        self._slots.acquire()
+
+        def job() -> None:
+            try:
+                operation(*args)
+            except BaseException as exc:  # kept for the training thread, which raises it
+                self._error = self._error or exc
+            finally:
+                self._slots.release()
+
+        self._executor.submit(job)
 
 
 def sync_directory(directory: Path) -> None:

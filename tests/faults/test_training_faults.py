@@ -70,8 +70,15 @@ def per_epoch(run_dir: Path) -> dict[tuple[str, int], float]:
 
 
 def epoch_logged(run_dir: Path, epoch: int) -> bool:
-    """Whether epoch ``epoch`` has logged its training loss, which Lightning does just after saving its checkpoint."""
+    """Whether epoch ``epoch`` has logged its training loss, which Lightning does just after handing its checkpoint
+    to the background writer (``BackgroundCheckpointIO``): the file may still be on its way."""
     return any(row.get("epoch") == str(epoch) and row.get("train/loss") for row in rows(run_dir))
+
+
+def epoch_saved(run_dir: Path, epoch: int) -> bool:
+    """Whether last.ckpt holds epoch ``epoch`` or a later one (it is replaced atomically, so always readable)."""
+    path = run_dir / "checkpoints" / "last.ckpt"
+    return path.is_file() and load(path)["epoch"] >= epoch
 
 
 def load(path: Path) -> dict:
@@ -106,7 +113,7 @@ def reference(tmp_path_factory, data_dir) -> Path:
 @pytest.mark.parametrize("epoch", [0, 1])
 def test_kill_9_and_the_same_command_continue_exactly(reference, data_dir, tmp_path, observed, epoch):
     run_dir = tmp_path / "run"
-    kill_when(start(command(run_dir), entry_env(data_dir)), lambda: epoch_logged(run_dir, epoch))
+    kill_when(start(command(run_dir), entry_env(data_dir)), lambda: epoch_saved(run_dir, epoch))
     before = per_epoch(run_dir)
     result = succeeded(run(command(run_dir), data_dir))
     assert "resuming from" in output(result)
@@ -114,6 +121,22 @@ def test_kill_9_and_the_same_command_continue_exactly(reference, data_dir, tmp_p
     assert before.items() <= per_epoch(run_dir).items()
     observed(f"killed with epochs {sorted({e for _, e in before})} logged; rerun exit 0, "
              f"{len(per_epoch(run_dir))} per-epoch values, all equal to the uninterrupted run's; weights identical")
+
+
+@pytest.mark.fault("kill -9 of train.py as soon as epoch 1 has logged, its checkpoint perhaps still being written in "
+                   "the background, then the same command again",
+                   "continues from whichever checkpoint is on disk (never a partial one): exit 0, one row set per "
+                   "epoch, final weights bit-identical to an uninterrupted run")
+def test_kill_9_while_a_checkpoint_is_written_continues_exactly(reference, data_dir, tmp_path, observed):
+    run_dir = tmp_path / "run"
+    kill_when(start(command(run_dir), entry_env(data_dir)), lambda: epoch_logged(run_dir, 1))
+    on_disk = load(run_dir / "checkpoints" / "last.ckpt")["epoch"] if epoch_saved(run_dir, 0) else None
+    result = succeeded(run(command(run_dir), data_dir))
+    assert ("resuming from" in output(result)) == (on_disk is not None)
+    assert "auto_resume:" not in output(result)  # no checkpoint found damaged
+    assert_continues_reference(run_dir, reference)
+    observed(f"killed with last.ckpt at epoch {on_disk}; rerun exit 0, {len(per_epoch(run_dir))} per-epoch values, "
+             f"all equal to the uninterrupted run's; weights identical")
 
 
 @pytest.mark.fault("last.ckpt cut in half (other checkpoints intact), then the run started again",
@@ -234,7 +257,7 @@ def test_moved_run_directory_resumes(reference, data_dir, tmp_path, observed):
 def test_tensorboard_and_wandb_history_survive_a_kill(data_dir, tmp_path, observed):
     run_dir = tmp_path / "run"
     loggers = "logger=[csv,tensorboard,wandb]"
-    kill_when(start(command(run_dir, loggers), entry_env(data_dir)), lambda: epoch_logged(run_dir, 0))
+    kill_when(start(command(run_dir, loggers), entry_env(data_dir)), lambda: epoch_saved(run_dir, 0))
     succeeded(run(command(run_dir, loggers), data_dir))
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
