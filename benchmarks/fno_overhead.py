@@ -40,7 +40,7 @@ from omegaconf import DictConfig, OmegaConf
 from pdeop.conf import CONF
 from pdeop.data.sampling import training_sampler
 from pdeop.pretrained.build import model_from_config
-from pdeop.training.acceleration import Acceleration, accelerate
+from pdeop.training.acceleration import Acceleration, accelerate, compile_network
 from pdeop.training.operator_module import OperatorModule
 from pdeop.training.run import build_module, build_trainer
 
@@ -81,7 +81,7 @@ def plain_loop(cfg: DictConfig, datamodule, device: torch.device, resident: bool
     acceleration = Acceleration.of(cfg.trainer)
     torch.set_float32_matmul_precision(acceleration.matmul_precision)
     if acceleration.compile:
-        model.compile(**acceleration.compile_options)
+        compile_network(model, acceleration.compile_options)
     optimizer = instantiate(cfg.optim)(model.parameters())
     scheduler = instantiate(cfg.scheduler.fn)(optimizer)
     loss_fn = instantiate(cfg.loss)

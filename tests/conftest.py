@@ -107,6 +107,17 @@ def run_entry(script: list[str], overrides: list[str], run_dir: Path, data_dir: 
     return result
 
 
+@pytest.fixture(autouse=True)
+def neuralop_einsum():
+    """A compiling run routes tensorly's einsum to torch.einsum for the rest of its process
+    (``pdeop.training.acceleration.traceable_contractions``); the next test gets neuralop's opt_einsum back, as a
+    fresh process has it."""
+    yield
+    plugins = sys.modules.get("tensorly.plugins")
+    if plugins is not None and "neuralop" in sys.modules and plugins.PREVIOUS_EINSUM is None:
+        plugins.use_opt_einsum("optimal")
+
+
 @pytest.fixture(scope="session")
 def data_dir(tmp_path_factory) -> Path:
     return tmp_path_factory.mktemp("data")

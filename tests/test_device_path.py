@@ -30,7 +30,7 @@ from pdeop.data.sampling import DeviceBatches
 from pdeop.errors import ConfigError, user_error_of
 from pdeop.models import MgNO, T1
 from pdeop.pretrained import load_pretrained
-from pdeop.training.acceleration import check_precision, spectral_arithmetic
+from pdeop.training.acceleration import check_precision, spectral_arithmetic, traceable_contractions
 from pdeop.training.run import train
 
 # the tiny Darcy set with 64 training samples in batches of 12: a short last batch every epoch
@@ -222,6 +222,23 @@ def test_compiled_training_keeps_the_checkpoint_keys_and_loads_as_a_pretrained_m
     assert not any("_orig_mod" in key for key in keys)
     operator = load_pretrained(compiled / "checkpoints" / "last.ckpt")
     assert operator.model.fno_blocks is not None
+
+
+def test_compiling_traces_fno_as_one_graph_and_computes_the_same():
+    """neuralop's opt_einsum contractions break Dynamo's graph at each spectral layer (16 graphs, each block
+    specialised on its index); a compiling run routes them through torch.einsum: one graph, the same outputs."""
+    from neuralop.models import FNO
+
+    torch.manual_seed(0)
+    model = FNO(n_modes=(8, 8), in_channels=1, out_channels=1, hidden_channels=8, n_layers=4, domain_padding=0.1,
+                fno_skip="linear", use_channel_mlp=False)
+    x = torch.randn(2, 1, 21, 21)
+    before = torch._dynamo.explain(model)(x)
+    expected = model(x)
+    traceable_contractions()
+    after = torch._dynamo.explain(model)(x)
+    assert before.graph_break_count > 0 and (after.graph_count, after.graph_break_count) == (1, 0)
+    torch.testing.assert_close(model(x), expected, rtol=1e-5, atol=1e-6)
 
 
 def test_a_compile_failure_is_one_line_naming_the_switch(data_dir, tmp_path):

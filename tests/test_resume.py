@@ -139,6 +139,10 @@ def test_background_checkpoints_are_snapshots_written_in_order_and_errors_surfac
     assert io.load_checkpoint(tmp_path / "last.ckpt")["w"].tolist() == [2.0, 2.0, 2.0]
 
     (tmp_path / "file").write_text("not a directory")
-    io.save_checkpoint({"epoch": 2}, tmp_path / "file" / "last.ckpt")
-    with pytest.raises(UnwritablePathError, match="checkpoint .*last.ckpt' not written"):
+    gate.clear()
+    io.save_checkpoint({"epoch": 2}, tmp_path / "file" / "best-002.ckpt")
+    io.remove_checkpoint(best)  # queued behind the write that will fail: must not run
+    gate.set()
+    with pytest.raises(UnwritablePathError, match="checkpoint .*best-002.ckpt' not written"):
         io.teardown()
+    assert best.is_file()

@@ -111,14 +111,30 @@ def check_precision(model: nn.Module, inputs: list[np.ndarray], precision: str |
                           f"keep trainer.precision=32-true, and use trainer.matmul_precision=high for TF32 matmuls")
 
 
+def traceable_contractions() -> None:
+    """Route tensorly's einsum (neuralop's spectral contractions) to ``torch.einsum``, which Dynamo traces.
+
+    neuralop switches tensorly to opt_einsum when imported; its Python-level dispatch (a thread id, a cache)
+    breaks Dynamo's graph at every contraction: FNO's forward becomes 16 graphs with 15 breaks, each block's
+    frame specialised on the block's index, past torch.compile's recompile limit once train and eval, and each
+    grid, have their own. Through ``torch.einsum`` it is one graph. Nothing is lost: ``torch.einsum`` orders
+    a contraction of several operands with opt_einsum itself (``torch.backends.opt_einsum``). Only compiling
+    runs switch, so eager runs compute exactly as before.
+    """
+    import tensorly.plugins
+
+    tensorly.plugins.use_default_einsum()
+
+
 def compile_network(model: nn.Module, options: dict) -> None:
-    """``torch.compile`` ``model`` in place, its state-dict keys unchanged; refuse options torch.compile does not
-    take."""
+    """``torch.compile`` ``model`` in place, its state-dict keys unchanged, its tensorly contractions traceable
+    (``traceable_contractions``); refuse options torch.compile does not take."""
     valid = [name for name in inspect.signature(torch.compile).parameters if name != "model"]
     unknown = sorted(set(options) - set(valid))
     if unknown:
         raise ConfigError(f"trainer.compile_options.{unknown[0]}: not an argument of torch.compile; valid keys: "
                           f"{', '.join(valid)}")
+    traceable_contractions()
     try:
         model.compile(**options)
     except (RuntimeError, TypeError, ValueError) as exc:

@@ -92,8 +92,9 @@ class BackgroundCheckpointIO(AsyncCheckpointIO):
     weights (no extra GPU memory); removals wait behind the writes queued before them, so a new best
     checkpoint is on disk before the previous one is deleted; at most ``pending`` checkpoints are in flight
     (a slow disk holds training back instead of piling up copies); a read waits for the writes. Each write
-    is ``AtomicCheckpointIO``'s. A failed write raises its error at the next checkpoint operation or when
-    the trainer tears down (the end of fit, test, or an interruption), which also waits for every write.
+    is ``AtomicCheckpointIO``'s. After a failed write the operations queued behind it are dropped (the files
+    stay as they were before it), and its error is raised at the next checkpoint operation or when the
+    trainer tears down (the end of fit, test, or an interruption), which also waits for every write.
     """
 
     def __init__(self, checkpoint_io: TorchCheckpointIO | None = None, pending: int = 2) -> None:
@@ -119,9 +120,10 @@ class BackgroundCheckpointIO(AsyncCheckpointIO):
 
         def job() -> None:
             try:
-                operation(*args)
+                if self._error is None:  # after a failed write nothing more: no removal of the best it replaced
+                    operation(*args)
             except BaseException as exc:  # kept for the training thread, which raises it
-                self._error = self._error or exc
+                self._error = exc
             finally:
                 self._slots.release()
 
