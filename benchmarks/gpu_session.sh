@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # One short GPU session (about 6 minutes on an H100): pdeop's training throughput against a plain PyTorch loop
 # (benchmarks/fno_overhead.py) for data=darcy and data=darcy_fno, each with batches from a DataLoader and from
-# device-resident tensors, then pdeop with TF32 matmuls and torch.compile if time is left.
+# device-resident tensors, then pdeop with TF32 matmuls, torch.compile and CUDA graphs as far as time allows.
 #
 #     OUT=<results folder> [PYTHON=python3] [PDEOP_DATA_DIR=<scratch>] [BUDGET_S=420] bash benchmarks/gpu_session.sh
 #
@@ -55,4 +55,7 @@ measure darcy_fno_tf32 --epochs 10 --repeats 1 --variants plain_resident,pdeop_r
     trainer.matmul_precision=high
 measure darcy_fno_compile --epochs 10 --repeats 1 --variants plain_resident,pdeop_resident data=darcy_fno \
     trainer.matmul_precision=high trainer.compile=true
+# the most launch-bound case with CUDA graphs (compiled FNO is one graph since traceable_contractions)
+measure darcy_compile_cudagraphs --epochs 20 --repeats 1 --variants plain_resident,pdeop_resident data=darcy \
+    trainer.matmul_precision=high trainer.compile=true trainer.compile_options.mode=reduce-overhead
 echo "done in $(( $(date +%s) - START )) s" >> "$OUT/environment.txt"
