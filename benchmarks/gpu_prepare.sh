@@ -24,7 +24,9 @@ if [ -n "$(git status --porcelain --untracked-files=no)" ]; then
 fi
 rm -rf .whl && mkdir .whl
 for name in "${MISSING[@]}"; do
-    version=$("$PYTHON" -c "from importlib.metadata import version; print(version('$name'))")
+    version=$("$PYTHON" -c "from importlib.metadata import version; print(version('$name'))" 2>/dev/null) || {
+        echo "gpu_prepare: $name is not installed for $PYTHON: run it from pdeop's environment" \
+             "(pip install -e '.[test]', or PYTHON=<its python>)" >&2; exit 1; }
     # binary first (tornado is compiled); a pure-Python sdist (antlr4's only form) is built into a wheel here
     "$PYTHON" -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
         --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 \
