@@ -22,16 +22,19 @@ if [ -n "$(git status --porcelain --untracked-files=no)" ]; then
     echo "gpu_prepare: the checkout has uncommitted changes; commit them first, so that records name a commit" >&2
     exit 1
 fi
-rm -rf .whl && mkdir .whl
-for name in "${MISSING[@]}"; do
-    version=$("$PYTHON" -c "from importlib.metadata import version; print(version('$name'))" 2>/dev/null) || {
+declare -A VERSION
+for name in "${MISSING[@]}"; do  # the versions installed here, all found before anything is replaced
+    VERSION[$name]=$("$PYTHON" -c "from importlib.metadata import version; print(version('$name'))" 2>/dev/null) || {
         echo "gpu_prepare: $name is not installed for $PYTHON: run it from pdeop's environment" \
              "(pip install -e '.[test]', or PYTHON=<its python>)" >&2; exit 1; }
+done
+rm -rf .whl && mkdir .whl
+for name in "${MISSING[@]}"; do
     # binary first (tornado is compiled); a pure-Python sdist (antlr4's only form) is built into a wheel here
     "$PYTHON" -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
         --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 \
-        -d .whl "$name==$version" 2>/dev/null \
-        || "$PYTHON" -m pip wheel -q --no-deps -w .whl "$name==$version"
+        -d .whl "$name==${VERSION[$name]}" 2>/dev/null \
+        || "$PYTHON" -m pip wheel -q --no-deps -w .whl "$name==${VERSION[$name]}"
 done
 "$PYTHON" -c "from pathlib import Path; from pdeop.provenance import write_manifest; write_manifest(Path('.source-manifest'))"
 tree=$(git ls-files -z | xargs -0 du -cb | tail -1 | cut -f1)
