@@ -9,6 +9,8 @@
 # Run benchmarks/gpu_prepare.sh here first and carry .whl and .source-manifest: records must name a clean commit,
 # so a copy whose files differ from the manifest's commit stops before anything runs. FNO on darcy85 (the
 # default) takes about 2 minutes of generation on 14 cores and 6 of H100 training (1500 samples/s, 500 epochs).
+# A call cut off by its time limit leaves the run in /tmp/pdeop-runs on the machine, which stays warm for 30 s:
+# the same command at once continues it from its last checkpoint (its record then says resumed_from_epoch).
 # Writes to $OUT: environment.txt, generate.log, train.log and records/<table>/<cell>.paper.json, to be copied into
 # experiments/leaderboard/records/ before `python -m pdeop.leaderboard report`.
 # TRAINER=cpu OVERRIDES="trainer.max_epochs=2 data.n_train=40 data.n_val=10 data.n_test=10" rehearses it on a CPU:
