@@ -20,27 +20,19 @@ cd "$(dirname "$0")/.."
 : "${OUT:?set OUT to the folder the results go to}"
 TABLE=${TABLE:-darcy85}
 read -ra CELLS <<< "${CELLS:-fno}"
-TRAINER=${TRAINER:-gpu}
-read -ra EXTRA <<< "${OVERRIDES:-}"
 export PDEOP_DATA_DIR=${PDEOP_DATA_DIR:-/tmp/pdeop-data}
 mkdir -p "$OUT" "$PDEOP_DATA_DIR"
 source benchmarks/gpu_env.sh > "$OUT/environment.txt" 2>&1 || { cat "$OUT/environment.txt"; exit 1; }
-
-commit=$("$PYTHON" -c "from pdeop.provenance import git_commit; print(git_commit())")
-{ date -u; echo "commit $commit"; nvidia-smi 2>&1 | head -15; } >> "$OUT/environment.txt"
-if [ "$TRAINER" != cpu ]; then
-    case $commit in
-        unknown|*-dirty) echo "gpu_paper_tier: the records would name commit '$commit', not a clean one: commit, run" \
+if [ "$TRAINER" = cpu ]; then
+    EXTRA+=(trainer=cpu)
+else
+    case $COMMIT in
+        unknown|*-dirty) echo "gpu_paper_tier: the records would name commit '$COMMIT', not a clean one: commit, run" \
                               "benchmarks/gpu_prepare.sh and carry .source-manifest" | tee -a "$OUT/environment.txt"
                          exit 1 ;;
     esac
-    "$PYTHON" -c "import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)" \
-        || { echo "no CUDA device: nothing trained" | tee -a "$OUT/environment.txt"; exit 1; }
-else
-    EXTRA+=(trainer=cpu)
 fi
 
-WORKERS=$(( $(nproc) > 2 ? $(nproc) - 2 : 1 ))
 for cell in "${CELLS[@]}"; do  # each cell's data, solved once on the CPUs; training finds the file by its hash
     "$PYTHON" -m pdeop.generate "+experiment=$TABLE/$cell" "data.generate_workers=$WORKERS" "${EXTRA[@]}" \
         >> "$OUT/generate.log" 2>&1 || { echo "generation for $TABLE/$cell failed: see generate.log"; exit 1; }

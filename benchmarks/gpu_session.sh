@@ -20,20 +20,9 @@ BUDGET_S=${BUDGET_S:-420}
 export PDEOP_DATA_DIR=${PDEOP_DATA_DIR:-/tmp/pdeop-data}
 mkdir -p "$OUT" "$PDEOP_DATA_DIR"
 START=$(date +%s)
-TRAINER=${TRAINER:-gpu}
-read -ra EXTRA <<< "${OVERRIDES:-}"  # Hydra overrides added to every generation and measurement
 source benchmarks/gpu_env.sh > "$OUT/environment.txt" 2>&1 || { cat "$OUT/environment.txt"; exit 1; }
 left() { echo $((BUDGET_S - ($(date +%s) - START))); }
 
-{
-    date -u; "$PYTHON" -c "from pdeop.provenance import git_commit; print('commit', git_commit())"
-    nvidia-smi 2>&1 | head -15
-    "$PYTHON" -c "import torch; print('torch', torch.__version__, 'cuda', torch.version.cuda, torch.cuda.is_available())"
-} >> "$OUT/environment.txt" 2>&1
-[ "$TRAINER" = cpu ] || "$PYTHON" -c "import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)" \
-    || { echo "no CUDA device: nothing measured" | tee -a "$OUT/environment.txt"; exit 1; }
-
-WORKERS=$(( $(nproc) > 2 ? $(nproc) - 2 : 1 ))
 for data in darcy darcy_fno; do  # solved on the CPUs, once; the file is found again by its parameters' hash
     timeout "$(left)" "$PYTHON" -m pdeop.generate data=$data data.generate_workers=$WORKERS "${EXTRA[@]}" >> "$OUT/generate.log" 2>&1 \
         || echo "generation of $data failed or ran out of time" >> "$OUT/generate.log"

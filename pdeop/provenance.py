@@ -25,15 +25,18 @@ OUTPUTS = ("experiments/leaderboard/records", "experiments/leaderboard/README.md
            "experiments/leaderboard/results.csv")
 
 
+def git_output(*args: str, check: bool = True) -> str:
+    """What ``git <args>`` prints, run in the checkout."""
+    return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, check=check).stdout
+
+
 def git_commit() -> str:
     """HEAD of the checkout, with ``-dirty`` when tracked files other than ``OUTPUTS`` differ from it; outside
     git, the source manifest's commit checked the same way (``manifest_commit``)."""
     try:
-        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True,
-                                check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", ".",
-                                *(f":(exclude){path}" for path in OUTPUTS)], cwd=ROOT,
-                               capture_output=True, text=True).stdout.strip()
+        commit = git_output("rev-parse", "HEAD").strip()
+        dirty = git_output("status", "--porcelain", "--untracked-files=no", "--", ".",
+                           *(f":(exclude){path}" for path in OUTPUTS), check=False).strip()
     except (OSError, subprocess.CalledProcessError):
         return manifest_commit()
     return commit + ("-dirty" if dirty else "")
@@ -55,16 +58,14 @@ def blob_hash(path: Path) -> str | None:
 
 def write_manifest(path: Path) -> None:
     """Write HEAD's commit and its tracked files' git hashes as JSON to ``path``, for ``manifest_commit``."""
-    listing = subprocess.run(["git", "ls-tree", "-r", "-z", "HEAD"], cwd=ROOT, capture_output=True, check=True).stdout
     files = {}
-    for entry in listing.decode().split("\0"):
+    for entry in git_output("ls-tree", "-r", "-z", "HEAD").split("\0"):
         if entry:
             info, name = entry.split("\t", 1)
             kind, digest = info.split()[1:]
             if kind == "blob":  # a submodule is a commit, not a file of this tree
                 files[name] = digest
-    commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True,
-                            check=True).stdout.strip()
+    commit = git_output("rev-parse", "HEAD").strip()
     temporary = path.with_name(path.name + ".tmp")
     temporary.write_text(json.dumps({"commit": commit, "files": files}, indent=0))
     temporary.replace(path)
