@@ -23,6 +23,9 @@ def test_auto_resume_continues_further_but_refuses_another_setting(tmp_path):
     write_yaml(config, tmp_path / "config_resolved.yaml")
     check_resumable({**config, "trainer": {"max_epochs": 100}, "paths": {"output_dir": "b"},
                      "data": {"data_dir": "b", "n_train": 200}}, tmp_path)  # further, from another place
+    # checkpoints written another way since the run began (the background writer became the default)
+    writer = [{"_target_": "pdeop.training.checkpoint_io.BackgroundCheckpointIO", "pending": 2}]
+    check_resumable({**config, "trainer": {"max_epochs": 20, "plugins": writer}}, tmp_path)
     with pytest.raises(ConfigError, match=r"data.n_train \(200 -> 1000\)"):
         check_resumable({**config, "data": {"data_dir": "a", "n_train": 1000}}, tmp_path)
     with pytest.raises(ConfigError, match=r"holds a run of another setting \(optim.lr \(0.001 -> 0.0005\)\); "
