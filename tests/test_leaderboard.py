@@ -355,3 +355,23 @@ def test_a_copy_without_git_names_its_commit_from_the_source_manifest(tmp_path, 
     assert provenance.git_commit() == head + "-dirty"
     (copy / provenance.MANIFEST).unlink()
     assert provenance.git_commit() == "unknown"
+
+
+def test_a_source_tree_reports_the_version_its_pyproject_names(tmp_path):
+    """Records from a copy that was never installed (a lent GPU machine's) carry the code's version, not a
+    placeholder; a pyproject of another project, an unreadable one or none leaves the installed version."""
+    import tomllib
+
+    import pdeop
+
+    assert pdeop.__version__ == tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
+    package = tmp_path / "pdeop"
+    package.mkdir()
+    (tmp_path / "pyproject.toml").write_text('[project]\nname = "pdeop"\nversion = "9.8.7"\n')
+    assert pdeop.source_version(package) == "9.8.7"
+    (tmp_path / "pyproject.toml").write_text('[project]\nname = "other"\nversion = "1.0"\n')
+    assert pdeop.source_version(package) is None
+    (tmp_path / "pyproject.toml").write_text('[project\nname = "pdeop"\n')
+    assert pdeop.source_version(package) is None
+    (tmp_path / "pyproject.toml").unlink()
+    assert pdeop.source_version(package) is None
