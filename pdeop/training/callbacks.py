@@ -6,6 +6,7 @@ import math
 import os
 import re
 import time
+import warnings
 from pathlib import Path
 
 import matplotlib.image
@@ -34,7 +35,33 @@ class RunCheckpoint(ModelCheckpoint):
         old = state_dict.get("dirpath")
         if old and self.dirpath and old != self.dirpath:
             state_dict = rerooted(state_dict, old, self.dirpath, self.PATH_KEYS)
+        if self.dirpath:
+            state_dict = confined(state_dict, self.dirpath, self.PATH_KEYS)
         super().load_state_dict(state_dict)
+
+
+def confined(state: dict, dirpath: str, keys: tuple[str, ...]) -> dict:
+    """``state`` without the checkpoint paths that are not files under ``dirpath`` (symbolic links resolved).
+
+    Lightning deletes a superseded checkpoint by the path its state recorded, recursively, and checks only that the
+    path's text starts with its folder; a checkpoint from elsewhere (``ckpt_path=``, a file dropped into a run)
+    could name ``<dirpath>/../..`` or a link out of it. Such entries are dropped, with a warning: never deleted.
+    """
+    root = os.path.realpath(dirpath)
+
+    def inside(path: str) -> bool:
+        real = os.path.realpath(path)
+        return real != root and os.path.commonpath([root, real]) == root and not os.path.isdir(real)
+
+    paths = [state.get(key) or "" for key in keys] + list(state.get("best_k_models", {}))
+    outside = sorted({path for path in paths if path and not inside(path)})
+    if not outside:
+        return state
+    warnings.warn(f"checkpoint state names files outside '{dirpath}' (not tracked, never deleted): "
+                  f"{', '.join(map(repr, outside))}", stacklevel=2)
+    return {**state, **{key: "" for key in keys if state.get(key) in outside},
+            "best_k_models": {path: score for path, score in state.get("best_k_models", {}).items()
+                              if path not in outside}}
 
 
 def rerooted(state: dict, old: str, new: str, keys: tuple[str, ...]) -> dict:

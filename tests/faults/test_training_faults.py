@@ -310,3 +310,37 @@ def test_read_only_run_directory_default_config(data_dir, tmp_path, observed):
     line = pdeop_error_line(result.stderr)
     assert str(run_dir) in line and "hydra.run.dir" in line
     observed(f"exit 2: {line}")
+
+
+def escaping(checkpoint: dict, dirpath: Path, victim_file: Path, victim_dir: Path) -> dict:
+    """``checkpoint`` whose checkpoint callbacks' records name ``victim_file`` (by ``..``) and ``victim_dir``
+    (by a link in ``dirpath``) as their superseded files, with a score every new checkpoint beats."""
+    climb = str(dirpath) + "/.." * len(dirpath.parts) + str(victim_file)
+    (dirpath / "old-best.ckpt").symlink_to(victim_dir)
+    for key, state in checkpoint["callbacks"].items():
+        if key.startswith("RunCheckpoint"):
+            by_link = str(dirpath / "old-best.ckpt")
+            state.update(dirpath=str(dirpath), best_model_path=climb, kth_best_model_path=by_link,
+                         last_model_path=climb, best_k_models={climb: torch.tensor(float("inf")),
+                                                               by_link: torch.tensor(float("inf"))},
+                         kth_value=torch.tensor(float("inf")), best_model_score=torch.tensor(float("inf")))
+    return checkpoint
+
+
+@pytest.mark.fault("train.py ckpt_path= a checkpoint whose checkpoint callbacks name a file outside the run (by "
+                   "'..') and a folder (by a link in checkpoints/) as superseded checkpoints",
+                   "trains on; both stay where they were (Lightning deletes a superseded checkpoint recursively); "
+                   "a warning names them")
+def test_a_checkpoints_record_cannot_delete_files_outside_its_folder(reference, data_dir, tmp_path, observed):
+    run_dir, victim_file, victim_dir = tmp_path / "run", tmp_path / "victim.txt", tmp_path / "victim-dir"
+    victim_file.write_text("keep")
+    victim_dir.mkdir()
+    (victim_dir / "data.txt").write_text("keep")
+    (run_dir / "checkpoints").mkdir(parents=True)
+    given = tmp_path / "given.ckpt"
+    checkpoint = torch.load(reference / "checkpoints" / "last.ckpt", weights_only=True)
+    torch.save(escaping(checkpoint, run_dir / "checkpoints", victim_file, victim_dir), given)
+    result = succeeded(run(command(run_dir, f"ckpt_path={given}", epochs=EPOCHS + 1), data_dir))
+    assert victim_file.read_text() == "keep" and (victim_dir / "data.txt").read_text() == "keep"
+    assert "names files outside" in output(result)
+    observed("exit 0; both left in place; warned: checkpoint state names files outside the run's checkpoints/")
