@@ -13,15 +13,20 @@ from omegaconf import DictConfig
 from pdeop.conf import CONFIG_PATH
 from pdeop.errors import report_user_errors
 from pdeop.io import atomic_path
-from pdeop.pretrained.bundle import FILES, MANIFEST, write_bundle
+from pdeop.pretrained.bundle import FILES, MANIFEST, replaceable, write_bundle
 from pdeop.pretrained.card import model_card
-from pdeop.pretrained.checkpoint import load_checkpoint
+from pdeop.pretrained.checkpoint import CheckpointError, load_checkpoint
 from pdeop.pretrained.load import load_source, resolve
+
+
+def archive_path(bundle: Path) -> Path:
+    """Where the archive of the bundle directory ``bundle`` goes: ``<bundle>.tar.gz`` beside it."""
+    return bundle.with_name(bundle.name + ".tar.gz")
 
 
 def write_archive(bundle: Path) -> Path:
     """``<bundle>.tar.gz`` with the bundle's files under one top directory, byte-identical on every export."""
-    archive = bundle.with_name(bundle.name + ".tar.gz")
+    archive = archive_path(bundle)
     with atomic_path(archive) as tmp:
         # the name gzip records is the archive's (less .gz), not the temporary's random one
         with open(tmp, "wb") as raw, gzip.GzipFile(archive.name, mode="wb", fileobj=raw, mtime=0) as zipped:
@@ -38,6 +43,11 @@ def export(ckpt: str, out: str | Path, name: str | None = None, description: str
            overwrite: bool = False) -> str:
     """Write the model ``ckpt`` refers to as a bundle at ``out`` (and ``<out>.tar.gz``); returns the bundle digest."""
     out = Path(out)
+    if out.exists() or out.is_symlink():  # refused before the model is loaded
+        replaceable(out, overwrite)
+    if archive and archive_path(out).exists() and not overwrite:
+        raise CheckpointError(f"out: '{archive_path(out)}' already exists; choose another out, pass archive=false or "
+                              f"overwrite=true")
     source = resolve(ckpt)
     module = load_source(source)
     epoch = step = None

@@ -169,6 +169,29 @@ def test_export_refuses_to_overwrite_a_bundle_in_one_line(exported, data_dir, tm
     assert {p.name: p.stat().st_mtime_ns for p in bundle.iterdir()} == before
 
 
+def test_overwrite_replaces_a_bundle_and_nothing_else(exported, tmp_path):
+    """``overwrite=true`` replaces a bundle directory whole, but refuses a folder that is no bundle (it would have
+    been deleted) and, without it, an archive already at ``<out>.tar.gz``."""
+    best, _ = exported
+    project = tmp_path / "project"
+    (project / "src").mkdir(parents=True)
+    (project / "src" / "main.py").write_text("keep")
+    with pytest.raises(CheckpointError, match=r"'.*project' is not a pdeop bundle \(it holds src\); overwrite=true"):
+        export(str(best), project, overwrite=True)
+    assert (project / "src" / "main.py").read_text() == "keep"
+
+    bundle = tmp_path / "tiny"
+    digest = export(str(best), bundle)
+    shutil.rmtree(bundle)
+    archive = archive_of(bundle)
+    archive.write_bytes(b"someone's archive")
+    with pytest.raises(CheckpointError, match=r"'.*tiny.tar.gz' already exists; choose another out"):
+        export(str(best), bundle)
+    assert archive.read_bytes() == b"someone's archive" and not bundle.exists()
+    assert export(str(best), bundle, overwrite=True) == digest
+    assert export(str(best), bundle, overwrite=True) == digest  # over a bundle: replaced
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["project", "tiny", "tiny.tar.gz"]  # nothing set aside left
+
 def test_a_registered_bundle_is_fetched_once_and_then_used_offline(exported, use_registry, tmp_path):
     _, bundle = exported
     served = tmp_path / "served"
@@ -265,6 +288,14 @@ def test_an_archive_member_that_could_write_outside_is_refused_and_nothing_is_wr
     assert not any((tmp_path / "cache").iterdir())
     assert (tmp_path / "victim").read_text() == "precious" and (tmp_path / "victim").stat().st_nlink == 1
 
+
+@pytest.mark.parametrize("name", ["../../escaped/x", "/abs/x", ".hidden", "a/b"])
+def test_a_registry_name_that_is_not_a_plain_name_is_refused(use_registry, tmp_path, name):
+    """The name is the cache folder's: one with a separator or leading dot could unpack outside the cache."""
+    use_registry(name, "x.tar.gz", "0" * 64)
+    with pytest.raises(RegistryError, match=r"registry '.*registry.yaml': entry name .* is not a plain name"):
+        load_pretrained("fno-darcy")
+    assert not (tmp_path / "cache").exists()
 
 def test_a_stored_config_naming_other_code_is_refused(exported, tmp_path):
     _, bundle = exported

@@ -118,8 +118,8 @@ def write_bundle(module: TrainedOperator, out: str | Path, card: str, overwrite:
     leaves nothing half-written.
     """
     out = Path(out)
-    if out.exists() and not overwrite:
-        raise CheckpointError(f"out: '{out}' already exists; choose another directory or pass overwrite=true")
+    if out.exists() or out.is_symlink():
+        replaceable(out, overwrite)
     config = portable_config(module.config)
     config["model"] = constructor_config(config["model"])
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -134,12 +134,28 @@ def write_bundle(module: TrainedOperator, out: str | Path, card: str, overwrite:
         (staging / MANIFEST).write_text(manifest_text(staging))
         for path in (staging, *staging.iterdir()):  # mkdtemp's 0700 would hide a shared cache from the group
             path.chmod((0o777 if path.is_dir() else 0o666) & ~UMASK)
+        previous = Path(tempfile.mkdtemp(prefix=f".{out.name}.previous.", dir=out.parent))
         if out.exists():
-            shutil.rmtree(out)
+            os.replace(out, previous / out.name)  # set aside, so that out is always one whole bundle or absent
         os.replace(staging, out)
+        shutil.rmtree(previous)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return bundle_digest(out)
+
+
+def replaceable(out: Path, overwrite: bool) -> None:
+    """Refuse to replace ``out`` unless ``overwrite`` is set and it is a bundle directory (only a bundle's files)."""
+    if not overwrite:
+        raise CheckpointError(f"out: '{out}' already exists; choose another directory or pass overwrite=true")
+    if out.is_symlink() or not out.is_dir():
+        raise CheckpointError(f"out: '{out}' is not a directory; overwrite=true replaces only a pdeop bundle")
+    foreign = sorted(path.name for path in out.iterdir() if path.name not in (*FILES, MANIFEST) or path.is_dir())
+    if foreign or not (out / MANIFEST).is_file():
+        held = f"it holds {', '.join(foreign[:5])}{', ...' if len(foreign) > 5 else ''}" if foreign else \
+            f"it has no {MANIFEST}"
+        raise CheckpointError(f"out: '{out}' is not a pdeop bundle ({held}); overwrite=true replaces only a bundle, "
+                              f"choose another directory")
 
 
 def read_bundle(directory: str | Path, expected_digest: str | None = None) -> TrainedOperator:
