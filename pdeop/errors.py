@@ -11,6 +11,7 @@ import sys
 from typing import Callable, TypeVar
 
 from hydra.errors import InstantiationException
+from omegaconf.errors import InterpolationResolutionError, MissingMandatoryValue
 
 T = TypeVar("T")
 
@@ -31,11 +32,23 @@ class NonFiniteLossError(PdeopError):
     """Training produced a NaN or infinite loss."""
 
 
+def config_value_error(exc: MissingMandatoryValue | InterpolationResolutionError) -> ConfigError:
+    """One line for a value the composed config leaves unset (``???``) or cannot resolve (``${oc.env:UNSET}``)."""
+    key = exc.full_key or "a config value"
+    if isinstance(exc, MissingMandatoryValue):
+        return ConfigError(f"{key}: required and not given; pass {key}=<value> on the command line")
+    reason = (exc.msg or str(exc)).splitlines()[0]
+    return ConfigError(f"{key}: its interpolation does not resolve ({reason})")
+
+
 def user_error_of(exc: BaseException) -> PdeopError | None:
-    """The PdeopError behind ``exc``, looking through Hydra's instantiation wrappers."""
+    """The PdeopError behind ``exc``, looking through Hydra's instantiation wrappers; an unset or unresolvable config
+    value is one as well."""
     while exc is not None:
         if isinstance(exc, PdeopError):
             return exc
+        if isinstance(exc, (MissingMandatoryValue, InterpolationResolutionError)):
+            return config_value_error(exc)
         if not isinstance(exc, InstantiationException):
             return None
         exc = exc.__cause__ or exc.__context__

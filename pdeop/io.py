@@ -42,18 +42,55 @@ def writable_directory(path: str | Path, moved_by: str) -> Path:
     return path
 
 
+def writable_file(path: str | Path, key: str) -> Path:
+    """Prove, before the work that produces it, that the file at ``path`` (the value of ``key``) can be written
+    through ``atomic_path``: its folder writable, no folder in its place, its temporary's name not too long."""
+    path = Path(path)
+    writable_directory(path.parent, f"{key}=")
+    if path.is_dir():
+        raise UnwritablePathError(f"{key}: '{path}' is a directory; give the file to write")
+    limit = name_limit(path.parent) - TEMPORARY_AFFIX
+    if len(os.fsencode(path.name)) > limit:
+        raise UnwritablePathError(f"{key}: the file name '{path.name[:40]}...' is {len(os.fsencode(path.name))} "
+                                  f"bytes; at most {limit} fit in '{path.parent}' (a temporary beside it is named "
+                                  f"{TEMPORARY_AFFIX} bytes longer)")
+    return path
+
+
 def check_writable_place(path: str | Path, moved_by: str) -> None:
     """Prove that ``path`` could be written, creating nothing: a file is tried in it, or in its nearest existing
-    parent."""
+    parent, and the folders still to be made have names the file system takes."""
     path = Path(path).absolute()
-    existing = path
-    while not existing.exists():
-        existing = existing.parent
+    existing = nearest_existing(path)
+    too_long = [part for part in path.relative_to(existing).parts if len(os.fsencode(part)) > name_limit(existing)]
+    if too_long:
+        raise UnwritablePathError(f"'{path}': the name '{too_long[0][:40]}...' is {len(os.fsencode(too_long[0]))} "
+                                  f"bytes, more than the {name_limit(existing)} a name may have there; set {moved_by} "
+                                  f"to a shorter path")
     try:
         with tempfile.TemporaryFile(dir=existing):
             pass
     except OSError as exc:
         raise unwritable(path, exc, moved_by) from exc
+
+
+def nearest_existing(path: Path) -> Path:
+    """``path`` or its nearest parent that exists (a name too long to look up counts as absent)."""
+    while True:
+        try:
+            if path.exists():
+                return path
+        except OSError:
+            pass
+        path = path.parent
+
+
+def name_limit(directory: Path) -> int:
+    """The longest file name, in bytes, the file system of ``directory`` takes (255 where it cannot say)."""
+    try:
+        return os.pathconf(directory, "PC_NAME_MAX")
+    except (OSError, ValueError):
+        return 255
 
 
 def unwritable(path: Path, exc: OSError, moved_by: str) -> UnwritablePathError:
@@ -81,11 +118,11 @@ class WritableRunDirectory(Callback):
 
 def free_bytes(path: str | Path) -> int:
     """Bytes free to this user on the file system holding ``path`` (the nearest existing parent)."""
-    path = Path(path).absolute()
-    while not path.exists():
-        path = path.parent
-    stats = os.statvfs(path)
+    stats = os.statvfs(nearest_existing(Path(path).absolute()))
     return stats.f_bavail * stats.f_frsize
+
+
+TEMPORARY_AFFIX = len("." + "." + "12345678" + ".tmp")  # atomic_path's temporary: .<name>.<8 random>.tmp
 
 
 @contextmanager

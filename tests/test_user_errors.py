@@ -92,3 +92,34 @@ def test_transformed_space_loss_with_a_model_that_has_none(train):
     assert_clean_error(result, "loss:", "model.transform=dct", "loss=rel_l2")
     result, _ = train("loss=rel_l2_transformed", check=False)
     assert_clean_error(result, "loss:", "FNO predicts on the grid")
+
+
+@pytest.mark.parametrize("script, overrides, message", [
+    (["evaluate.py"], [], "pdeop error: ckpt: required and not given; pass ckpt=<value> on the command line"),
+    (["predict.py"], [], "pdeop error: ckpt: required and not given; pass ckpt=<value> on the command line"),
+    (["-m", "pdeop.export"], ["ckpt=fno-darcy"], "pdeop error: out: required and not given; pass out=<value>"),
+    (["train.py"], ["data=from_file"], "pdeop error: data.path: required and not given; pass data.path=<value>"),
+    (["evaluate.py"], ["ckpt=fno-darcy", "out=${oc.env:PDEOP_TEST_UNSET}"],
+     "pdeop error: out: its interpolation does not resolve (KeyError raised while resolving interpolation: "
+     "\"Environment variable 'PDEOP_TEST_UNSET' not found\")"),
+])
+def test_a_value_left_unset_or_unresolvable_is_one_line(script, overrides, message, data_dir, tmp_path):
+    result = run_entry(script, overrides, tmp_path / "run", data_dir, check=False)
+    assert_clean_error(result, message)
+
+
+@pytest.mark.parametrize("script", ["evaluate.py", "predict.py"])
+def test_an_out_that_cannot_be_written_is_refused_before_the_work(script, data_dir, tmp_path):
+    """A folder in the way, or a name whose temporary (14 bytes longer) the file system would refuse: both were a
+    traceback after the whole evaluation had run."""
+    (tmp_path / "folder").mkdir()
+    result = run_entry([script], ["ckpt=fno-darcy", f"out={tmp_path / 'folder'}"], tmp_path / "run", data_dir,
+                       check=False)
+    assert_clean_error(result, f"pdeop error: out: '{tmp_path / 'folder'}' is a directory; give the file to write")
+    name = "x" * 245
+    result = run_entry([script], ["ckpt=fno-darcy", f"out={tmp_path / name}"], tmp_path / "run", data_dir,
+                       check=False)
+    assert_clean_error(result, "pdeop error: out: the file name 'xxxx", "is 245 bytes; at most 241 fit in")
+    result = run_entry([script], ["ckpt=fno-darcy", f"out={tmp_path / 'e.json'}"], tmp_path / ("y" * 300) / "run",
+                       data_dir, check=False)
+    assert_clean_error(result, "is 300 bytes, more than the 255 a name may have there; set hydra.run.dir")

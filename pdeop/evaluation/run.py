@@ -16,7 +16,7 @@ from pdeop.errors import ConfigError
 from pdeop.evaluation.metrics import evaluate_fields
 from pdeop.evaluation.plots import plot_error_by_resolution, plot_sample
 from pdeop.evaluation.predict import write_predictions
-from pdeop.io import atomic_path, writable_directory
+from pdeop.io import atomic_path, writable_file
 from pdeop.pretrained.load import load_source, resolve
 
 
@@ -70,8 +70,7 @@ def evaluate(cfg: DictConfig) -> dict:
 
     Writes ``cfg.out`` (JSON) and, beside it, ``error_by_resolution.png``.
     """
-    out = Path(cfg.out)
-    writable_directory(out.parent, "out=")
+    out = writable_file(cfg.out, "out")
     module, _, datamodule, stored = open_run(cfg)
     results = {res: evaluate_fields(module, task_fields(datamodule, stored, cfg.split, res), datamodule.periodic)
                for res in stored.resolutions(cfg.split)}
@@ -86,7 +85,7 @@ def evaluate(cfg: DictConfig) -> dict:
 
 def predict(cfg: DictConfig) -> Path:
     """Write the predictions of ``cfg.ckpt`` on one stored grid to ``cfg.out`` (NetCDF) and plot chosen samples."""
-    writable_directory(Path(cfg.out).parent, "out=")
+    writable_file(cfg.out, "out")
     module, source, datamodule, stored = open_run(cfg)
     resolutions = stored.resolutions(cfg.split)
     resolution = cfg.resolution if cfg.resolution is not None else resolutions[-1]
