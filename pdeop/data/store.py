@@ -258,7 +258,7 @@ class DatasetFile:
                     split: sorted(int(r) for r in f[split].keys()) for split in f.keys()
                 }
                 self._check_shapes(f)
-        except (OSError, KeyError, ValueError) as exc:
+        except (OSError, KeyError, ValueError, TypeError, AttributeError, RuntimeError) as exc:  # h5py's, wrong kinds
             raise DataFileError(
                 f"dataset file '{self.path}' is not a readable pdeop dataset ({exc}); "
                 + regenerate_hint(self.path)
@@ -314,7 +314,7 @@ class DatasetFile:
                     subsample=int(group.attrs["subsample"]),
                     times=group["t"][()] if "t" in group else None,
                 )
-        except (OSError, KeyError) as exc:
+        except (OSError, KeyError, ValueError, TypeError, RuntimeError) as exc:
             raise DataFileError(
                 f"dataset file '{self.path}' could not be read at '{split}/{resolution}' ({exc}); "
                 + regenerate_hint(self.path)
@@ -341,6 +341,12 @@ def check_group(path: Path, group: h5py.Group, where: str, resolution: int, chan
     for name in ("inputs", "outputs"):
         if name not in group:
             refuse(name, "missing")
+        if not isinstance(group.get(name, getlink=True), h5py.HardLink):  # pdeop stores data, never links
+            refuse(name, "a link, not data stored in the file")
+        if group.get(name, getclass=True) is not h5py.Dataset:
+            refuse(name, "not a dataset")
+        if group[name].dtype.kind != "f":
+            refuse(name, f"dtype {group[name].dtype}, not floating point")
     inputs, outputs = group["inputs"].shape, group["outputs"].shape
     axes = coordinate_names(group)
     if not axes:

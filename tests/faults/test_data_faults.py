@@ -328,6 +328,45 @@ def test_disagreeing_shapes_are_refused_at_open(tmp_path, case, observed):
     assert str(path) in str(caught.value) and f"split '{where}' field '{field}'" in str(caught.value)
 
 
+
+def edit_attr(name: str, value) -> Callable[[h5py.File, Path], None]:
+    def edit(f: h5py.File, folder: Path) -> None:
+        f.attrs[name] = value
+    return edit
+
+
+def external_inputs(f: h5py.File, folder: Path) -> None:
+    del f["train/9/inputs"]
+    f["train/9/inputs"] = h5py.ExternalLink(str(folder / "elsewhere.h5"), "inputs")
+
+
+WRONG_KINDS = {
+    "seed attribute is an array": edit_attr("seed", np.arange(3)),
+    "params attribute is a number": edit_attr("params", 7),
+    "input_names attribute is a number": edit_attr("input_names", 3),
+    "split is a dataset": lambda f, folder: (f.__delitem__("val"), f.create_dataset("val", data=np.zeros(3))),
+    "train/9 inputs is a group": lambda f, folder: (f["train/9"].__delitem__("inputs"),
+                                                    f["train/9"].create_group("inputs")),
+    "train/9 inputs are strings": lambda f, folder: replace(f["train/9"], "inputs",
+                                                            np.full((4, 1, 9, 9), b"a", dtype="S1")),
+    "train/9 inputs an external link to a missing file": external_inputs,
+    "train/9 subsample attribute is the string 'three'": lambda f, folder: f["train/9"].attrs.__setitem__(
+        "subsample", "three"),
+}
+
+
+@pytest.mark.fault("a pdeop file whose {case}", "DataFileError naming the file, no traceback (an attribute or object "
+                   "of another kind was a TypeError, AttributeError or RuntimeError)")
+@pytest.mark.parametrize("case", list(WRONG_KINDS))
+def test_objects_of_the_wrong_kind_are_one_error(tmp_path, case, observed):
+    path = generate(tiny_spec(), tmp_path, progress=False)
+    with h5py.File(path, "r+") as f:
+        WRONG_KINDS[case](f, tmp_path)
+    with pytest.raises(DataFileError) as caught:
+        DatasetFile(path).read("train", 9)
+    observed(str(caught.value))
+    assert str(path) in str(caught.value) and "\n" not in str(caught.value)
+
 @pytest.mark.fault("{value} in {split}/{field} sample 5 of the stored file", "train.py exits 2 before training, "
                    "one line naming file, split, field and sample")
 @pytest.mark.parametrize(("split", "field", "value"), [("test", "outputs", "nan"), ("train", "inputs", "inf")])
