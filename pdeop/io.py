@@ -6,6 +6,7 @@ from __future__ import annotations
 import errno
 import hashlib
 import os
+import re
 import sys
 import tempfile
 from contextlib import contextmanager
@@ -138,6 +139,13 @@ def atomic_path(path: Path) -> Iterator[Path]:
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def refused_global(exc: Exception) -> str | None:
+    """The Python global (``module.name``) that made ``torch.load(weights_only=True)`` refuse a file, if that was
+    why: the file holds code or objects, not only tensors."""
+    found = re.search(r"GLOBAL ([\w.]+)", str(exc))
+    return found.group(1) if found else None
 
 
 def file_sha256(path: str | Path) -> str:

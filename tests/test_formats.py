@@ -154,6 +154,17 @@ def test_neuralop_pt_bool_coefficient(tmp_path):
     np.testing.assert_array_equal(fields.outputs[:, 0], y[:3, ::2, ::2])
 
 
+def test_a_legacy_pickle_pt_of_tensors_is_read_whole(tmp_path):
+    """Files saved before torch's zip format cannot be memory-mapped; they are read whole, still tensors only."""
+    path = tmp_path / "darcy_train_16.pt"
+    x, y = write_neuralop_pt(path, N, (X, Y))
+    stored = torch.load(path, weights_only=True)
+    torch.save(stored, path, _use_new_zipfile_serialization=False)
+    assert path.read_bytes()[:2] != b"PK"
+    fields = open_dataset(path).read(slice(0, 3))
+    np.testing.assert_array_equal(fields.inputs[:, 0], x[:3])
+    np.testing.assert_array_equal(fields.outputs[:, 0], y[:3])
+
 def test_npz_named_arrays_with_axes_and_coordinates(tmp_path):
     a = pattern(N, 2, None, (X, Y))
     u = pattern(N, 1, T, (X, Y))[:, 0]  # [N, T, X, Y]
@@ -363,7 +374,8 @@ def run_tool(monkeypatch, capsys, *args: str) -> str:
     try:
         describe_main()
     except SystemExit as exc:
-        return str(exc.code)
+        assert exc.code == 2
+        return capsys.readouterr().err.rstrip("\n")
     return capsys.readouterr().out
 
 

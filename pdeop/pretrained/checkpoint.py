@@ -9,13 +9,13 @@ run config (``pdeop_config``) and the normaliser statistics, which is all a rebu
 from __future__ import annotations
 
 import pickle
-import re
 from pathlib import Path
 
 import torch
 from torch import nn
 
 from pdeop.errors import PdeopError
+from pdeop.io import refused_global
 
 
 class CheckpointError(PdeopError):
@@ -36,12 +36,6 @@ def checkpoint_format(path: Path) -> str | None:
     if head == ZIP_MAGIC:
         return "zip"
     return "pickle" if head[:2] in PICKLE_MAGIC else None
-
-
-def refused_global(exc: pickle.UnpicklingError) -> str | None:
-    """The Python global (``module.name``) that made ``weights_only`` loading refuse the file, if that was why."""
-    found = re.search(r"GLOBAL ([\w.]+)", str(exc))
-    return found.group(1) if found else None
 
 
 def read_weights_only(path: Path, kind: str) -> object:

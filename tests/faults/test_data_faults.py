@@ -406,3 +406,66 @@ def test_split_files_with_other_channel_counts_are_refused(tmp_path, observed):
         module.setup("fit")
     observed(str(caught.value))
     assert "test.npz" in str(caught.value) and "split 'test' field 'inputs'" in str(caught.value)
+
+
+class Touch:
+    """Pickles as a call of ``os.system`` that creates the marker: what unpickling code means."""
+
+    def __init__(self, marker: Path):
+        self.marker = marker
+
+    def __reduce__(self):
+        return os.system, (f"touch {self.marker}",)
+
+
+def pdebench_with(path: Path, build: Callable[[h5py.File], None]) -> None:
+    """A 1D PDEBench file (``tensor`` [2 samples, 3 times, 8 cells] and its coordinates) whose ``tensor`` ``build``
+    writes."""
+    with h5py.File(path, "w") as f:
+        f["x-coordinate"] = (np.arange(8) + 0.5) / 8
+        f["t-coordinate"] = np.arange(4) * 0.1
+        build(f)
+
+
+COMMUNITY_FILES = {
+    ".pt whose keys are numbers": ("x.pt", lambda p, m: torch.save({1: torch.ones(2, 8, 8), 2: torch.ones(2, 8, 8)}, p),
+                                   "named by strings"),
+    ".pt holding a sparse tensor": ("x.pt", lambda p, m: torch.save({"x": torch.eye(8).to_sparse(),
+                                                                     "y": torch.ones(8, 8)}, p), "dense tensors"),
+    ".pt of complex tensors": ("x.pt", lambda p, m: torch.save({"x": torch.ones(2, 8, 8, dtype=torch.cfloat),
+                                                                "y": torch.ones(2, 8, 8)}, p), "complex values"),
+    "legacy (pickle) .pt holding code": ("x.pt", lambda p, m: torch.save(Touch(m), p,
+                                                                         _use_new_zipfile_serialization=False),
+                                         "holds Python objects"),
+    ".npz of complex arrays": ("x.npz", lambda p, m: np.savez(p, x=np.ones((2, 8, 8), "c8"), y=np.ones((2, 8, 8))),
+                               "complex values"),
+    "PDEBench file whose tensor is a group": ("x.h5", lambda p, m: pdebench_with(
+        p, lambda f: f.create_group("tensor")), "could not be read"),
+    "PDEBench file whose tensor is a link to itself": ("x.h5", lambda p, m: pdebench_with(
+        p, lambda f: f.__setitem__("tensor", h5py.SoftLink("/tensor"))), "could not be read"),
+    "PDEBench file whose tensor holds strings": ("x.h5", lambda p, m: pdebench_with(
+        p, lambda f: f.create_dataset("tensor", data=np.full((2, 3, 8), b"a", "S1"))), "not numbers"),
+    "PDEBench file whose tensor is a virtual dataset of a missing file": ("x.h5", lambda p, m: pdebench_with(
+        p, lambda f: f.create_virtual_dataset("tensor", virtual_layout(p.parent / "gone.h5"))),
+        "source file"),
+}
+
+
+def virtual_layout(source: Path) -> h5py.VirtualLayout:
+    layout = h5py.VirtualLayout(shape=(2, 3, 8), dtype="f4")
+    layout[:] = h5py.VirtualSource(str(source), "tensor", shape=(2, 3, 8))
+    return layout
+
+
+@pytest.mark.fault("python -m pdeop.data.formats <a {case}>", "exit 2, one pdeop error line naming the file; no "
+                   "traceback, nothing unpickled, no imaginary part dropped or zeros read in silence")
+@pytest.mark.parametrize("case", list(COMMUNITY_FILES))
+def test_a_strange_community_file_is_one_line(tmp_path, case, observed):
+    name, build, reason = COMMUNITY_FILES[case]
+    path, marker = tmp_path / name, tmp_path / "MARKER"
+    build(path, marker)
+    result = run_command([sys.executable, "-m", "pdeop.data.formats", str(path)], 120)
+    line = pdeop_error_line(result.stderr)
+    assert result.returncode == 2 and str(path) in line and reason in line, line
+    assert not marker.exists()
+    observed(f"exit 2: {line}")

@@ -10,13 +10,11 @@ folder of each split (The Well's ``data/{train,valid,test}``) and ``open_splits`
 
 from __future__ import annotations
 
-import zipfile
 from pathlib import Path
 
 import h5py
-from scipy.io.matlab import MatReadError
 
-from pdeop.data.formats.dataset import DatasetCollection, ExternalDataset
+from pdeop.data.formats.dataset import UNREADABLE, DatasetCollection, ExternalDataset, first_line
 from pdeop.data.formats.matlab import read_matlab
 from pdeop.data.formats.pdebench import read_pdebench
 from pdeop.data.formats.tensors import read_named_arrays
@@ -29,7 +27,6 @@ FORMATS = ("mat", "pdebench", "the_well", "pt", "npz")
 SUFFIXES = {".mat": "mat", ".pt": "pt", ".pth": "pt", ".npz": "npz"}
 DATA_SUFFIXES = (".h5", ".hdf5", *SUFFIXES)
 WELL_SPLITS = {"train": "train", "val": "valid", "test": "test"}  # split -> The Well's folder under data/
-UNREADABLE = (OSError, ValueError, KeyError, IndexError, TypeError, EOFError, zipfile.BadZipFile, MatReadError)
 
 
 def detect_format(path: Path) -> str:
@@ -148,10 +145,9 @@ def open_file(path: Path, format: str, inputs: str | None, outputs: str | None, 
         if fmt == "pdebench":
             return read_pdebench(path, periodic)
         return read_the_well(path, fields, periodic)
-    except UNREADABLE as exc:  # truncated downloads, corrupt files: the libraries' errors rarely name the file
-        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    except UNREADABLE as exc:
         raise DataFileError(f"'{path}' could not be read as {format if format != 'auto' else 'a dataset'} "
-                            f"(truncated or corrupt?): {reason}") from exc
+                            f"(truncated or corrupt?): {first_line(exc)}") from exc
 
 
 __all__ = ["FORMATS", "DatasetCollection", "ExternalDataset", "detect_format", "open_dataset", "open_splits",

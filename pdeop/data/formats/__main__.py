@@ -16,7 +16,7 @@ from hydra.errors import HydraException
 
 from pdeop.data.formats import FORMATS, DatasetCollection, ExternalDataset, open_splits, split_paths
 from pdeop.data.formats.dataset import AXES_EXAMPLE
-from pdeop.errors import ConfigError, PdeopError
+from pdeop.errors import ConfigError, report_user_errors
 
 
 def parse_axes(text: str | None) -> dict | None:
@@ -51,6 +51,7 @@ def describe_one(dataset: ExternalDataset | DatasetCollection) -> str:
     return dataset.describe() + (f"\n  attributes: {json.dumps(attrs)}" if attrs else "")
 
 
+@report_user_errors
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("path", help="a dataset file, a folder of files, or The Well's dataset folder")
@@ -59,11 +60,8 @@ def main() -> None:
     parser.add_argument("--outputs", help="the output array's key (data.outputs)")
     parser.add_argument("--axes", help=f"axis names of the arrays (data.axes), e.g. '{AXES_EXAMPLE}'")
     args = parser.parse_args()
-    try:
-        print(describe(args.path, format=args.format, inputs=args.inputs, outputs=args.outputs,
-                       axes=parse_axes(args.axes)))
-    except PdeopError as exc:
-        raise SystemExit(f"error: {exc}") from None
+    print(describe(args.path, format=args.format, inputs=args.inputs, outputs=args.outputs,
+                   axes=parse_axes(args.axes)))
 
 
 if __name__ == "__main__":

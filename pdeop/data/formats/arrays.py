@@ -121,7 +121,7 @@ class GroupStack:
     def __init__(self, file, groups: Sequence[str], key: str):
         self.file, self.groups, self.key = file, list(groups), key
         first = file[f"{self.groups[0]}/{key}"]
-        self.shape = (len(self.groups), *first.shape)
+        self.shape, self.dtype = (len(self.groups), *first.shape), first.dtype
 
     def __getitem__(self, index: tuple) -> np.ndarray:
         samples, rest = index[0], tuple(index[1:])

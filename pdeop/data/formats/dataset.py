@@ -10,16 +10,24 @@ where the data came from.
 
 from __future__ import annotations
 
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
+import h5py
 import numpy as np
+from scipy.io.matlab import MatReadError
 
 from pdeop.data.formats.arrays import StoredArray, first_bad_sample
 from pdeop.data.store import FieldSet
 from pdeop.errors import DataFileError
 
+# What the libraries raise on a truncated, corrupt or strangely built file (h5py's RuntimeError: a link loop, a
+# missing link target; a group where an array should be; torch's NotImplementedError: a sparse tensor; a layout
+# with an axis short of what it needs): the messages rarely name the file, so it is refused in one line that does.
+UNREADABLE = (OSError, ValueError, KeyError, IndexError, TypeError, AttributeError, RuntimeError, NotImplementedError,
+              StopIteration, EOFError, zipfile.BadZipFile, MatReadError)
 ARRAY_FORMATS = ("mat", "pt", "npz")  # named arrays: data.axes names their axes, data.periodic places their nodes
 AXES_EXAMPLE = "{inputs: [sample, channel, x, y], outputs: [sample, time, x, y]}"
 
@@ -67,6 +75,35 @@ def check_subsample(path: Path, key: str, axis: str, n: int, r: int, boundary_no
     raise DataFileError(f"'{path}' key '{key}': subsampling factor {r} does not divide axis {axis} of {assumed}{hint}")
 
 
+def first_line(exc: BaseException) -> str:
+    """An exception's message in one line, or its type where it has none."""
+    return str(exc).splitlines()[0] if str(exc).strip() else type(exc).__name__
+
+
+def check_dtype(path: Path, array: StoredArray) -> None:
+    """Refuse values that are no real numbers: complex ones (their imaginary part would be dropped without a
+    word), strings, records, objects."""
+    dtype = np.dtype(getattr(array.source, "dtype", np.float32))
+    if dtype.kind == "c":
+        raise DataFileError(f"'{path}' key '{array.where}': complex values ({dtype}); pdeop trains on real fields, "
+                            f"so store the real and imaginary parts as two channels")
+    if dtype.kind not in "fiub":
+        raise DataFileError(f"'{path}' key '{array.where}': values of dtype {dtype}, not numbers")
+
+
+def check_virtual_sources(path: Path, array: StoredArray) -> None:
+    """Refuse an HDF5 virtual dataset whose source files are missing: HDF5 would serve its fill value (zeros) in
+    their place without a word."""
+    source = array.source
+    if not isinstance(source, h5py.Dataset) or not source.is_virtual:
+        return
+    for mapping in source.virtual_sources():
+        name = mapping.file_name
+        if name != "." and not any((where / name).is_file() for where in (path.parent, Path.cwd())):
+            raise DataFileError(f"'{path}' key '{array.where}': a virtual dataset whose source file '{name}' is "
+                                f"missing (HDF5 would read zeros in its place)")
+
+
 @dataclass
 class ExternalDataset:
     """One file in a community format, seen as canonical inputs, outputs, coordinates and times.
@@ -92,6 +129,9 @@ class ExternalDataset:
     close: Callable[[], None] = lambda: None
 
     def __post_init__(self) -> None:
+        for array in (*self.inputs, *self.outputs):
+            check_dtype(self.path, array)
+            check_virtual_sources(self.path, array)
         self.n_samples = self._check_samples()
         self._check_grids()
         if self.times is not None:
@@ -181,7 +221,11 @@ class ExternalDataset:
         def stack(arrays: list[StoredArray], **steps) -> np.ndarray:
             parts = []
             for array in arrays:
-                part = array.read(samples, subsample, **steps)
+                try:
+                    part = array.read(samples, subsample, **steps)
+                except UNREADABLE as exc:
+                    raise DataFileError(f"'{self.path}' key '{array.where}' could not be read (truncated or "
+                                        f"corrupt?): {first_line(exc)}") from exc
                 bad = first_bad_sample(part)
                 if bad is not None:
                     raise DataFileError(f"'{self.path}' key '{array.where}': NaN or Inf in sample {indices[bad]}")

@@ -12,6 +12,7 @@ where the file has them, otherwise nodes on [0, 1].
 
 from __future__ import annotations
 
+import pickle
 import zipfile
 from pathlib import Path
 
@@ -19,17 +20,20 @@ import numpy as np
 import torch
 
 from pdeop.data.formats.arrays import SPACE, StoredArray
-from pdeop.data.formats.dataset import ExternalDataset, grid_coordinates
+from pdeop.data.formats.dataset import ExternalDataset, first_line, grid_coordinates
 from pdeop.data.formats.matlab import choose_keys, name_axes, output_times
 from pdeop.errors import DataFileError
+from pdeop.io import refused_global
 
 
 class TensorView:
-    """A torch tensor sliced like a NumPy array, as float32 (neuraloperator stores Darcy's coefficient as bool)."""
+    """A torch tensor sliced like a NumPy array, as float32 (neuraloperator stores Darcy's coefficient as bool);
+    ``dtype`` says whether it was complex (which ``ExternalDataset`` refuses)."""
 
     def __init__(self, tensor: torch.Tensor):
         self.tensor = tensor
         self.shape = tuple(tensor.shape)
+        self.dtype = np.dtype(np.complex64 if tensor.is_complex() else np.float32)
 
     def __getitem__(self, index: tuple) -> np.ndarray:
         return self.tensor[index].to(torch.float32).numpy()
@@ -37,13 +41,28 @@ class TensorView:
 
 def load_pt(path: Path) -> dict:
     try:
-        data = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+        try:
+            data = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+        except RuntimeError as exc:  # a legacy (pickle, not zip) file cannot be mapped: read it whole
+            if "mmap can only be used" not in str(exc):
+                raise
+            data = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises several types for foreign or unsafe files
-        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise DataFileError(f"'{path}' is not a readable .pt dictionary of tensors: {reason}") from exc
+        name = refused_global(exc)
+        if name is not None:
+            raise DataFileError(f"'{path}' holds Python objects, not only tensors (it names the global '{name}'); "
+                                f"pdeop loads tensors only and refuses it") from exc
+        if isinstance(exc, pickle.UnpicklingError):
+            raise DataFileError(f"'{path}' is a pickle that tensors-only loading refuses (it holds Python objects, "
+                                f"or is damaged); pdeop does not unpickle anything else") from exc
+        raise DataFileError(f"'{path}' is not a readable .pt dictionary of tensors: {first_line(exc)}") from exc
     if not isinstance(data, dict) or not all(isinstance(v, torch.Tensor) for v in data.values()):
         raise DataFileError(f"'{path}': expected a dictionary of tensors (neuraloperator's layout), "
                             f"found {type(data).__name__}")
+    odd = [f"{k!r} ({v.layout}, {v.device})" for k, v in data.items()
+           if not isinstance(k, str) or v.layout != torch.strided or v.device.type != "cpu"]
+    if odd:
+        raise DataFileError(f"'{path}': expected a dictionary of dense tensors named by strings, found {odd[0]}")
     return {k: TensorView(v) for k, v in data.items()}
 
 
