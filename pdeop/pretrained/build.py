@@ -13,9 +13,9 @@ from torch import nn
 from pdeop.config import FINETUNE_KEYS, check_config
 from pdeop.data.normalise import channel_normaliser
 from pdeop.data.tasks import Window
-from pdeop.errors import ConfigError
+from pdeop.errors import ConfigError, user_error_of
 from pdeop.inference import TrainedOperator
-from pdeop.pretrained.checkpoint import CheckpointError, load_weights
+from pdeop.pretrained.checkpoint import CheckpointError, check_fit, load_weights
 from pdeop.pretrained.trusted import check_stored_config
 
 
@@ -50,6 +50,32 @@ def stored_rollout(config: dict) -> Window | None:
     return built if isinstance(built, Window) else None
 
 
+def built(model_config: dict, source: str) -> nn.Module:
+    """``model_from_config``, with a constructor's refusal of the stored values as one line naming the file."""
+    try:
+        return model_from_config(model_config)
+    except Exception as exc:  # any constructor's complaint about values its signature allowed (a negative width)
+        cause = user_error_of(exc) or exc.__cause__ or exc
+        reason = next(iter(str(cause).splitlines()), "") or type(cause).__name__
+        raise CheckpointError(f"'{source}': its model cannot be built from its config ({reason})") from exc
+
+
+def check_shapes_before_building(model_config: dict, state: dict[str, torch.Tensor], source: str) -> None:
+    """The network's parameter shapes, from a build on the meta device (no memory), against the stored weights.
+
+    A config whose sizes do not fit its weights (a re-signed bundle asking for a model of petabytes, say) is
+    refused before anything is allocated, with ``load_weights``'s message. Models that cannot be built on the
+    meta device are checked by ``load_weights`` after the real build.
+    """
+    try:
+        with torch.device("meta"):
+            network = model_from_config(model_config)
+    except Exception:  # noqa: BLE001 -- not buildable on meta (an .item() in a constructor): the real build decides
+        return
+    own = {f"model.{k}": v.shape for k, v in network.state_dict().items() if isinstance(v, torch.Tensor)}
+    check_fit(own, {k: v.shape for k, v in state.items() if k.startswith("model.")}, source)
+
+
 def check_signatures(config: dict, source: str) -> None:
     """The stored model, loss and optimiser nodes against their constructors' signatures, naming the file."""
     try:
@@ -77,8 +103,9 @@ def trained_operator(config: dict, state: dict[str, torch.Tensor], source: str) 
                               f"train.py ckpt_path=<it> resumes it")
     check_signatures(config, source)
     stats = normaliser_state(state, source)
+    check_shapes_before_building(config["model"], state, source)
     operator = TrainedOperator(
-        model=model_from_config(config["model"]),
+        model=built(config["model"], source),
         input_normaliser=channel_normaliser(stats["input_normaliser.mean"], stats["input_normaliser.std"]),
         output_normaliser=channel_normaliser(stats["output_normaliser.mean"], stats["output_normaliser.std"]),
         rollout=stored_rollout(config),

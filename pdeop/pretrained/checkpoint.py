@@ -86,15 +86,20 @@ def load_weights(module: nn.Module, state_dict: dict[str, torch.Tensor], source:
     def kept(key: str) -> bool:
         return not any(key == prefix or key.startswith(prefix + ".") for prefix in exclude)
 
-    own = {k: v for k, v in module.state_dict().items() if isinstance(v, torch.Tensor) and kept(k)}  # not _metadata
+    own = {k: v.shape for k, v in module.state_dict().items() if isinstance(v, torch.Tensor) and kept(k)}
     given = {k: v for k, v in state_dict.items() if kept(k)}
+    check_fit(own, {k: v.shape for k, v in given.items()}, source)
+    module.load_state_dict(given, strict=not exclude)
+
+
+def check_fit(own: dict[str, torch.Size], given: dict[str, torch.Size], source: str) -> None:
+    """One message listing every missing, unexpected and mis-shaped key of ``given`` against the model's ``own``."""
     missing = sorted(set(own) - set(given))
     unexpected = sorted(set(given) - set(own))
-    shapes = [f"{k} {tuple(given[k].shape)} vs model {tuple(own[k].shape)}"
-              for k in sorted(set(own) & set(given)) if own[k].shape != given[k].shape]
+    shapes = [f"{k} {tuple(given[k])} vs model {tuple(own[k])}" for k in sorted(set(own) & set(given))
+              if own[k] != given[k]]
     if missing or unexpected or shapes:
         parts = [f"{label}: {', '.join(items[:8])}{' ...' if len(items) > 8 else ''}"
                  for label, items in (("missing", missing), ("unexpected", unexpected), ("shape mismatch", shapes))
                  if items]
         raise CheckpointError(f"checkpoint '{source}' does not fit the model; " + "; ".join(parts))
-    module.load_state_dict(given, strict=not exclude)

@@ -364,3 +364,29 @@ def test_an_allowed_target_with_bad_arguments_is_one_line(shipped, tmp_path, obs
     observed(str(refused.value))
     assert str(refused.value) == (f"'{bundle}': its config does not fit this pdeop (model.hidden_channels: "
                                   f"expected int, got 'wide' (str))")
+
+
+@pytest.mark.parametrize("case, changes, message", [
+    ("a negative width", {"hidden_channels": -5}, "its model cannot be built from its config (Trying to create "
+                                                  "tensor with negative dimension"),
+    ("a model of petabytes", {"hidden_channels": 200000, "n_modes": [2000, 2000]},
+     "does not fit the model; shape mismatch: model.fno_blocks"),
+])
+@pytest.mark.fault("a re-signed bundle whose model node asks for {case}",
+                   "refused in one line naming the bundle; the oversized model compared on the meta device against "
+                   "the stored weights, never allocated")
+def test_a_model_the_weights_cannot_fill_is_refused_before_it_is_built(shipped, tmp_path, case, changes, message,
+                                                                      observed):
+    import resource
+
+    config = shipped_config(shipped)
+    config["model"].update(changes)
+    bundle = resigned(shipped, tmp_path, yaml.safe_dump(config, sort_keys=False))
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    with pytest.raises(CheckpointError) as refused:
+        load_pretrained(bundle)
+    assert str(bundle) in str(refused.value) and message in str(refused.value), str(refused.value)
+    assert "\n" not in str(refused.value)
+    grown_mib = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - peak) / 1024
+    assert grown_mib < 500
+    observed(f"{str(refused.value)[:160]}...; peak memory grew {grown_mib:.0f} MiB")
