@@ -10,10 +10,12 @@ from omegaconf import DictConfig
 from pdeop.conf import CONFIG_PATH
 from pdeop.errors import report_user_errors
 from pdeop.evaluation.run import evaluate
+from pdeop.io import stops_cleanly
 
 
 @hydra.main(version_base="1.3", config_path=CONFIG_PATH, config_name="evaluate")
 @report_user_errors
+@stops_cleanly
 def main(cfg: DictConfig) -> None:
     """Evaluate the model ``cfg.ckpt`` names (Hydra's job name: ``evaluate``)."""
     evaluate(cfg)

@@ -12,7 +12,7 @@ from omegaconf import DictConfig
 
 from pdeop.conf import CONFIG_PATH
 from pdeop.errors import report_user_errors
-from pdeop.io import atomic_path
+from pdeop.io import atomic_path, stops_cleanly
 from pdeop.pretrained.bundle import FILES, MANIFEST, replaceable, write_bundle
 from pdeop.pretrained.card import model_card
 from pdeop.pretrained.checkpoint import CheckpointError, load_checkpoint
@@ -66,6 +66,7 @@ def export(ckpt: str, out: str | Path, name: str | None = None, description: str
 
 @hydra.main(version_base="1.3", config_path=CONFIG_PATH, config_name="export")
 @report_user_errors
+@stops_cleanly
 def main(cfg: DictConfig) -> None:
     """Export the model ``cfg.ckpt`` names as the bundle ``cfg.out``."""
     export(cfg.ckpt, cfg.out, cfg.name, cfg.description, cfg.archive, cfg.overwrite)

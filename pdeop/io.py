@@ -4,20 +4,23 @@ checks: a place pdeop must write to is writable, or one clear error."""
 from __future__ import annotations
 
 import errno
+import functools
 import hashlib
 import os
 import re
+import signal
 import sys
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator, TypeVar
 
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
 from pdeop.errors import PdeopError
 
+T = TypeVar("T")
 UMASK = os.umask(0o022)  # read once (os.umask only reports it by setting it), then restored
 os.umask(UMASK)
 
@@ -115,6 +118,27 @@ class WritableRunDirectory(Callback):
         except UnwritablePathError as exc:
             print(f"pdeop error: {exc}", file=sys.stderr)
             sys.exit(2)
+
+
+def stops_cleanly(main: Callable[..., T]) -> Callable[..., T]:
+    """Decorate an entry point that writes one file at the end so that a stop leaves nothing behind.
+
+    SIGTERM (a scheduler's time limit, ``scancel``, ``kill``) becomes ``SystemExit(143)`` in the main thread, so
+    ``atomic_path`` removes its temporary on the way out, as it does for Ctrl-C; Ctrl-C ends in one line and status
+    130 rather than a traceback.
+    """
+    @functools.wraps(main)
+    def wrapped(*args, **kwargs):
+        previous = signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
+        try:
+            return main(*args, **kwargs)
+        except KeyboardInterrupt:
+            print("pdeop: interrupted; nothing partial was left in place of out=", file=sys.stderr)
+            sys.exit(130)
+        finally:
+            signal.signal(signal.SIGTERM, previous)
+
+    return wrapped
 
 
 def free_bytes(path: str | Path) -> int:

@@ -7,10 +7,12 @@ from omegaconf import DictConfig
 from pdeop.conf import CONFIG_PATH
 from pdeop.errors import report_user_errors
 from pdeop.evaluation.run import predict
+from pdeop.io import stops_cleanly
 
 
 @hydra.main(version_base="1.3", config_path=CONFIG_PATH, config_name="predict")
 @report_user_errors
+@stops_cleanly
 def main(cfg: DictConfig) -> None:
     """Write the predictions of the model ``cfg.ckpt`` names (Hydra's job name: ``predict``)."""
     predict(cfg)

@@ -78,3 +78,38 @@ def test_unsafe_and_foreign_checkpoints_are_refused(trained, data_dir, tmp_path)
     with pytest.raises(CheckpointError, match="nope.ckpt' is neither a checkpoint file, a bundle directory nor a "
                                               "registered name"):
         load_pretrained(tmp_path / "nope.ckpt")
+
+
+def test_a_stop_while_out_is_written_leaves_no_partial_file(tmp_path, capsys):
+    """SIGTERM (a scheduler's time limit) or Ctrl-C during the final write: the temporary beside out= is removed,
+    the signal's exit status returned, the old file untouched."""
+    import os
+    import signal
+    import time
+
+    from pdeop.io import atomic_path, stops_cleanly
+
+    out = tmp_path / "pred.nc"
+    out.write_text("the previous predictions")
+
+    def writer(stop):
+        @stops_cleanly
+        def job():
+            with atomic_path(out) as tmp:
+                tmp.write_text("half written")
+                stop()
+                time.sleep(10)
+        return job
+
+    before = signal.getsignal(signal.SIGTERM)
+    with pytest.raises(SystemExit) as stopped:
+        writer(lambda: os.kill(os.getpid(), signal.SIGTERM))()
+    assert stopped.value.code == 143 and signal.getsignal(signal.SIGTERM) == before
+
+    def interrupt():
+        raise KeyboardInterrupt
+
+    with pytest.raises(SystemExit) as stopped:
+        writer(interrupt)()
+    assert stopped.value.code == 130 and capsys.readouterr().err.startswith("pdeop: interrupted")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["pred.nc"] and out.read_text() == "the previous predictions"
