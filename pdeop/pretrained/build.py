@@ -35,6 +35,10 @@ def normaliser_state(state: dict[str, torch.Tensor], source: str) -> dict[str, t
     missing = [name for name in names if name not in state]
     if missing:
         raise CheckpointError(f"'{source}' has no normaliser statistics ({', '.join(missing)} missing)")
+    broken = [name for name in names if not torch.isfinite(state[name]).all()]
+    if broken:
+        raise CheckpointError(f"'{source}': its normaliser statistics hold NaN or Inf ({', '.join(broken)}); every "
+                              f"prediction would be NaN")
     return {name: state[name] for name in names}
 
 

@@ -439,6 +439,8 @@ COMMUNITY_FILES = {
                                          "holds Python objects"),
     ".npz of complex arrays": ("x.npz", lambda p, m: np.savez(p, x=np.ones((2, 8, 8), "c8"), y=np.ones((2, 8, 8))),
                                "complex values"),
+    "PDEBench file whose tensor holds no samples": ("x.h5", lambda p, m: pdebench_with(
+        p, lambda f: f.create_dataset("tensor", shape=(0, 3, 8), dtype="f4")), "holds no samples (tensor has 0)"),
     "PDEBench file whose tensor is a group": ("x.h5", lambda p, m: pdebench_with(
         p, lambda f: f.create_group("tensor")), "could not be read"),
     "PDEBench file whose tensor is a link to itself": ("x.h5", lambda p, m: pdebench_with(

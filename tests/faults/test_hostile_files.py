@@ -390,3 +390,23 @@ def test_a_model_the_weights_cannot_fill_is_refused_before_it_is_built(shipped, 
     grown_mib = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - peak) / 1024
     assert grown_mib < 500
     observed(f"{str(refused.value)[:160]}...; peak memory grew {grown_mib:.0f} MiB")
+
+
+@pytest.mark.fault("a re-signed bundle whose output normaliser std is NaN",
+                   "refused in one line naming the bundle and the statistic (it evaluated to a table of nan, exit 0)")
+def test_non_finite_normaliser_statistics_are_refused(shipped, tmp_path, observed):
+    from safetensors.torch import load_file
+
+    from pdeop.pretrained.bundle import save_tensors
+
+    bundle = resigned(shipped, tmp_path, (shipped / "config.yaml").read_text())
+    stats = load_file(bundle / "normaliser.safetensors")
+    stats["output_normaliser.std"] = torch.full_like(stats["output_normaliser.std"], float("nan"))
+    (bundle / "normaliser.safetensors").unlink()  # a hard link to the shipped file: replace, do not write through
+    save_tensors(stats, bundle / "normaliser.safetensors")
+    (bundle / MANIFEST).write_text(manifest_text(bundle))
+    with pytest.raises(CheckpointError, match=r"normaliser statistics hold NaN or Inf \(output_normaliser.std\)") \
+            as refused:
+        load_pretrained(bundle)
+    assert str(bundle) in str(refused.value)
+    observed(str(refused.value))

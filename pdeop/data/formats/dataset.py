@@ -141,8 +141,12 @@ class ExternalDataset:
                                     f"records {len(self.times)} times")
 
     def _check_samples(self) -> int:
-        counts = {a.where: a.size("sample") or a.n_samples for a in (*self.inputs, *self.outputs)}
+        counts = {a.where: a.n_samples if a.size("sample") is None else a.size("sample")
+                  for a in (*self.inputs, *self.outputs)}
         counts = {k: v for k, v in counts.items() if v is not None}  # a field shared by all samples has no count
+        if not counts or not any(counts.values()):
+            raise DataFileError(f"'{self.path}' holds no samples (" + (", ".join(f"{k} has {v}" for k, v in
+                                counts.items()) or "no array has a sample axis") + ")")
         if len(set(counts.values())) != 1:
             raise DataFileError(f"'{self.path}': inputs and outputs disagree on the number of samples: "
                                 + ", ".join(f"{k} has {v}" for k, v in counts.items()))
