@@ -30,6 +30,18 @@ def test_ranks_share_each_epoch_without_repeats(n, world):
     assert sorted(evaluation) == list(range(n))  # every evaluation sample exactly once
 
 
+
+def test_the_rank_check_sees_the_imaginary_part_of_complex_weights():
+    """FNO's spectral weights are complex: ranks that differ only in their imaginary parts must differ."""
+    from pdeop.training.callbacks import weight_checksums
+
+    layer = torch.nn.Module()
+    layer.weight = torch.nn.Parameter(torch.tensor([1 + 2j, 3 - 1j]))
+    before = weight_checksums(layer)
+    with torch.no_grad():
+        layer.weight.imag += 0.5
+    assert not torch.equal(before, weight_checksums(layer))
+
 @pytest.mark.slow
 def test_two_processes_train_in_step_and_report_the_single_process_metric(train):
     _, run = train("trainer=ddp", "trainer.accelerator=cpu", "trainer.devices=2", "trainer.max_epochs=2",

@@ -123,14 +123,22 @@ class RankConsistency(pl.Callback):
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
         if trainer.world_size < 2 or trainer.global_step != 1 or batch_idx != 0:
             return
-        checksums = torch.stack([torch.stack([p.detach().double().sum(), p.detach().double().square().sum()])
-                                 for p in pl_module.parameters()])
-        gathered = trainer.strategy.all_gather(checksums)
+        gathered = trainer.strategy.all_gather(weight_checksums(pl_module))
         mismatch = (gathered - gathered[0]).abs().max()
         pl_module.log("ddp/weight_mismatch", mismatch, on_step=False, on_epoch=True, rank_zero_only=True)
         if mismatch > 0:
             raise RuntimeError(f"ranks hold different weights after the first step (largest checksum difference "
                                f"{mismatch.item():.3e}); the distributed setup is broken")
+
+
+def weight_checksums(module: torch.nn.Module) -> torch.Tensor:
+    """Per parameter, the sum and the sum of squares of its values in float64; a complex parameter (FNO's
+    spectral weights) counts its real and imaginary parts both."""
+    def real(p: torch.Tensor) -> torch.Tensor:
+        p = p.detach()
+        return (torch.view_as_real(p) if p.is_complex() else p).double()
+
+    return torch.stack([torch.stack([real(p).sum(), real(p).square().sum()]) for p in module.parameters()])
 
 
 class NonFiniteLossGuard(pl.Callback):
