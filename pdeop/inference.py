@@ -10,10 +10,13 @@ resumed runs share the state-dict keys ``model.*``, ``input_normaliser.*`` and `
 
 from __future__ import annotations
 
-from typing import Any
+from contextlib import contextmanager
+from typing import Any, Iterator
 
 import torch
 from torch import nn
+
+from pdeop.errors import ConfigError, PdeopError
 
 
 class TrainedOperator(nn.Module):
@@ -46,3 +49,27 @@ class TrainedOperator(nn.Module):
     def unpack(batch) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
         """``(x, y)`` or ``(x, lead time, y)`` -> x, t (or None), y."""
         return batch[0], (batch[1] if len(batch) == 3 else None), batch[-1]
+
+
+@contextmanager
+def taking_inputs(network: nn.Module, shape: tuple[int, ...], data: str = "the data") -> Iterator[None]:
+    """Within the block, the error of ``network`` given inputs it cannot take (another number of dimensions or
+    channels) is one ``ConfigError`` naming the network and the inputs' shape, not the library's traceback."""
+    try:
+        yield
+    except (PdeopError, torch.OutOfMemoryError):
+        raise
+    except (RuntimeError, AssertionError, ValueError, IndexError, TypeError) as exc:
+        reason = next(iter(str(exc).splitlines()), "") or type(exc).__name__
+        grid = "x".join(map(str, shape[2:]))
+        raise ConfigError(f"model: {type(network).__name__} cannot take the inputs of {data}, shaped {list(shape)} "
+                          f"(batch, {shape[1]} channels, a {len(shape) - 2}-D grid {grid}): {reason}; choose a "
+                          f"model and data of the same dimension and channels") from exc
+
+
+def check_takes(operator: TrainedOperator, inputs: torch.Tensor, lead_times: torch.Tensor | None = None,
+                data: str = "the data") -> None:
+    """Run ``operator`` once on the first two samples of ``inputs`` (eval mode, no gradients; two, because a batch
+    of one can pass where its axes are mistaken for others), refusing in one line the data it cannot take."""
+    with torch.no_grad(), taking_inputs(operator.model, tuple(inputs.shape), data):
+        operator.predict(inputs[:2], None if lead_times is None else lead_times[:2])

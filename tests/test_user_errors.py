@@ -123,3 +123,15 @@ def test_an_out_that_cannot_be_written_is_refused_before_the_work(script, data_d
     result = run_entry([script], ["ckpt=fno-darcy", f"out={tmp_path / 'e.json'}"], tmp_path / ("y" * 300) / "run",
                        data_dir, check=False)
     assert_clean_error(result, "is 300 bytes, more than the 255 a name may have there; set hydra.run.dir")
+
+
+def test_a_model_of_another_dimension_than_the_data_is_one_line(train, data_dir, tmp_path):
+    """A 1-D FNO on 2-D Darcy: the pre-flight pass names the model and the inputs' shape (neuralop's assertion
+    was a traceback); evaluate.py on a physics-informed problem names what it evaluates instead."""
+    result, _ = train("model=fno_1d", check=False)
+    assert_clean_error(result, "pdeop error: model: FNO cannot take the inputs of the data, shaped [2, 1, 17, 17] "
+                               "(batch, 1 channels, a 2-D grid 17x17)", "choose a model and data of the same dimension")
+    result = run_entry(["evaluate.py"], ["ckpt=fno-darcy", "data=helmholtz2d"], tmp_path / "eval", data_dir,
+                       check=False)
+    assert_clean_error(result, "pdeop error: data: CollocationDataModule is one problem instance for a "
+                               "physics-informed solver")

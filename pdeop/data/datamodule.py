@@ -181,8 +181,8 @@ class PairsDataModule(pl.LightningDataModule):
 
     @property
     def preflight_inputs(self) -> list[np.ndarray]:
-        """One input per stored grid (and the training grid), for the model's pre-flight pass."""
-        return [self.reference_fields.inputs[:1], *(fields.inputs[:1] for fields in self.test_sets.values())]
+        """Two inputs per stored grid (the training grid first), for the model's pre-flight pass."""
+        return [self.reference_fields.inputs[:2], *(fields.inputs[:2] for fields in self.test_sets.values())]
 
     @property
     def test_resolutions(self) -> list[int]:

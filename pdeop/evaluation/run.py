@@ -16,6 +16,7 @@ from pdeop.errors import ConfigError
 from pdeop.evaluation.metrics import evaluate_fields
 from pdeop.evaluation.plots import plot_error_by_resolution, plot_sample
 from pdeop.evaluation.predict import write_predictions
+from pdeop.inference import TrainedOperator, check_takes
 from pdeop.io import atomic_path, writable_file
 from pdeop.pretrained.load import load_source, resolve
 
@@ -37,6 +38,15 @@ def table(results: dict) -> str:
     return "\n".join(lines)
 
 
+def checked_fields(module: TrainedOperator, datamodule, stored, split: str, resolution: int) -> FieldSet:
+    """``task_fields``, after a pass of ``module`` on the first sample: data of another dimension or channel
+    count than the model's is one error naming both, before any work."""
+    fields = task_fields(datamodule, stored, split, resolution)
+    lead_times = None if fields.lead_times is None else torch.from_numpy(fields.lead_times)
+    check_takes(module, torch.from_numpy(fields.inputs), lead_times, f"'{stored.path}' ({split}, {resolution})")
+    return fields
+
+
 def open_run(cfg: DictConfig):
     """The trained operator, where it came from, the dataset's data module and its stored splits (generated if missing).
 
@@ -55,6 +65,10 @@ def open_run(cfg: DictConfig):
             data_config["data_dir"] = cfg.paths.data_dir
     check_config(data_config, "data")
     datamodule = instantiate(data_config)
+    if not hasattr(datamodule, "open_store"):
+        raise ConfigError(f"data: {type(datamodule).__name__} is one problem instance for a physics-informed "
+                          f"solver, not stored samples to evaluate an operator on; choose operator data (darcy, "
+                          f"navier_stokes, burgers, from_file, ...)")
     datamodule.prepare_data()
     return module, source, datamodule, datamodule.open_store()
 
@@ -72,8 +86,10 @@ def evaluate(cfg: DictConfig) -> dict:
     """
     out = writable_file(cfg.out, "out")
     module, _, datamodule, stored = open_run(cfg)
-    results = {res: evaluate_fields(module, task_fields(datamodule, stored, cfg.split, res), datamodule.periodic)
-               for res in stored.resolutions(cfg.split)}
+    results = {}
+    for res in stored.resolutions(cfg.split):
+        fields = checked_fields(module, datamodule, stored, cfg.split, res)
+        results[res] = evaluate_fields(module, fields, datamodule.periodic)
     print(f"{cfg.ckpt} on {datamodule.path} ({cfg.split})\n{table(results)}")
     with atomic_path(out) as tmp:
         tmp.write_text(json.dumps({"checkpoint": str(cfg.ckpt), "data": str(datamodule.path), "split": cfg.split,
@@ -92,7 +108,7 @@ def predict(cfg: DictConfig) -> Path:
     if resolution not in resolutions:
         raise ConfigError(f"resolution: the {cfg.split} split of '{stored.path}' is stored at {resolutions}, "
                           f"not {resolution}")
-    fields = task_fields(datamodule, stored, cfg.split, resolution)
+    fields = checked_fields(module, datamodule, stored, cfg.split, resolution)
     bad = [i for i in cfg.plot_samples if not 0 <= i < len(fields.inputs)]
     if bad:
         raise ConfigError(f"plot_samples: {bad} outside the {len(fields.inputs)} samples of the {cfg.split} split")

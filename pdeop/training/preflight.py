@@ -12,6 +12,7 @@ from neuralop.layers.spectral_convolution import SpectralConv
 from torch import nn
 
 from pdeop.errors import ConfigError
+from pdeop.inference import taking_inputs
 
 
 def most_modes(grid: tuple[int, ...]) -> list[int]:
@@ -49,14 +50,16 @@ def check_spectral_modes(model: nn.Module, training_input: torch.Tensor, n_modes
 
 
 def preflight(module: nn.Module, inputs: list[np.ndarray], model_config: dict) -> None:
-    """Run ``module`` once on one sample of every stored grid (``inputs[0]``: the training grid), in eval mode;
+    """Run ``module`` once on the inputs of every stored grid (``inputs[0]``: the training grid), in eval mode;
     the training grid's pass also checks FNO's modes against that grid."""
     module.eval()
     with torch.no_grad():
-        if "n_modes" in model_config:
-            check_spectral_modes(module, torch.from_numpy(inputs[0]), model_config["n_modes"])
-        else:
-            module(torch.from_numpy(inputs[0]))
+        with taking_inputs(module.model, inputs[0].shape):
+            if "n_modes" in model_config:
+                check_spectral_modes(module, torch.from_numpy(inputs[0]), model_config["n_modes"])
+            else:
+                module(torch.from_numpy(inputs[0]))
         for sample in inputs[1:]:
-            module(torch.from_numpy(sample))
+            with taking_inputs(module.model, sample.shape):
+                module(torch.from_numpy(sample))
     module.train()
