@@ -11,15 +11,20 @@ from omegaconf import DictConfig, OmegaConf
 
 from pdeop.conf import CONFIG_PATH
 from pdeop.config import check_config
-from pdeop.errors import report_user_errors
+from pdeop.errors import ConfigError, report_user_errors
 
 
 @hydra.main(version_base="1.3", config_path=CONFIG_PATH, config_name="config")
 @report_user_errors
 def main(cfg: DictConfig) -> None:
     """Generate (or find) the dataset ``cfg.data`` describes and print its path."""
-    check_config(OmegaConf.to_container(cfg.data, resolve=True), "data")
+    data = OmegaConf.to_container(cfg.data, resolve=True)
+    check_config(data, "data")
     check_config(OmegaConf.to_container(cfg.solvers, resolve=True), "solvers")
+    if "generate" not in data or "problem" not in data:
+        raise ConfigError(f"data: {str(data.get('_target_', '?')).rsplit('.', 1)[-1]} generates no dataset (a "
+                          f"physics-informed problem instance, or a file read as it is); generate operator data: "
+                          f"darcy, darcy_fno, navier_stokes, burgers, ...")
     datamodule = instantiate(cfg.data, generate=True)
     datamodule.solvers = instantiate(cfg.solvers)
     datamodule.prepare_data()

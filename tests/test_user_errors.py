@@ -135,3 +135,8 @@ def test_a_model_of_another_dimension_than_the_data_is_one_line(train, data_dir,
                        check=False)
     assert_clean_error(result, "pdeop error: data: CollocationDataModule is one problem instance for a "
                                "physics-informed solver")
+
+
+def test_generating_data_that_is_not_generated_is_one_line(data_dir, tmp_path):
+    result = run_entry(["-m", "pdeop.generate"], ["data=helmholtz2d"], tmp_path / "run", data_dir, check=False)
+    assert_clean_error(result, "pdeop error: data: CollocationDataModule generates no dataset")
