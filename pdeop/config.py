@@ -197,6 +197,22 @@ def check_training_length(trainer: dict) -> None:
         raise ConfigError(f"trainer.max_epochs: expected a number of epochs (>= 0, or -1 for no limit), got {epochs}")
 
 
+def check_accelerator(trainer: dict) -> None:
+    """A GPU asked for where torch sees none is one line now, not Lightning's error after the data is made."""
+    accelerator = str(trainer.get("accelerator", "auto")).lower()
+    if accelerator in ("gpu", "cuda") and not torch.cuda.is_available():
+        build = f"a CUDA {torch.version.cuda} build" if torch.version.cuda else "a CPU-only build"
+        raise ConfigError(f"trainer.accelerator: '{accelerator}' asked for, but torch ({torch.__version__}, {build}) "
+                          f"sees no CUDA GPU here; drop trainer=gpu (the default takes a GPU where there is one) "
+                          f"or use trainer=cpu")
+
+
+def check_batch_size(data: dict) -> None:
+    batch = data.get("batch_size")
+    if isinstance(batch, int) and not isinstance(batch, bool) and batch < 1:
+        raise ConfigError(f"data.batch_size: expected at least 1 sample a batch, got {batch}")
+
+
 def check_nodes(config, path: str) -> None:
     """Check every ``_target_`` node under ``config`` (a plain container) against its signature, depth first."""
     if isinstance(config, dict):
@@ -222,3 +238,6 @@ def check_config(config: dict, path: str = "") -> None:
         check_optimiser(config["optim"])
     if isinstance(config.get("trainer"), dict):
         check_training_length(config["trainer"])
+        check_accelerator(config["trainer"])
+    if isinstance(config.get("data"), dict):
+        check_batch_size(config["data"])

@@ -140,3 +140,15 @@ def test_a_model_of_another_dimension_than_the_data_is_one_line(train, data_dir,
 def test_generating_data_that_is_not_generated_is_one_line(data_dir, tmp_path):
     result = run_entry(["-m", "pdeop.generate"], ["data=helmholtz2d"], tmp_path / "run", data_dir, check=False)
     assert_clean_error(result, "pdeop error: data: CollocationDataModule generates no dataset")
+
+
+@pytest.mark.parametrize("override, message", [
+    ("data.batch_size=0", "pdeop error: data.batch_size: expected at least 1 sample a batch, got 0"),
+    ("model.hidden_channels=0", "pdeop error: model: FNO cannot be built from these settings (ZeroDivisionError"),
+    ("trainer.accelerator=gpu", "pdeop error: trainer.accelerator: 'gpu' asked for, but torch"),
+])
+def test_values_the_libraries_refuse_with_a_traceback_are_one_line(train, override, message):
+    if override.startswith("trainer.accelerator") and torch.cuda.is_available():
+        pytest.skip("a GPU is here")
+    result, _ = train(override, check=False)
+    assert_clean_error(result, message)

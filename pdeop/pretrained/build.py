@@ -25,8 +25,19 @@ def constructor_config(model_config: dict) -> dict:
 
 
 def model_from_config(model_config: dict) -> nn.Module:
-    """The bare, freshly initialised network that a run config's ``model`` node describes."""
-    return instantiate(constructor_config(model_config), _convert_="all")
+    """The bare, freshly initialised network that a run config's ``model`` node describes; a constructor's refusal
+    of its values (a width of 0, say, that the signature allows) is one ConfigError naming the model."""
+    try:
+        return instantiate(constructor_config(model_config), _convert_="all")
+    except Exception as exc:
+        user_error = user_error_of(exc)
+        if user_error is not None:
+            raise user_error from exc
+        cause = exc.__cause__ or exc
+        reason = next(iter(str(cause).splitlines()), "") or type(cause).__name__
+        name = str(model_config.get("_target_", "?")).rsplit(".", 1)[-1]
+        raise ConfigError(f"model: {name} cannot be built from these settings ({type(cause).__name__}: {reason})") \
+            from exc
 
 
 def normaliser_state(state: dict[str, torch.Tensor], source: str) -> dict[str, torch.Tensor]:
@@ -55,13 +66,11 @@ def stored_rollout(config: dict) -> Window | None:
 
 
 def built(model_config: dict, source: str) -> nn.Module:
-    """``model_from_config``, with a constructor's refusal of the stored values as one line naming the file."""
+    """``model_from_config``, its refusal of the stored values naming the file."""
     try:
         return model_from_config(model_config)
-    except Exception as exc:  # any constructor's complaint about values its signature allowed (a negative width)
-        cause = user_error_of(exc) or exc.__cause__ or exc
-        reason = next(iter(str(cause).splitlines()), "") or type(cause).__name__
-        raise CheckpointError(f"'{source}': its model cannot be built from its config ({reason})") from exc
+    except ConfigError as exc:
+        raise CheckpointError(f"'{source}': its config does not fit this pdeop ({exc})") from exc
 
 
 def check_shapes_before_building(model_config: dict, state: dict[str, torch.Tensor], source: str) -> None:

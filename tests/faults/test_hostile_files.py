@@ -367,8 +367,9 @@ def test_an_allowed_target_with_bad_arguments_is_one_line(shipped, tmp_path, obs
 
 
 @pytest.mark.parametrize("case, changes, message", [
-    ("a negative width", {"hidden_channels": -5}, "its model cannot be built from its config (Trying to create "
-                                                  "tensor with negative dimension"),
+    ("a negative width", {"hidden_channels": -5}, "its config does not fit this pdeop (model: FNO cannot be built "
+                                                  "from these settings (RuntimeError: Trying to create tensor with "
+                                                  "negative dimension"),
     ("a model of petabytes", {"hidden_channels": 200000, "n_modes": [2000, 2000]},
      "does not fit the model; shape mismatch: model.fno_blocks"),
 ])
