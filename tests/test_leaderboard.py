@@ -136,7 +136,7 @@ def test_report_from_hand_written_records(tmp_path):
 
 
 
-def test_report_flags_dirty_and_resumed_records_and_says_how_a_cell_departs():
+def test_report_flags_dirty_resumed_and_shortened_records_and_says_how_a_cell_departs():
     dirty = record("FNO", "cpu", 0.03, 0.0108, git_commit="0123456789abcdef-dirty")
     resumed = record("LSM", "cpu", 0.05, 0.0065, resumed_from_epoch=20)
     both = record("T1", "cpu", 0.07, None, git_commit="0123456789abcdef-dirty", resumed_from_epoch=5,
@@ -150,6 +150,8 @@ def test_report_flags_dirty_and_resumed_records_and_says_how_a_cell_departs():
     assert "Provenance: a record made from a tree with uncommitted changes" in text
     assert "- T1: `python train.py +experiment=darcy85/t1_cpu`; paper: no published figure; not the paper's setting: " \
            "another grid; scaled: " in text
+    shortened = record("MgNO", "cpu", 0.09, 0.0059, options=["trainer.max_epochs=2"])
+    assert "| 0123456789 | run with trainer.max_epochs=2 beyond its command |" in markdown([shortened])
     rows = {r["model"]: r for r in csv.DictReader(io.StringIO(csv_text([dirty, resumed, both])))}
     assert rows["FNO"]["provenance"] == "uncommitted changes" and rows["LSM"]["provenance"] == "resumed after epoch 20"
     assert rows["T1"]["departs"] == "another grid" and rows["FNO"]["departs"] == ""
@@ -224,6 +226,7 @@ def test_record_of_a_trained_run(trained, tmp_path):
     assert rec["seconds_per_epoch"] > 0 and rec["versions"]["torch"] == torch.__version__
     assert "resumed_from_epoch" not in rec and len(epoch_seconds(trained)) == 2  # what `run` counts before training
     assert make_record(cell, trained, resumed_from_epoch=1)["resumed_from_epoch"] == 1
+    assert "options" not in rec and make_record(cell, trained, options=["x=1"])["options"] == ["x=1"]
     assert epoch_seconds(tmp_path) == []  # a folder without a run: nothing to resume
     copy = tmp_path / "elsewhere"
     copy.mkdir()
@@ -375,3 +378,11 @@ def test_a_source_tree_reports_the_version_its_pyproject_names(tmp_path):
     assert pdeop.source_version(package) is None
     (tmp_path / "pyproject.toml").unlink()
     assert pdeop.source_version(package) is None
+
+
+def test_training_a_benchmark_cell_says_how_it_is_measured(data_dir, tmp_path):
+    """``train.py +experiment=skr_darcy/...`` trained the default FNO on the default data in silence."""
+    result = run_entry(["train.py"], ["+experiment=skr_darcy/none_1e-5_cpu"], tmp_path / "run", data_dir, check=False)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert ("pdeop error: experiment skr_darcy/none_1e-5: this leaderboard cell is measured by "
+            "benchmarks/skr_darcy.py, not by training; run python -m pdeop.leaderboard run skr_darcy") in result.stderr

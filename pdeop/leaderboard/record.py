@@ -91,14 +91,16 @@ def make_benchmark_record(cell: Cell, result: Path, wall_s: float | None = None,
 
 
 def make_record(cell: Cell, run_dir: Path, wall_s: float | None = None, previous: dict | None = None,
-                resumed_from_epoch: int | None = None) -> dict:
+                resumed_from_epoch: int | None = None, options: list[str] = ()) -> dict:
     """The record of ``cell`` trained in ``run_dir``: parameters, peak memory, commit and hardware as the training
     process wrote them (a SLURM job's, not the submitting machine's); for older runs counted here, or kept from
     the ``previous`` record of the same run. ``resumed_from_epoch``: the epochs the folder held before this run
-    continued it (its wall time and peak memory cover the later epochs only; the report flags it)."""
+    continued it (its wall time and peak memory cover the later epochs only; the report flags it). ``options``:
+    overrides given beyond the cell's command (a shortened run, say; the report flags them too)."""
     metrics = json.loads((run_dir / "test_metrics.json").read_text())
     previous = previous or {}
     resumed = resumed_from_epoch or previous.get("resumed_from_epoch")
+    options = list(options) or previous.get("options", [])
     return {
         **cell_fields(cell), "measured": metrics.get(cell.metric),
         "metrics": {k: v for k, v in metrics.items() if k.startswith("test/")},
@@ -111,6 +113,7 @@ def make_record(cell: Cell, run_dir: Path, wall_s: float | None = None, previous
         "config_hash": config_hash(run_dir),
         "date": today(),
         **({"resumed_from_epoch": resumed} if resumed else {}),
+        **({"options": options} if options else {}),
     }
 
 

@@ -66,10 +66,13 @@ def compared(record: dict, cell: Cell | None = None) -> dict:
 
 
 def provenance(record: dict) -> str:
-    """Why a clean rerun should replace the record: uncommitted changes, or a shorter run resumed; empty if neither."""
+    """Why a clean rerun should replace the record: uncommitted changes, a shorter run resumed, or options given
+    beyond the cell's command; empty if none."""
     notes = []
     if str(record.get("git_commit", "")).endswith("-dirty"):
         notes.append("uncommitted changes")
+    if record.get("options"):
+        notes.append(f"run with {' '.join(record['options'])} beyond its command")
     if record.get("resumed_from_epoch"):
         notes.append(f"resumed after epoch {record['resumed_from_epoch']}")
     return "; ".join(notes)

@@ -60,7 +60,7 @@ def run_local(cells: list[Cell], runs: Path, records: Path, overrides: list[str]
             done = len(epoch_seconds(run_dir))  # epochs of an earlier run that this one continues
             train([f"+experiment={cell.experiment}", f"hydra.run.dir={run_dir}", *overrides])
             record = make_record(cell, run_dir, wall_s=round(time.perf_counter() - start, 1),
-                                 resumed_from_epoch=done or None)
+                                 resumed_from_epoch=done or None, options=overrides)
         written.append(write_record(record, records))
     return written
 

@@ -188,6 +188,11 @@ def train(cfg: DictConfig) -> dict[str, float]:
     Writes the resolved config, the metrics and the checkpoints under ``cfg.paths.output_dir``.
     """
     quiet_frameworks()
+    benchmark = (cfg.get("leaderboard") or {}).get("benchmark")
+    if benchmark:
+        leaderboard = cfg.leaderboard
+        raise ConfigError(f"experiment {leaderboard.table}/{leaderboard.cell}: this leaderboard cell is measured by "
+                          f"{benchmark[0]}, not by training; run python -m pdeop.leaderboard run {leaderboard.table}")
     check_pairing(cfg)
     choose_selection(cfg)
     config = OmegaConf.to_container(cfg, resolve=True)
