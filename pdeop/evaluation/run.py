@@ -96,6 +96,7 @@ def evaluate(cfg: DictConfig) -> dict:
                                    "results": {str(k): v for k, v in results.items()}}, indent=2))
     plot_error_by_resolution({res: r["rel_l2"]["mean"] for res, r in results.items()},
                              out.parent / "error_by_resolution.png")
+    print(f"wrote {out} and {out.parent / 'error_by_resolution.png'}")
     return results
 
 

@@ -73,7 +73,8 @@ def model_card(module: TrainedOperator, checkpoint: Path, checkpoint_sha256: str
     ]
     lines = [f"# {name}", "", description or "A pdeop model.", "", "| | |", "|---|---|"]
     lines += [f"| {key} | {value} |" for key, value in rows]
-    lines += ["", "## Use", "", "```",
+    lines += ["", "## Use", "", f"`{name}` once registered (a registry file in `PDEOP_REGISTRY` naming the archive and "
+              "its digest); before that, the path of this bundle's directory.", "", "```",
               f"python evaluate.py ckpt={name}            # relative L2 and H1 at every stored resolution",
               f"python predict.py ckpt={name}             # predictions as NetCDF and pictures",
               f"python train.py model=<same model> model.pretrained={name}   # fine-tune", "```", "",

@@ -53,7 +53,8 @@ def describe_one(dataset: ExternalDataset | DatasetCollection) -> str:
 
 @report_user_errors
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(prog="python -m pdeop.data.formats", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("path", help="a dataset file, a folder of files, or The Well's dataset folder")
     parser.add_argument("--format", default="auto", choices=["auto", *FORMATS])
     parser.add_argument("--inputs", help="the input array's key (data.inputs)")
