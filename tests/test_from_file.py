@@ -99,7 +99,8 @@ def test_counts_and_channels_are_checked_against_the_file(tmp_path):
         file_module(path, n_train=4, n_val=1, n_test=2)
     with pytest.raises(ConfigError, match="data.n_val: expected at least 1 sample, got 0"):
         file_module(path, n_val=0, n_test=2)
-    with pytest.raises(ConfigError, match=r"data.in_channels: config says 3, the file '.*d.mat' has 1"):
+    with pytest.raises(ConfigError,
+                       match=r"data.in_channels: config says 3, the data of '.*d.mat' has 1; set data.in_channels=1"):
         file_module(path, n_val=1, n_test=1, in_channels=3)
     with pytest.raises(ConfigError, match="data.path: data=from_file needs the file"):
         FileDataModule("")

@@ -155,10 +155,11 @@ class PairsDataModule(pl.LightningDataModule):
         checks = [("in_channels", reference.inputs.shape[1]), ("out_channels", out_channels)]
         if self.settings.grid_size is not None:
             checks.append(("grid_size", reference.inputs.shape[-1]))
+        task = f" as data.task ({type(self.task).__name__}) serves it" if self.task is not None else ""
         for key, have in checks:
             if getattr(self.settings, key) != have:
-                raise ConfigError(f"data.{key}: config says {getattr(self.settings, key)}, the file '{stored.path}' "
-                                  f"has {have}")
+                raise ConfigError(f"data.{key}: config says {getattr(self.settings, key)}, the data of "
+                                  f"'{stored.path}'{task} has {have}; set data.{key}={have}")
         self.input_normaliser, self.output_normaliser = self.fit_normalisers(stored)
 
     def fit_normalisers(self, stored) -> tuple[nn.Module, nn.Module]:
