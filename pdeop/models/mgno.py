@@ -32,6 +32,8 @@ A 3x3 kernel serves every grid too: onto an even grid it gets one extra output n
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -207,9 +209,11 @@ class MgNO(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         for size in x.shape[-2:]:
             if self.coarsest_size(size) < 2:
+                fits = max(1, math.floor(math.log2(max(size - 1, 1))) + 1)
                 raise ConfigError(
                     f"model.smoothing: {self.levels} multigrid levels coarsen a {size}-node grid to "
-                    f"{self.coarsest_size(size)} node(s); use fewer levels or a finer grid"
+                    f"{self.coarsest_size(size)} node(s); at most {fits} levels fit it (one [pre, post] pair each), "
+                    f"or train on a finer grid"
                 )
         u = x
         for cycle, pointwise in zip(self.cycles, self.pointwise):

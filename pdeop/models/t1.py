@@ -105,7 +105,7 @@ class T1(nn.Module):
                               f"got {list(modes)} and {list(signal_resolution)}")
         self.transform = transform
         self.rescale_coefficients = rescale_coefficients
-        self.check_grid(self.signal_resolution, key="model.signal_resolution")
+        self.check_grid(self.signal_resolution, key="model.modes (on model.signal_resolution)")
         self.lift = nn.Linear(in_channels + 2, width)
         points = self.signal_resolution[0] * self.signal_resolution[1]
         self.blocks = nn.ModuleList(T1Block(width, self.modes, points, transform, activation, weight_init)
