@@ -14,6 +14,7 @@ import importlib.util
 import logging
 import os
 import threading
+import warnings
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Iterator, Union
@@ -58,7 +59,9 @@ class LocalSolvers:
             yield None
             return
         with kept_environment():
-            with solver_worker_environment():
+            with solver_worker_environment(), warnings.catch_warnings():
+                # another cluster has Dask's usual port: a free one is taken, and dashboard_link prints it
+                warnings.filterwarnings("ignore", message=r"Port 8787 is already in use")
                 cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
                                        dashboard_address=":8787" if has_dashboard() else None)
             with cluster, Client(cluster) as client:

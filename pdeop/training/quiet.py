@@ -1,8 +1,13 @@
-"""Keep what is not the user's concern off a run's output: the frameworks' advertising and internal deprecations.
+"""Keep what is not the user's concern off a run's output: the frameworks' advertising, internal deprecations and
+advice that pdeop's own handling makes moot.
 
 Lightning prints a tip to install its cloud logger on every run, and its own use of a torch
 pytree class that torch has deprecated warns on every fit; neither is something a pdeop user
-can or should act on. Everything else Lightning and torch say is left as it is.
+can or should act on. Nor are three of its warnings: a checkpoint folder that is not empty (pdeop's runs
+resume in their own folder, and its checkpoint record follows the folder), a logging interval longer than an
+epoch (pdeop logs training figures once an epoch), and that ``srun`` exists but is not used (a local run on a
+SLURM login node; slurm/train.sbatch starts runs through srun). Everything else Lightning and torch say is left
+as it is.
 """
 
 from __future__ import annotations
@@ -27,3 +32,6 @@ def quiet_frameworks() -> None:
         rank_zero.addFilter(DropAdvertising())
     warnings.filterwarnings("ignore", message=r"`isinstance\(treespec, LeafSpec\)` is deprecated",
                             category=FutureWarning)
+    for moot in (r"Checkpoint directory .* exists and is not empty", r"The number of training batches .* is smaller "
+                 r"than the logging interval", r"The `srun` command is available on your system but is not used"):
+        warnings.filterwarnings("ignore", message=moot)
