@@ -26,7 +26,7 @@ def test_evaluate_reproduces_the_test_metric_at_every_resolution(trained, data_d
         assert abs(stats["rel_l2"]["mean"] - tested[f"test/rel_l2_{resolution}"]) < 1e-5
         assert stats["rel_l2"]["median"] <= stats["rel_l2"]["worst"] and stats["rel_h1"]["mean"] > 0
         assert stats["samples"] == 16
-    assert (tmp_path / "error_by_resolution.png").stat().st_size > 1000
+    assert (tmp_path / "evaluation_error_by_resolution.png").stat().st_size > 1000
 
 
 @pytest.mark.slow
@@ -51,7 +51,7 @@ def test_predict_writes_labelled_netcdf_and_pictures(trained, data_dir, tmp_path
         np.testing.assert_allclose(predictions.prediction_u.values, expected, rtol=1e-5, atol=1e-7)
         np.testing.assert_allclose(predictions.error_u.values,
                                    predictions.prediction_u.values - predictions.target_u.values, atol=1e-7)
-    assert all((tmp_path / f"sample_{i}.png").stat().st_size > 5000 for i in (0, 3))
+    assert all((tmp_path / f"predictions_sample_{i}.png").stat().st_size > 5000 for i in (0, 3))
     bad = run_entry(["predict.py"], [f"ckpt={checkpoint}", "resolution=20"], tmp_path, data_dir, check=False)
     assert bad.returncode == 2 and "resolution" in bad.stderr and "[17, 33]" in bad.stderr
 

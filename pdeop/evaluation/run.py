@@ -82,7 +82,7 @@ def task_fields(datamodule, stored, split: str, resolution: int) -> FieldSet:
 def evaluate(cfg: DictConfig) -> dict:
     """Evaluate ``cfg.ckpt`` at every stored resolution; returns the per-resolution results.
 
-    Writes ``cfg.out`` (JSON) and, beside it, ``error_by_resolution.png``.
+    Writes ``cfg.out`` (JSON) and, beside it, ``<out's stem>_error_by_resolution.png``.
     """
     out = writable_file(cfg.out, "out")
     module, _, datamodule, stored = open_run(cfg)
@@ -94,9 +94,9 @@ def evaluate(cfg: DictConfig) -> dict:
     with atomic_path(out) as tmp:
         tmp.write_text(json.dumps({"checkpoint": str(cfg.ckpt), "data": str(datamodule.path), "split": cfg.split,
                                    "results": {str(k): v for k, v in results.items()}}, indent=2))
-    plot_error_by_resolution({res: r["rel_l2"]["mean"] for res, r in results.items()},
-                             out.parent / "error_by_resolution.png")
-    print(f"wrote {out} and {out.parent / 'error_by_resolution.png'}")
+    picture = out.with_name(f"{out.stem}_error_by_resolution.png")
+    plot_error_by_resolution({res: r["rel_l2"]["mean"] for res, r in results.items()}, picture)
+    print(f"wrote {out} and {picture}")
     return results
 
 
@@ -125,7 +125,8 @@ def predict(cfg: DictConfig) -> Path:
         t = None if fields.lead_times is None else torch.from_numpy(fields.lead_times[chosen])
         predictions = module.predict(torch.from_numpy(fields.inputs[chosen]), t).numpy() if chosen else []
     for i, prediction in zip(chosen if fields.inputs.ndim == 4 else [], predictions):  # pictures of 2D fields
-        plot_sample(fields.inputs[i, 0], fields.outputs[i, 0], prediction[0], out.parent / f"sample_{i}.png",
+        picture = out.with_name(f"{out.stem}_sample_{i}.png")
+        plot_sample(fields.inputs[i, 0], fields.outputs[i, 0], prediction[0], picture,
                     title=f"{cfg.split} sample {i} at {resolution}x{resolution}")
     print(f"predictions of {len(fields.inputs)} samples at {resolution}x{resolution}: {out}")
     return out
