@@ -35,6 +35,30 @@ def test_auto_resume_continues_further_but_refuses_another_setting(tmp_path):
         check_resumable({k: v for k, v in config.items() if k != "seed"}, tmp_path)
 
 
+
+def test_ckpt_path_of_another_setting_is_allowed_but_said(tmp_path, caplog):
+    """``ckpt_path=`` may continue a run under another setting (new data, say), which auto_resume refuses; the
+    differences are named in a warning rather than passed over."""
+    import logging
+
+    from omegaconf import OmegaConf
+
+    from pdeop.training.resume import resume_from
+
+    config = {"seed": 0, "optim": {"lr": 1.0e-3}, "trainer": {"max_epochs": 20}, "paths": {"output_dir": "a"},
+              "data": {"n_train": 200}, "model": {"_target_": "neuralop.models.FNO", "hidden_channels": 8}}
+    path = tmp_path / "other.ckpt"
+    torch.save({"state_dict": {}, "pdeop_config": config, "global_step": 3}, path)
+    now = {**config, "trainer": {"max_epochs": 40}, "paths": {"output_dir": "b"}, "data": {"n_train": 30}}
+    cfg = OmegaConf.create({"ckpt_path": str(path), "auto_resume": True})
+    with caplog.at_level(logging.WARNING, logger="pdeop.training.resume"):
+        assert resume_from(cfg, now, tmp_path).path == str(path)
+    assert f"ckpt_path: {path} was trained with another setting (data.n_train (200 -> 30))" in caplog.text
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="pdeop.training.resume"):
+        resume_from(cfg, {**config, "trainer": {"max_epochs": 40}}, tmp_path)  # only longer: nothing to say
+    assert "another setting" not in caplog.text
+
 def test_a_schedule_sized_by_the_run_refuses_a_longer_run(tmp_path):
     optimiser = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
     first = torch.optim.lr_scheduler.OneCycleLR(optimiser, max_lr=1.0, total_steps=10)

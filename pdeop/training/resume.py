@@ -42,15 +42,21 @@ def check_resumable(config: dict, output_dir: Path) -> None:
     if not previous.is_file():
         return
     trained = OmegaConf.to_container(OmegaConf.load(previous))
+    changed = setting_changes(trained, config)
+    if changed:
+        raise ConfigError(f"auto_resume: {output_dir} holds a run of another setting ({changed}); "
+                          f"use a new hydra.run.dir, or auto_resume=false to start over in this one")
+    check_schedule_extendable(trained, config)
+
+
+def setting_changes(trained: dict, config: dict) -> str:
+    """The settings that differ between a run's config and ``config`` (``key (old -> new)``, the first four), beyond
+    those a resume may change and paths inside each run's own folder; empty when none."""
     before, now = (flatten(without(run_relative(c, (c.get("paths") or {}).get("output_dir")), RESUMABLE_CHANGES))
                    for c in (trained, config))
     changed = sorted(key for key in before.keys() | now.keys() if before.get(key) != now.get(key))
-    if changed:
-        shown = ", ".join(f"{key} ({before.get(key)!r} -> {now.get(key)!r})" for key in changed[:4])
-        more = f" and {len(changed) - 4} more" if len(changed) > 4 else ""
-        raise ConfigError(f"auto_resume: {output_dir} holds a run of another setting ({shown}{more}); "
-                          f"use a new hydra.run.dir, or auto_resume=false to start over in this one")
-    check_schedule_extendable(trained, config)
+    shown = ", ".join(f"{key} ({before.get(key)!r} -> {now.get(key)!r})" for key in changed[:4])
+    return shown + (f" and {len(changed) - 4} more" if len(changed) > 4 else "")
 
 
 def run_relative(value, output_dir: str | None):
@@ -163,6 +169,10 @@ def resume_from(cfg: DictConfig, config: dict, output_dir: Path) -> Resume | Non
             checkpoint = load_checkpoint(cfg.ckpt_path)
         except CheckpointError as exc:
             raise CheckpointError(f"ckpt_path: {exc}") from exc
+        changed = setting_changes(checkpoint.get("pdeop_config") or {}, config)
+        if changed:  # allowed (continuing a run on new data, say), but said: auto_resume would refuse it
+            log.warning("ckpt_path: %s was trained with another setting (%s); its weights, optimiser and schedule "
+                        "continue under this run's", cfg.ckpt_path, changed)
         return resume_of(checkpoint, cfg.ckpt_path, config, "ckpt_path")
     folder = output_dir / "checkpoints"
     if not cfg.auto_resume or not any(folder.glob("*.ckpt")):
