@@ -200,7 +200,8 @@ def check_training_length(trainer: dict) -> None:
 def check_accelerator(trainer: dict) -> None:
     """A GPU asked for where torch sees none is one line now, not Lightning's error after the data is made."""
     accelerator = str(trainer.get("accelerator", "auto")).lower()
-    if accelerator in ("gpu", "cuda") and not torch.cuda.is_available():
+    mps = accelerator == "gpu" and torch.backends.mps.is_available()  # Lightning's "gpu" is Apple's GPU there
+    if accelerator in ("gpu", "cuda") and not torch.cuda.is_available() and not mps:
         build = f"a CUDA {torch.version.cuda} build" if torch.version.cuda else "a CPU-only build"
         raise ConfigError(f"trainer.accelerator: '{accelerator}' asked for, but torch ({torch.__version__}, {build}) "
                           f"sees no CUDA GPU here; drop trainer=gpu (the default takes a GPU where there is one) "

@@ -61,6 +61,8 @@ def taking_inputs(network: nn.Module, shape: tuple[int, ...], data: str = "the d
         raise
     except (RuntimeError, AssertionError, ValueError, IndexError, TypeError) as exc:
         reason = next(iter(str(exc).splitlines()), "") or type(exc).__name__
+        if "allocate" in reason:  # out of host memory (not torch.OutOfMemoryError on a CPU): not the inputs' fault
+            raise
         grid = "x".join(map(str, shape[2:]))
         raise ConfigError(f"model: {type(network).__name__} cannot take the inputs of {data}, shaped {list(shape)} "
                           f"(batch, {shape[1]} channels, a {len(shape) - 2}-D grid {grid}): {reason}; choose a "

@@ -11,6 +11,7 @@ import re
 import signal
 import sys
 import tempfile
+import threading
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable, Iterator, TypeVar
@@ -129,14 +130,16 @@ def stops_cleanly(main: Callable[..., T]) -> Callable[..., T]:
     """
     @functools.wraps(main)
     def wrapped(*args, **kwargs):
-        previous = signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
+        own = threading.current_thread() is threading.main_thread()  # only the main thread may set a handler
+        previous = signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum)) if own else None
         try:
             return main(*args, **kwargs)
         except KeyboardInterrupt:
-            print("pdeop: interrupted; nothing partial was left in place of out=", file=sys.stderr)
+            print("pdeop: interrupted; no partial file was left in place of out=", file=sys.stderr)
             sys.exit(130)
         finally:
-            signal.signal(signal.SIGTERM, previous)
+            if own:
+                signal.signal(signal.SIGTERM, previous)
 
     return wrapped
 

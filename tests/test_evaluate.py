@@ -113,3 +113,16 @@ def test_a_stop_while_out_is_written_leaves_no_partial_file(tmp_path, capsys):
         writer(interrupt)()
     assert stopped.value.code == 130 and capsys.readouterr().err.startswith("pdeop: interrupted")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["pred.nc"] and out.read_text() == "the previous predictions"
+
+
+def test_an_entry_point_called_from_a_thread_runs_without_its_signal_handler():
+    """Only the main thread may install a SIGTERM handler; a GUI's or a worker's thread calling main must not fail."""
+    import threading
+
+    from pdeop.io import stops_cleanly
+
+    results = []
+    worker = threading.Thread(target=lambda: results.append(stops_cleanly(lambda: "done")()))
+    worker.start()
+    worker.join(10)
+    assert results == ["done"]

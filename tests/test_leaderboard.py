@@ -21,6 +21,7 @@ from pdeop.leaderboard.cells import (
 )
 from pdeop.leaderboard.record import (
     config_hash,
+    deviations,
     epoch_seconds,
     make_benchmark_record,
     make_record,
@@ -227,6 +228,11 @@ def test_record_of_a_trained_run(trained, tmp_path):
     assert "resumed_from_epoch" not in rec and len(epoch_seconds(trained)) == 2  # what `run` counts before training
     assert make_record(cell, trained, resumed_from_epoch=1)["resumed_from_epoch"] == 1
     assert "options" not in rec and make_record(cell, trained, options=["x=1"])["options"] == ["x=1"]
+    flagged = make_record(cell, trained, options=["x=1"])
+    assert make_record(cell, trained, previous=flagged)["options"] == ["x=1"]  # recorded again: still flagged
+    assert "options" not in make_record(cell, trained, previous=flagged, options=[])  # a clean rerun: not
+    assert deviations(["hydra.launcher.partition=gpu", "+hydra.x=1", "trainer.max_epochs=2"]) == [
+        "trainer.max_epochs=2"]
     assert epoch_seconds(tmp_path) == []  # a folder without a run: nothing to resume
     copy = tmp_path / "elsewhere"
     copy.mkdir()

@@ -289,7 +289,34 @@ def test_an_archive_member_that_could_write_outside_is_refused_and_nothing_is_wr
     assert (tmp_path / "victim").read_text() == "precious" and (tmp_path / "victim").stat().st_nlink == 1
 
 
-@pytest.mark.parametrize("name", ["../../escaped/x", "/abs/x", ".hidden", "a/b"])
+
+def test_a_replacement_stopped_between_its_renames_puts_the_old_bundle_back(exported, tmp_path, monkeypatch):
+    """SIGTERM (SystemExit) or an error after the old bundle is set aside and before the new one is in: out= is the
+    old bundle again, nothing hidden left; an empty folder is exported into without overwrite."""
+    import os
+
+    best, _ = exported
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    export(str(best), empty)
+    bundle = tmp_path / "tiny"
+    digest = export(str(best), bundle, archive=False)
+    real_replace, calls = os.replace, []
+
+    def stopped(src, dst):
+        calls.append(dst)
+        if len(calls) == 2:  # the new bundle's rename
+            raise SystemExit(143)
+        real_replace(src, dst)
+
+    monkeypatch.setattr(os, "replace", stopped)
+    with pytest.raises(SystemExit):
+        export(str(best), bundle, archive=False, overwrite=True)
+    monkeypatch.undo()
+    assert verify_bundle(bundle) == digest
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["empty", "empty.tar.gz", "tiny"]
+
+@pytest.mark.parametrize("name", ["../../escaped/x", "/abs/x", ".hidden", "team/../../x", "team//x"])
 def test_a_registry_name_that_is_not_a_plain_name_is_refused(use_registry, tmp_path, name):
     """The name is the cache folder's: one with a separator or leading dot could unpack outside the cache."""
     use_registry(name, "x.tar.gz", "0" * 64)

@@ -173,3 +173,25 @@ def test_background_checkpoints_are_snapshots_written_in_order_and_errors_surfac
     with pytest.raises(UnwritablePathError, match="checkpoint .*best-002.ckpt' not written"):
         io.teardown()
     assert best.is_file()
+
+
+def test_a_checkpoint_record_keeps_another_runs_files_but_not_ones_lightning_would_delete(tmp_path):
+    """Another run's best checkpoint (outside this folder: Lightning leaves it alone) stays the recorded best; a
+    path under the folder that climbs out of it, or a bucket, is dropped with a warning (Lightning deletes those)."""
+    import warnings
+
+    from pdeop.training.callbacks import confined
+
+    ours, theirs = tmp_path / "b" / "checkpoints", tmp_path / "a" / "checkpoints"
+    ours.mkdir(parents=True)
+    keys = ("best_model_path", "kth_best_model_path", "last_model_path")
+    other_run = {"best_model_path": str(theirs / "best-003.ckpt"), "best_k_models": {str(theirs / "best-003.ckpt"): 1}}
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert confined(other_run, str(ours), keys) == other_run
+    hostile = {"best_model_path": f"{ours}/../../../victim", "kth_best_model_path": "s3://bucket/data",
+               "best_k_models": {f"{ours}/../../../victim": 1, "s3://bucket/data": 2, str(ours / "best-001.ckpt"): 3}}
+    with pytest.warns(UserWarning, match="resolve outside"):
+        kept = confined(hostile, str(ours), keys)
+    assert kept["best_model_path"] == kept["kth_best_model_path"] == ""
+    assert kept["best_k_models"] == {str(ours / "best-001.ckpt"): 3}

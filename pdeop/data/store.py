@@ -178,9 +178,10 @@ class DatasetWriter:
         time_axis = () if times is None else (len(times),)
         arrays = {}
         for name, channels, extra in (("inputs", in_channels, ()), ("outputs", out_channels, time_axis)):
-            # one sample per chunk, so a lazy reader can slice single samples cheaply
+            # one sample per chunk, so a lazy reader can slice single samples cheaply; each with a Fletcher-32
+            # checksum, so that damage on disk (a bad sector, a copy cut short) is an error when read, not data
             arrays[name] = group.create_dataset(name, (n_samples, channels, *extra, *shape), "f4",
-                                                chunks=(1, channels, *extra, *shape))
+                                                chunks=(1, channels, *extra, *shape), fletcher32=True)
         self._arrays[split, resolution] = arrays
         self._handles.append(group)
         for name, values in coords.items():

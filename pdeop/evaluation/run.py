@@ -85,6 +85,7 @@ def evaluate(cfg: DictConfig) -> dict:
     Writes ``cfg.out`` (JSON) and, beside it, ``<out's stem>_error_by_resolution.png``.
     """
     out = writable_file(cfg.out, "out")
+    writable_file(out.with_name(f"{out.stem}_error_by_resolution.png"), "out")  # its picture's longer name
     module, _, datamodule, stored = open_run(cfg)
     results = {}
     for res in stored.resolutions(cfg.split):
@@ -102,7 +103,9 @@ def evaluate(cfg: DictConfig) -> dict:
 
 def predict(cfg: DictConfig) -> Path:
     """Write the predictions of ``cfg.ckpt`` on one stored grid to ``cfg.out`` (NetCDF) and plot chosen samples."""
-    writable_file(cfg.out, "out")
+    out = writable_file(cfg.out, "out")
+    for i in cfg.plot_samples:  # the pictures' longer names
+        writable_file(out.with_name(f"{out.stem}_sample_{i}.png"), "out")
     module, source, datamodule, stored = open_run(cfg)
     resolutions = stored.resolutions(cfg.split)
     resolution = cfg.resolution if cfg.resolution is not None else resolutions[-1]

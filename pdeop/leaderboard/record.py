@@ -65,6 +65,11 @@ def today() -> str:
     return datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d")
 
 
+def deviations(overrides: list[str]) -> list[str]:
+    """The overrides that change what a cell measures: all but Hydra's own (``hydra.launcher.partition=...``)."""
+    return [o for o in overrides if not o.lstrip("+~").startswith(("hydra.", "hydra/"))]
+
+
 def cell_fields(cell: Cell) -> dict:
     """What a record repeats of its cell: where it sits, how to rerun it, and the paper's figure."""
     return {"table": cell.table, "cell": cell.name, "model": cell.model, "tier": cell.tier,
@@ -91,16 +96,17 @@ def make_benchmark_record(cell: Cell, result: Path, wall_s: float | None = None,
 
 
 def make_record(cell: Cell, run_dir: Path, wall_s: float | None = None, previous: dict | None = None,
-                resumed_from_epoch: int | None = None, options: list[str] = ()) -> dict:
+                resumed_from_epoch: int | None = None, options: list[str] | None = None) -> dict:
     """The record of ``cell`` trained in ``run_dir``: parameters, peak memory, commit and hardware as the training
     process wrote them (a SLURM job's, not the submitting machine's); for older runs counted here, or kept from
     the ``previous`` record of the same run. ``resumed_from_epoch``: the epochs the folder held before this run
     continued it (its wall time and peak memory cover the later epochs only; the report flags it). ``options``:
-    overrides given beyond the cell's command (a shortened run, say; the report flags them too)."""
+    overrides given beyond the cell's command (a shortened run, say; the report flags them too); None (a run
+    recorded again, its overrides unknown here) keeps the ``previous`` record's."""
     metrics = json.loads((run_dir / "test_metrics.json").read_text())
     previous = previous or {}
     resumed = resumed_from_epoch or previous.get("resumed_from_epoch")
-    options = list(options) or previous.get("options", [])
+    options = list(options) if options is not None else previous.get("options", [])
     return {
         **cell_fields(cell), "measured": metrics.get(cell.metric),
         "metrics": {k: v for k, v in metrics.items() if k.startswith("test/")},

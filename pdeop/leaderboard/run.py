@@ -14,6 +14,7 @@ from pathlib import Path
 from pdeop.errors import ConfigError
 from pdeop.leaderboard.cells import Cell
 from pdeop.leaderboard.record import (
+    deviations,
     epoch_seconds,
     make_benchmark_record,
     make_record,
@@ -60,7 +61,7 @@ def run_local(cells: list[Cell], runs: Path, records: Path, overrides: list[str]
             done = len(epoch_seconds(run_dir))  # epochs of an earlier run that this one continues
             train([f"+experiment={cell.experiment}", f"hydra.run.dir={run_dir}", *overrides])
             record = make_record(cell, run_dir, wall_s=round(time.perf_counter() - start, 1),
-                                 resumed_from_epoch=done or None, options=overrides)
+                                 resumed_from_epoch=done or None, options=deviations(overrides))
         written.append(write_record(record, records))
     return written
 
@@ -75,11 +76,12 @@ def run_slurm(cells: list[Cell], runs: Path, records: Path, overrides: list[str]
     train(["--multirun", "hydra/launcher=slurm", f"+experiment={','.join(c.experiment for c in cells)}",
            f"hydra.sweep.dir={runs / table}", "hydra.sweep.subdir=${leaderboard.cell}.${leaderboard.tier}",
            *overrides])
-    return record_runs(cells, runs, records)
+    return record_runs(cells, runs, records, deviations(overrides))
 
 
-def record_runs(cells: list[Cell], runs: Path, records: Path) -> list[Path]:
-    """Records of the cells whose runs exist under ``runs`` (keeping what an earlier record of a run knew)."""
+def record_runs(cells: list[Cell], runs: Path, records: Path, options: list[str] | None = None) -> list[Path]:
+    """Records of the cells whose runs exist under ``runs`` (keeping what an earlier record of a run knew);
+    ``options``: the overrides the runs were given beyond their cells' commands, None where not known here."""
     written = []
     for cell in cells:
         run_dir = runs / cell.table / f"{cell.name}.{cell.tier}"
@@ -91,6 +93,6 @@ def record_runs(cells: list[Cell], runs: Path, records: Path) -> list[Path]:
         previous = json.loads(old.read_text()) if old.is_file() else {}
         record = (make_benchmark_record(cell, finished, previous.get("wall_s"), previous.get("options", ()))
                   if cell.benchmark
-                  else make_record(cell, run_dir, previous=previous))
+                  else make_record(cell, run_dir, previous=previous, options=options))
         written.append(write_record(record, records))
     return written

@@ -31,8 +31,8 @@ def model_from_config(model_config: dict) -> nn.Module:
         return instantiate(constructor_config(model_config), _convert_="all")
     except Exception as exc:
         user_error = user_error_of(exc)
-        if user_error is not None:
-            raise user_error from exc
+        if user_error is not None:  # the constructor's own message (from None: its cause is already exc's)
+            raise user_error from None
         cause = exc.__cause__ or exc
         reason = next(iter(str(cause).splitlines()), "") or type(cause).__name__
         name = str(model_config.get("_target_", "?")).rsplit(".", 1)[-1]

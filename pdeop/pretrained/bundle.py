@@ -135,17 +135,27 @@ def write_bundle(module: TrainedOperator, out: str | Path, card: str, overwrite:
         for path in (staging, *staging.iterdir()):  # mkdtemp's 0700 would hide a shared cache from the group
             path.chmod((0o777 if path.is_dir() else 0o666) & ~UMASK)
         previous = Path(tempfile.mkdtemp(prefix=f".{out.name}.previous.", dir=out.parent))
-        if out.exists():
-            os.replace(out, previous / out.name)  # set aside, so that out is always one whole bundle or absent
-        os.replace(staging, out)
-        shutil.rmtree(previous)
+        try:
+            if out.exists():
+                os.replace(out, previous / out.name)  # set aside, so that out is one whole bundle or absent
+            try:
+                os.replace(staging, out)
+            except BaseException:  # an error or a stop between the renames: the old bundle goes back
+                if (previous / out.name).exists() and not out.exists():
+                    os.replace(previous / out.name, out)
+                raise
+        finally:
+            shutil.rmtree(previous, ignore_errors=True)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return bundle_digest(out)
 
 
 def replaceable(out: Path, overwrite: bool) -> None:
-    """Refuse to replace ``out`` unless ``overwrite`` is set and it is a bundle directory (only a bundle's files)."""
+    """Refuse to replace ``out`` unless it is an empty folder, or ``overwrite`` is set and it is a bundle directory
+    (only a bundle's files)."""
+    if out.is_dir() and not out.is_symlink() and not any(out.iterdir()):
+        return
     if not overwrite:
         raise CheckpointError(f"out: '{out}' already exists; choose another directory or pass overwrite=true")
     if out.is_symlink() or not out.is_dir():

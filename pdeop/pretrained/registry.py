@@ -59,9 +59,10 @@ def read_registry(path: Path) -> dict[str, Entry]:
         raise RegistryError(f"registry '{path}': expected a mapping of names to entries")
     entries = {}
     for name, entry in raw.items():
-        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}", str(name)):
+        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}(/[A-Za-z0-9][A-Za-z0-9._-]{0,127})*", str(name)):
             raise RegistryError(f"registry '{path}': entry name {str(name)!r} is not a plain name (letters, digits, "
-                                f"'.', '_', '-'; it names a folder in the cache)")
+                                f"'.', '_', '-', parts joined by '/', each starting with a letter or digit; it names "
+                                f"a folder in the cache)")
         if not isinstance(entry, dict) or not isinstance(entry.get("url"), str):
             raise RegistryError(f"registry '{path}': entry '{name}' needs a url")
         if not re.fullmatch(r"[0-9a-f]{64}", str(entry.get("sha256", ""))):

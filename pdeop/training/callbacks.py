@@ -41,23 +41,30 @@ class RunCheckpoint(ModelCheckpoint):
 
 
 def confined(state: dict, dirpath: str, keys: tuple[str, ...]) -> dict:
-    """``state`` without the checkpoint paths that are not files under ``dirpath`` (symbolic links resolved).
+    """``state`` without the checkpoint paths Lightning would delete but that are not files in ``dirpath``.
 
-    Lightning deletes a superseded checkpoint by the path its state recorded, recursively, and checks only that the
-    path's text starts with its folder; a checkpoint from elsewhere (``ckpt_path=``, a file dropped into a run)
-    could name ``<dirpath>/../..`` or a link out of it. Such entries are dropped, with a warning: never deleted.
+    Lightning deletes a superseded checkpoint by the path its state recorded, recursively, when that path's text
+    lies under its folder or names another file system (``s3://...``): a checkpoint from elsewhere (``ckpt_path=``,
+    a file dropped into a run) could name ``<dirpath>/../..``, a link out of the folder or a bucket. Such entries
+    are dropped, with a warning: never deleted. Paths of another run's folder, which Lightning leaves alone, stay
+    (its best checkpoint remains the best until this run saves one).
     """
-    root = os.path.realpath(dirpath)
+    root = Path(dirpath).absolute()
+    real_root = os.path.realpath(root)
 
-    def inside(path: str) -> bool:
+    def deletable_outside(path: str) -> bool:
+        if "://" in path and not path.startswith("file://"):
+            return True
+        if root not in Path(path).absolute().parents:
+            return False
         real = os.path.realpath(path)
-        return real != root and os.path.commonpath([root, real]) == root and not os.path.isdir(real)
+        return real == real_root or os.path.commonpath([real_root, real]) != real_root or os.path.isdir(real)
 
     paths = [state.get(key) or "" for key in keys] + list(state.get("best_k_models", {}))
-    outside = sorted({path for path in paths if path and not inside(path)})
+    outside = sorted({path for path in paths if path and deletable_outside(path)})
     if not outside:
         return state
-    warnings.warn(f"checkpoint state names files outside '{dirpath}' (not tracked, never deleted): "
+    warnings.warn(f"checkpoint state names files that resolve outside '{dirpath}' (not tracked, never deleted): "
                   f"{', '.join(map(repr, outside))}", stacklevel=2)
     return {**state, **{key: "" for key in keys if state.get(key) in outside},
             "best_k_models": {path: score for path, score in state.get("best_k_models", {}).items()

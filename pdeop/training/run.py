@@ -200,6 +200,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
     check_config(config)
     output_dir = writable_directory(cfg.paths.output_dir, "hydra.run.dir=<dir>")
     resume = resume_from(cfg, config, output_dir)  # before this run's config replaces the last one's
+    quiet_frameworks(resuming=resume is not None and cfg.ckpt_path is None)
     write_yaml(config, output_dir / "config_resolved.yaml")
 
     pl.seed_everything(cfg.seed, workers=True, verbose=False)

@@ -471,3 +471,21 @@ def test_a_strange_community_file_is_one_line(tmp_path, case, observed):
     assert result.returncode == 2 and str(path) in line and reason in line, line
     assert not marker.exists()
     observed(f"exit 2: {line}")
+
+
+@pytest.mark.fault("4 KiB of zeros written over a training sample inside a pdeop file (a bad sector, a copy cut "
+                   "short)", "DataFileError naming the file when the damaged split is read (Fletcher-32 checksum per "
+                   "chunk), never training on the damaged values")
+def test_damage_inside_a_chunk_is_found_by_its_checksum(tmp_path, observed):
+    path = generate(DatasetSpec(Darcy(resolution=65), n_train=4, n_val=2, n_test=2, subsample=1,
+                                test_subsamples=()), tmp_path, progress=False)
+    with h5py.File(path, "r") as f:
+        chunk = f["train/65/inputs"].id.get_chunk_info(1)
+    with open(path, "r+b") as raw:
+        raw.seek(chunk.byte_offset + chunk.size // 2 - 2048)
+        raw.write(bytes(4096))
+    stored = DatasetFile(path)  # the layout and attributes are intact: the damage is in the data
+    with pytest.raises(DataFileError) as caught:
+        stored.read("train", 65)
+    assert str(path) in str(caught.value) and "'train/65'" in str(caught.value)
+    observed(str(caught.value))
