@@ -32,13 +32,17 @@ class NonFiniteLossError(PdeopError):
     """Training produced a NaN or infinite loss."""
 
 
+def first_line(exc: BaseException) -> str:
+    """An exception's message in one line (its first line that is not blank), or its type where it has none."""
+    return next((line for line in str(exc).splitlines() if line.strip()), type(exc).__name__)
+
+
 def config_value_error(exc: MissingMandatoryValue | InterpolationResolutionError) -> ConfigError:
     """One line for a value the composed config leaves unset (``???``) or cannot resolve (``${oc.env:UNSET}``)."""
     key = exc.full_key or "a config value"
     if isinstance(exc, MissingMandatoryValue):
         return ConfigError(f"{key}: required and not given; pass {key}=<value> on the command line")
-    reason = (exc.msg or str(exc)).splitlines()[0]
-    return ConfigError(f"{key}: its interpolation does not resolve ({reason})")
+    return ConfigError(f"{key}: its interpolation does not resolve ({first_line(exc)})")
 
 
 def user_error_of(exc: BaseException) -> PdeopError | None:

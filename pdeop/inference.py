@@ -16,7 +16,7 @@ from typing import Any, Iterator
 import torch
 from torch import nn
 
-from pdeop.errors import ConfigError, PdeopError
+from pdeop.errors import ConfigError, PdeopError, first_line
 
 
 class TrainedOperator(nn.Module):
@@ -60,7 +60,7 @@ def taking_inputs(network: nn.Module, shape: tuple[int, ...], data: str = "the d
     except (PdeopError, torch.OutOfMemoryError):
         raise
     except (RuntimeError, AssertionError, ValueError, IndexError, TypeError) as exc:
-        reason = next(iter(str(exc).splitlines()), "") or type(exc).__name__
+        reason = first_line(exc)
         if "allocate" in reason:  # out of host memory (not torch.OutOfMemoryError on a CPU): not the inputs' fault
             raise
         grid = "x".join(map(str, shape[2:]))

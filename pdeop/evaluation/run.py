@@ -38,6 +38,11 @@ def table(results: dict) -> str:
     return "\n".join(lines)
 
 
+def picture_beside(out: Path, what: str) -> Path:
+    """A picture written with ``out``: ``<out's stem>_<what>.png`` beside it."""
+    return out.with_name(f"{out.stem}_{what}.png")
+
+
 def checked_fields(module: TrainedOperator, datamodule, stored, split: str, resolution: int) -> FieldSet:
     """``task_fields``, after a pass of ``module`` on the first sample: data of another dimension or channel
     count than the model's is one error naming both, before any work."""
@@ -85,7 +90,7 @@ def evaluate(cfg: DictConfig) -> dict:
     Writes ``cfg.out`` (JSON) and, beside it, ``<out's stem>_error_by_resolution.png``.
     """
     out = writable_file(cfg.out, "out")
-    writable_file(out.with_name(f"{out.stem}_error_by_resolution.png"), "out")  # its picture's longer name
+    picture = writable_file(picture_beside(out, "error_by_resolution"), "out")  # its longer name, checked too
     module, _, datamodule, stored = open_run(cfg)
     results = {}
     for res in stored.resolutions(cfg.split):
@@ -95,7 +100,6 @@ def evaluate(cfg: DictConfig) -> dict:
     with atomic_path(out) as tmp:
         tmp.write_text(json.dumps({"checkpoint": str(cfg.ckpt), "data": str(datamodule.path), "split": cfg.split,
                                    "results": {str(k): v for k, v in results.items()}}, indent=2))
-    picture = out.with_name(f"{out.stem}_error_by_resolution.png")
     plot_error_by_resolution({res: r["rel_l2"]["mean"] for res, r in results.items()}, picture)
     print(f"wrote {out} and {picture}")
     return results
@@ -105,7 +109,7 @@ def predict(cfg: DictConfig) -> Path:
     """Write the predictions of ``cfg.ckpt`` on one stored grid to ``cfg.out`` (NetCDF) and plot chosen samples."""
     out = writable_file(cfg.out, "out")
     for i in cfg.plot_samples:  # the pictures' longer names
-        writable_file(out.with_name(f"{out.stem}_sample_{i}.png"), "out")
+        writable_file(picture_beside(out, f"sample_{i}"), "out")
     module, source, datamodule, stored = open_run(cfg)
     resolutions = stored.resolutions(cfg.split)
     resolution = cfg.resolution if cfg.resolution is not None else resolutions[-1]
@@ -128,8 +132,7 @@ def predict(cfg: DictConfig) -> Path:
         t = None if fields.lead_times is None else torch.from_numpy(fields.lead_times[chosen])
         predictions = module.predict(torch.from_numpy(fields.inputs[chosen]), t).numpy() if chosen else []
     for i, prediction in zip(chosen if fields.inputs.ndim == 4 else [], predictions):  # pictures of 2D fields
-        picture = out.with_name(f"{out.stem}_sample_{i}.png")
-        plot_sample(fields.inputs[i, 0], fields.outputs[i, 0], prediction[0], picture,
+        plot_sample(fields.inputs[i, 0], fields.outputs[i, 0], prediction[0], picture_beside(out, f"sample_{i}"),
                     title=f"{cfg.split} sample {i} at {resolution}x{resolution}")
     print(f"predictions of {len(fields.inputs)} samples at {resolution}x{resolution}: {out}")
     return out

@@ -13,7 +13,7 @@ from torch import nn
 from pdeop.config import FINETUNE_KEYS, check_config
 from pdeop.data.normalise import channel_normaliser
 from pdeop.data.tasks import Window
-from pdeop.errors import ConfigError, user_error_of
+from pdeop.errors import ConfigError, first_line, user_error_of
 from pdeop.inference import TrainedOperator
 from pdeop.pretrained.checkpoint import CheckpointError, check_fit, load_weights
 from pdeop.pretrained.trusted import check_stored_config
@@ -34,10 +34,9 @@ def model_from_config(model_config: dict) -> nn.Module:
         if user_error is not None:  # the constructor's own message (from None: its cause is already exc's)
             raise user_error from None
         cause = exc.__cause__ or exc
-        reason = next(iter(str(cause).splitlines()), "") or type(cause).__name__
         name = str(model_config.get("_target_", "?")).rsplit(".", 1)[-1]
-        raise ConfigError(f"model: {name} cannot be built from these settings ({type(cause).__name__}: {reason})") \
-            from exc
+        raise ConfigError(f"model: {name} cannot be built from these settings ({type(cause).__name__}: "
+                          f"{first_line(cause)})") from exc
 
 
 def normaliser_state(state: dict[str, torch.Tensor], source: str) -> dict[str, torch.Tensor]:

@@ -14,7 +14,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from pdeop.errors import PdeopError
+from pdeop.errors import PdeopError, first_line
 from pdeop.io import refused_global
 
 
@@ -51,9 +51,8 @@ def read_weights_only(path: Path, kind: str) -> object:
             f"checkpoint '{path}' needs arbitrary unpickling to load (it names the Python global '{name}': code or "
             f"objects, not only tensors); pdeop loads weights only and refuses it") from exc
     except Exception as exc:  # torch.load's parsers raise many types (RuntimeError, EOFError, KeyError ...) on damage
-        first_line = next(iter(str(exc).splitlines()), "") or type(exc).__name__
         raise CheckpointError(f"checkpoint '{path}' is truncated or damaged (its {kind} cannot be read: "
-                              f"{first_line.split('. ')[0]})") from exc
+                              f"{first_line(exc).split('. ')[0]})") from exc
 
 
 def load_checkpoint(path: str | Path) -> dict:

@@ -145,7 +145,7 @@ def weight_checksums(module: torch.nn.Module) -> torch.Tensor:
         p = p.detach()
         return (torch.view_as_real(p) if p.is_complex() else p).double()
 
-    return torch.stack([torch.stack([real(p).sum(), real(p).square().sum()]) for p in module.parameters()])
+    return torch.stack([torch.stack([v.sum(), v.square().sum()]) for v in map(real, module.parameters())])
 
 
 class NonFiniteLossGuard(pl.Callback):

@@ -5,8 +5,9 @@ Lightning prints a tip to install its cloud logger on every run, and its own use
 pytree class that torch has deprecated warns on every fit; neither is something a pdeop user
 can or should act on. Nor are two of its warnings: a logging interval longer than an epoch (pdeop logs training
 figures once an epoch), and that ``srun`` exists but is not used (a local run on a SLURM login node;
-slurm/train.sbatch starts runs through srun); nor, when a run resumes in its own folder (``resuming``), that the
-checkpoint folder is not empty. Everything else Lightning and torch say is left as it is.
+slurm/train.sbatch starts runs through srun); nor, when a run resumes in its own folder
+(``quiet_resumed_folder``), that the checkpoint folder is not empty. Everything else Lightning and torch say is left
+as it is.
 """
 
 from __future__ import annotations
@@ -24,8 +25,8 @@ class DropAdvertising(logging.Filter):
         return not str(record.msg).startswith(ADVERTISING)
 
 
-def quiet_frameworks(resuming: bool = False) -> None:
-    """Silence the lines above, once per process (idempotent); ``resuming``: the run continues in its folder."""
+def quiet_frameworks() -> None:
+    """Silence the lines above, once per process (idempotent)."""
     rank_zero = logging.getLogger("pytorch_lightning.utilities.rank_zero")
     if not any(isinstance(f, DropAdvertising) for f in rank_zero.filters):
         rank_zero.addFilter(DropAdvertising())
@@ -34,5 +35,8 @@ def quiet_frameworks(resuming: bool = False) -> None:
     for moot in (r"The number of training batches .* is smaller than the logging interval",
                  r"The `srun` command is available on your system but is not used"):
         warnings.filterwarnings("ignore", message=moot)
-    if resuming:
-        warnings.filterwarnings("ignore", message=r"Checkpoint directory .* exists and is not empty")
+
+
+def quiet_resumed_folder() -> None:
+    """A run continuing in its own folder finds its checkpoints there, as it should: Lightning's warning is moot."""
+    warnings.filterwarnings("ignore", message=r"Checkpoint directory .* exists and is not empty")

@@ -34,7 +34,7 @@ from pdeop.training.physics_module import (
     residual_loss_missing,
 )
 from pdeop.training.preflight import preflight
-from pdeop.training.quiet import quiet_frameworks
+from pdeop.training.quiet import quiet_frameworks, quiet_resumed_folder
 from pdeop.training.resume import Resume, check_fits, resume_from
 
 log = logging.getLogger(__name__)
@@ -200,7 +200,8 @@ def train(cfg: DictConfig) -> dict[str, float]:
     check_config(config)
     output_dir = writable_directory(cfg.paths.output_dir, "hydra.run.dir=<dir>")
     resume = resume_from(cfg, config, output_dir)  # before this run's config replaces the last one's
-    quiet_frameworks(resuming=resume is not None and cfg.ckpt_path is None)
+    if resume is not None and cfg.ckpt_path is None:
+        quiet_resumed_folder()
     write_yaml(config, output_dir / "config_resolved.yaml")
 
     pl.seed_everything(cfg.seed, workers=True, verbose=False)

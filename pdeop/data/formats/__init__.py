@@ -14,14 +14,14 @@ from pathlib import Path
 
 import h5py
 
-from pdeop.data.formats.dataset import UNREADABLE, DatasetCollection, ExternalDataset, first_line
+from pdeop.data.formats.dataset import UNREADABLE, DatasetCollection, ExternalDataset
 from pdeop.data.formats.matlab import read_matlab
 from pdeop.data.formats.pdebench import read_pdebench
 from pdeop.data.formats.tensors import read_named_arrays
 from pdeop.data.formats.the_well import GROUPS as WELL_GROUPS
 from pdeop.data.formats.the_well import read_the_well
 from pdeop.data.store import DatasetFile, is_pdeop_file
-from pdeop.errors import DataFileError
+from pdeop.errors import DataFileError, first_line
 
 FORMATS = ("mat", "pdebench", "the_well", "pt", "npz")
 SUFFIXES = {".mat": "mat", ".pt": "pt", ".pth": "pt", ".npz": "npz"}

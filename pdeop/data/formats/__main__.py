@@ -16,7 +16,7 @@ from hydra.errors import HydraException
 
 from pdeop.data.formats import FORMATS, DatasetCollection, ExternalDataset, open_splits, split_paths
 from pdeop.data.formats.dataset import AXES_EXAMPLE
-from pdeop.errors import ConfigError, report_user_errors
+from pdeop.errors import ConfigError, first_line, report_user_errors
 
 
 def parse_axes(text: str | None) -> dict | None:
@@ -26,7 +26,7 @@ def parse_axes(text: str | None) -> dict | None:
     try:
         value = OverridesParser.create().parse_override(f"axes={text}").value()
     except HydraException as exc:
-        raise ConfigError(f"--axes: cannot parse {text!r} ({str(exc).splitlines()[0]}); expected e.g. "
+        raise ConfigError(f"--axes: cannot parse {text!r} ({first_line(exc)}); expected e.g. "
                           f"--axes '{AXES_EXAMPLE}'") from None
     if not isinstance(value, dict):
         raise ConfigError(f"--axes: expected a mapping of inputs/outputs to axis names, got {text!r}; e.g. "

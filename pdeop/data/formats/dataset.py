@@ -21,7 +21,7 @@ from scipy.io.matlab import MatReadError
 
 from pdeop.data.formats.arrays import StoredArray, first_bad_sample
 from pdeop.data.store import FieldSet
-from pdeop.errors import DataFileError
+from pdeop.errors import DataFileError, first_line
 
 # What the libraries raise on a truncated, corrupt or strangely built file (h5py's RuntimeError: a link loop, a
 # missing link target; a group where an array should be; torch's NotImplementedError: a sparse tensor; a layout
@@ -73,11 +73,6 @@ def check_subsample(path: Path, key: str, axis: str, n: int, r: int, boundary_no
                  else f"data.periodic=false: (n - 1)/r + 1 = {(n - 1) // r + 1} points, both boundary nodes kept")
         hint = f"; if the coarser grid is placed otherwise, set {other}"
     raise DataFileError(f"'{path}' key '{key}': subsampling factor {r} does not divide axis {axis} of {assumed}{hint}")
-
-
-def first_line(exc: BaseException) -> str:
-    """An exception's message in one line, or its type where it has none."""
-    return str(exc).splitlines()[0] if str(exc).strip() else type(exc).__name__
 
 
 def check_dtype(path: Path, array: StoredArray) -> None:

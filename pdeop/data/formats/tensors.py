@@ -20,9 +20,9 @@ import numpy as np
 import torch
 
 from pdeop.data.formats.arrays import SPACE, StoredArray
-from pdeop.data.formats.dataset import ExternalDataset, first_line, grid_coordinates
+from pdeop.data.formats.dataset import ExternalDataset, grid_coordinates
 from pdeop.data.formats.matlab import choose_keys, name_axes, output_times
-from pdeop.errors import DataFileError
+from pdeop.errors import DataFileError, first_line
 from pdeop.io import refused_global
 
 
