@@ -15,9 +15,15 @@ On a GPU, ``plain_resident / plain`` is what the data path alone gains and ``pde
 plain_resident`` what the framework costs once both draw their batches on the device. The plain loops
 follow ``trainer.compile`` and ``trainer.matmul_precision`` as pdeop does.
 
+Where that cost goes: ``--ablate`` adds ``pdeop_resident`` with parts of the framework taken away by config
+overrides (``ABLATIONS``): its two checkpoints an epoch, its other callbacks, the sanity check, and all of these
+with no logger (``bare``, Lightning's own loop alone). A variant without checkpoints is tested with its last
+weights, not its best ones. ``pdeop_resident-<ablation>`` also names one in ``--variants``.
+
     python benchmarks/fno_overhead.py                       # the default Darcy config
     python benchmarks/fno_overhead.py --epochs 20 data=darcy_fno trainer=gpu
     python benchmarks/fno_overhead.py --variants plain,pdeop trainer=gpu trainer.matmul_precision=high
+    python benchmarks/fno_overhead.py --ablate --variants plain_resident,pdeop_resident --epochs 20 --repeats 3
 """
 
 from __future__ import annotations
@@ -45,6 +51,16 @@ from pdeop.training.operator_module import OperatorModule
 from pdeop.training.run import build_module, build_trainer
 
 VARIANTS = ("plain", "plain_resident", "pdeop", "pdeop_resident")
+CHECKPOINTS = ["~callbacks.checkpoint", "~callbacks.latest", "+trainer.enable_checkpointing=false"]
+OTHER_CALLBACKS = [f"~callbacks.{name}" for name in ("lr_monitor", "throughput", "stream_monitor", "rank_consistency",
+                                                     "nonfinite_guard", "prediction_plots")]
+NO_SANITY_CHECK = ["+trainer.num_sanity_val_steps=0"]
+ABLATIONS = {  # pdeop_resident with a part of the framework removed, by config overrides
+    "no_checkpoints": CHECKPOINTS,
+    "no_callbacks": OTHER_CALLBACKS,
+    "no_sanity_check": NO_SANITY_CHECK,
+    "bare": CHECKPOINTS + OTHER_CALLBACKS + NO_SANITY_CHECK + ["~logger.csv"],
+}
 
 
 def loader_batches(datamodule, device: torch.device) -> Callable[[int], Iterator[tuple[torch.Tensor, torch.Tensor]]]:
@@ -141,7 +157,8 @@ def framework(cfg: DictConfig, datamodule, device: torch.device) -> dict:
     trainer.fit(module, datamodule=datamodule)
     sync()
     seconds = time.perf_counter() - start
-    results = {k: v for per_loader in trainer.test(module, datamodule=datamodule, ckpt_path="best", verbose=False)
+    best = "best" if trainer.checkpoint_callback is not None else None  # an ablation may have no checkpoints
+    results = {k: v for per_loader in trainer.test(module, datamodule=datamodule, ckpt_path=best, verbose=False)
                for k, v in per_loader.items()}
     tests = {res: results[f"test/rel_l2_{res}"] for res in datamodule.test_resolutions}
     samples = cfg.data.n_train * cfg.trainer.max_epochs
@@ -153,19 +170,23 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--variants", default=",".join(VARIANTS),
-                        help=f"comma-separated, of {', '.join(VARIANTS)}")
+                        help=f"comma-separated, of {', '.join(VARIANTS)} and pdeop_resident-<ablation>")
+    parser.add_argument("--ablate", action="store_true",
+                        help=f"also run pdeop_resident without each of: {', '.join(ABLATIONS)}")
     parser.add_argument("--json", type=Path, help="also write the figures here")
     parser.add_argument("overrides", nargs="*", help="Hydra overrides, e.g. data=darcy_fno trainer=gpu")
     args = parser.parse_args()
+    ablated = [f"pdeop_resident-{name}" for name in ABLATIONS]
     variants = args.variants.split(",")
-    if not variants or any(v not in VARIANTS for v in variants):
-        parser.error(f"--variants: expected a comma-separated choice of {', '.join(VARIANTS)}, got {args.variants!r}")
+    variants += [name for name in ablated if args.ablate and name not in variants]
+    if not variants or any(v not in VARIANTS + tuple(ablated) for v in variants):
+        parser.error(f"--variants: expected a comma-separated choice of {', '.join(VARIANTS)} or "
+                     f"{', '.join(ablated)}, got {args.variants!r}")
 
     with tempfile.TemporaryDirectory() as tmp, initialize_config_dir(str(CONF), version_base="1.3"):
-        cfg = compose("config", overrides=[
-            f"trainer.max_epochs={args.epochs}", "trainer.enable_progress_bar=false",
-            "trainer.enable_model_summary=false", f"paths.output_dir={tmp}/run", *args.overrides,
-        ])
+        overrides = [f"trainer.max_epochs={args.epochs}", "trainer.enable_progress_bar=false",
+                     "trainer.enable_model_summary=false", f"paths.output_dir={tmp}/run", *args.overrides]
+        cfg = compose("config", overrides=overrides)
         if str(cfg.trainer.precision) not in ("32", "32-true"):
             parser.error(f"trainer.precision={cfg.trainer.precision}: the plain loops run in float32; "
                          "compare at 32-true")
@@ -176,18 +197,24 @@ def main() -> None:
             datamodules[resident] = instantiate(configs[resident].data)
             datamodules[resident].prepare_data()
             datamodules[resident].setup("fit")
+        ablation_configs = {f"pdeop_resident-{name}": compose("config", overrides=overrides + removed)
+                            for name, removed in ABLATIONS.items()}
+        for ablation_cfg in ablation_configs.values():
+            ablation_cfg.data.device_resident = True
         device = torch.device("cuda" if torch.cuda.is_available() and cfg.trainer.accelerator != "cpu" else "cpu")
         results = {name: [] for name in variants}
         for repeat in range(args.repeats):
-            def framework_run(resident: bool) -> dict:
-                run_cfg = configs[resident].copy()
-                run_cfg.paths.output_dir = f"{tmp}/run{repeat}-{int(resident)}"
+            def framework_run(name: str, run_cfg: DictConfig, resident: bool) -> dict:
+                run_cfg = run_cfg.copy()
+                run_cfg.paths.output_dir = f"{tmp}/run{repeat}-{name}"
                 return framework(run_cfg, datamodules[resident], device)
 
             runs = {"plain": lambda: plain_loop(cfg, datamodules[False], device),
                     "plain_resident": lambda: plain_loop(cfg, datamodules[False], device, resident=True),
-                    "pdeop": lambda: framework_run(False),
-                    "pdeop_resident": lambda: framework_run(True)}
+                    "pdeop": lambda: framework_run("pdeop", configs[False], False),
+                    "pdeop_resident": lambda: framework_run("pdeop_resident", configs[True], True)}
+            runs |= {name: (lambda name=name: framework_run(name, ablation_configs[name], True))
+                     for name in ablation_configs}
             # rotate which goes first, so warm-up and drift favour none
             for name in variants[repeat % len(variants):] + variants[:repeat % len(variants)]:
                 results[name].append(runs[name]())
@@ -202,6 +229,7 @@ def main() -> None:
     for name, runs in results.items():
         summary[name] = {
             "samples_per_s": statistics.median(r["samples_per_s"] for r in runs),
+            "fit_s": statistics.median(r["seconds"] for r in runs),
             "test_rel_l2": {res: statistics.median(r["test"][res] for r in runs) for res in runs[0]["test"]},
         }
     ratios = {"throughput_ratio": ("pdeop", "plain"), "resident_throughput_ratio": ("pdeop_resident", "plain_resident"),
@@ -210,6 +238,9 @@ def main() -> None:
     for key, (over, under) in ratios.items():
         if over in summary and under in summary:
             summary[key] = summary[over]["samples_per_s"] / summary[under]["samples_per_s"]
+    if "pdeop_resident" in summary:  # what each removed part cost, in median seconds of the whole fit
+        summary["ablation_saves_s"] = {name: summary["pdeop_resident"]["fit_s"] - summary[name]["fit_s"]
+                                       for name in summary if name.startswith("pdeop_resident-")}
     print(json.dumps(summary, indent=2))
     if args.json:
         args.json.write_text(json.dumps(summary, indent=2))

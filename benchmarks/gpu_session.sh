@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # One short GPU session (about 6 minutes on an H100): pdeop's training throughput against a plain PyTorch loop
 # (benchmarks/fno_overhead.py) for data=darcy and data=darcy_fno, each with batches from a DataLoader and from
-# device-resident tensors, then pdeop with TF32 matmuls, torch.compile and CUDA graphs as far as time allows.
+# device-resident tensors, what each part of the framework costs (--ablate), then pdeop with TF32 matmuls,
+# torch.compile and CUDA graphs as far as time allows.
 #
 #     OUT=<results folder> [PYTHON=python3] [PDEOP_DATA_DIR=<scratch>] [BUDGET_S=420] bash benchmarks/gpu_session.sh
 #
@@ -39,6 +40,9 @@ measure() {  # name, then fno_overhead's arguments
 # the four variants each: plain (DataLoader), plain_resident, pdeop (DataLoader), pdeop_resident
 measure darcy --epochs 20 --repeats 2 data=darcy
 measure darcy_fno --epochs 10 --repeats 2 data=darcy_fno
+# where the framework's cost goes on the most launch-bound case: pdeop_resident without its checkpoints, its other
+# callbacks, the sanity check, and all of these and the logger (Lightning's loop alone)
+measure darcy_ablation --epochs 20 --repeats 1 --ablate --variants plain_resident,pdeop_resident data=darcy
 # what the switches add on top, framework against the plain loop (both follow them), one repeat
 measure darcy_fno_tf32 --epochs 10 --repeats 1 --variants plain_resident,pdeop_resident data=darcy_fno \
     trainer.matmul_precision=high

@@ -290,13 +290,16 @@ def test_two_processes_draw_the_same_batches_from_the_device_as_from_the_loader(
 
 def test_the_overhead_benchmark_runs_every_variant_on_the_cpu(data_dir, tmp_path):
     # benchmarks/fno_overhead.py is what a GPU session runs (benchmarks/gpu_session.sh), with no second try: a
-    # smoke run here, one epoch of each variant on the tiny set, keeps it from failing there first.
+    # smoke run here, one epoch of each variant and ablation on the tiny set, keeps it from failing there first.
     summary = tmp_path / "summary.json"
     subprocess.run([sys.executable, str(ROOT / "benchmarks" / "fno_overhead.py"), "--epochs", "1", "--repeats", "1",
-                    "--json", str(summary), *TINY_DATA, *TINY_FNO], check=True, timeout=600, cwd=tmp_path,
+                    "--ablate", "--json", str(summary), *TINY_DATA, *TINY_FNO], check=True, timeout=600, cwd=tmp_path,
                    env={**os.environ, "PDEOP_DATA_DIR": str(data_dir), "PYTHONPATH": str(ROOT)})
     results = json.loads(summary.read_text())
-    variants = ("plain", "plain_resident", "pdeop", "pdeop_resident")
+    ablated = [f"pdeop_resident-{name}" for name in ("no_checkpoints", "no_callbacks", "no_sanity_check", "bare")]
+    variants = ("plain", "plain_resident", "pdeop", "pdeop_resident", *ablated)
     assert all(results[name]["samples_per_s"] > 0 for name in variants)
-    errors = [results[name]["test_rel_l2"] for name in variants]  # one seed, the same batches: the same model
+    assert results["ablation_saves_s"].keys() == set(ablated)
+    # one seed, the same batches: the same model (after one epoch the best weights are the last)
+    errors = [results[name]["test_rel_l2"] for name in variants]
     assert all(e.keys() == {"17", "33"} and e == pytest.approx(errors[0], rel=1e-5) for e in errors), errors
