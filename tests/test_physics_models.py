@@ -171,3 +171,59 @@ def test_pig_trains_with_lbfgs_and_an_interrupted_run_resumes_exactly(data_dir, 
     assert all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])
     metrics = json.loads((straight / "test_metrics.json").read_text())
     assert metrics["test/rel_l2"] < 1.0  # L-BFGS moved it off the zero-ish start (error ~1)
+
+
+def test_sigterm_ends_a_long_lbfgs_step_promptly_and_the_run_resumes_exactly(data_dir, tmp_path):
+    """A preempted job gets SIGTERM and, a grace period later, SIGKILL. One L-BFGS step evaluates the loss up to
+    max_eval times, while Lightning looks at SIGTERM only between steps: the step must end at its next evaluation,
+    the state after the last whole step must be written, and the resumed run must end where the uninterrupted
+    one does (the interrupted step taken again, with its own collocation points)."""
+    import os
+    import re
+    import signal
+    import subprocess
+    import sys
+    import threading
+    import time
+
+    from conftest import ROOT, slowdown
+
+    long_steps = ["model=pig", "+recipe=pig", "data=helmholtz2d", "data.n_interior=200", "data.n_boundary=200",
+                  "data.steps_per_epoch=3", "model.num_gaussians=100", "data.problem.test_points=40",
+                  "optim.max_iter=60", "+optim.tolerance_grad=0", "+optim.tolerance_change=0",  # 75 evaluations a step
+                  "+trainer.max_steps=2", "+trainer.num_sanity_val_steps=0", "test_after_fit=false"]
+    straight, stopped = tmp_path / "straight", tmp_path / "stopped"
+    run_entry(["train.py"], long_steps, straight, data_dir)
+
+    process = subprocess.Popen([sys.executable, "train.py", f"hydra.run.dir={stopped}", *long_steps], cwd=ROOT,
+                               env={**os.environ, "PDEOP_DATA_DIR": str(data_dir)}, stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT)
+    output, shown = bytearray(), {}  # progress bar count -> when it was first shown
+
+    def read() -> None:
+        while chunk := process.stdout.read1(4096):
+            output.extend(chunk)
+            for count in re.findall(rb"\| (\d)/3 \[", bytes(output[-300:])):
+                shown.setdefault(int(count), time.monotonic())
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    deadline = time.monotonic() + 120 * slowdown()
+    while 1 not in shown and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert 1 in shown and process.poll() is None, output.decode(errors="replace")[-3000:]
+    time.sleep(0.05)  # into the second step (seconds long)
+    sent = time.monotonic()
+    process.send_signal(signal.SIGTERM)
+    process.wait(timeout=120 * slowdown())
+    took = time.monotonic() - sent
+    reader.join(10)
+    assert 2 not in shown, "the second step ran to its end after SIGTERM"
+    assert took < 10 * slowdown(), f"{took:.1f} s from SIGTERM to exit"
+    checkpoint = torch.load(stopped / "checkpoints" / "last.ckpt", weights_only=True)
+    assert checkpoint["global_step"] == 1  # the interrupted step undone, the whole one kept
+
+    run_entry(["train.py"], long_steps, stopped, data_dir)  # auto_resume from the SIGTERM's checkpoint
+    weights = [torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)["state_dict"]
+               for run in (straight, stopped)]
+    assert all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])

@@ -11,7 +11,7 @@ scored against (the test grid still rides along, for the ``val/rel_l2`` curve).
 
 from __future__ import annotations
 
-from typing import Iterator
+from typing import Callable, Iterator
 
 import pytorch_lightning as pl
 import torch
@@ -39,10 +39,14 @@ class CollocationDraws(Dataset):
 
 
 class StepSampler(Sampler[int]):
-    """Global step numbers of an epoch (``epoch * steps + i``, offset by rank), or always 0 without resampling."""
+    """Global step numbers of an epoch (``epoch * steps + i``, offset by rank), or always 0 without resampling.
 
-    def __init__(self, steps: int, resample: bool, rank: int = 0):
-        self.steps, self.resample, self.rank = steps, resample, rank
+    ``taken`` says how many of the epoch's steps were already taken when iteration starts: a run stopped mid-epoch
+    (SIGTERM) and resumed goes on with the draws the uninterrupted run would have had, not the epoch's first ones.
+    """
+
+    def __init__(self, steps: int, resample: bool, rank: int = 0, taken: Callable[[], int] = lambda: 0):
+        self.steps, self.resample, self.rank, self.taken = steps, resample, rank, taken
         self.epoch = 0
 
     def set_epoch(self, epoch: int) -> None:
@@ -55,7 +59,8 @@ class StepSampler(Sampler[int]):
         # A generator, so the epoch is read at the first step: on resume Lightning creates the
         # iterator before it calls set_epoch (a batch sampler defers the same way).
         start = self.epoch * self.steps * self.resample + self.rank * RANK_STRIDE
-        yield from (range(start, start + self.steps) if self.resample else [start] * self.steps)
+        taken = self.taken()
+        yield from (range(start + taken, start + self.steps) if self.resample else [start] * (self.steps - taken))
 
 
 class TestGrid(Dataset):
@@ -94,6 +99,8 @@ class CollocationDataModule(pl.LightningDataModule):
     read ``grid_points``, the grid's nodes per axis (one count, or one per axis), from the config.
     """
 
+    resumes_mid_epoch = True  # a run stopped mid-epoch resumes with the uninterrupted run's draws (StepSampler)
+
     def __init__(self, problem: ResidualProblem, n_interior: int = 1000, n_boundary: int = 100,
                  resample: bool = True, steps_per_epoch: int = 100, seed: int = 0,
                  grid_points: int | list[int] = 100):
@@ -116,7 +123,13 @@ class CollocationDataModule(pl.LightningDataModule):
     def train_dataloader(self) -> DataLoader:
         rank = self.trainer.global_rank if self.trainer is not None else 0
         draws = CollocationDraws(self.problem, self.n_interior, self.n_boundary, self.seed)
-        return DataLoader(draws, sampler=StepSampler(self.steps_per_epoch, self.resample, rank), batch_size=None)
+        sampler = StepSampler(self.steps_per_epoch, self.resample, rank, self.steps_taken_this_epoch)
+        return DataLoader(draws, sampler=sampler, batch_size=None)
+
+    def steps_taken_this_epoch(self) -> int:
+        """Training steps of the current epoch already taken (Lightning's count, restored from a mid-epoch
+        checkpoint), read when the epoch's iteration begins."""
+        return self.trainer.fit_loop.epoch_loop.batch_progress.current.ready if self.trainer is not None else 0
 
     def val_dataloader(self) -> DataLoader:
         draws = CollocationDraws(self.problem, self.n_interior, self.n_boundary, self.seed)

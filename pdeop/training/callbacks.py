@@ -14,6 +14,7 @@ import pytorch_lightning as pl
 import torch
 from pytorch_lightning.callbacks import ModelCheckpoint
 from pytorch_lightning.loggers import TensorBoardLogger, WandbLogger
+from pytorch_lightning.utilities.exceptions import SIGTERMException
 
 from pdeop.errors import ConfigError, NonFiniteLossError
 from pdeop.evaluation.plots import plot_error_by_lead, plot_error_by_resolution, plot_sample, plot_solution
@@ -30,6 +31,24 @@ class RunCheckpoint(ModelCheckpoint):
     """
 
     PATH_KEYS = ("best_model_path", "kth_best_model_path", "last_model_path")
+
+    def __init__(self, *args, save_on_sigterm: bool = False, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.save_on_sigterm = save_on_sigterm
+
+    def on_exception(self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException) -> None:
+        """With ``save_on_sigterm``, a fit stopped by SIGTERM (preemption, ``scancel``) writes this checkpoint on
+        its way out, so that a requeued job resumes there rather than at the last epoch's end.
+
+        Only where the data module goes on mid-epoch with the batches the uninterrupted run would have had
+        (``resumes_mid_epoch``: the physics-informed solvers' collocation draws); operator data restarts its
+        epoch's order, so those runs keep resuming at an epoch's end. Other exceptions write nothing: their state
+        may be what went wrong (a non-finite loss).
+        """
+        if (self.save_on_sigterm and isinstance(exception, SIGTERMException) and trainer.state.fn == "fit"
+                and getattr(trainer.datamodule, "resumes_mid_epoch", False) and not trainer.sanity_checking
+                and self._last_global_step_saved != trainer.global_step):
+            self._save_checkpoint(trainer, self.format_checkpoint_name(self._monitor_candidates(trainer)))
 
     def load_state_dict(self, state_dict: dict) -> None:
         old = state_dict.get("dirpath")
@@ -84,7 +103,14 @@ def rerooted(state: dict, old: str, new: str, keys: tuple[str, ...]) -> dict:
 
 
 class Throughput(pl.Callback):
-    """Logs ``time/epoch_s`` (training loop wall time, validation excluded) and ``time/samples_per_s``."""
+    """Logs ``time/epoch_s`` (training loop wall time, validation excluded) and ``time/samples_per_s``.
+
+    A run resumed mid-epoch (a physics-informed run stopped by SIGTERM) gets no ``on_train_epoch_start``: its
+    first epoch counts from the start of training, over the part of the epoch it runs.
+    """
+
+    def on_train_start(self, trainer, pl_module) -> None:
+        self.on_train_epoch_start(trainer, pl_module)
 
     def on_train_epoch_start(self, trainer, pl_module) -> None:
         self._samples = 0
