@@ -126,3 +126,40 @@ def test_an_entry_point_called_from_a_thread_runs_without_its_signal_handler():
     worker.start()
     worker.join(10)
     assert results == ["done"]
+
+
+def test_the_worst_all_to_all_pair_is_named_by_trajectory_and_lead():
+    """All-to-all evaluation pairs (initial state -> each recorded state) are trajectory-major, so the worst pair's
+    index (here 10) is not a trajectory: the report names trajectory 2, lead 3; a one-step evaluation keeps the
+    sample's index."""
+    import numpy as np
+
+    from pdeop.data.store import FieldSet
+    from pdeop.data.tasks import AllToAll
+    from pdeop.evaluation.metrics import evaluate_fields
+    from pdeop.evaluation.run import table
+
+    class Persistence(torch.nn.Module):
+        """Predicts the initial state at every lead: its error is the change since then."""
+        rollout = None
+
+        def predict(self, x, t=None):
+            return x
+
+    change = np.full((3, 4), 0.1, dtype=np.float32)  # [trajectory, recorded time]
+    change[2, 2] = 3.0  # trajectory 2 at its third recorded time: pair 2 * 4 + 2
+    grid = np.linspace(0, 1, 8, dtype=np.float32)
+    initial = np.ones((3, 1, 8, 8), dtype=np.float32)
+    outputs = (initial[:, :, None] * (1 + change[:, None, :, None, None])).astype(np.float32)
+    trajectories = FieldSet(initial, outputs, {"x": grid, "y": grid}, times=np.arange(1.0, 5.0))
+    pairs = AllToAll().pairs(trajectories)
+
+    result = evaluate_fields(Persistence(), pairs, periodic=True)
+    assert result["rel_l2"]["worst_sample"] == 10
+    assert (result["rel_l2"]["worst_trajectory"], result["rel_l2"]["worst_lead"]) == (2, 3)
+    row = table({8: result}).splitlines()[-1]
+    assert f"{result['rel_l2']['worst']:.4f} (traj 2, lead 3)" in row and "(10)" not in row
+
+    one_step = evaluate_fields(Persistence(), FieldSet(initial, outputs[:, :, 2], trajectories.coords), periodic=True)
+    assert "worst_trajectory" not in one_step["rel_l2"]
+    assert f"{one_step['rel_l2']['worst']:.4f} (2) |" in table({8: one_step})

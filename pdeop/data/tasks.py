@@ -277,6 +277,13 @@ class AllToAll:
         return FieldSet(inputs, np.ascontiguousarray(outputs), fields.coords, fields.subsample,
                         lead_times=np.tile(times[1:], n).astype(np.float32))
 
+    @staticmethod
+    def locate(index: int, lead_times: np.ndarray) -> tuple[int, int]:
+        """The trajectory and lead (recorded states after the initial one: 1 is the first) of ``pairs``' pair
+        ``index``, given those pairs' ``lead_times``: a pair's index alone does not find its trajectory."""
+        per_trajectory = len(np.unique(lead_times))
+        return index // per_trajectory, index % per_trajectory + 1
+
     def fit_normalisers(self, inputs: np.ndarray, outputs: np.ndarray) -> tuple[nn.Module, nn.Module]:
         """One per-channel normaliser of all states, for both sides: a state is a state at any time."""
         fitted = fit_channel_normaliser(torch.from_numpy(np.concatenate([inputs, outputs])))

@@ -7,6 +7,7 @@ import torch
 from neuralop.losses import H1Loss
 
 from pdeop.data.store import FieldSet
+from pdeop.data.tasks import AllToAll
 from pdeop.inference import TrainedOperator
 
 
@@ -51,10 +52,15 @@ def per_sample_errors(module: TrainedOperator, fields: FieldSet, periodic: bool,
     return errors
 
 
-def summary(errors: np.ndarray) -> dict:
-    """Mean, median and worst error, with the worst sample's index."""
-    return {"mean": float(errors.mean()), "median": float(np.median(errors)), "worst": float(errors.max()),
-            "worst_sample": int(errors.argmax())}
+def summary(errors: np.ndarray, lead_times: np.ndarray | None = None) -> dict:
+    """Mean, median and worst error, with the worst sample's index; for all-to-all pairs (``lead_times``) also
+    the worst pair's trajectory and lead, which its index (trajectory-major pairs) does not tell a reader."""
+    worst = int(errors.argmax())
+    stats = {"mean": float(errors.mean()), "median": float(np.median(errors)), "worst": float(errors.max()),
+             "worst_sample": worst}
+    if lead_times is not None:
+        stats["worst_trajectory"], stats["worst_lead"] = AllToAll.locate(worst, lead_times)
+    return stats
 
 
 def evaluate_fields(module: TrainedOperator, fields: FieldSet, periodic: bool) -> dict:
@@ -64,7 +70,8 @@ def evaluate_fields(module: TrainedOperator, fields: FieldSet, periodic: bool) -
     """
     errors = per_sample_errors(module, fields, periodic)
     by_lead = errors.pop("rel_l2_by_lead", None)
-    result = {"samples": len(fields.inputs), **{name: summary(values) for name, values in errors.items()}}
+    result = {"samples": len(fields.inputs),
+              **{name: summary(values, fields.lead_times) for name, values in errors.items()}}
     if by_lead is not None:  # rollouts: the mean error at each lead (model calls ahead)
         result["rel_l2_by_lead"] = {str(k + 1): float(v) for k, v in enumerate(by_lead.mean(axis=0))}
     if fields.lead_times is not None:

@@ -21,6 +21,13 @@ from pdeop.io import atomic_path, writable_file
 from pdeop.pretrained.load import load_source, resolve
 
 
+def worst(stats: dict) -> str:
+    """The worst error and where it is: the sample, or an all-to-all pair's trajectory and lead."""
+    where = (f"traj {stats['worst_trajectory']}, lead {stats['worst_lead']}" if "worst_trajectory" in stats
+             else stats["worst_sample"])
+    return f"{stats['worst']:.4f} ({where})"
+
+
 def table(results: dict) -> str:
     """The results as a Markdown table; a rollout's relative L2 is its per-step mean, with the whole
     trajectory's error in a column of its own (FNO's ``test_l2_step`` and ``test_l2_full``)."""
@@ -33,8 +40,7 @@ def table(results: dict) -> str:
         l2, h1 = r["rel_l2"], r["rel_h1"]
         whole = f" {r['rel_l2_full']['mean']:.4f} |" if rollout else ""
         lines.append(f"| {resolution} | {r['samples']} | {l2['mean']:.4f} | {l2['median']:.4f} | "
-                     f"{l2['worst']:.4f} ({l2['worst_sample']}) |{whole} {h1['mean']:.4f} | "
-                     f"{h1['worst']:.4f} ({h1['worst_sample']}) | {r['rel_l1']['median']:.4f} |")
+                     f"{worst(l2)} |{whole} {h1['mean']:.4f} | {worst(h1)} | {r['rel_l1']['median']:.4f} |")
     return "\n".join(lines)
 
 
