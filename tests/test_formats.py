@@ -434,3 +434,65 @@ def test_subsampling_message_names_the_assumed_node_placement_and_the_other(tmp_
     with pytest.raises(DataFileError) as excinfo:
         open_dataset(tmp_path / "darcy_test_32.pt").check_subsample(3)
     assert "data.periodic" not in one_line(excinfo)  # 3 fits neither placement: no hint to a dead end
+
+
+def pdebench_of_virtual_tensor(path, build_tensor) -> None:
+    """A 1D PDEBench file (2 samples, 3 times, 8 cells) whose ``tensor`` ``build_tensor(file)`` makes virtual."""
+    with h5py.File(path, "w") as f:
+        f["x-coordinate"] = (np.arange(8) + 0.5) / 8
+        f["t-coordinate"] = np.arange(4) * 0.1
+        build_tensor(f)
+
+
+def test_virtual_sources_are_looked_for_where_hdf5_looks(tmp_path, monkeypatch):
+    """A virtual dataset's source is accepted where HDF5 finds it (here only through HDF5_VDS_PREFIX, and h5py
+    reads its values there) and refused in one line naming it where HDF5 does not (it would read zeros)."""
+    data = np.arange(2 * 3 * 8, dtype="f4").reshape(2, 3, 8) + 1
+    sources = tmp_path / "sources"
+    sources.mkdir()
+    with h5py.File(sources / "part.h5", "w") as f:
+        f["tensor"] = data
+
+    def virtual(f):
+        layout = h5py.VirtualLayout(shape=data.shape, dtype="f4")
+        layout[:] = h5py.VirtualSource("part.h5", "tensor", shape=data.shape)  # relative: searched for
+        f.create_virtual_dataset("tensor", layout, fillvalue=0)
+
+    path = tmp_path / "virtual.h5"
+    pdebench_of_virtual_tensor(path, virtual)
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(DataFileError, match=r"virtual.h5' key 'tensor': a virtual dataset whose source file "
+                                            r"'part.h5'"):
+        open_dataset(path)
+    with h5py.File(path) as f:
+        assert not f["tensor"][...].any()  # what HDF5 would have served
+
+    monkeypatch.setenv("HDF5_VDS_PREFIX", f"{tmp_path / 'elsewhere'}:{sources}")
+    with h5py.File(path) as f:
+        np.testing.assert_array_equal(f["tensor"][...], data)  # HDF5 finds it through the second prefix
+    open_dataset(path).close()
+
+
+def test_printf_named_virtual_sources_are_found_block_by_block(tmp_path, monkeypatch):
+    """A printf-style source name (``%b``: the block number of an unlimited mapping, not a file's name) names one
+    file per block of the dataset's extent: present, they are accepted, as HDF5 reads them."""
+    monkeypatch.chdir(tmp_path)
+    blocks = [np.full((1, 3, 8), b + 1, dtype="f4") for b in range(2)]
+    for b, block in enumerate(blocks):
+        with h5py.File(tmp_path / f"part-{b}.h5", "w") as f:
+            f["tensor"] = block
+
+    def printf_mapping(f):
+        dcpl = h5py.h5p.create(h5py.h5p.DATASET_CREATE)
+        unlimited = h5py.h5s.UNLIMITED
+        vspace = h5py.h5s.create_simple((2, 3, 8), (unlimited, 3, 8))
+        vspace.select_hyperslab((0, 0, 0), (unlimited, 1, 1), stride=(1, 1, 1), block=(1, 3, 8))
+        dcpl.set_virtual(vspace, b"part-%b.h5", b"tensor", h5py.h5s.create_simple((1, 3, 8)))
+        dcpl.set_fill_value(np.zeros((), "f4"))
+        h5py.h5d.create(f.id, b"tensor", h5py.h5t.IEEE_F32LE, vspace, dcpl=dcpl).close()
+
+    path = tmp_path / "virtual.h5"
+    pdebench_of_virtual_tensor(path, printf_mapping)
+    with h5py.File(path) as f:
+        np.testing.assert_array_equal(f["tensor"][...], np.concatenate(blocks))
+    open_dataset(path).close()

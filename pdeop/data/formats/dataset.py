@@ -10,6 +10,8 @@ where the data came from.
 
 from __future__ import annotations
 
+import os
+import re
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -86,17 +88,52 @@ def check_dtype(path: Path, array: StoredArray) -> None:
         raise DataFileError(f"'{path}' key '{array.where}': values of dtype {dtype}, not numbers")
 
 
+def vds_source_found(name: str, virtual_file: Path) -> bool:
+    """Whether HDF5 finds a virtual dataset's source file ``name`` for ``virtual_file``: the places libhdf5's
+    ``H5F_prefix_open_file`` tries, in its order.
+
+    An absolute name as written, then by its last component; each entry of ``HDF5_VDS_PREFIX`` (``:``-separated;
+    the whole value also with a leading ``${ORIGIN}`` standing for the file's directory); the virtual file's
+    directory; the working directory; the directory of the file with its links resolved. A prefix set on the
+    dataset access property list is not tried: pdeop opens files without one.
+    """
+    candidates = []
+    if Path(name).is_absolute():
+        candidates.append(Path(name))
+        name = Path(name).name
+    env = os.environ.get("HDF5_VDS_PREFIX", "")
+    prefixes = [prefix for prefix in env.split(":") if prefix]
+    if env.startswith("${ORIGIN}"):
+        prefixes.append(str(virtual_file.absolute().parent) + env[len("${ORIGIN}"):])
+    candidates += [Path(prefix) / name for prefix in prefixes]
+    candidates += [virtual_file.absolute().parent / name, Path(name), virtual_file.resolve().parent / name]
+    return any(candidate.is_file() for candidate in candidates)
+
+
+def source_file_names(mapping, extent: tuple[int, ...]) -> list[str]:
+    """The source file names of one virtual mapping: its name, or for a printf-style name (``%b``, the block number
+    of an unlimited mapping; ``%%``, a percent sign) one name per block within the dataset's current ``extent``."""
+    name = mapping.file_name
+    if "%b" not in name.replace("%%", ""):
+        return [name.replace("%%", "%")]
+    start, stride, count, block = mapping.vspace.get_regular_hyperslab()
+    axis = next(i for i, n in enumerate(count) if n == h5py.h5s.UNLIMITED)
+    blocks = max(0, -(-(extent[axis] - start[axis]) // stride[axis]))
+    return [re.sub("%(.)", lambda m: str(b) if m.group(1) == "b" else m.group(1), name) for b in range(blocks)]
+
+
 def check_virtual_sources(path: Path, array: StoredArray) -> None:
-    """Refuse an HDF5 virtual dataset whose source files are missing: HDF5 would serve its fill value (zeros) in
-    their place without a word."""
+    """Refuse an HDF5 virtual dataset whose source files HDF5 would not find: it would serve the fill value (zeros)
+    in their place without a word. Found where HDF5 looks (``vds_source_found``), ``HDF5_VDS_PREFIX`` included."""
     source = array.source
     if not isinstance(source, h5py.Dataset) or not source.is_virtual:
         return
     for mapping in source.virtual_sources():
-        name = mapping.file_name
-        if name != "." and not any((where / name).is_file() for where in (path.parent, Path.cwd())):
-            raise DataFileError(f"'{path}' key '{array.where}': a virtual dataset whose source file '{name}' is "
-                                f"missing (HDF5 would read zeros in its place)")
+        for name in source_file_names(mapping, source.shape):
+            if name != "." and not vds_source_found(name, path):
+                raise DataFileError(f"'{path}' key '{array.where}': a virtual dataset whose source file '{name}' "
+                                    f"HDF5 does not find (beside the file, in the working directory or under "
+                                    f"HDF5_VDS_PREFIX); it would read zeros in its place")
 
 
 @dataclass
