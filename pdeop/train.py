@@ -1,19 +1,41 @@
 """Train a neural operator: `pdeop-train model=fno data=darcy [key=value ...]` (in a checkout also
 `python train.py`)."""
 
+import signal
+import sys
+from pathlib import Path
+
 import hydra
 from omegaconf import DictConfig
+from pytorch_lightning.utilities.exceptions import SIGTERMException
 
 from pdeop.conf import CONFIG_PATH
 from pdeop.errors import report_user_errors
+from pdeop.training.resume import newest_first
 from pdeop.training.run import train
 
 
 @hydra.main(version_base="1.3", config_path=CONFIG_PATH, config_name="config")
 @report_user_errors
 def main(cfg: DictConfig) -> None:
-    """Train the run that ``cfg`` composes (Hydra's job name: ``train``)."""
-    train(cfg)
+    """Train the run that ``cfg`` composes (Hydra's job name: ``train``).
+
+    A run stopped by SIGTERM (preemption, ``scancel``, a time limit) exits with status 143, as a process the signal
+    ended does, not 0 (Lightning's stop is a bare ``SystemExit``): a job script then tells it from a finished run.
+    """
+    try:
+        train(cfg)
+    except SIGTERMException:
+        print(f"pdeop: training stopped by SIGTERM; {resume_hint(Path(cfg.paths.output_dir))}", file=sys.stderr)
+        sys.exit(128 + signal.SIGTERM)
+
+
+def resume_hint(output_dir: Path) -> str:
+    """How to resume a run stopped in ``output_dir``: the same command in the same run directory (auto_resume)."""
+    saved = newest_first(output_dir / "checkpoints") if (output_dir / "checkpoints").is_dir() else []
+    if not saved:
+        return "no checkpoint was written yet: the same command starts it afresh"
+    return f"the same command with hydra.run.dir={output_dir} resumes it from {saved[0].name}"
 
 
 if __name__ == "__main__":

@@ -4,11 +4,18 @@ from __future__ import annotations
 
 import csv
 import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
 from pathlib import Path
 
 import pytest
 import torch
-from conftest import run_entry
+from conftest import ROOT, run_entry, slowdown
 from omegaconf import OmegaConf
 
 from pdeop.errors import ConfigError
@@ -169,25 +176,19 @@ def test_pig_trains_with_lbfgs_and_an_interrupted_run_resumes_exactly(data_dir, 
                for run in (straight, resumed)]
     assert weights[0].keys() == weights[1].keys()
     assert all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])
-    metrics = json.loads((straight / "test_metrics.json").read_text())
-    assert metrics["test/rel_l2"] < 1.0  # L-BFGS moved it off the zero-ish start (error ~1)
+    # L-BFGS trained it: the physics loss on the fixed validation points fell by orders of magnitude (449 to 0.79
+    # here). Not the test error: at 6 steps on 200 resampled points it is ~1, above or below by the CPU's rounding.
+    with open(straight / "csv" / "metrics.csv") as f:
+        val_losses = [float(row["val/loss"]) for row in csv.DictReader(f) if row.get("val/loss")]
+    assert len(val_losses) == 2 and val_losses[1] < val_losses[0] / 20, val_losses
 
 
 def test_sigterm_ends_a_long_lbfgs_step_promptly_and_the_run_resumes_exactly(data_dir, tmp_path):
     """A preempted job gets SIGTERM and, a grace period later, SIGKILL. One L-BFGS step evaluates the loss up to
     max_eval times, while Lightning looks at SIGTERM only between steps: the step must end at its next evaluation,
     the state after the last whole step must be written, and the resumed run must end where the uninterrupted
-    one does (the interrupted step taken again, with its own collocation points)."""
-    import os
-    import re
-    import signal
-    import subprocess
-    import sys
-    import threading
-    import time
-
-    from conftest import ROOT, slowdown
-
+    one does (the interrupted step taken again, with its own collocation points). The run exits with SIGTERM's
+    status, 143, saying how to resume, so that a job script tells it from a finished run."""
     long_steps = ["model=pig", "+recipe=pig", "data=helmholtz2d", "data.n_interior=200", "data.n_boundary=200",
                   "data.steps_per_epoch=3", "model.num_gaussians=100", "data.problem.test_points=40",
                   "optim.max_iter=60", "+optim.tolerance_grad=0", "+optim.tolerance_change=0",  # 75 evaluations a step
@@ -219,6 +220,9 @@ def test_sigterm_ends_a_long_lbfgs_step_promptly_and_the_run_resumes_exactly(dat
     took = time.monotonic() - sent
     reader.join(10)
     assert 2 not in shown, "the second step ran to its end after SIGTERM"
+    assert process.returncode == 128 + signal.SIGTERM, output.decode(errors="replace")[-3000:]
+    assert (f"pdeop: training stopped by SIGTERM; the same command with hydra.run.dir={stopped} resumes it from "
+            f"last.ckpt") in output.decode(errors="replace")
     assert took < 10 * slowdown(), f"{took:.1f} s from SIGTERM to exit"
     checkpoint = torch.load(stopped / "checkpoints" / "last.ckpt", weights_only=True)
     assert checkpoint["global_step"] == 1  # the interrupted step undone, the whole one kept

@@ -157,9 +157,14 @@ class PhysicsInformedModule(pl.LightningModule):
         points, while Lightning looks at SIGTERM only between steps; a preempted job's grace period is shorter.
         The interrupted step is undone (weights and optimiser state as before it), so the checkpoint written on
         the way out (``RunCheckpoint(save_on_sigterm=True)``) holds the state after the last whole step and the
-        resumed run takes the interrupted step again, as the uninterrupted run did.
+        resumed run takes the interrupted step again, as the uninterrupted run did. Other optimisers (Adam)
+        evaluate the loss once a step, before they change anything: Lightning's own check between steps suffices,
+        and their steps pay for no copy.
         """
-        undo = step_undo(optimizer.optimizer if hasattr(optimizer, "optimizer") else optimizer)
+        inner = getattr(optimizer, "optimizer", optimizer)
+        if not isinstance(inner, torch.optim.LBFGS):
+            return super().optimizer_step(epoch, batch_idx, optimizer, optimizer_closure)
+        undo = step_undo(inner)
 
         def closure():
             if self.trainer.strategy.reduce_boolean_decision(self.trainer.received_sigterm, all=False):
