@@ -6,12 +6,16 @@ raises a subclass of :class:`PdeopError`; the entry points print its message and
 
 from __future__ import annotations
 
+import difflib
 import functools
+import re
 import sys
 from typing import Callable, TypeVar
 
-from hydra.errors import InstantiationException
-from omegaconf.errors import InterpolationResolutionError, MissingMandatoryValue
+from hydra._internal import utils as hydra_utils
+from hydra.errors import ConfigCompositionException, InstantiationException, MissingConfigException
+from omegaconf import DictConfig
+from omegaconf.errors import ConfigAttributeError, ConfigKeyError, InterpolationResolutionError, MissingMandatoryValue
 
 T = TypeVar("T")
 
@@ -72,5 +76,70 @@ def report_user_errors(main: Callable[..., T]) -> Callable[..., T]:
                 raise
             print(f"pdeop error: {user_error}", file=sys.stderr)
             sys.exit(2)
+
+    return wrapped
+
+
+def did_you_mean(word: str, choices: list[str], spell: Callable[[str], str] = str) -> str:
+    """``"; did you mean x?"`` (or ``x or y``) for the choices closest to ``word``, each written by ``spell``;
+    ``""`` where none is close."""
+    close = difflib.get_close_matches(word, choices)
+    return f"; did you mean {' or '.join(map(spell, close))}?" if close else ""
+
+
+def unknown_key_error(override: str, exc: ConfigKeyError | ConfigAttributeError) -> ConfigError:
+    """One line for the command-line ``override`` of a key its node lacks (``optim.lrr=1``), naming the closest keys."""
+    key = exc.full_key
+    node, _, _ = key.rpartition(".")
+    keys = [str(k) for k in exc.parent_node.keys()] if isinstance(exc.parent_node, DictConfig) else []
+    hint = did_you_mean(str(exc.key), keys, lambda k: f"{node}.{k}" if node else k)
+    if not hint and keys:
+        hint = f"; {node or 'the config'} has {', '.join(keys)}"
+    return ConfigError(f"{key}: no such key{hint} (+{override}=<value> adds it as a new key)")
+
+
+def unknown_option_error(exc: MissingConfigException) -> ConfigError:
+    """One line for a config group option that does not exist (``model=fnoo``), naming the closest options."""
+    group, _, name = exc.missing_cfg_file.rpartition("/")
+    hint = did_you_mean(name, exc.options, lambda option: f"{group}={option}")
+    return ConfigError(f"{group}={name}: no such option{hint} ({group}'s options: {', '.join(exc.options)})")
+
+
+def composition_error(exc: ConfigCompositionException) -> ConfigError | None:
+    """The one-line error for a config Hydra cannot compose from a mistyped key or group option; None for others."""
+    if isinstance(exc, MissingConfigException):
+        return unknown_option_error(exc) if exc.options and "/" in (exc.missing_cfg_file or "") else None
+    override = re.match(r"Could not override '([^']+)'", str(exc))
+    if override and isinstance(exc.__cause__, (ConfigKeyError, ConfigAttributeError)):
+        return unknown_key_error(override.group(1), exc.__cause__)
+    return None
+
+
+def report_composition_errors(main: Callable[..., T]) -> Callable[..., T]:
+    """Decorate a ``@hydra.main`` entry point (outside it) so that a config Hydra cannot compose because of a mistyped
+    key or group option is one message naming the closest valid ones, with exit status 2, like a user error.
+
+    Hydra composes the config before the task runs and reports its errors itself (several lines, then exit 1);
+    while ``main`` runs, its reporting function is wrapped so that these errors reach pdeop first.
+    """
+
+    def composing(func: Callable[[], T]) -> T:
+        try:
+            return func()
+        except ConfigCompositionException as exc:
+            error = composition_error(exc)
+            if error is None:
+                raise
+            print(f"pdeop error: {error}", file=sys.stderr)
+            sys.exit(2)
+
+    @functools.wraps(main)
+    def wrapped(*args, **kwargs):
+        hydras = hydra_utils.run_and_report
+        hydra_utils.run_and_report = lambda func: hydras(functools.partial(composing, func))
+        try:
+            return main(*args, **kwargs)
+        finally:
+            hydra_utils.run_and_report = hydras
 
     return wrapped

@@ -11,7 +11,7 @@ import hydra
 from omegaconf import DictConfig
 
 from pdeop.conf import CONFIG_PATH
-from pdeop.errors import report_user_errors
+from pdeop.errors import report_composition_errors, report_user_errors
 from pdeop.io import atomic_path, stops_cleanly
 from pdeop.pretrained.bundle import FILES, MANIFEST, replaceable, write_bundle
 from pdeop.pretrained.card import model_card
@@ -64,6 +64,7 @@ def export(ckpt: str, out: str | Path, name: str | None = None, description: str
     return digest
 
 
+@report_composition_errors
 @hydra.main(version_base="1.3", config_path=CONFIG_PATH, config_name="export")
 @report_user_errors
 @stops_cleanly

@@ -11,9 +11,10 @@ from omegaconf import DictConfig, OmegaConf
 
 from pdeop.conf import CONFIG_PATH
 from pdeop.config import check_config
-from pdeop.errors import ConfigError, report_user_errors
+from pdeop.errors import ConfigError, report_composition_errors, report_user_errors
 
 
+@report_composition_errors
 @hydra.main(version_base="1.3", config_path=CONFIG_PATH, config_name="config")
 @report_user_errors
 def main(cfg: DictConfig) -> None:

@@ -5,11 +5,12 @@ import hydra
 from omegaconf import DictConfig
 
 from pdeop.conf import CONFIG_PATH
-from pdeop.errors import report_user_errors
+from pdeop.errors import report_composition_errors, report_user_errors
 from pdeop.evaluation.run import predict
 from pdeop.io import stops_cleanly
 
 
+@report_composition_errors
 @hydra.main(version_base="1.3", config_path=CONFIG_PATH, config_name="predict")
 @report_user_errors
 @stops_cleanly

@@ -10,11 +10,12 @@ from omegaconf import DictConfig
 from pytorch_lightning.utilities.exceptions import SIGTERMException
 
 from pdeop.conf import CONFIG_PATH
-from pdeop.errors import report_user_errors
+from pdeop.errors import report_composition_errors, report_user_errors
 from pdeop.training.resume import newest_first
 from pdeop.training.run import train
 
 
+@report_composition_errors
 @hydra.main(version_base="1.3", config_path=CONFIG_PATH, config_name="config")
 @report_user_errors
 def main(cfg: DictConfig) -> None:

@@ -15,15 +15,43 @@ def assert_clean_error(result, *fragments):
 
 
 def test_unknown_model_lists_the_choices(train):
-    # in its own process: Hydra's own report of a config it cannot compose, and the interpreter's exit status 1
+    # in its own process: the interpreter's exit status, 2 as for every user error (Hydra's own report exited 1)
     result, _ = train("model=nosuchmodel", check=False, own_process=True)
-    assert result.returncode == 1
-    assert_clean_error(result, "nosuchmodel", "Available options in 'model'", "fno")
+    assert result.returncode == 2
+    assert_clean_error(result, "pdeop error: model=nosuchmodel: no such option (model's options: fno, fno_1d, gp_hm,")
+    result, _ = train("model=fnoo", check=False)
+    assert result.stderr.strip().splitlines() == [
+        "pdeop error: model=fnoo: no such option; did you mean model=fno or model=fno_1d? (model's options: fno, "
+        "fno_1d, gp_hm, lsm, mgno, pig, pinn, pinn_rff, scot, scot_b, scot_l, t1, unet)"]
 
 
 def test_unknown_dataset_lists_the_choices(train):
     result, _ = train("data=nosuchdata", check=False)
     assert_clean_error(result, "nosuchdata", "darcy_fno")
+
+
+@pytest.mark.parametrize("script, overrides, message", [
+    (["train.py"], ["optim.lrr=1e-3"],
+     "pdeop error: optim.lrr: no such key; did you mean optim.lr? (+optim.lrr=<value> adds it as a new key)"),
+    (["train.py"], ["data.problem.resolutio=33"], "pdeop error: data.problem.resolutio: no such key; did you mean "
+                                                  "data.problem.resolution?"),
+    (["train.py"], ["optim.zzz=1"], "pdeop error: optim.zzz: no such key; optim has _target_, _partial_, lr, "
+                                    "weight_decay (+optim.zzz=<value> adds it as a new key)"),
+    (["evaluate.py"], ["ckpt=fno-darcy", "splitt=val"], "pdeop error: splitt: no such key; did you mean split?"),
+    (["-m", "pdeop.export"], ["ckpt=fno-darcy", "out=b", "namee=x"], "pdeop error: namee: no such key; did you mean "
+                                                                     "name?"),
+    (["-m", "pdeop.generate"], ["data=darcyy"], "pdeop error: data=darcyy: no such option; did you mean data=darcy or "
+                                                "data=darcy_fno? (data's options: advection1d,"),
+])
+def test_a_mistyped_key_or_option_names_the_closest(script, overrides, message, data_dir, tmp_path):
+    """Hydra's report of a key its node lacks ("Key 'lrr' is not in struct", several lines) or an option its group
+    lacks (one option a line, then the search path) is one line naming the closest valid names, before any run
+    folder is made."""
+    result = run_entry(script, overrides, tmp_path / "run", data_dir, check=False)
+    assert result.returncode == 2
+    assert_clean_error(result, message)
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert not (tmp_path / "run").exists()
 
 
 def test_wrong_type_names_the_key(train):
