@@ -64,7 +64,8 @@ def user_error_of(exc: BaseException) -> PdeopError | None:
 
 
 def report_user_errors(main: Callable[..., T]) -> Callable[..., T]:
-    """Decorate an entry point so user errors print one message and exit with status 2."""
+    """Decorate an entry point so user errors print one message and exit with status 2, taking away the run
+    directory Hydra made for the run where it holds nothing else (``pdeop.io.discard_unused_run_dir``)."""
 
     @functools.wraps(main)
     def wrapped(*args, **kwargs):
@@ -75,6 +76,9 @@ def report_user_errors(main: Callable[..., T]) -> Callable[..., T]:
             if user_error is None:
                 raise
             print(f"pdeop error: {user_error}", file=sys.stderr)
+            from pdeop.io import discard_unused_run_dir  # pdeop.io imports this module
+
+            discard_unused_run_dir()
             sys.exit(2)
 
     return wrapped

@@ -16,7 +16,9 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable, Iterator, TypeVar
 
+from hydra.core.hydra_config import HydraConfig
 from hydra.experimental.callback import Callback
+from hydra.types import RunMode
 from omegaconf import DictConfig
 
 from pdeop.errors import PdeopError
@@ -106,19 +108,76 @@ def unwritable(path: Path, exc: OSError, moved_by: str) -> UnwritablePathError:
     return UnwritablePathError(f"'{where}' {reason}; set {moved_by} to write elsewhere")
 
 
+# The run directory and its parents that did not exist before Hydra made them for this run (deepest first), noted
+# by WritableRunDirectory: the only folders discard_unused_run_dir may remove.
+NEW_RUN_FOLDERS: list[Path] = []
+HYDRA_FILES = {"config.yaml", "hydra.yaml", "overrides.yaml"}  # what Hydra writes in hydra.output_subdir
+
+
 class WritableRunDirectory(Callback):
     """Hydra callback: a run directory that cannot be written is one ``pdeop error:`` line (exit 2).
 
     Hydra creates the run directory and writes ``.hydra/`` and the log file there before pdeop's
-    code runs, so without this check a read-only place ends in Hydra's own traceback.
+    code runs, so without this check a read-only place ends in Hydra's own traceback. It also notes
+    which of the run directory's folders are still to be made (``NEW_RUN_FOLDERS``).
     """
 
     def on_run_start(self, config: DictConfig, **kwargs) -> None:
+        run_dir = Path(os.path.abspath(config.hydra.run.dir))  # as Hydra's run_job spells it
         try:
-            check_writable_place(config.hydra.run.dir, "hydra.run.dir=<dir>")
+            check_writable_place(run_dir, "hydra.run.dir=<dir>")
         except UnwritablePathError as exc:
             print(f"pdeop error: {exc}", file=sys.stderr)
             sys.exit(2)
+        existing = nearest_existing(run_dir)
+        NEW_RUN_FOLDERS[:] = [run_dir, *run_dir.parents][:len(run_dir.parts) - len(existing.parts)]
+
+
+def hydra_only_files(run_dir: Path, hydra: DictConfig) -> list[Path] | None:
+    """The files in ``run_dir`` if it holds nothing but what Hydra writes there (``<hydra.output_subdir>/`` with its
+    config, hydra and overrides files, and an empty ``<job name>.log``), none a link; None otherwise."""
+    files = []
+    for entry in os.scandir(run_dir):
+        if entry.name == f"{hydra.job.name}.log" and entry.is_file(follow_symlinks=False):
+            if entry.stat(follow_symlinks=False).st_size:
+                return None
+            files.append(Path(entry.path))
+        elif entry.name == hydra.output_subdir and entry.is_dir(follow_symlinks=False):
+            inner = list(os.scandir(entry.path))
+            if any(f.name not in HYDRA_FILES or not f.is_file(follow_symlinks=False) for f in inner):
+                return None
+            files += [Path(f.path) for f in inner]
+        else:
+            return None
+    return files
+
+
+def discard_unused_run_dir() -> None:
+    """Remove the run directory of a run that a user error stopped before it wrote anything: only the folders this
+    run made (``NEW_RUN_FOLDERS``), only while the run directory holds nothing but Hydra's own files
+    (``hydra_only_files``), and never a multirun's job folder (its number belongs to the sweep) nor the folder of a
+    run started as several processes (srun's tasks, torchrun's ranks: another may still be writing there). A folder
+    that is not empty by then, or that cannot be removed, stays."""
+    folders, NEW_RUN_FOLDERS[:] = NEW_RUN_FOLDERS[:], []
+    several = int(os.environ.get("SLURM_NTASKS", "1")) > 1 or "WORLD_SIZE" in os.environ
+    if not folders or several or not HydraConfig.initialized():
+        return
+    hydra = HydraConfig.get()
+    run_dir = Path(hydra.runtime.output_dir)
+    if hydra.mode != RunMode.RUN or run_dir != folders[0] or run_dir.is_symlink():
+        return
+    try:
+        files = hydra_only_files(run_dir, hydra)
+        if files is None:
+            return
+        for file in files:
+            file.unlink()
+        if hydra.output_subdir and (run_dir / hydra.output_subdir).is_dir():
+            (run_dir / hydra.output_subdir).rmdir()
+        for folder in folders:
+            folder.rmdir()
+    except OSError:
+        return
 
 
 def stops_cleanly(main: Callable[..., T]) -> Callable[..., T]:

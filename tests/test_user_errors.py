@@ -3,6 +3,9 @@
 import pytest
 import torch
 from conftest import TINY_DATA, run_entry
+from omegaconf import OmegaConf
+
+from pdeop.io import HYDRA_FILES, hydra_only_files
 
 pytestmark = pytest.mark.slow
 
@@ -85,6 +88,51 @@ def test_corrupt_data_file_says_which_file(train, tmp_path):
 def test_missing_checkpoint_to_resume(train, tmp_path):
     result, _ = train(f"ckpt_path={tmp_path / 'nope.ckpt'}", check=False)
     assert_clean_error(result, "ckpt_path", "nope.ckpt", "does not exist")
+
+
+def test_a_run_stopped_by_a_user_error_leaves_no_empty_run_folder(train, data_dir, tmp_path, monkeypatch):
+    """A run stopped before it wrote anything takes away the folders Hydra made for it (.hydra/ and an empty log);
+    a folder that was there before, one the run wrote to, a multirun's job folder and one of srun's tasks' stay."""
+    result, _ = train("ckpt_path=nope.ckpt", run_name="outputs/fno-darcy/now", check=False)
+    assert_clean_error(result, "pdeop error: ckpt_path")
+    assert not (tmp_path / "outputs").exists()
+    result = run_entry(["evaluate.py"], [], tmp_path / "evaluated", data_dir, check=False)
+    assert_clean_error(result, "pdeop error: ckpt: required")
+    assert not (tmp_path / "evaluated").exists()
+    (tmp_path / "mine").mkdir()
+    train("ckpt_path=nope.ckpt", run_name="mine", check=False)
+    assert sorted(path.name for path in (tmp_path / "mine").iterdir()) == [".hydra", "train.log"]
+    result, run = train("data.generate=false", "data.seed=12345", run_name="written", check=False)
+    assert_clean_error(result, "does not exist")
+    assert (run / "config_resolved.yaml").exists()
+    sweep = ["hydra.mode=MULTIRUN", f"hydra.sweep.dir={tmp_path / 'sweep'}", "ckpt_path=nope.ckpt"]
+    result = run_entry(["train.py"], sweep, tmp_path / "unused", data_dir, check=False)
+    assert_clean_error(result, "pdeop error: ckpt_path")
+    assert (tmp_path / "sweep" / "0" / ".hydra" / "config.yaml").exists()
+    monkeypatch.setenv("SLURM_NTASKS", "2")
+    train("ckpt_path=nope.ckpt", run_name="task", check=False)
+    assert (tmp_path / "task" / ".hydra" / "config.yaml").exists()
+
+
+def test_only_hydras_own_files_make_a_run_folder_removable(tmp_path):
+    hydra = OmegaConf.create({"job": {"name": "train"}, "output_subdir": ".hydra"})
+    (tmp_path / ".hydra").mkdir()
+    for name in HYDRA_FILES:
+        (tmp_path / ".hydra" / name).write_text("hydra: {}\n")
+    (tmp_path / "train.log").touch()
+    expected = sorted([tmp_path / "train.log", *(tmp_path / ".hydra" / name for name in HYDRA_FILES)])
+    assert sorted(hydra_only_files(tmp_path, hydra)) == expected
+    (tmp_path / "train.log").write_text("[INFO] logged\n")  # the run logged something: kept
+    assert hydra_only_files(tmp_path, hydra) is None
+    (tmp_path / "train.log").unlink()
+    (tmp_path / "train.log").symlink_to(tmp_path / "elsewhere.log")  # a link, even to an empty file: kept
+    assert hydra_only_files(tmp_path, hydra) is None
+    (tmp_path / "train.log").unlink()
+    (tmp_path / ".hydra" / "notes.txt").symlink_to(tmp_path / ".hydra" / "config.yaml")
+    assert hydra_only_files(tmp_path, hydra) is None
+    (tmp_path / ".hydra" / "notes.txt").unlink()
+    (tmp_path / "checkpoints").mkdir()
+    assert hydra_only_files(tmp_path, hydra) is None
 
 
 def test_nan_loss_stops_with_a_message_and_keeps_the_last_good_checkpoint(train):
