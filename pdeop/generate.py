@@ -2,7 +2,8 @@
 `python -m pdeop.generate`).
 
 ``solvers`` (pdeop/conf/solvers/) says where the solvers run: this machine (local), a running Dask scheduler
-(address) or SLURM jobs (slurm).
+(address) or SLURM jobs (slurm). The config is the training one (pdeop/conf/generate.yaml extends config.yaml), with
+the log under ``outputs/generate/<data>/<time>/``.
 """
 
 import hydra
@@ -15,7 +16,7 @@ from pdeop.errors import ConfigError, report_composition_errors, report_user_err
 
 
 @report_composition_errors
-@hydra.main(version_base="1.3", config_path=CONFIG_PATH, config_name="config")
+@hydra.main(version_base="1.3", config_path=CONFIG_PATH, config_name="generate")
 @report_user_errors
 def main(cfg: DictConfig) -> None:
     """Generate (or find) the dataset ``cfg.data`` describes and print its path."""

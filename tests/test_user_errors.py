@@ -1,5 +1,6 @@
 """Bad input gets one readable message naming what was wrong, never just a traceback."""
 
+import entry
 import pytest
 import torch
 from conftest import TINY_DATA, run_entry
@@ -150,6 +151,17 @@ def test_generate_entry_point_writes_the_file_train_then_uses(data_dir, tmp_path
     assert path.endswith(".h5") and "darcy_" in path
     again = run_entry(["-m", "pdeop.generate"], [*TINY_DATA, "data.seed=77"], tmp_path / "gen2", data_dir)
     assert again.stdout.strip().splitlines()[-1] == path
+
+
+def test_generate_names_its_run_folder_after_what_it_does(data_dir, tmp_path, monkeypatch):
+    """generate trains no model: its log goes to outputs/generate/<data>/<time>/ (as evaluate's to
+    outputs/evaluate/<time>/), not to the training config's outputs/<default model>-<data>/<time>/."""
+    monkeypatch.setattr(entry, "ROOT", tmp_path)  # the folder the command runs in, with no hydra.run.dir given
+    result = entry.run_in_process(["-m", "pdeop.generate"], [*TINY_DATA, "data.seed=78"],
+                                  {"PDEOP_DATA_DIR": str(data_dir)})
+    assert result.returncode == 0, result.stderr
+    logs = list((tmp_path / "outputs").glob("**/generate.log"))
+    assert len(logs) == 1 and logs[0].parent.parent == tmp_path / "outputs" / "generate" / "darcy", logs
 
 
 def test_grid_too_small_for_the_model_fails_before_training(train):
