@@ -1,12 +1,15 @@
 """Model zoo checks: shapes at several resolutions, gradients, overfitting, determinism, paper sizes."""
 
+import math
+
+import numpy as np
 import pytest
 import torch
 
 from pdeop.errors import ConfigError
 from pdeop.models import LSM, T1, MgNO, UNet
 from pdeop.models.layers import append_coordinates, channelwise
-from pdeop.models.mgno import Prolongation
+from pdeop.models.mgno import Prolongation, VCycle
 from pdeop.models.t1 import dct_rows
 from pdeop.models.unet import pad_to_multiple
 
@@ -117,6 +120,50 @@ def test_mgno_circular_padding_is_shift_equivariant():
     assert not torch.allclose(dirichlet(shift(x)), shift(dirichlet(x)), atol=1e-3)
 
 
+@pytest.mark.parametrize("kernel", [3, 4])
+@pytest.mark.parametrize("coarse", [5, 6])
+def test_mgno_periodic_prolongation_is_the_zero_padded_one_on_the_periodic_extension(kernel, coarse):
+    # A periodic coarse field is the middle tile of its 3x3 tiling; the zero-padded transposed convolution of the
+    # tiling, restricted to the middle tile, never sees the padding, so it is the periodic prolongation.
+    torch.manual_seed(0)
+    periodic = Prolongation(2, "circular", kernel=kernel)
+    plain = Prolongation(2, "circular", periodic=False, kernel=kernel)
+    plain.load_state_dict(periodic.state_dict())
+    u = torch.randn(1, 2, coarse, coarse)
+    fine = 2 * coarse
+    expected = plain(u.repeat(1, 1, 3, 3), (3 * fine, 3 * fine))[..., fine:2 * fine, fine:2 * fine]
+    torch.testing.assert_close(periodic(u, (fine, fine)), expected, rtol=0, atol=1e-6)
+
+
+@pytest.mark.parametrize("residual_restriction", [True, False])
+def test_mgno_two_level_cycle_on_a_hand_computed_case(residual_restriction):
+    # One channel, every 3x3 convolution c * identity (centre tap only; a stride-2 one keeps the even nodes), the
+    # prolongation putting coarse node i on fine node 2i. With constant f = c:
+    # u0 = S0 f = c; f1 = R_f(f - r u0) = (1 - r) c (r = 0 without residual restriction);
+    # u1 = R_u u0 + S1 (f1 - A1 R_u u0) = c + s ((1 - r) c - a c); out = u0 + P u1 (u0 off the even nodes).
+    cycle = VCycle(1, 1, [[1, 0], [1, 0]], residual_restriction=residual_restriction)
+    c, r, a, s = 1.5, 0.5, 0.25, 2.0
+
+    def centre(weight: torch.Tensor, value: float) -> None:
+        weight.zero_()
+        weight[..., 1, 1] = value
+
+    with torch.no_grad():
+        centre(cycle.pre[0][0].S.weight, 1.0)
+        centre(cycle.restrict_f[0].weight, 1.0)
+        centre(cycle.restrict_u[0].weight, 1.0)
+        centre(cycle.pre[1][0].A.weight, a)
+        centre(cycle.pre[1][0].S.weight, s)
+        centre(cycle.prolong[0].up.weight, 1.0)
+        if residual_restriction:
+            centre(cycle.residual[0].weight, r)
+        out = cycle(torch.full((1, 1, 8, 8), c))
+    r = r if residual_restriction else 0.0
+    expected = torch.full((8, 8), c)
+    expected[::2, ::2] += c + s * ((1 - r) * c - a * c)
+    torch.testing.assert_close(out[0, 0], expected)
+
+
 def test_mgno_navier_stokes_variant():
     # The reference's MgNO_NS: normalisation after each prolongation, no 1x1 skip, smoothing convolutions with
     # bias, the latest input states added to the output.
@@ -171,6 +218,22 @@ def test_t1_dct_is_scipys_orthonormal_dct_and_inverts():
     model = T1(1, 1, modes=[9, 11], width=4, num_layers=1, signal_resolution=[9, 11])
     v = torch.randn(2, 3, 9, 11)
     torch.testing.assert_close(model._inverse_transform(model._forward_transform(v), (9, 11)), v, atol=1e-5, rtol=1e-5)
+
+
+def test_t1_dft_is_the_orthonormal_real_fft_and_inverts_on_its_retained_block():
+    # The forward transform is the orthonormal rfft2 cut to [:m1, :m2]. A plane wave cos(2 pi (k1 i / H + k2 j / W)
+    # + phase) with 0 <= k1 < m1 and 0 < k2 < m2 has one coefficient there (its conjugate, at (-k1, -k2), is not
+    # stored by the rfft), so the inverse of its retained block is the wave itself.
+    h, w, m1, m2 = 10, 12, 4, 5
+    model = T1(1, 1, modes=[m1, m2], width=4, num_layers=1, signal_resolution=[h, w], transform="dft",
+               activation="tanh")
+    v = torch.randn(2, 3, h, w, dtype=torch.float64)
+    torch.testing.assert_close(model._forward_transform(v),
+                               torch.from_numpy(np.fft.rfft2(v.numpy(), norm="ortho")[..., :m1, :m2]))
+    i, j = torch.meshgrid(torch.arange(h, dtype=torch.float64), torch.arange(w, dtype=torch.float64), indexing="ij")
+    waves = torch.stack([torch.cos(2 * math.pi * (k1 * i / h + k2 * j / w) + phase)
+                         for k1, k2, phase in [(0, 1, 0.3), (3, 2, 1.0), (2, 4, -0.5), (1, 3, 2.0)]])[None]
+    torch.testing.assert_close(model._inverse_transform(model._forward_transform(waves), (h, w)), waves)
 
 
 def test_t1_weights_follow_the_variance_preserving_initialisation():
