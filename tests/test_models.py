@@ -325,6 +325,17 @@ def test_lsm_pads_to_whole_patches_at_every_scale():
         LSM(1, 1, width=12)
 
 
+def test_pad_to_multiple_pads_each_axis_to_its_own_multiple_on_the_right_and_bottom():
+    v = torch.randn(2, 3, 5, 7)
+    padded = pad_to_multiple(v, (4, 3))
+    assert padded.shape[-2:] == (8, 9)
+    torch.testing.assert_close(padded[..., :5, :7], v, rtol=0, atol=0)
+    assert padded[..., 5:, :].abs().sum() == 0 and padded[..., :, 7:].abs().sum() == 0
+    # non-square patches: a 20 x 20 grid is padded to 16 x (2, 4) = 32 x 64, whole patches at every scale
+    model = LSM(1, 1, width=8, patch_size=[2, 4], head_width=16)
+    assert model(torch.randn(1, 1, 20, 20)).shape == (1, 1, 20, 20)
+
+
 def test_unet_is_lsms_backbone_without_the_spectral_blocks():
     lsm, unet = LSM(1, 1, width=64), UNet(1, 1, width=64)
     spectral = sum(p.numel() for p in lsm.spectral.parameters())
