@@ -1,6 +1,7 @@
 """scOT against Poseidon's own code, and Poseidon checkpoint directories loaded strictly for fine-tuning."""
 
 import json
+import math
 import shutil
 from pathlib import Path
 
@@ -11,6 +12,7 @@ from safetensors.torch import load_file, save_file
 
 from pdeop.errors import ConfigError
 from pdeop.models import ScOT
+from pdeop.models.scot import ScOTLayer, SelfAttention
 from pdeop.pretrained import CheckpointError, load_pretrained
 from pdeop.pretrained.poseidon import ARCHITECTURE, poseidon_config
 from pdeop.training.finetune import build_model
@@ -67,6 +69,42 @@ def test_lead_time_conditions_every_norm_and_defaults_to_one():
     assert not any("weight.weight" in k for k in plain.state_dict())
     with torch.no_grad():
         assert torch.equal(plain(x, torch.zeros(2)), plain(x, torch.ones(2)))
+
+
+def test_attention_logit_scale_is_clamped_at_100():
+    # SwinV2's scaled cosine attention: the temperature exp(logit_scale) is capped at 100, so raising the parameter
+    # past log(100) changes nothing, while changing it below the cap does.
+    torch.manual_seed(0)
+    attention = SelfAttention(dim=8, heads=2, window=4, qkv_bias=True, dropout=0.0)
+    x = torch.randn(3, 16, 8)
+
+    def output(logit_scale: float) -> torch.Tensor:
+        with torch.no_grad():
+            attention.logit_scale.fill_(logit_scale)
+            return attention(x, None)
+
+    capped = output(math.log(100.0))
+    torch.testing.assert_close(output(math.log(1000.0)), capped, rtol=0, atol=0)
+    assert not torch.allclose(output(math.log(30.0)), capped)
+
+
+def test_a_window_without_padding_attends_as_a_layer_of_that_window_alone():
+    # An unshifted SwinV2 block mixes tokens only inside a window. A 6 x 6 token grid with 4 x 4 windows is padded
+    # to 8 x 8 on the right and bottom (the reference's maybe_pad), so the top-left window holds no padding: its
+    # output is that of the same layer on the 4 x 4 window alone.
+    torch.manual_seed(0)
+    kwargs = dict(dim=8, heads=2, window_size=4, shifted=False, mlp_ratio=4.0, qkv_bias=True, dropout=0.0, eps=1e-5,
+                  conditional=True)
+    grid, alone = ScOTLayer(resolution=6, **kwargs), ScOTLayer(resolution=4, **kwargs)
+    with torch.no_grad():
+        for p in grid.parameters():  # non-trivial norms and biases
+            p.normal_(0, 0.3)
+    alone.load_state_dict(grid.state_dict())
+    x, t = torch.randn(2, 36, 8), torch.rand(2, 1)
+    with torch.no_grad():
+        corner = grid(x, t).view(2, 6, 6, 8)[:, :4, :4]
+        expected = alone(x.view(2, 6, 6, 8)[:, :4, :4].reshape(2, 16, 8), t).view(2, 4, 4, 8)
+    torch.testing.assert_close(corner, expected)
 
 
 def test_gradients_reach_every_parameter_at_two_resolutions():
