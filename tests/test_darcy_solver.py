@@ -5,6 +5,7 @@ import pytest
 import scipy.sparse.linalg as spla
 
 from pdeop.problems.darcy import Darcy, darcy_matrix, solve_darcy
+from pdeop.problems.grf import neumann_grf
 
 
 def manufactured(s: int):
@@ -41,6 +42,23 @@ def test_matrix_is_symmetric_positive_definite_for_a_jumping_coefficient():
     assert smallest > 0
 
 
+def test_matrix_entries_on_a_hand_computed_4x4_grid():
+    """Four unknowns, row-major (1,1), (1,2), (2,1), (2,2); h = 1/3. A face between nodes of conductivity p and q
+    conducts 2pq/(p+q) (harmonic mean, README "Data"); boundary nodes have a = 1."""
+    a = np.array([[1.0, 1.0, 1.0, 1.0],
+                  [1.0, 2.0, 6.0, 1.0],
+                  [1.0, 3.0, 4.0, 1.0],
+                  [1.0, 1.0, 1.0, 1.0]])
+    # faces: 2|6 -> 3, 2|3 -> 12/5, 6|4 -> 24/5, 3|4 -> 24/7, 2|1 -> 4/3, 6|1 -> 12/7, 3|1 -> 3/2, 4|1 -> 8/5
+    expected = 9 * np.array([
+        [4 / 3 + 4 / 3 + 3 + 12 / 5, -3, -12 / 5, 0],
+        [-3, 12 / 7 + 12 / 7 + 3 + 24 / 5, 0, -24 / 5],
+        [-12 / 5, 0, 3 / 2 + 3 / 2 + 12 / 5 + 24 / 7, -24 / 7],
+        [0, -24 / 5, -24 / 7, 8 / 5 + 8 / 5 + 24 / 5 + 24 / 7],
+    ])
+    np.testing.assert_allclose(darcy_matrix(a).toarray(), expected, rtol=1e-12)
+
+
 def test_constant_coefficient_scales_the_solution():
     # -div(c grad u) = 1 has the solution of the c = 1 problem divided by c.
     a = np.ones((33, 33))
@@ -57,6 +75,14 @@ def test_sampled_coefficient_is_two_valued_and_solution_vanishes_on_boundary():
     assert np.all(u[:, 0, [0, -1], :] == 0) and np.all(u[:, 0, :, [0, -1]] == 0)
     assert u[:, 0, 1:-1, 1:-1].min() > 0  # f = 1 > 0 and the maximum principle
     np.testing.assert_allclose(u[1, 0], solve_darcy(a[1, 0]), rtol=1e-12)
+
+
+def test_coefficient_is_a_high_where_the_field_is_non_negative():
+    """FNO's threshold: a = 12 where psi >= 0 and 3 elsewhere, psi the Neumann GRF drawn from the same generator."""
+    problem = Darcy(resolution=17)
+    a = problem.sample_inputs(2, np.random.default_rng(5))[:, 0]
+    psi = neumann_grf(2, 17, problem.alpha, problem.tau, np.random.default_rng(5))
+    np.testing.assert_array_equal(a, np.where(psi >= 0, 12.0, 3.0))
 
 
 def test_skr_solver_matches_the_direct_solve_and_names_a_new_file():
