@@ -12,6 +12,7 @@ from pdeop.problems.burgers import Burgers1D, burgers_rollout
 from pdeop.problems.grf import periodic_grf
 import pdeop.problems.navier_stokes as navier_stokes_module
 from pdeop.problems.navier_stokes import NavierStokes2D, vorticity_rollout
+from pdeop.problems.spectral import dealias_mask, wavenumbers
 
 
 def grid(s: int):
@@ -73,6 +74,61 @@ def test_burgers_matches_the_cole_hopf_solution_at_fourth_order():
         orders = [math.log2(errors[i] / errors[i + 1]) for i in range(2)]
         assert all(3.7 < order < 4.3 for order in orders), (nu, errors, orders)
         assert errors[-1] < 1e-9
+
+
+def test_dealias_mask_keeps_wavenumbers_up_to_two_thirds_of_the_nyquist_one():
+    # s = 12: Nyquist 6, limit 4 per axis; the rfft axis holds 0..6, the full axis 0..5, -6..-1
+    (k,) = wavenumbers(12, 1, torch.float64, torch.device("cpu"))
+    assert dealias_mask([k], 12).tolist() == [1, 1, 1, 1, 1, 0, 0]
+    kx, ky = wavenumbers(12, 2, torch.float64, torch.device("cpu"))
+    mask = dealias_mask([kx, ky], 12)
+    keep_x = torch.tensor([1, 1, 1, 1, 1, 0, 0, 0, 1, 1, 1, 1], dtype=torch.float64)  # k = 0..5, -6..-1
+    torch.testing.assert_close(mask, keep_x[:, None] * torch.tensor([1.0, 1, 1, 1, 1, 0, 0], dtype=torch.float64))
+
+
+def test_navier_stokes_drops_advection_beyond_two_thirds():
+    """w0 = sin(6 pi x) + sin(8 pi y) on a 10-grid (de-aliasing limit 10/3): its advection term lives at
+    wavenumbers (+-3, +-4), cut by the mask, so each mode decays by Crank-Nicolson's factor
+    (1 - dt nu 2 pi^2 |k|^2) / (1 + dt nu 2 pi^2 |k|^2) per step, as if the flow were linear."""
+    x, y = grid(10)
+    nu, dt, steps = 0.01, 1e-2, 20
+    out = vorticity_rollout(torch.sin(6 * math.pi * x) + torch.sin(8 * math.pi * y), nu, dt, steps, 1)[0]
+
+    def factor(k: int) -> float:
+        half = 0.5 * dt * nu * 4 * math.pi**2 * k**2
+        return ((1 - half) / (1 + half)) ** steps
+
+    expected = factor(3) * torch.sin(6 * math.pi * x) + factor(4) * torch.sin(8 * math.pi * y)
+    assert relative(out, expected) < 1e-12
+
+
+def test_burgers_drops_the_square_beyond_two_thirds():
+    """u0 = cos(6 pi x) on a 16-grid (de-aliasing limit 16/3): u0^2 lives at wavenumbers 0 and 6, whose
+    derivative is zero and cut by the mask, so u decays exactly as the heat equation's exp(-36 pi^2 nu t)."""
+    x = torch.arange(16, dtype=torch.float64) / 16
+    nu = 0.1
+    out = burgers_rollout(torch.cos(6 * math.pi * x)[None], nu, 1e-2, 10, 2)[0]
+    for record, t in ((0, 0.1), (1, 0.2)):
+        assert relative(out[record], math.exp(-36 * math.pi**2 * nu * t) * torch.cos(6 * math.pi * x)) < 1e-12
+
+
+def test_navier_stokes_forcing_is_evaluated_at_the_start_of_each_step():
+    """Forward Euler for the forcing: with nu = 0 and a single-mode field (no advection), n steps of
+    f(t) = t g from w0 = 0 give dt sum_{j<n} f(j dt) = dt^2 n (n - 1) / 2 g."""
+    x, _ = grid(8)
+    g = torch.cos(2 * math.pi * x)
+    dt, n = 0.1, 4
+    out = vorticity_rollout(torch.zeros_like(g), 0.0, dt, n, 1, lambda t: t * g)[0]
+    assert relative(out, dt**2 * n * (n - 1) / 2 * g) < 1e-12
+
+
+def test_navier_stokes_forcing_is_fnos():
+    """0.1 (sin(2 pi (x + y)) + cos(2 pi (x + y))) at the nodes x = i / s."""
+    f = NavierStokes2D(resolution=8, final_time=1.0, record_every=1.0, dt=0.5).forcing()
+    r = 0.1 * math.sqrt(2)
+    values = {(0, 0): 0.1, (1, 0): r, (0, 1): r, (1, 1): 0.1, (2, 2): -0.1, (3, 0): 0.0, (5, 0): -r}
+    for (i, j), value in values.items():
+        assert f[i, j] == pytest.approx(value, abs=1e-12), (i, j)
 
 
 @pytest.mark.parametrize("dims, size", [(1, 64), (2, 16)])
