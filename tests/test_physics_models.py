@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 import os
 import re
 import signal
@@ -57,6 +58,60 @@ def test_pig_defaults_are_the_papers_helmholtz_setting():
     linear = [m for m in model.decoder if isinstance(m, torch.nn.Linear)]
     assert [(m.in_features, m.out_features) for m in linear] == [(4, 16), (16, 1)]
     assert isinstance(model.decoder[1], torch.nn.Tanh) and len(model.decoder) == 3
+
+
+def test_pig_means_fill_the_scaled_box_uniformly():
+    # means ~ U(-1, 1) per axis of the box scaled onto [-1, 1]^d: mean 0, standard deviation 1 / sqrt(3)
+    torch.manual_seed(0)
+    means = PIG([[0.0, 2.0], [-3.0, 1.0]]).means.detach().reshape(-1, 2)
+    assert means.mean(dim=0).abs().max() < 0.03
+    assert ((means.std(dim=0) * math.sqrt(3) - 1).abs() < 0.03).all()
+
+
+class Pick(torch.nn.Module):
+    """Stands in for a PINN's network: returns input feature ``index`` as the output column."""
+
+    def __init__(self, index: int):
+        super().__init__()
+        self.index = index
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return z[:, self.index:self.index + 1]
+
+
+def test_pinn_sees_box_scaled_coordinates_and_their_fourier_features():
+    # the box [0, 2] x [-3, 1] maps onto [-1, 1]^2: z = (x - 1, (y + 1) / 2)
+    x = torch.tensor([[0.5, 0.0], [2.0, -3.0], [1.2, 0.6]])
+    z = torch.tensor([[-0.5, 0.5], [1.0, -1.0], [0.2, 0.8]])
+    plain = PINN([[0.0, 2.0], [-3.0, 1.0]], width=4, depth=1)
+    for axis in (0, 1):
+        plain.net = Pick(axis)
+        torch.testing.assert_close(plain(x), z[:, axis])
+    # with features: [cos(2 pi z B), sin(2 pi z B)], B [d, features] drawn once
+    torch.manual_seed(0)
+    model = PINN([[0.0, 2.0], [-3.0, 1.0]], width=4, depth=1, fourier_features=3, fourier_scale=2.0)
+    angle = 2 * math.pi * z @ model.frequencies
+    for feature in range(3):
+        model.net = Pick(feature)
+        torch.testing.assert_close(model(x), torch.cos(angle[:, feature]))
+        model.net = Pick(3 + feature)
+        torch.testing.assert_close(model(x), torch.sin(angle[:, feature]))
+
+
+def test_pinn_fourier_frequencies_have_the_configured_scale():
+    torch.manual_seed(0)
+    frequencies = PINN([[0.0, 1.0], [0.0, 1.0]], width=4, depth=1, fourier_features=4000, fourier_scale=5.0).frequencies
+    assert frequencies.shape == (2, 4000)
+    assert abs(frequencies.std().item() / 5.0 - 1) < 0.03 and abs(frequencies.mean().item()) < 0.2
+
+
+def test_pinn_layers_start_xavier_normal_with_zero_biases():
+    torch.manual_seed(0)
+    linear = [m for m in PINN([[0.0, 1.0], [0.0, 1.0]], width=100, depth=4).net if isinstance(m, torch.nn.Linear)]
+    assert [(m.in_features, m.out_features) for m in linear] == [(2, 100)] + [(100, 100)] * 3 + [(100, 1)]
+    for m in linear[1:4]:  # 10,000 weights each: std sqrt(2 / (fan_in + fan_out)) = 0.1 within 3%
+        assert abs(m.weight.std().item() / 0.1 - 1) < 0.03
+    assert all(torch.all(m.bias == 0) for m in linear)
 
 
 @pytest.mark.parametrize("make", [
