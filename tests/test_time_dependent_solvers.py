@@ -131,6 +131,17 @@ def test_navier_stokes_forcing_is_fnos():
         assert f[i, j] == pytest.approx(value, abs=1e-12), (i, j)
 
 
+def test_initial_fields_default_to_fnos():
+    """Burgers: u0 ~ N(0, 625 (-Lap + 25 I)^-2), i.e. alpha 2, tau 5, sigma 25; Navier-Stokes:
+    w0 ~ N(0, 7^(3/2) (-Lap + 49 I)^-2.5), i.e. alpha 2.5, tau 7, sigma 7^(3/2) (FNO's data scripts)."""
+    burgers = Burgers1D(resolution=64, final_time=0.1, record_every=0.1, dt=0.1)
+    np.testing.assert_array_equal(burgers.sample_inputs(2, np.random.default_rng(3))[:, 0],
+                                  periodic_grf(2, 64, 1, 2.0, 5.0, 25.0, np.random.default_rng(3)))
+    ns = NavierStokes2D(resolution=16, final_time=0.1, record_every=0.1, dt=0.1)
+    np.testing.assert_array_equal(ns.sample_inputs(2, np.random.default_rng(3))[:, 0],
+                                  periodic_grf(2, 16, 2, 2.5, 7.0, 7.0**1.5, np.random.default_rng(3)))
+
+
 @pytest.mark.parametrize("dims, size", [(1, 64), (2, 16)])
 def test_periodic_grf_has_the_prescribed_spectrum(dims, size):
     """E |FFT(u)_k|^2 = (s^d sqrt(2) sigma (4 pi^2 |k|^2 + tau^2)^(-alpha/2))^2 for the real part of the field."""
