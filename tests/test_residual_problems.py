@@ -88,6 +88,19 @@ def test_darcy_operator_on_a_constant_coefficient_is_the_scaled_laplacian():
     assert torch.allclose(instance.residual(x, u), expected - 1.0, atol=1e-9)
 
 
+def test_darcy_operator_on_a_linear_coefficient_is_the_hand_derived_divergence():
+    # a = 1 + 2x + 3y on the nodes (axis 0 is x) is its own bilinear interpolant; with u = x^2 y:
+    # -div(a grad u) = -(a u_xx + a u_yy + a_x u_x + a_y u_y) = -((1 + 2x + 3y) 2y + 2 (2xy) + 3 x^2)
+    instance = DarcyInstance(resolution=17, test_points=17)
+    nodes = torch.linspace(0, 1, 17, dtype=torch.float64)
+    instance.__dict__["coefficient"] = 1 + 2 * nodes[:, None] + 3 * nodes[None, :]  # the cached draw, replaced
+    x = instance.sample_interior(50, torch.Generator().manual_seed(0), torch.float64)
+    u = autograd_derivatives(lambda p: p[:, 0] ** 2 * p[:, 1], x, instance.orders)
+    px, py = x[:, 0], x[:, 1]
+    expected = -((1 + 2 * px + 3 * py) * 2 * py + 2 * 2 * px * py + 3 * px ** 2)
+    torch.testing.assert_close(instance.operator(x, u), expected)
+
+
 def test_collocation_points_are_redrawn_every_step_and_repeat_for_the_same_step():
     draws = CollocationDraws(Poisson2D(), n_interior=64, n_boundary=16, seed=0)
     assert torch.equal(draws[5]["interior"], draws[5]["interior"])
