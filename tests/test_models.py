@@ -325,6 +325,17 @@ def test_lsm_pads_to_whole_patches_at_every_scale():
         LSM(1, 1, width=12)
 
 
+def test_lsm_latent_tokens_and_basis_weights_start_uniform_over_width():
+    # The reference (LSM_2D.NeuralSpectralBlock2d) draws both as torch.rand(...) / width: U(0, 1 / width).
+    torch.manual_seed(0)
+    model = LSM(1, 1, width=16, patch_size=[2, 2], head_width=16)
+    for name in ("latent", "basis_weights"):
+        scaled = torch.cat([getattr(block, name).detach().flatten() * width
+                            for block, width in zip(model.spectral, model.widths)])
+        assert scaled.min() >= 0 and scaled.max() < 1, name
+        assert abs(scaled.mean().item() - 0.5) < 0.03 and abs(scaled.std().item() * 12**0.5 - 1) < 0.05, name
+
+
 def test_pad_to_multiple_pads_each_axis_to_its_own_multiple_on_the_right_and_bottom():
     v = torch.randn(2, 3, 5, 7)
     padded = pad_to_multiple(v, (4, 3))
