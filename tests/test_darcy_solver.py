@@ -1,10 +1,19 @@
-"""The Darcy finite-difference solver against a manufactured solution."""
+"""The Darcy finite-difference solver against a manufactured solution; its "fno" scheme against solve_gwf.m's steps."""
 
 import numpy as np
 import pytest
 import scipy.sparse.linalg as spla
+from scipy.interpolate import CubicSpline
 
-from pdeop.problems.darcy import Darcy, darcy_matrix, solve_darcy
+from pdeop.problems.darcy import (
+    FACE_MEANS,
+    Darcy,
+    cell_centres,
+    cells_to_nodes,
+    darcy_matrix,
+    nodes_to_cells,
+    solve_darcy,
+)
 from pdeop.problems.grf import neumann_grf
 
 
@@ -96,9 +105,93 @@ def test_skr_solver_matches_the_direct_solve_and_names_a_new_file():
     assert skr.params()["linear_solver"]["method"] == "gcrodr"
 
 
-@pytest.mark.parametrize("bad", [{"resolution": 3}, {"tau": 0.0}, {"a_low": -1.0}])
+@pytest.mark.parametrize("bad", [{"resolution": 3}, {"tau": 0.0}, {"a_low": -1.0}, {"scheme": "fem"}])
 def test_bad_parameters_name_the_key(bad):
     from pdeop.errors import ConfigError
 
     with pytest.raises(ConfigError, match=f"data.problem.{next(iter(bad))}"):
         Darcy(**bad)
+
+
+def test_fno_scheme_matrix_takes_arithmetic_face_means_on_a_hand_computed_4x4_grid():
+    """solve_gwf.m's faces conduct (p + q)/2; the grid and ordering of the harmonic test above, h = 1/3."""
+    a = np.array([[1.0, 1.0, 1.0, 1.0],
+                  [1.0, 2.0, 6.0, 1.0],
+                  [1.0, 3.0, 4.0, 1.0],
+                  [1.0, 1.0, 1.0, 1.0]])
+    # faces: 2|6 -> 4, 2|3 -> 5/2, 6|4 -> 5, 3|4 -> 7/2, 2|1 -> 3/2, 6|1 -> 7/2, 3|1 -> 2, 4|1 -> 5/2
+    expected = 9 * np.array([
+        [3 / 2 + 3 / 2 + 4 + 5 / 2, -4, -5 / 2, 0],
+        [-4, 7 / 2 + 7 / 2 + 4 + 5, 0, -5],
+        [-5 / 2, 0, 2 + 2 + 5 / 2 + 7 / 2, -7 / 2],
+        [0, -5, -7 / 2, 5 / 2 + 5 / 2 + 5 + 7 / 2],
+    ])
+    np.testing.assert_allclose(darcy_matrix(a, FACE_MEANS["fno"]).toarray(), expected, rtol=1e-12)
+
+
+def test_fno_scheme_splines_are_not_a_knot_along_each_axis():
+    """MATLAB's interp2 'spline' (solve_gwf.m): a not-a-knot cubic spline along one axis, then the other."""
+    rng = np.random.default_rng(2)
+    values = rng.standard_normal((2, 12, 12))
+    centres, nodes = (np.arange(12) + 0.5) / 12, np.linspace(0.0, 1.0, 12)
+
+    def reference(v: np.ndarray, source: np.ndarray, target: np.ndarray) -> np.ndarray:
+        v = CubicSpline(source, v, axis=1, bc_type="not-a-knot")(target)
+        return CubicSpline(source, v, axis=2, bc_type="not-a-knot")(target)
+
+    np.testing.assert_allclose(cells_to_nodes(values), reference(values, centres, nodes), rtol=0, atol=1e-12)
+    np.testing.assert_allclose(nodes_to_cells(values), reference(values, nodes, centres), rtol=0, atol=1e-12)
+
+
+def manufactured_cells(k: int):
+    """a and f at the k x k cell centres, u = sin(pi x) sin(2 pi y) (not symmetric, so a transposed output fails)."""
+    X, Y = np.meshgrid(cell_centres(k), cell_centres(k), indexing="ij")
+    a = 1 + 0.5 * np.sin(2 * np.pi * X) * np.cos(np.pi * Y) + X * Y
+    a_x = np.pi * np.cos(2 * np.pi * X) * np.cos(np.pi * Y) + Y
+    a_y = -0.5 * np.pi * np.sin(2 * np.pi * X) * np.sin(np.pi * Y) + X
+    u = np.sin(np.pi * X) * np.sin(2 * np.pi * Y)
+    u_x = np.pi * np.cos(np.pi * X) * np.sin(2 * np.pi * Y)
+    u_y = 2 * np.pi * np.sin(np.pi * X) * np.cos(2 * np.pi * Y)
+    f = -(a_x * u_x + a_y * u_y - 5 * np.pi**2 * a * u)
+    return a, f, u
+
+
+def test_fno_scheme_converges_at_second_order_at_the_cell_centres():
+    sizes = [16, 32, 64, 128]
+    errors = []
+    for k in sizes:
+        a, f, u = manufactured_cells(k)
+        errors.append(np.abs(solve_darcy(a, f, scheme="fno") - u).max())
+    orders = np.log2(np.array(errors[:-1]) / np.array(errors[1:]))
+    assert np.all(orders > 1.8) and np.all(orders < 2.2), orders
+    assert errors[-1] < 1e-3
+
+
+def test_fno_scheme_problem_solves_on_the_cell_centres_with_any_linear_solver():
+    from pdeop.linalg import LinearSolver
+
+    problem = Darcy(resolution=33, scheme="fno")
+    a = problem.sample_inputs(4, np.random.default_rng(3))
+    u = problem.solve(a)
+    assert u.shape == (4, 1, 33, 33)
+    np.testing.assert_allclose(u[2, 0], solve_darcy(a[2, 0], 1.0, scheme="fno"), rtol=1e-12)
+    skr = Darcy(resolution=33, scheme="fno", linear_solver=LinearSolver(method="gcrodr", restart=30, recycle=10,
+                                                                         tol=1e-10))
+    np.testing.assert_allclose(skr.solve(a), u, rtol=0, atol=1e-8 * np.abs(u).max())
+    np.testing.assert_allclose(problem.coordinates()["x"][::8], (np.arange(0, 33, 8) + 0.5) / 33)  # FNO's coeff[::r]
+
+
+def test_default_scheme_leaves_the_data_file_names_as_they_were():
+    """data=darcy keeps its files' digest (from before the scheme option)."""
+    from hydra import compose, initialize_config_dir
+    from hydra.utils import instantiate
+
+    import pdeop.config  # noqa: F401  (registers the subsampled_size resolver)
+    from pdeop.conf import CONF
+
+    assert "scheme" not in Darcy().params() and Darcy(scheme="fno").params()["scheme"] == "fno"
+    digests = {}
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        for overrides in (["data=darcy"],):
+            digests[overrides[0]] = instantiate(compose("config", overrides=overrides).data).spec.digest()
+    assert digests == {"data=darcy": "eb052f5f3623"}
