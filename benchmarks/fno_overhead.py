@@ -51,15 +51,15 @@ from pdeop.training.operator_module import OperatorModule
 from pdeop.training.run import build_module, build_trainer
 
 VARIANTS = ("plain", "plain_resident", "pdeop", "pdeop_resident")
-CHECKPOINTS = ["~callbacks.checkpoint", "~callbacks.latest", "+trainer.enable_checkpointing=false"]
+CHECKPOINTS = ["~callbacks.checkpoint", "~callbacks.latest", "++trainer.enable_checkpointing=false"]
 OTHER_CALLBACKS = [f"~callbacks.{name}" for name in ("lr_monitor", "throughput", "stream_monitor", "rank_consistency",
                                                      "nonfinite_guard", "prediction_plots")]
-NO_SANITY_CHECK = ["+trainer.num_sanity_val_steps=0"]
-ABLATIONS = {  # pdeop_resident with a part of the framework removed, by config overrides
+NO_SANITY_CHECK = ["++trainer.num_sanity_val_steps=0"]
+ABLATIONS = {  # pdeop_resident with a part of the framework removed, by config overrides (bare: and no logger)
     "no_checkpoints": CHECKPOINTS,
     "no_callbacks": OTHER_CALLBACKS,
     "no_sanity_check": NO_SANITY_CHECK,
-    "bare": CHECKPOINTS + OTHER_CALLBACKS + NO_SANITY_CHECK + ["~logger.csv"],
+    "bare": CHECKPOINTS + OTHER_CALLBACKS + NO_SANITY_CHECK,
 }
 
 
@@ -198,9 +198,11 @@ def main() -> None:
             datamodules[resident].prepare_data()
             datamodules[resident].setup("fit")
         ablation_configs = {f"pdeop_resident-{name}": compose("config", overrides=overrides + removed)
-                            for name, removed in ABLATIONS.items()}
-        for ablation_cfg in ablation_configs.values():
+                            for name, removed in ABLATIONS.items() if f"pdeop_resident-{name}" in variants}
+        for name, ablation_cfg in ablation_configs.items():
             ablation_cfg.data.device_resident = True
+            if name == "pdeop_resident-bare":
+                ablation_cfg.logger = {}  # whichever loggers the overrides chose
         device = torch.device("cuda" if torch.cuda.is_available() and cfg.trainer.accelerator != "cpu" else "cpu")
         results = {name: [] for name in variants}
         for repeat in range(args.repeats):

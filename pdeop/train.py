@@ -27,17 +27,17 @@ def main(cfg: DictConfig) -> None:
     try:
         train(cfg)
     except SIGTERMException:
-        print(f"pdeop: training stopped by SIGTERM; {resume_hint(Path(cfg.paths.output_dir))}", file=sys.stderr)
+        print(f"pdeop: training stopped by SIGTERM; {resume_hint(cfg)}", file=sys.stderr)
         sys.exit(128 + signal.SIGTERM)
 
 
-def resume_hint(output_dir: Path) -> str:
-    """How to resume a run stopped in ``output_dir``: the same command in the same run directory (auto_resume)."""
+def resume_hint(cfg: DictConfig) -> str:
+    """How to resume a run that ``cfg`` started and SIGTERM stopped: the same command in the same run directory where
+    it resumes by itself (auto_resume, no ckpt_path), else the same command naming the newest checkpoint."""
+    output_dir = Path(cfg.paths.output_dir)
     saved = newest_first(output_dir / "checkpoints") if (output_dir / "checkpoints").is_dir() else []
     if not saved:
         return "no checkpoint was written yet: the same command starts it afresh"
-    return f"the same command with hydra.run.dir={output_dir} resumes it from {saved[0].name}"
-
-
-if __name__ == "__main__":
-    main()
+    if cfg.auto_resume and cfg.ckpt_path is None:
+        return f"the same command with hydra.run.dir={output_dir} resumes it from {saved[0].name}"
+    return f"the same command with ckpt_path={saved[0]} resumes it"

@@ -25,6 +25,7 @@ from pdeop.pretrained import CheckpointError, load_pretrained
 from pdeop.problems import Helmholtz2D, Poisson1D
 from pdeop.problems.residual import autograd_derivatives
 from pdeop.training.losses import GaussianLikelihoodLoss, PhysicsLoss
+from pdeop.train import resume_hint
 from pdeop.training.physics_module import PhysicsInformedModule
 
 ALL_ORDERS = ((), (0,), (1,), (0, 0), (0, 1), (1, 1))
@@ -286,3 +287,23 @@ def test_sigterm_ends_a_long_lbfgs_step_promptly_and_the_run_resumes_exactly(dat
     weights = [torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)["state_dict"]
                for run in (straight, stopped)]
     assert all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])
+    steps = []  # the metrics' logging steps: the resumed run's the uninterrupted run's (one further on, unless the
+    for run in (straight, stopped):  # interrupted batch is forgotten as well as undone)
+        with open(run / "csv" / "metrics.csv") as f:
+            steps.append([row["step"] for row in csv.DictReader(f)])
+    assert steps[0] == steps[1], steps
+
+
+def test_the_sigterm_resume_hint_names_what_resumes_the_run(tmp_path):
+    def hint(**settings) -> str:
+        return resume_hint(OmegaConf.create({"paths": {"output_dir": str(tmp_path)}, "auto_resume": True,
+                                             "ckpt_path": None, **settings}))
+
+    assert hint() == "no checkpoint was written yet: the same command starts it afresh"
+    (tmp_path / "checkpoints").mkdir()
+    (tmp_path / "checkpoints" / "last.ckpt").write_bytes(b"")
+    assert hint() == f"the same command with hydra.run.dir={tmp_path} resumes it from last.ckpt"
+    # without auto_resume, or with a ckpt_path of its own, the same command would start over or resume from that
+    expected = f"the same command with ckpt_path={tmp_path / 'checkpoints' / 'last.ckpt'} resumes it"
+    assert hint(auto_resume=False) == expected
+    assert hint(ckpt_path="elsewhere.ckpt") == expected

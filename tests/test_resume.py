@@ -35,6 +35,19 @@ def test_auto_resume_continues_further_but_refuses_another_setting(tmp_path):
         check_resumable({k: v for k, v in config.items() if k != "seed"}, tmp_path)
 
 
+def test_a_run_made_before_a_key_was_added_resumes_where_the_key_keeps_its_behaviour(tmp_path):
+    # A folder of an earlier version lacks keys added since: Darcy's discretisation (scheme: harmonic, what it did
+    # then) and the latest checkpoint's save_on_sigterm (how checkpoints are written). A requeued job goes on.
+    before = {"seed": 0, "trainer": {"max_epochs": 20}, "data": {"problem": {"name": "darcy"}},
+              "callbacks": {"latest": {"monitor": None}}}
+    write_yaml(before, tmp_path / "config_resolved.yaml")
+    now = {**before, "data": {"problem": {"name": "darcy", "scheme": "harmonic"}},
+           "callbacks": {"latest": {"monitor": None, "save_on_sigterm": True}}}
+    check_resumable(now, tmp_path)
+    with pytest.raises(ConfigError, match=r"data.problem.scheme \('harmonic' -> 'fno'\)"):
+        check_resumable({**now, "data": {"problem": {"name": "darcy", "scheme": "fno"}}}, tmp_path)
+
+
 
 def test_ckpt_path_of_another_setting_is_allowed_but_said(tmp_path, caplog):
     """``ckpt_path=`` may continue a run under another setting (new data, say), which auto_resume refuses; the

@@ -17,6 +17,7 @@ from typing import Any, Callable
 import pytorch_lightning as pl
 import torch
 from hydra.utils import get_class
+from pytorch_lightning.loops.progress import _BatchProgress
 from pytorch_lightning.utilities.exceptions import SIGTERMException
 from torch import nn
 
@@ -175,6 +176,7 @@ class PhysicsInformedModule(pl.LightningModule):
             optimizer.step(closure=closure)
         except StepInterrupted:
             undo()
+            forget_started_batch(self.trainer.fit_loop.epoch_loop.batch_progress)
             raise SIGTERMException from None
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
@@ -183,6 +185,15 @@ class PhysicsInformedModule(pl.LightningModule):
 
 class StepInterrupted(Exception):
     """Raised by a step's loss evaluation once the run is told to stop (SIGTERM)."""
+
+
+def forget_started_batch(progress: _BatchProgress) -> None:
+    """Lightning's count of the epoch's batches without the interrupted one, which it had counted as fetched and
+    started: left so, the checkpoint would read as stopped inside a batch, and the resumed run would number its
+    logging steps one further on than the uninterrupted run."""
+    for tracker in (progress.total, progress.current):
+        tracker.ready -= 1
+        tracker.started -= 1
 
 
 def step_undo(optimizer: torch.optim.Optimizer) -> Callable[[], None]:

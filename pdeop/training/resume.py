@@ -25,7 +25,11 @@ log = logging.getLogger(__name__)
 # Anything else is another setting.
 RESUMABLE_CHANGES = (*RUN_SPECIFIC, "auto_resume", "test_after_fit", "leaderboard", "trainer.max_epochs",
                      "trainer.max_steps", "trainer.enable_progress_bar", "trainer.compile", "trainer.compile_options",
-                     "trainer.matmul_precision", "trainer.plugins", "data.device_resident", "data.device_memory_share")
+                     "trainer.matmul_precision", "trainer.plugins", "data.device_resident", "data.device_memory_share",
+                     "callbacks.latest.save_on_sigterm")
+# Keys added to pdeop's configs since runs were made without them, each with the value that does what those runs
+# did: a run directory whose config lacks one is the same setting as a config holding that value.
+ADDED_KEYS = {"data.problem.scheme": "harmonic"}
 
 
 def check_resumable(config: dict, output_dir: Path) -> None:
@@ -54,6 +58,7 @@ def setting_changes(trained: dict, config: dict) -> str:
     those a resume may change and paths inside each run's own folder; empty when none."""
     before, now = (flatten(without(run_relative(c, (c.get("paths") or {}).get("output_dir")), RESUMABLE_CHANGES))
                    for c in (trained, config))
+    before |= {key: value for key, value in ADDED_KEYS.items() if key not in before and key in now}
     changed = sorted(key for key in before.keys() | now.keys() if before.get(key) != now.get(key))
     shown = ", ".join(f"{key} ({before.get(key)!r} -> {now.get(key)!r})" for key in changed[:4])
     return shown + (f" and {len(changed) - 4} more" if len(changed) > 4 else "")
