@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import difflib
 import functools
+import os
 import re
 import sys
 from typing import Callable, TypeVar
@@ -16,6 +17,8 @@ from hydra._internal import utils as hydra_utils
 from hydra.errors import ConfigCompositionException, InstantiationException, MissingConfigException
 from omegaconf import DictConfig
 from omegaconf.errors import ConfigAttributeError, ConfigKeyError, InterpolationResolutionError, MissingMandatoryValue
+
+from pdeop.conf import options
 
 T = TypeVar("T")
 
@@ -96,8 +99,10 @@ def unknown_key_error(override: str, exc: ConfigKeyError | ConfigAttributeError)
     key = exc.full_key
     node, _, _ = key.rpartition(".")
     keys = [str(k) for k in exc.parent_node.keys()] if isinstance(exc.parent_node, DictConfig) else []
+    if not keys:  # optim.lr.x=1 (lr a value): '+' would silently replace the value with a node
+        return ConfigError(f"{key}: no such key ({node} has no keys)")
     hint = did_you_mean(str(exc.key), keys, lambda k: f"{node}.{k}" if node else k)
-    if not hint and keys:
+    if not hint:
         hint = f"; {node or 'the config'} has {', '.join(keys)}"
     return ConfigError(f"{key}: no such key{hint} (+{override}=<value> adds it as a new key)")
 
@@ -105,14 +110,18 @@ def unknown_key_error(override: str, exc: ConfigKeyError | ConfigAttributeError)
 def unknown_option_error(exc: MissingConfigException) -> ConfigError:
     """One line for a config group option that does not exist (``model=fnoo``), naming the closest options."""
     group, _, name = exc.missing_cfg_file.rpartition("/")
-    hint = did_you_mean(name, exc.options, lambda option: f"{group}={option}")
-    return ConfigError(f"{group}={name}: no such option{hint} ({group}'s options: {', '.join(exc.options)})")
+    choices = exc.options or options(group)  # Hydra lists none for a nested group (experiment/darcy85)
+    top, _, folder = group.partition("/")  # the command line's group and the folder inside it
+    folder = f"{folder}/" if folder else ""
+    hint = did_you_mean(name, choices, lambda option: f"{top}={folder}{option}")
+    return ConfigError(f"{top}={folder}{name}: no such option{hint} ({group}'s options: {', '.join(choices)})")
 
 
 def composition_error(exc: ConfigCompositionException) -> ConfigError | None:
     """The one-line error for a config Hydra cannot compose from a mistyped key or group option; None for others."""
     if isinstance(exc, MissingConfigException):
-        return unknown_option_error(exc) if exc.options and "/" in (exc.missing_cfg_file or "") else None
+        group = (exc.missing_cfg_file or "").rpartition("/")[0]
+        return unknown_option_error(exc) if group and (exc.options or options(group)) else None
     override = re.match(r"Could not override '([^']+)'", str(exc))
     if override and isinstance(exc.__cause__, (ConfigKeyError, ConfigAttributeError)):
         return unknown_key_error(override.group(1), exc.__cause__)
@@ -131,7 +140,7 @@ def report_composition_errors(main: Callable[..., T]) -> Callable[..., T]:
         try:
             return func()
         except ConfigCompositionException as exc:
-            error = composition_error(exc)
+            error = None if os.environ.get("HYDRA_FULL_ERROR") == "1" else composition_error(exc)
             if error is None:
                 raise
             print(f"pdeop error: {error}", file=sys.stderr)

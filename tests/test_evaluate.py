@@ -3,10 +3,15 @@
 import argparse
 import json
 
+import numpy as np
 import pytest
 import torch
 from conftest import run_entry
 
+from pdeop.data.store import FieldSet
+from pdeop.data.tasks import AllToAll
+from pdeop.evaluation.metrics import evaluate_fields
+from pdeop.evaluation.run import table
 from pdeop.pretrained import CheckpointError, load_pretrained
 
 
@@ -132,13 +137,6 @@ def test_the_worst_all_to_all_pair_is_named_by_trajectory_and_lead():
     """All-to-all evaluation pairs (initial state -> each recorded state) are trajectory-major, so the worst pair's
     index (here 10) is not a trajectory: the report names trajectory 2, lead 3; a one-step evaluation keeps the
     sample's index."""
-    import numpy as np
-
-    from pdeop.data.store import FieldSet
-    from pdeop.data.tasks import AllToAll
-    from pdeop.evaluation.metrics import evaluate_fields
-    from pdeop.evaluation.run import table
-
     class Persistence(torch.nn.Module):
         """Predicts the initial state at every lead: its error is the change since then."""
         rollout = None

@@ -46,6 +46,12 @@ def test_unknown_dataset_lists_the_choices(train):
                                                                      "name?"),
     (["-m", "pdeop.generate"], ["data=darcyy"], "pdeop error: data=darcyy: no such option; did you mean data=darcy or "
                                                 "data=darcy_fno? (data's options: advection1d,"),
+
+    # a nested group, for which Hydra lists no options
+    (["train.py"], ["+experiment=darcy85/fnoo"], "pdeop error: experiment=darcy85/fnoo: no such option; did you mean "
+                                                 "experiment=darcy85/fno? (experiment/darcy85's options: fno,"),
+    # a key under a value: '+' would replace the value with a node, so no such advice
+    (["train.py"], ["optim.lr.x=1"], "pdeop error: optim.lr.x: no such key (optim.lr has no keys)"),
 ])
 def test_a_mistyped_key_or_option_names_the_closest(script, overrides, message, data_dir, tmp_path):
     """Hydra's report of a key its node lacks ("Key 'lrr' is not in struct", several lines) or an option its group

@@ -32,7 +32,7 @@ class RunCheckpoint(ModelCheckpoint):
 
     PATH_KEYS = ("best_model_path", "kth_best_model_path", "last_model_path")
 
-    def __init__(self, *args, save_on_sigterm: bool = False, **kwargs):
+    def __init__(self, *args, save_on_sigterm: bool = False, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.save_on_sigterm = save_on_sigterm
 
@@ -109,7 +109,7 @@ class Throughput(pl.Callback):
     first epoch counts from the start of training, over the part of the epoch it runs.
     """
 
-    def on_train_start(self, trainer, pl_module) -> None:
+    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self.on_train_epoch_start(trainer, pl_module)
 
     def on_train_epoch_start(self, trainer, pl_module) -> None:

@@ -17,9 +17,11 @@ from typing import Any, Callable
 import pytorch_lightning as pl
 import torch
 from hydra.utils import get_class
+from pytorch_lightning.core.optimizer import LightningOptimizer
 from pytorch_lightning.loops.progress import _BatchProgress
 from pytorch_lightning.utilities.exceptions import SIGTERMException
 from torch import nn
+from torch.optim import Optimizer
 
 from pdeop.conf import options, target
 from pdeop.errors import ConfigError
@@ -151,7 +153,8 @@ class PhysicsInformedModule(pl.LightningModule):
         return optimiser_and_schedule(self, parameter_groups(self.model, self.param_lr), self.optimizer_factory,
                                       self.scheduler_factory, self.scheduler_interval)
 
-    def optimizer_step(self, epoch: int, batch_idx: int, optimizer, optimizer_closure=None) -> None:
+    def optimizer_step(self, epoch: int, batch_idx: int, optimizer: Optimizer | LightningOptimizer,
+                       optimizer_closure: Callable[[], Any] | None = None) -> None:
         """One optimiser step that a SIGTERM ends at its next evaluation of the loss rather than at its end.
 
         An L-BFGS step evaluates the loss up to ``max_eval`` times (25 at PIG's settings), minutes on the paper's

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Callable
 
 import h5py
+from h5py._hl.vds import VDSmap
 import numpy as np
 from scipy.io.matlab import MatReadError
 
@@ -110,7 +111,7 @@ def vds_source_found(name: str, virtual_file: Path) -> bool:
     return any(candidate.is_file() for candidate in candidates)
 
 
-def source_file_names(mapping, extent: tuple[int, ...]) -> list[str]:
+def source_file_names(mapping: VDSmap, extent: tuple[int, ...]) -> list[str]:
     """The source file names of one virtual mapping: its name, or for a printf-style name (``%b``, the block number
     of an unlimited mapping; ``%%``, a percent sign) one name per block within the dataset's current ``extent``."""
     name = mapping.file_name
