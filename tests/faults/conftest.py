@@ -80,8 +80,10 @@ def entry_env(data_dir: Path, **extra: str) -> dict[str, str]:
     return {**os.environ, "PDEOP_DATA_DIR": str(data_dir), "WANDB_SILENT": "true", **extra}
 
 
-def kill_when(process: subprocess.Popen, ready: Callable[[], bool], timeout: float = 600) -> None:
-    """SIGKILL ``process`` (and its process group) as soon as ``ready()`` holds; fail if it ends first."""
+def kill_when(process: subprocess.Popen, ready: Callable[[], bool], timeout: float = 600,
+              signum: int = signal.SIGKILL) -> tuple[str, str]:
+    """Send ``signum`` (SIGKILL) to ``process`` and its process group as soon as ``ready()`` holds, and return what
+    it printed (stdout, stderr) by its end; fail if it ends first."""
     deadline = time.monotonic() + timeout
     while not ready():
         if process.poll() is not None:
@@ -91,8 +93,8 @@ def kill_when(process: subprocess.Popen, ready: Callable[[], bool], timeout: flo
             process.kill()
             raise AssertionError(f"the fault point was not reached in {timeout} s")
         time.sleep(0.05)
-    os.killpg(process.pid, signal.SIGKILL)
-    process.communicate()
+    os.killpg(process.pid, signum)
+    return process.communicate()
 
 
 def start(command: list[str], env: dict[str, str]) -> subprocess.Popen:

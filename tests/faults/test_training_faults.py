@@ -11,6 +11,7 @@ import argparse
 import csv
 import os
 import shutil
+import signal
 import subprocess
 from pathlib import Path
 
@@ -121,6 +122,23 @@ def test_kill_9_and_the_same_command_continue_exactly(reference, data_dir, tmp_p
     assert before.items() <= per_epoch(run_dir).items()
     observed(f"killed with epochs {sorted({e for _, e in before})} logged; rerun exit 0, "
              f"{len(per_epoch(run_dir))} per-epoch values, all equal to the uninterrupted run's; weights identical")
+
+
+@pytest.mark.fault("SIGTERM to train.py (a scheduler's time limit, scancel) just after epoch 0's checkpoint, then the "
+                   "same command again", "exit 143 and one line naming the checkpoint to resume from; the rerun "
+                   "continues: one row set per epoch, final weights bit-identical to an uninterrupted run")
+def test_sigterm_exits_143_and_the_same_command_continues_exactly(reference, data_dir, tmp_path, observed):
+    run_dir = tmp_path / "run"
+    process = start(command(run_dir), entry_env(data_dir))
+    _, stderr = kill_when(process, lambda: epoch_saved(run_dir, 0), signum=signal.SIGTERM)
+    assert process.returncode == 128 + signal.SIGTERM, stderr[-3000:]
+    line = f"pdeop: training stopped by SIGTERM; the same command with hydra.run.dir={run_dir} resumes it from "
+    assert line in stderr and "Traceback" not in stderr, stderr[-3000:]
+    result = succeeded(run(command(run_dir), data_dir))
+    assert "resuming from" in output(result)
+    assert_continues_reference(run_dir, reference)
+    observed(f"exit {process.returncode}, '{stderr.strip().splitlines()[-1][:90]}...'; rerun exit 0, per-epoch "
+             f"values and final weights equal to the uninterrupted run's")
 
 
 @pytest.mark.fault("kill -9 of train.py as soon as epoch 1 has logged, its checkpoint perhaps still being written in "
