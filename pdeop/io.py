@@ -16,6 +16,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable, Iterator, TypeVar
 
+import yaml
 from hydra.core.hydra_config import HydraConfig
 from hydra.experimental.callback import Callback
 from hydra.types import RunMode
@@ -134,8 +135,10 @@ class WritableRunDirectory(Callback):
 
 
 def hydra_only_files(run_dir: Path, hydra: DictConfig) -> list[Path] | None:
-    """The files in ``run_dir`` if it holds nothing but what Hydra writes there (``<hydra.output_subdir>/`` with its
-    config, hydra and overrides files, and an empty ``<job name>.log``), none a link; None otherwise."""
+    """The files in ``run_dir`` if it holds nothing but what Hydra writes there for this run (``<hydra.output_subdir>/``
+    with its config, hydra and overrides files, the last naming this run's overrides, and an empty
+    ``<job name>.log``), none a link; None otherwise. Another run started in the same second with other overrides
+    shares the folder's name: its files are not this run's to remove."""
     files = []
     for entry in os.scandir(run_dir):
         if entry.name == f"{hydra.job.name}.log" and entry.is_file(follow_symlinks=False):
@@ -146,10 +149,20 @@ def hydra_only_files(run_dir: Path, hydra: DictConfig) -> list[Path] | None:
             inner = list(os.scandir(entry.path))
             if any(f.name not in HYDRA_FILES or not f.is_file(follow_symlinks=False) for f in inner):
                 return None
+            if not written_overrides_are(Path(entry.path) / "overrides.yaml", list(hydra.overrides.task)):
+                return None
             files += [Path(f.path) for f in inner]
         else:
             return None
     return files
+
+
+def written_overrides_are(path: Path, overrides: list[str]) -> bool:
+    """Whether Hydra's ``overrides.yaml`` at ``path`` lists exactly ``overrides`` (False if it cannot be read)."""
+    try:
+        return yaml.safe_load(path.read_text()) == overrides
+    except (OSError, ValueError, yaml.YAMLError):
+        return False
 
 
 def discard_unused_run_dir() -> None:

@@ -122,11 +122,14 @@ def test_a_run_stopped_by_a_user_error_leaves_no_empty_run_folder(train, data_di
 
 
 def test_only_hydras_own_files_make_a_run_folder_removable(tmp_path):
-    hydra = OmegaConf.create({"job": {"name": "train"}, "output_subdir": ".hydra"})
+    hydra = OmegaConf.create({"job": {"name": "train"}, "output_subdir": ".hydra", "overrides": {"task": ["seed=1"]}})
     (tmp_path / ".hydra").mkdir()
     for name in HYDRA_FILES:
         (tmp_path / ".hydra" / name).write_text("hydra: {}\n")
+    (tmp_path / ".hydra" / "overrides.yaml").write_text("- seed=0\n")  # another run's, started in the same second
     (tmp_path / "train.log").touch()
+    assert hydra_only_files(tmp_path, hydra) is None
+    (tmp_path / ".hydra" / "overrides.yaml").write_text("- seed=1\n")
     expected = sorted([tmp_path / "train.log", *(tmp_path / ".hydra" / name for name in HYDRA_FILES)])
     assert sorted(hydra_only_files(tmp_path, hydra)) == expected
     (tmp_path / "train.log").write_text("[INFO] logged\n")  # the run logged something: kept
