@@ -20,7 +20,7 @@ import yaml
 from hydra.core.hydra_config import HydraConfig
 from hydra.experimental.callback import Callback
 from hydra.types import RunMode
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from pdeop.errors import PdeopError
 
@@ -149,7 +149,8 @@ def hydra_only_files(run_dir: Path, hydra: DictConfig) -> list[Path] | None:
             inner = list(os.scandir(entry.path))
             if any(f.name not in HYDRA_FILES or not f.is_file(follow_symlinks=False) for f in inner):
                 return None
-            if not written_overrides_are(Path(entry.path) / "overrides.yaml", list(hydra.overrides.task)):
+            task = OmegaConf.to_container(hydra.overrides.task, resolve=False)  # as written: ${...} unresolved
+            if not written_overrides_are(Path(entry.path) / "overrides.yaml", task):
                 return None
             files += [Path(f.path) for f in inner]
         else:

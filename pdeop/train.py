@@ -41,3 +41,7 @@ def resume_hint(cfg: DictConfig) -> str:
     if cfg.auto_resume and cfg.ckpt_path is None:
         return f"the same command with hydra.run.dir={output_dir} resumes it from {saved[0].name}"
     return f"the same command with ckpt_path={saved[0]} resumes it"
+
+
+if __name__ == "__main__":
+    main()
