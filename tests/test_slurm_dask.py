@@ -192,8 +192,11 @@ def test_jobs_that_fail_before_their_workers_start_are_one_line(slurm_env, tmp_p
 
 def test_online_training_streams_from_slurm_jobs(slurm_env, tmp_path):
     name = unique_job_name()
-    stream = ["data.online=true", "data.stream.watermark=8", "data.stream.capacity=16", "data.stream.steps_per_epoch=4",
-              "data.stream.normaliser_samples=8", "data.stream.workers=2", "data.stream.stall_timeout_s=300"]
+    # fifo serves each sample once, so the 64 samples trained on were all generated (the default reservoir reuses
+    # samples when the solvers are slower than training, and a loaded machine made that happen: 60 generated)
+    stream = ["data.online=true", "data.stream.buffer=fifo", "data.stream.watermark=8", "data.stream.capacity=16",
+              "data.stream.steps_per_epoch=4", "data.stream.normaliser_samples=8", "data.stream.workers=2",
+              "data.stream.stall_timeout_s=300"]
     cmd = [sys.executable, "train.py", f"hydra.run.dir={tmp_path / 'run'}", "trainer.enable_progress_bar=false",
            *TINY_DATA, *TINY_FNO, *stream, "trainer.max_epochs=2", "test_after_fit=false", *SMALL_JOBS,
            f"solvers.job_name={name}"]
