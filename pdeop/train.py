@@ -8,6 +8,7 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig
 from pytorch_lightning.utilities.exceptions import SIGTERMException
+from pytorch_lightning.utilities.rank_zero import rank_zero_only
 
 from pdeop.conf import CONFIG_PATH
 from pdeop.errors import report_composition_errors, report_user_errors
@@ -27,7 +28,8 @@ def main(cfg: DictConfig) -> None:
     try:
         train(cfg)
     except SIGTERMException:
-        print(f"pdeop: training stopped by SIGTERM; {resume_hint(cfg)}", file=sys.stderr)
+        if rank_zero_only.rank == 0:  # every rank of a distributed run stops; one says so
+            print(f"pdeop: training stopped by SIGTERM; {resume_hint(cfg)}", file=sys.stderr)
         sys.exit(128 + signal.SIGTERM)
 
 

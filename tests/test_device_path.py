@@ -94,6 +94,17 @@ def built(node):
         raise error from exc
 
 
+def fake_trainer(rank: int, world: int, epoch: int = 0, batches_taken: int = 0) -> SimpleNamespace:
+    """What the data module reads of its trainer: rank, world size, device, and Lightning's progress counters in
+    ``epoch`` after ``batches_taken`` of its batches."""
+    epochs = SimpleNamespace(processed=epoch, completed=epoch)
+    batches = SimpleNamespace(current=SimpleNamespace(ready=batches_taken), is_last_batch=False)
+    return SimpleNamespace(global_rank=rank, world_size=world,
+                           strategy=SimpleNamespace(root_device=torch.device("cpu")),
+                           fit_loop=SimpleNamespace(epoch_progress=SimpleNamespace(current=epochs),
+                                                    epoch_loop=SimpleNamespace(batch_progress=batches)))
+
+
 def tiny_datamodule(data_dir: Path, tmp_path: Path, *overrides: str):
     cfg = composed(tmp_path / "unused", data_dir, *overrides)
     datamodule = instantiate(cfg.data)
@@ -107,13 +118,12 @@ def test_device_batches_are_the_loaders_on_every_rank_and_epoch(data_dir, tmp_pa
     loader_module = tiny_datamodule(data_dir, tmp_path, "data.device_resident=false")
     resident_module = tiny_datamodule(data_dir, tmp_path, "data.device_resident=true")
     for rank in range(world):
-        for module in (loader_module, resident_module):
-            module.trainer = SimpleNamespace(global_rank=rank, world_size=world,
-                                             strategy=SimpleNamespace(root_device=torch.device("cpu")))
-        loader, resident = loader_module.train_dataloader(), resident_module.train_dataloader()
-        assert isinstance(resident, DeviceBatches) and not isinstance(loader, DeviceBatches)
-        assert len(resident) == len(loader) == -(-(64 // world) // 12)
         for epoch in (0, 1, 5):
+            for module in (loader_module, resident_module):  # Lightning's counters in the epoch's first batch
+                module.trainer = fake_trainer(rank, world, epoch=epoch)
+            loader, resident = loader_module.train_dataloader(), resident_module.train_dataloader()
+            assert isinstance(resident, DeviceBatches) and not isinstance(loader, DeviceBatches)
+            assert len(resident) == len(loader) == -(-(64 // world) // 12)
             # Lightning sets the epoch on a loader's `sampler`, and finds DeviceBatches' the same way
             for sampler in (loader.sampler, resident.sampler):
                 sampler.set_epoch(epoch)

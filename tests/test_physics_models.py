@@ -287,11 +287,13 @@ def test_sigterm_ends_a_long_lbfgs_step_promptly_and_the_run_resumes_exactly(dat
     weights = [torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)["state_dict"]
                for run in (straight, stopped)]
     assert all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])
-    steps = []  # the metrics' logging steps: the resumed run's the uninterrupted run's (one further on, unless the
-    for run in (straight, stopped):  # interrupted batch is forgotten as well as undone)
+    # the metrics' logging steps are the uninterrupted run's (one further on, unless the interrupted batch is
+    # forgotten as well as undone), and so is the epoch's mean loss (the interrupted step's evaluations undone too)
+    steps = []
+    for run in (straight, stopped):
         with open(run / "csv" / "metrics.csv") as f:
-            steps.append([row["step"] for row in csv.DictReader(f)])
-    assert steps[0] == steps[1], steps
+            steps.append([(row["step"], row["train/loss_epoch"]) for row in csv.DictReader(f)])
+    assert steps[0] == steps[1] and any(loss for _, loss in steps[0]), steps
 
 
 def test_the_sigterm_resume_hint_names_what_resumes_the_run(tmp_path):

@@ -17,6 +17,7 @@ import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
+from pdeop.data.sampling import batches_taken
 from pdeop.errors import ConfigError
 from pdeop.problems.residual import ResidualProblem
 
@@ -123,13 +124,8 @@ class CollocationDataModule(pl.LightningDataModule):
     def train_dataloader(self) -> DataLoader:
         rank = self.trainer.global_rank if self.trainer is not None else 0
         draws = CollocationDraws(self.problem, self.n_interior, self.n_boundary, self.seed)
-        sampler = StepSampler(self.steps_per_epoch, self.resample, rank, self.steps_taken_this_epoch)
+        sampler = StepSampler(self.steps_per_epoch, self.resample, rank, lambda: batches_taken(self.trainer))
         return DataLoader(draws, sampler=sampler, batch_size=None)
-
-    def steps_taken_this_epoch(self) -> int:
-        """Training steps of the current epoch already taken (Lightning's count, restored from a mid-epoch
-        checkpoint), read when the epoch's iteration begins."""
-        return self.trainer.fit_loop.epoch_loop.batch_progress.current.ready if self.trainer is not None else 0
 
     def val_dataloader(self) -> DataLoader:
         draws = CollocationDraws(self.problem, self.n_interior, self.n_boundary, self.seed)

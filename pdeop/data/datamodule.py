@@ -11,12 +11,12 @@ import numpy as np
 import pytorch_lightning as pl
 import torch
 from torch import nn
-from torch.utils.data import DataLoader, Dataset, TensorDataset
+from torch.utils.data import DataLoader, Dataset, Sampler, TensorDataset
 
 from pdeop.data.generation import DatasetSpec, generate
 from pdeop.data.solvers import Solvers
 from pdeop.data.normalise import fit_channel_normaliser
-from pdeop.data.sampling import DeviceBatches, RankSlice, training_sampler
+from pdeop.data.sampling import DeviceBatches, RankSlice, batches_taken, fit_position, training_sampler
 from pdeop.data.store import DatasetFile, FieldSet
 from pdeop.data.stream import SolverStream, StreamBatches, StreamSettings, draw_and_solve
 from pdeop.data.stream.generator import NORMALISER_RANK
@@ -92,6 +92,10 @@ class PairsDataModule(pl.LightningDataModule):
     where the training data is not a stored split in memory, or does not fit), ``false`` never.
     Validation and test keep their loaders.
     """
+
+    # A run stopped mid-epoch (SIGTERM) resumes with the batches the uninterrupted run would have had: the training
+    # sampler leaves out the epoch's batches already taken (``fit_position``), so a checkpoint written then is exact.
+    resumes_mid_epoch = True
 
     def __init__(self, settings: LoaderSettings):
         super().__init__()
@@ -202,11 +206,17 @@ class PairsDataModule(pl.LightningDataModule):
         else:
             dataset = TensorDataset(*(torch.from_numpy(a) for a in batch_arrays(fields)))
         rank, world = self._ranks()
-        sampler = (training_sampler(dataset, self.settings.shuffle_seed, rank, world) if shuffle
+        sampler = (self._training_sampler(dataset, batch_size) if shuffle
                    else RankSlice(len(dataset), rank, world))
         workers = self.settings.num_workers
         return DataLoader(dataset, batch_size=batch_size, sampler=sampler, num_workers=workers,
                           persistent_workers=workers > 0)
+
+    def _training_sampler(self, dataset: Dataset | range, batch_size: int) -> Sampler[int]:
+        """This rank's share of the epoch's permutation, less the batches already taken (``resumes_mid_epoch``)."""
+        rank, world = self._ranks()
+        return training_sampler(dataset, self.settings.shuffle_seed, rank, world, batch_size,
+                                position=lambda: fit_position(self.trainer))
 
     @staticmethod
     def refuse_resident(why: str) -> None:
@@ -241,9 +251,8 @@ class PairsDataModule(pl.LightningDataModule):
         if device is None:
             return self._loader(train, self.settings.batch_size, shuffle=True)
         tensors = tuple(torch.from_numpy(a).to(device) for a in batch_arrays(train))
-        rank, world = self._ranks()
-        sampler = training_sampler(range(len(tensors[0])), self.settings.shuffle_seed, rank, world)
-        return DeviceBatches(tensors, sampler, self.settings.batch_size)
+        batch_size = self.settings.batch_size
+        return DeviceBatches(tensors, self._training_sampler(range(len(tensors[0])), batch_size), batch_size)
 
     def val_dataloader(self) -> DataLoader:
         return self._loader(self.splits["val"], self.settings.evaluation_batch_size, shuffle=False)
@@ -342,7 +351,10 @@ class OnlineDataModule(OperatorDataModule):
     set is stored, validation and test are the same stored samples as offline, and the normalisers
     are fitted on ``normaliser_samples`` solved at start-up. The stream's sample counters travel in
     checkpoints, so a resumed run continues the stream (``upgrade_checkpoint`` for those written
-    before this class).
+    before this class); one resumed mid-epoch takes the rest of that epoch's steps. The samples a
+    checkpoint's counters say were generated but still sat in the buffer are not trained on after a resume
+    (at an epoch's end as mid-epoch): the stream's order depends on its workers' timing, so an online run
+    never repeats exactly.
     """
 
     def __init__(self, *args, stream: StreamSettings | None = None, **kwargs):
@@ -398,7 +410,8 @@ class OnlineDataModule(OperatorDataModule):
             self.stream = SolverStream(self.spec.problem, self.spec.subsample, self.stream_settings,
                                        self.settings.shuffle_seed, rank, self.stream_counters, self.solvers)
             self.stream.start()
-        batches = StreamBatches(self.stream, self.settings.batch_size, self.stream_settings.steps_per_epoch)
+        batches = StreamBatches(self.stream, self.settings.batch_size, self.stream_settings.steps_per_epoch,
+                                taken=lambda: batches_taken(self.trainer))
         return DataLoader(batches, batch_size=None, num_workers=0)
 
 

@@ -8,23 +8,73 @@ single-process ones.
 
 from __future__ import annotations
 
+import itertools
 import math
-from typing import Iterator
+from typing import Callable, Iterator
 
+import pytorch_lightning as pl
 import torch
 from torch.utils.data import Dataset, DistributedSampler, Sampler
 
 
-def training_sampler(dataset: Dataset, seed: int, rank: int = 0, world_size: int = 1) -> DistributedSampler:
+def fit_position(trainer: pl.Trainer | None) -> tuple[int, int] | None:
+    """(epoch, batches of it already taken) from which a fit's training order goes on, read from Lightning's progress
+    counters; None outside a fit (a sampler then keeps the epoch ``set_epoch`` gave it).
+
+    Read as an epoch's iteration begins. That is usually after Lightning has set the epoch and reset its count of
+    batches, and after a resume from a checkpoint written mid-epoch (SIGTERM) the count is the one the checkpoint
+    held. But a loader with worker processes draws its first indices as soon as Lightning calls ``iter`` on it,
+    which for a resumed run it does before either: the counters are then still the checkpoint's, and an epoch they
+    show as over (its last batch taken, or its end hooks begun: ``processed`` counted, ``completed`` not yet) means
+    the next epoch, from its start.
+    """
+    if trainer is None:
+        return None
+    epochs, batches = trainer.fit_loop.epoch_progress.current, trainer.fit_loop.epoch_loop.batch_progress
+    if batches.is_last_batch or epochs.processed > epochs.completed:
+        return epochs.completed + 1, 0
+    return epochs.completed, batches.current.ready
+
+
+def batches_taken(trainer: pl.Trainer | None) -> int:
+    """Training batches of the current epoch already taken (``fit_position``); 0 outside a fit."""
+    position = fit_position(trainer)
+    return position[1] if position is not None else 0
+
+
+def training_sampler(dataset: Dataset, seed: int, rank: int = 0, world_size: int = 1, batch_size: int = 1,
+                     position: Callable[[], tuple[int, int] | None] = lambda: None) -> TrainingSampler:
     """A fresh permutation each epoch, drawn from ``seed + epoch``, of which rank r takes every world-th entry from r.
 
     PyTorch's ``DistributedSampler`` with ``drop_last``: all ranks draw the same permutation, so together
     they see each sample at most once per epoch; when the samples do not divide by the world size, the
     permutation's last few sit the epoch out (a different few each epoch), so that every rank takes the
-    same number of steps. Lightning calls ``set_epoch`` at the start of every epoch, including the first
-    after a resume, so the order does not depend on how the run got there (tests/test_ddp.py pins it).
+    same number of steps. The epoch is ``set_epoch``'s, or in a fit ``position()``'s (``fit_position``), so the
+    order does not depend on how the run got there (tests/test_ddp.py pins it); a run resumed mid-epoch leaves out
+    the batches of ``batch_size`` it had taken and draws the rest of the same order.
     """
-    return DistributedSampler(dataset, num_replicas=world_size, rank=rank, shuffle=True, seed=seed, drop_last=True)
+    return TrainingSampler(dataset, num_replicas=world_size, rank=rank, shuffle=True, seed=seed, drop_last=True,
+                           batch_size=batch_size, position=position)
+
+
+class TrainingSampler(DistributedSampler):
+    """PyTorch's ``DistributedSampler`` whose epoch, and the batches of it already taken, come from ``position()``
+    (``fit_position``) when it says, as iteration begins; this rank's indices of those batches are left out.
+
+    Its length stays the whole epoch's, as Lightning counts an epoch's batches once, before a resume.
+    """
+
+    def __init__(self, *args, batch_size: int = 1, position: Callable[[], tuple[int, int] | None] = lambda: None,
+                 **kwargs):
+        super().__init__(*args, **kwargs)
+        self.batch_size, self.position = batch_size, position
+
+    def __iter__(self) -> Iterator[int]:
+        position = self.position()
+        if position is None:
+            return super().__iter__()
+        self.epoch, taken = position
+        return itertools.islice(super().__iter__(), taken * self.batch_size, None)
 
 
 class RankSlice(Sampler[int]):

@@ -41,12 +41,16 @@ class RunCheckpoint(ModelCheckpoint):
         its way out, so that a requeued job resumes there rather than at the last epoch's end.
 
         Only where the data module goes on mid-epoch with the batches the uninterrupted run would have had
-        (``resumes_mid_epoch``: the physics-informed solvers' collocation draws); operator data restarts its
-        epoch's order, so those runs keep resuming at an epoch's end. Other exceptions write nothing: their state
-        may be what went wrong (a non-finite loss).
+        (``resumes_mid_epoch``: pdeop's data modules leave out the epoch's batches already taken), and only between
+        training steps: not between the batches of one accumulated step (``trainer.accumulate_grad_batches``),
+        whose gradients no checkpoint holds, nor inside a validation, which the resumed run would skip. Such a run
+        resumes from the checkpoint before. Other exceptions write nothing: their state may be what went wrong (a
+        non-finite loss).
         """
+        taken = trainer.fit_loop.epoch_loop.batch_progress.current.ready
         if (self.save_on_sigterm and isinstance(exception, SIGTERMException) and trainer.state.fn == "fit"
-                and getattr(trainer.datamodule, "resumes_mid_epoch", False) and not trainer.sanity_checking
+                and getattr(trainer.datamodule, "resumes_mid_epoch", False) and trainer.training
+                and taken % trainer.accumulate_grad_batches == 0
                 and self._last_global_step_saved != trainer.global_step):
             self._save_checkpoint(trainer, self.format_checkpoint_name(self._monitor_candidates(trainer)))
 
@@ -105,12 +109,28 @@ def rerooted(state: dict, old: str, new: str, keys: tuple[str, ...]) -> dict:
 class Throughput(pl.Callback):
     """Logs ``time/epoch_s`` (training loop wall time, validation excluded) and ``time/samples_per_s``.
 
-    A run resumed mid-epoch (a physics-informed run stopped by SIGTERM) gets no ``on_train_epoch_start``: its
-    first epoch counts from the start of training, over the part of the epoch it runs.
+    The epoch's figures so far travel in checkpoints: a run stopped mid-epoch (SIGTERM) and resumed gets no
+    ``on_train_epoch_start``, and its epoch counts on from the time and samples before the stop (the time between
+    the stop and the resume left out).
     """
+
+    def __init__(self) -> None:
+        self._restored: dict | None = None
 
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self.on_train_epoch_start(trainer, pl_module)
+        if self._restored:
+            self._samples = self._restored["samples"]
+            self._start -= self._restored["seconds"]
+        self._restored = None
+
+    def state_dict(self) -> dict:
+        if not hasattr(self, "_start"):
+            return {}
+        return {"samples": self._samples, "seconds": time.perf_counter() - self._start}
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        self._restored = dict(state_dict)
 
     def on_train_epoch_start(self, trainer, pl_module) -> None:
         self._samples = 0

@@ -23,11 +23,12 @@ from torchmetrics import MeanMetric
 
 from pdeop.errors import ConfigError
 from pdeop.inference import TrainedOperator
+from pdeop.training.epoch_mean import EpochMean, LogsEpochLoss
 from pdeop.training.losses import TransformedRelativeL2, is_residual_loss, operator_loss_expected
 from pdeop.training.optimisation import optimiser_and_schedule, parameter_groups
 
 
-class OperatorModule(TrainedOperator, pl.LightningModule):
+class OperatorModule(TrainedOperator, LogsEpochLoss, pl.LightningModule):
     """Trains ``model`` on pairs ``(x, y)`` shaped ``[batch, channels, *grid]``.
 
     The operator's part (``model``, the normalisers, ``rollout``, ``config``; ``forward``,
@@ -70,6 +71,7 @@ class OperatorModule(TrainedOperator, pl.LightningModule):
         self.scheduler_interval = scheduler_interval
         self.test_resolutions = list(test_resolutions or [])
         # sums and counts reduced across ranks: the same mean over samples as one process computes
+        self.epoch_loss = EpochMean()
         self.val_error = MeanMetric()
         self.test_errors = nn.ModuleList(MeanMetric() for _ in self.test_resolutions or [None])
         self.param_lr = dict(param_lr or {})
@@ -104,19 +106,8 @@ class OperatorModule(TrainedOperator, pl.LightningModule):
             loss = self.loss(self.forward_transformed(x), y, self.model)
         else:
             loss = self.loss(self.predict(x, t), y)
-        # A running sum on the device, logged once an epoch: self.log on every step costs about
-        # as much host time as a small model's forward pass, which a GPU run feels directly.
-        self._train_loss_sum += loss.detach() * x.shape[0]
-        self._train_samples += x.shape[0]
+        self.epoch_loss.add(loss, x.shape[0])  # logged once an epoch, the mean over its samples
         return loss
-
-    def on_train_epoch_start(self) -> None:
-        self._train_loss_sum = torch.zeros((), device=self.device)
-        self._train_samples = 0
-
-    def on_train_epoch_end(self) -> None:
-        if self._train_samples:
-            self.log("train/loss", self._train_loss_sum / self._train_samples, prog_bar=True, sync_dist=True)
 
     @staticmethod
     def relative_l2(prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -158,11 +149,13 @@ class OperatorModule(TrainedOperator, pl.LightningModule):
                                       self.scheduler_interval)
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
-        """Store the run config, and keep the checkpoint loadable with ``weights_only=True``.
+        """Store the run config and the epoch's loss so far, and keep the checkpoint loadable with
+        ``weights_only=True``.
 
         neuraloperator models put their constructor arguments, Python functions included, into
         the state dict under ``_metadata``; the run config already says how to rebuild the
         model, so that entry is dropped rather than pickled.
         """
+        super().on_save_checkpoint(checkpoint)
         checkpoint["state_dict"].pop("_metadata", None)
         checkpoint["pdeop_config"] = self.config

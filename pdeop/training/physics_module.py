@@ -27,8 +27,10 @@ from pdeop.conf import options, target
 from pdeop.errors import ConfigError
 from pdeop.models.field import FieldModel
 from pdeop.problems.residual import ResidualProblem
+from pdeop.training.epoch_mean import EpochMean, LogsEpochLoss
 from pdeop.training.losses import GaussianLikelihoodLoss, PhysicsLoss, is_residual_loss
 from pdeop.training.optimisation import optimiser_and_schedule, parameter_groups
+from pdeop.training.sigterm import sigterm_noticed
 
 
 def is_grid_model(model: nn.Module | type) -> bool:
@@ -67,11 +69,13 @@ def residual_loss_missing(model: str, loss: str) -> str:
             f"paper's recipe (+recipe={' | '.join(recipes)}) or choose loss=physics (or gp_hm) and an optimiser")
 
 
-class PhysicsInformedModule(pl.LightningModule):
+class PhysicsInformedModule(LogsEpochLoss, pl.LightningModule):
     """Trains ``model`` so that it solves ``problem``; ``optimizer``/``scheduler`` are partial constructors.
 
     ``config`` is the resolved run config, stored in every checkpoint.
     """
+
+    epoch_loss_name = "train/loss_epoch"  # with train/loss_step, the keys Lightning gave on_step and on_epoch
 
     def __init__(self, model: nn.Module, problem: ResidualProblem, loss: PhysicsLoss | GaussianLikelihoodLoss,
                  optimizer: Callable[..., torch.optim.Optimizer], scheduler: Callable[..., Any] | None = None,
@@ -88,6 +92,7 @@ class PhysicsInformedModule(pl.LightningModule):
         self.optimizer_factory, self.scheduler_factory = optimizer, scheduler
         self.scheduler_interval = scheduler_interval
         self.config = config
+        self.epoch_loss = EpochMean()
         self.param_lr = dict(param_lr or {})
         self.test_solution: dict[str, torch.Tensor] | None = None
 
@@ -116,7 +121,8 @@ class PhysicsInformedModule(pl.LightningModule):
         loss, parts = self.loss(residual, boundary, self.model)
         self.log_dict({f"train/{name}": value.detach() for name, value in parts.items()}, on_step=True,
                       on_epoch=False, batch_size=1)
-        self.log("train/loss", loss.detach(), on_step=True, on_epoch=True, prog_bar=True, batch_size=1)
+        self.log("train/loss_step", loss.detach(), prog_bar=True, batch_size=1)
+        self.epoch_loss.add(loss)  # train/loss_epoch: the mean over the epoch's evaluations of the loss
         return loss
 
     def solve_on(self, axes: list[torch.Tensor]) -> torch.Tensor:
@@ -159,19 +165,19 @@ class PhysicsInformedModule(pl.LightningModule):
 
         An L-BFGS step evaluates the loss up to ``max_eval`` times (25 at PIG's settings), minutes on the paper's
         points, while Lightning looks at SIGTERM only between steps; a preempted job's grace period is shorter.
-        The interrupted step is undone (weights and optimiser state as before it), so the checkpoint written on
-        the way out (``RunCheckpoint(save_on_sigterm=True)``) holds the state after the last whole step and the
-        resumed run takes the interrupted step again, as the uninterrupted run did. Other optimisers (Adam)
-        evaluate the loss once a step, before they change anything: Lightning's own check between steps suffices,
-        and their steps pay for no copy.
+        The interrupted step is undone (weights, optimiser state and the epoch's loss sum as before it), so the
+        checkpoint written on the way out (``RunCheckpoint(save_on_sigterm=True)``) holds the state after the last
+        whole step and the resumed run takes the interrupted step again, as the uninterrupted run did. Other
+        optimisers (Adam) evaluate the loss once a step, before they change anything: Lightning's own check between
+        steps suffices, and their steps pay for no copy.
         """
         inner = getattr(optimizer, "optimizer", optimizer)
         if not isinstance(inner, torch.optim.LBFGS):
             return super().optimizer_step(epoch, batch_idx, optimizer, optimizer_closure)
-        undo = step_undo(inner)
+        undo, epoch_loss = step_undo(inner), self.epoch_loss.copy()
 
         def closure():
-            if self.trainer.strategy.reduce_boolean_decision(self.trainer.received_sigterm, all=False):
+            if self.trainer.strategy.reduce_boolean_decision(sigterm_noticed(self.trainer), all=False):
                 raise StepInterrupted  # every rank at the same evaluation, so none waits in a collective
             return optimizer_closure()
 
@@ -179,10 +185,12 @@ class PhysicsInformedModule(pl.LightningModule):
             optimizer.step(closure=closure)
         except StepInterrupted:
             undo()
+            self.epoch_loss = epoch_loss
             forget_started_batch(self.trainer.fit_loop.epoch_loop.batch_progress)
             raise SIGTERMException from None
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
+        super().on_save_checkpoint(checkpoint)
         checkpoint["pdeop_config"] = self.config
 
 

@@ -6,8 +6,8 @@ pytree class that torch has deprecated warns on every fit; neither is something 
 can or should act on. Nor are two of its warnings: a logging interval longer than an epoch (pdeop logs training
 figures once an epoch), and that ``srun`` exists but is not used (a local run on a SLURM login node;
 slurm/train.sbatch starts runs through srun); nor, when a run resumes in its own folder
-(``quiet_resumed_folder``), that the checkpoint folder is not empty. Everything else Lightning and torch say is left
-as it is.
+(``quiet_resumed_folder``), that the checkpoint folder is not empty; nor, for data modules that resume mid-epoch
+(``quiet_mid_epoch_resume``), that their loader could not. Everything else Lightning and torch say is left as it is.
 """
 
 from __future__ import annotations
@@ -35,6 +35,13 @@ def quiet_frameworks() -> None:
     for moot in (r"The number of training batches .* is smaller than the logging interval",
                  r"The `srun` command is available on your system but is not used"):
         warnings.filterwarnings("ignore", message=moot)
+
+
+def quiet_mid_epoch_resume() -> None:
+    """pdeop's data modules go on mid-epoch from Lightning's own count of the epoch's batches taken
+    (``pdeop.data.sampling.fit_position``), not through the loader protocol Lightning looks for: its warning that a
+    checkpoint written mid-epoch resumes with a loader that cannot is moot for them."""
+    warnings.filterwarnings("ignore", message=r"You're resuming from a checkpoint that ended before the epoch ended")
 
 
 def quiet_resumed_folder() -> None:

@@ -34,7 +34,7 @@ from pdeop.training.physics_module import (
     residual_loss_missing,
 )
 from pdeop.training.preflight import preflight
-from pdeop.training.quiet import quiet_frameworks, quiet_resumed_folder
+from pdeop.training.quiet import quiet_frameworks, quiet_mid_epoch_resume, quiet_resumed_folder
 from pdeop.training.resume import Resume, check_fits, resume_from
 
 log = logging.getLogger(__name__)
@@ -206,6 +206,8 @@ def train(cfg: DictConfig) -> dict[str, float]:
 
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
     datamodule = instantiate(cfg.data)
+    if getattr(datamodule, "resumes_mid_epoch", False):
+        quiet_mid_epoch_resume()
     if isinstance(datamodule, OperatorDataModule):  # generation and the online stream solve where `solvers` says
         datamodule.solvers = instantiate(cfg.solvers)
     datamodule.prepare_data()

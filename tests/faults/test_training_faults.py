@@ -13,6 +13,7 @@ import os
 import shutil
 import signal
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -23,6 +24,8 @@ from .conftest import (entry_command, entry_env, kill_when, pdeop_error_line, re
                        start)
 
 pytestmark = pytest.mark.slow
+
+TESTS = Path(__file__).resolve().parents[1]  # where the stop_at callbacks live, for the runs' PYTHONPATH
 
 EPOCHS = 3
 COMMON = [*TINY_DATA, "model.n_modes=[6,6]", "model.hidden_channels=8", "scheduler.fn.step_size=1",
@@ -139,6 +142,69 @@ def test_sigterm_exits_143_and_the_same_command_continues_exactly(reference, dat
     assert_continues_reference(run_dir, reference)
     observed(f"exit {process.returncode}, '{stderr.strip().splitlines()[-1][:90]}...'; rerun exit 0, per-epoch "
              f"values and final weights equal to the uninterrupted run's")
+
+
+@pytest.mark.fault("SIGTERM to train.py in the middle of epoch 1 (held after its 3rd of 8 batches until the signal "
+                   "comes), then the same command again",
+                   "exit 143 and the resume line; last.ckpt holds the state after that batch; the rerun trains the "
+                   "epoch's other 5 batches: one row set per epoch, final weights bit-identical to an uninterrupted "
+                   "run")
+def test_sigterm_mid_epoch_is_written_and_the_same_command_continues_exactly(reference, data_dir, tmp_path, observed):
+    run_dir, held = tmp_path / "run", tmp_path / "held-at-batch"
+    hold = ["+callbacks.hold._target_=stop_at.PauseAt", "+callbacks.hold.epoch=1", "+callbacks.hold.batch=2",
+            f"+callbacks.hold.marker={held}"]  # tests/stop_at.py, in both runs: the rerun's config is the same
+    env = entry_env(data_dir, PYTHONPATH=os.pathsep.join(filter(None, [str(TESTS), os.environ.get("PYTHONPATH")])))
+    process = start(command(run_dir, *hold), env)
+    _, stderr = kill_when(process, held.exists, signum=signal.SIGTERM)
+    assert process.returncode == 128 + signal.SIGTERM, stderr[-3000:]
+    assert f"hydra.run.dir={run_dir} resumes it from last.ckpt" in stderr, stderr[-3000:]
+    left = load(run_dir / "checkpoints" / "last.ckpt")
+    batches = 64 // 8
+    assert (left["epoch"], left["global_step"]) == (1, batches + 3)
+    result = succeeded(run_command(command(run_dir, *hold), 300, env=env))
+    assert "resuming from" in output(result)
+    assert_continues_reference(run_dir, reference)
+    observed(f"exit {process.returncode}; last.ckpt at epoch {left['epoch']}, step {left['global_step']}; rerun exit "
+             f"0, per-epoch values and final weights equal to the uninterrupted run's")
+
+
+@pytest.mark.fault("SIGTERM to both ranks of a two-process DDP run (scancel, a time limit), rank 0 held after its "
+                   "2nd batch of epoch 1 while rank 1 waits in the next batch's gradient all-reduce, then the same "
+                   "command again",
+                   "the ranks stop after the same batch (no hang): exit 143 within seconds and one resume line; "
+                   "last.ckpt holds that batch's state; the rerun's per-epoch values and final weights are "
+                   "bit-identical to an uninterrupted two-process run's")
+def test_sigterm_to_every_rank_stops_them_together_and_the_same_command_continues_exactly(data_dir, tmp_path,
+                                                                                            observed):
+    ddp = ["trainer=ddp", "trainer.accelerator=cpu", "trainer.devices=2"]
+    reference = tmp_path / "reference"
+    succeeded(run(command(reference, *ddp), data_dir))
+    run_dir, held = tmp_path / "run", tmp_path / "held-at-batch"
+    hold = [*ddp, "+callbacks.hold._target_=stop_at.PauseAt", "+callbacks.hold.epoch=1", "+callbacks.hold.batch=1",
+            "+callbacks.hold.rank=0", f"+callbacks.hold.marker={held}"]
+    env = entry_env(data_dir, PYTHONPATH=os.pathsep.join(filter(None, [str(TESTS), os.environ.get("PYTHONPATH")])))
+    process = start(command(run_dir, *hold), env)
+    while not held.exists() and process.poll() is None:
+        time.sleep(0.05)
+    sent = time.monotonic()
+    os.killpg(process.pid, signal.SIGTERM)  # every rank, as scancel's signal reaches every task
+    try:
+        _, stderr = process.communicate(timeout=120)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        raise AssertionError(f"the ranks hung after SIGTERM:\n{process.communicate()[1][-3000:]}") from None
+    took = time.monotonic() - sent
+    assert process.returncode == 128 + signal.SIGTERM, stderr[-3000:]
+    assert stderr.count("pdeop: training stopped by SIGTERM") == 1, stderr[-3000:]
+    left = load(run_dir / "checkpoints" / "last.ckpt")
+    per_rank = 64 // (8 * 2)
+    assert (left["epoch"], left["global_step"]) == (1, per_rank + 3)  # both ranks stopped after batch 2
+    succeeded(run_command(command(run_dir, *hold), 300, env=env))
+    assert same_weights(run_dir / "checkpoints" / "last.ckpt", reference / "checkpoints" / "last.ckpt")
+    assert per_epoch(run_dir) == per_epoch(reference)  # epoch 1's train/loss: each rank's sum went on from its own
+    observed(f"exit {process.returncode} {took:.1f} s after SIGTERM, one resume line; last.ckpt at epoch "
+             f"{left['epoch']}, step {left['global_step']}; rerun's per-epoch values and weights equal to the "
+             f"uninterrupted run's")
 
 
 @pytest.mark.fault("kill -9 of train.py as soon as epoch 1 has logged, its checkpoint perhaps still being written in "

@@ -1,0 +1,208 @@
+"""A run stopped by SIGTERM mid-epoch (preemption, a time limit, ``scancel``) writes its state on the way out and
+resumes with the batches the uninterrupted run would have had: nothing of the epoch is lost or trained twice.
+
+The stop is a real SIGTERM, sent by the process to itself after a named batch (``stop_at.SigtermAt``), so the
+case is the same on every run; tests/faults/test_training_faults.py sends one from outside.
+"""
+
+from __future__ import annotations
+
+import csv
+import time
+import warnings
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+import torch
+
+from pdeop.data.sampling import fit_position, training_sampler
+from pdeop.data.stream import StreamBatches
+from pdeop.training.callbacks import Throughput
+from pdeop.training.run import train
+from test_device_path import checkpoint, composed, fake_trainer, learning_curve, tiny_datamodule
+
+EPOCHS = 3
+BATCHES = -(-64 // 12)  # SMALL_DATA: 64 training samples in batches of 12, the last one short
+
+
+def stop_at(epoch: int, batch: int, run: Path) -> list[str]:
+    """Overrides that SIGTERM the run in ``run`` after batch ``batch`` of epoch ``epoch``, once: the resumed run keeps
+    them (its config must be the stopped run's)."""
+    return ["+callbacks.sigterm._target_=stop_at.SigtermAt", f"+callbacks.sigterm.epoch={epoch}",
+            f"+callbacks.sigterm.batch={batch}", f"+callbacks.sigterm.marker={run.parent / 'sigterm-sent'}"]
+
+
+def stopped_then_resumed(run: Path, data_dir: Path, *overrides: str) -> dict:
+    """Train ``overrides`` until their SIGTERM, then again in the same folder (auto_resume); the checkpoint the
+    SIGTERM left."""
+    with pytest.raises(SystemExit):
+        train(composed(run, data_dir, f"trainer.max_epochs={EPOCHS}", *overrides))
+    left = checkpoint(run)
+    with warnings.catch_warnings():
+        # Lightning's warning that the loader cannot resume mid-epoch is moot for pdeop's data modules
+        warnings.filterwarnings("error", message="You're resuming from a checkpoint that ended before the epoch")
+        train(composed(run, data_dir, f"trainer.max_epochs={EPOCHS}", *overrides))
+    return left
+
+
+def assert_same_run(run: Path, reference: Path) -> None:
+    """Weights, optimiser state and every logged value (timings aside) bit for bit the reference's."""
+    state, expected = checkpoint(run), checkpoint(reference)
+    assert state["epoch"] == expected["epoch"] and state["global_step"] == expected["global_step"]
+    for key, tensor in expected["state_dict"].items():
+        assert torch.equal(state["state_dict"][key], tensor), key
+    moments = lambda s: [v["exp_avg_sq"] for v in s["optimizer_states"][0]["state"].values()]  # noqa: E731
+    assert all(torch.equal(a, b) for a, b in zip(moments(state), moments(expected)))
+    assert learning_curve(run) == learning_curve(reference)
+
+
+def epoch_times(run: Path) -> list[float]:
+    with open(run / "csv" / "metrics.csv") as f:
+        return [float(row["time/epoch_s"]) for row in csv.DictReader(f) if row.get("time/epoch_s")]
+
+
+@pytest.fixture(scope="module")
+def straight(tmp_path_factory, data_dir) -> Path:
+    """The uninterrupted run (served by the DataLoader; device-resident batches are the same, test_device_path)."""
+    run = tmp_path_factory.mktemp("straight") / "run"
+    train(composed(run, data_dir, f"trainer.max_epochs={EPOCHS}", "data.device_resident=false"))
+    return run
+
+
+@pytest.mark.parametrize("world", [1, 2])
+def test_the_training_order_resumes_after_the_batches_taken(data_dir, tmp_path, world):
+    """Loader and device batches of an epoch resumed after k batches are the uninterrupted epoch's from the k-th."""
+    loader_module = tiny_datamodule(data_dir, tmp_path, "data.device_resident=false")
+    resident_module = tiny_datamodule(data_dir, tmp_path, "data.device_resident=true")
+    for rank in range(world):
+        for epoch in (0, 3):
+            whole, rest = [], []
+            for taken, batches in ((0, whole), (2, rest)):  # 2: a checkpoint written after the epoch's 2nd batch
+                for module in (loader_module, resident_module):
+                    module.trainer = fake_trainer(rank, world, epoch=epoch, batches_taken=taken)
+                loaders = loader_module.train_dataloader(), resident_module.train_dataloader()
+                batches.extend(list(loader) for loader in loaders)
+            assert len(whole[0]) == len(whole[1]) == len(loaders[0]) > 2
+            for complete, resumed in zip(whole, rest):
+                assert len(resumed) == len(complete) - 2
+                for (x, y), (rx, ry) in zip(complete[2:], resumed):
+                    assert torch.equal(x, rx) and torch.equal(y, ry)
+
+
+def test_the_training_sampler_leaves_out_what_was_taken_and_keeps_the_epochs_length():
+    plain = training_sampler(range(10), seed=3)
+    plain.set_epoch(1)
+    resumed = training_sampler(range(10), seed=3, batch_size=2, position=lambda: (1, 2))  # set_epoch not called
+    assert list(resumed) == list(plain)[4:] and len(resumed) == len(plain) == 10
+
+
+def counters(processed: int, completed: int, ready: int, is_last_batch: bool) -> SimpleNamespace:
+    """A trainer as fit_position reads it: Lightning's epoch and batch progress counters."""
+    batches = SimpleNamespace(current=SimpleNamespace(ready=ready), is_last_batch=is_last_batch)
+    epochs = SimpleNamespace(current=SimpleNamespace(processed=processed, completed=completed))
+    return SimpleNamespace(fit_loop=SimpleNamespace(epoch_progress=epochs, epoch_loop=SimpleNamespace(
+        batch_progress=batches)))
+
+
+@pytest.mark.parametrize(("state", "position"), [
+    ((0, 0, 0, False), (0, 0)),  # a fresh run, before its first batch
+    ((2, 2, 0, False), (2, 0)),  # epoch 2 begins (counters reset)
+    ((2, 2, 3, False), (2, 3)),  # a checkpoint written after epoch 2's third batch (SIGTERM)
+    ((3, 2, 6, True), (3, 0)),  # one written in epoch 2's end hooks (on_train_epoch_end), read before the reset
+    ((2, 2, 6, True), (3, 0)),  # one written at the end of epoch 2's validation
+    ((3, 2, 4, False), (3, 0)),  # epoch 2 cut short by max_steps: Lightning resumes at the next epoch
+])
+def test_the_fit_position_is_the_epoch_and_batch_the_run_goes_on_from(state, position):
+    assert fit_position(counters(*state)) == position
+    assert fit_position(None) is None
+
+
+def test_an_online_epoch_resumed_mid_way_draws_only_its_remaining_steps():
+    drawn = []
+
+    class Stream:
+        def get(self):
+            drawn.append(1)
+            return torch.zeros(1, 4).numpy(), torch.ones(1, 4).numpy()
+
+    batches = StreamBatches(Stream(), batch_size=3, steps_per_epoch=5, taken=lambda: 2)
+    assert len(batches) == 5 and len(list(batches)) == 3 and len(drawn) == 3 * 3
+
+
+PATHS = {"loader": ["data.device_resident=false"], "resident": ["data.device_resident=true"],
+         "workers": ["data.device_resident=false", "data.num_workers=2"]}  # workers draw indices at iter()
+
+
+@pytest.mark.parametrize("path", list(PATHS))
+def test_sigterm_mid_epoch_writes_the_state_and_the_resumed_run_is_the_uninterrupted_one(straight, data_dir, tmp_path,
+                                                                                         path):
+    run = tmp_path / "run"
+    left = stopped_then_resumed(run, data_dir, *PATHS[path], *stop_at(1, 2, run))
+    assert (left["epoch"], left["global_step"]) == (1, BATCHES + 3)  # written after epoch 1's third batch
+    assert left["pdeop_epoch_loss"]["weight"] == [3 * 12]  # epoch 1's loss so far, which its train/loss goes on from
+    assert left["callbacks"]["Throughput"]["samples"] == 3 * 12  # and its throughput
+    assert_same_run(run, straight)
+    assert len(epoch_times(run)) == EPOCHS
+
+
+@pytest.mark.parametrize("path", list(PATHS))
+def test_a_run_resumed_at_an_epochs_end_trains_every_later_epoch_in_order(straight, data_dir, tmp_path, path):
+    run = tmp_path / "run"
+    train(composed(run, data_dir, "trainer.max_epochs=1", *PATHS[path]))
+    train(composed(run, data_dir, f"trainer.max_epochs={EPOCHS}", *PATHS[path]))  # auto_resume
+    assert_same_run(run, straight)
+
+
+def test_sigterm_during_validation_writes_nothing_and_the_run_resumes_from_the_checkpoint_before(straight, data_dir,
+                                                                                                tmp_path):
+    """After epoch 1's last batch the signal stops the run in its validation; a checkpoint written there would be
+    taken for one written after that batch, and the resumed run would skip the validation (its row and the choice
+    of the best checkpoint)."""
+    run = tmp_path / "run"
+    left = stopped_then_resumed(run, data_dir, *stop_at(1, BATCHES - 1, run))
+    assert (left["epoch"], left["global_step"]) == (0, BATCHES)  # epoch 0's
+    assert_same_run(run, straight)
+
+
+def test_throughput_counts_on_from_the_epochs_figures_before_the_stop():
+    throughput = Throughput()
+    throughput.load_state_dict({"samples": 36, "seconds": 5.0})
+    throughput.on_train_start(None, None)
+    assert throughput._samples == 36 and time.perf_counter() - throughput._start >= 5.0
+    throughput.on_train_epoch_start(None, None)  # the next epoch counts afresh
+    assert throughput._samples == 0 and time.perf_counter() - throughput._start < 5.0
+
+
+@pytest.mark.parametrize(("batch", "written_at"), [(2, "epoch 0's end"), (3, "the stop")])
+def test_with_accumulated_gradients_only_a_stop_between_optimiser_steps_is_written(data_dir, tmp_path, batch,
+                                                                                   written_at):
+    """Gradients summed over batches of one step are in no checkpoint: a stop between them resumes from the
+    checkpoint before. Either way the resumed run is the uninterrupted one."""
+    accumulate = ["+trainer.accumulate_grad_batches=2"]
+    reference = tmp_path / "reference"
+    train(composed(reference, data_dir, f"trainer.max_epochs={EPOCHS}", *accumulate))
+    run = tmp_path / "run"
+    left = stopped_then_resumed(run, data_dir, *accumulate, *stop_at(1, batch, run))
+    steps_per_epoch = -(-BATCHES // 2)
+    expected = (0, steps_per_epoch) if written_at == "epoch 0's end" else (1, steps_per_epoch + 2)
+    assert (left["epoch"], left["global_step"]) == expected
+    assert_same_run(run, reference)
+
+
+@pytest.mark.slow
+def test_an_online_run_stopped_mid_epoch_goes_on_with_the_epochs_remaining_steps(data_dir, tmp_path):
+    """The stream's order depends on its workers' timing, so an online run never repeats bit for bit; what holds is
+    that the resumed run continues the stream and trains each epoch's steps once."""
+    stream = ["data.online=true", "data.stream.watermark=16", "data.stream.capacity=16",
+              "data.stream.steps_per_epoch=4", "data.stream.normaliser_samples=16", "data.stream.workers=1"]
+    run = tmp_path / "run"
+    left = stopped_then_resumed(run, data_dir, *stream, *stop_at(1, 1, run))
+    assert (left["epoch"], left["global_step"]) == (1, 4 + 2)
+    generated = sum(left["OnlineDataModule"]["stream_counters"][0])
+    finished = checkpoint(run)
+    assert (finished["epoch"], finished["global_step"]) == (EPOCHS - 1, EPOCHS * 4)
+    assert sum(finished["OnlineDataModule"]["stream_counters"][0]) > generated > 0  # the stream went on
+    with open(run / "csv" / "metrics.csv") as f:
+        logged = [int(row["epoch"]) for row in csv.DictReader(f) if row.get("train/loss")]
+    assert logged == list(range(EPOCHS))
