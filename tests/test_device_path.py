@@ -97,9 +97,9 @@ def built(node):
 def fake_trainer(rank: int, world: int, epoch: int = 0, batches_taken: int = 0) -> SimpleNamespace:
     """What the data module reads of its trainer: rank, world size, device, and Lightning's progress counters in
     ``epoch`` after ``batches_taken`` of its batches."""
-    epochs = SimpleNamespace(processed=epoch, completed=epoch)
+    epochs = SimpleNamespace(started=epoch + 1, processed=epoch, completed=epoch)
     batches = SimpleNamespace(current=SimpleNamespace(ready=batches_taken), is_last_batch=False)
-    return SimpleNamespace(global_rank=rank, world_size=world,
+    return SimpleNamespace(global_rank=rank, world_size=world, state=SimpleNamespace(fn="fit"),
                            strategy=SimpleNamespace(root_device=torch.device("cpu")),
                            fit_loop=SimpleNamespace(epoch_progress=SimpleNamespace(current=epochs),
                                                     epoch_loop=SimpleNamespace(batch_progress=batches)))

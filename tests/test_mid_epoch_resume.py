@@ -97,25 +97,27 @@ def test_the_training_sampler_leaves_out_what_was_taken_and_keeps_the_epochs_len
     assert list(resumed) == list(plain)[4:] and len(resumed) == len(plain) == 10
 
 
-def counters(processed: int, completed: int, ready: int, is_last_batch: bool) -> SimpleNamespace:
-    """A trainer as fit_position reads it: Lightning's epoch and batch progress counters."""
+def counters(started: int, processed: int, completed: int, ready: int, is_last_batch: bool,
+             fn: str = "fit") -> SimpleNamespace:
+    """A trainer as fit_position reads it: what it is running, and Lightning's epoch and batch progress counters."""
     batches = SimpleNamespace(current=SimpleNamespace(ready=ready), is_last_batch=is_last_batch)
-    epochs = SimpleNamespace(current=SimpleNamespace(processed=processed, completed=completed))
-    return SimpleNamespace(fit_loop=SimpleNamespace(epoch_progress=epochs, epoch_loop=SimpleNamespace(
-        batch_progress=batches)))
+    epochs = SimpleNamespace(current=SimpleNamespace(started=started, processed=processed, completed=completed))
+    return SimpleNamespace(state=SimpleNamespace(fn=fn), fit_loop=SimpleNamespace(
+        epoch_progress=epochs, epoch_loop=SimpleNamespace(batch_progress=batches)))
 
 
 @pytest.mark.parametrize(("state", "position"), [
-    ((0, 0, 0, False), (0, 0)),  # a fresh run, before its first batch
-    ((2, 2, 0, False), (2, 0)),  # epoch 2 begins (counters reset)
-    ((2, 2, 3, False), (2, 3)),  # a checkpoint written after epoch 2's third batch (SIGTERM)
-    ((3, 2, 6, True), (3, 0)),  # one written in epoch 2's end hooks (on_train_epoch_end), read before the reset
-    ((2, 2, 6, True), (3, 0)),  # one written at the end of epoch 2's validation
-    ((3, 2, 4, False), (3, 0)),  # epoch 2 cut short by max_steps: Lightning resumes at the next epoch
+    ((0, 0, 0, 0, False), (0, 0)),  # a fresh run, before its first batch
+    ((3, 2, 2, 0, False), (2, 0)),  # epoch 2 begins (counters reset)
+    ((3, 2, 2, 3, False), (2, 3)),  # a checkpoint written after epoch 2's third batch (SIGTERM)
+    ((3, 3, 2, 6, True), (3, 0)),  # one written in epoch 2's end hooks (on_train_epoch_end), read before the reset
+    ((3, 2, 2, 6, True), (3, 0)),  # one written at the end of epoch 2's validation
+    ((3, 3, 3, 6, True), (3, 0)),  # one written on SIGTERM after epoch 2's end hooks (validation not every epoch)
+    ((3, 3, 2, 4, False), (3, 0)),  # epoch 2 cut short by max_steps: Lightning resumes at the next epoch
 ])
 def test_the_fit_position_is_the_epoch_and_batch_the_run_goes_on_from(state, position):
     assert fit_position(counters(*state)) == position
-    assert fit_position(None) is None
+    assert fit_position(None) is None and fit_position(counters(*state, fn="validate")) is None
 
 
 def test_an_online_epoch_resumed_mid_way_draws_only_its_remaining_steps():
@@ -206,3 +208,23 @@ def test_an_online_run_stopped_mid_epoch_goes_on_with_the_epochs_remaining_steps
     with open(run / "csv" / "metrics.csv") as f:
         logged = [int(row["epoch"]) for row in csv.DictReader(f) if row.get("train/loss")]
     assert logged == list(range(EPOCHS))
+
+
+@pytest.mark.parametrize("accumulate", [1, 4])
+def test_sigterm_at_an_epochs_last_batch_without_its_validation_resumes_at_the_next_epoch(data_dir, tmp_path,
+                                                                                          accumulate):
+    """Validating every other epoch, the `latest` checkpoint is written after validations; a SIGTERM at epoch 2's
+    last batch stops the run after that epoch's end, where RunCheckpoint writes it (the last batch steps, however
+    many it accumulates). The loader's workers draw their first indices before Lightning's counters move on: they
+    must still draw epoch 3's order."""
+    settings = [*PATHS["workers"], "+trainer.check_val_every_n_epoch=2", "trainer.max_epochs=4",
+                f"+trainer.accumulate_grad_batches={accumulate}"]
+    reference, run = tmp_path / "reference", tmp_path / "run"
+    train(composed(reference, data_dir, *settings))
+    with pytest.raises(SystemExit):
+        train(composed(run, data_dir, *settings, *stop_at(2, BATCHES - 1, run)))
+    left = checkpoint(run)
+    steps = -(-BATCHES // accumulate)
+    assert (left["epoch"], left["global_step"]) == (3, 3 * steps)  # written after epoch 2 had completed
+    train(composed(run, data_dir, *settings, *stop_at(2, BATCHES - 1, run)))
+    assert_same_run(run, reference)

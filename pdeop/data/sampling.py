@@ -25,14 +25,14 @@ def fit_position(trainer: pl.Trainer | None) -> tuple[int, int] | None:
     batches, and after a resume from a checkpoint written mid-epoch (SIGTERM) the count is the one the checkpoint
     held. But a loader with worker processes draws its first indices as soon as Lightning calls ``iter`` on it,
     which for a resumed run it does before either: the counters are then still the checkpoint's, and an epoch they
-    show as over (its last batch taken, or its end hooks begun: ``processed`` counted, ``completed`` not yet) means
-    the next epoch, from its start.
+    show as over (its last batch taken, or its end hooks begun: ``processed`` counted, ``completed`` perhaps not
+    yet) means the next epoch, from its start: the one after the last ``started``.
     """
-    if trainer is None:
+    if trainer is None or trainer.state.fn != "fit":
         return None
     epochs, batches = trainer.fit_loop.epoch_progress.current, trainer.fit_loop.epoch_loop.batch_progress
     if batches.is_last_batch or epochs.processed > epochs.completed:
-        return epochs.completed + 1, 0
+        return epochs.started, 0
     return epochs.completed, batches.current.ready
 
 

@@ -47,10 +47,10 @@ class RunCheckpoint(ModelCheckpoint):
         resumes from the checkpoint before. Other exceptions write nothing: their state may be what went wrong (a
         non-finite loss).
         """
-        taken = trainer.fit_loop.epoch_loop.batch_progress.current.ready
+        batches = trainer.fit_loop.epoch_loop.batch_progress  # an epoch's last batch steps whatever its count
+        stepped = batches.current.ready % trainer.accumulate_grad_batches == 0 or batches.is_last_batch
         if (self.save_on_sigterm and isinstance(exception, SIGTERMException) and trainer.state.fn == "fit"
-                and getattr(trainer.datamodule, "resumes_mid_epoch", False) and trainer.training
-                and taken % trainer.accumulate_grad_batches == 0
+                and getattr(trainer.datamodule, "resumes_mid_epoch", False) and trainer.training and stepped
                 and self._last_global_step_saved != trainer.global_step):
             self._save_checkpoint(trainer, self.format_checkpoint_name(self._monitor_candidates(trainer)))
 

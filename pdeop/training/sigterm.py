@@ -24,7 +24,9 @@ class SigtermAgreement(pl.Callback):
     to the ranks this process launched, as Lightning's does. After every training batch the ranks agree, in one
     all-reduce of a flag, whether any of them noticed it (``noticed``); only then is it Lightning's SIGTERM, which
     stops each rank after that batch, and ``RunCheckpoint(save_on_sigterm=True)`` writes their state together.
-    They agree at each epoch's end as well, after its validation, where one process stops too.
+    They agree at each epoch's end as well, after its validation, where one process stops too. Lightning's handler
+    stays in place for the moment between its registration and the sanity check, and for ``trainer.test``; a
+    SIGTERM handler installed before the fit (Lightning would call it too) is not called during it.
     Lightning restores the handler it found as the fit ends.
     """
 
