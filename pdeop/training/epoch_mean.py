@@ -36,6 +36,9 @@ class EpochMean:
         self.total, self.restored = total.to(device), None
 
     def add(self, value: torch.Tensor, weight: int = 1) -> None:
+        """Add ``value`` with ``weight``; a step taken outside a fit (no epoch begun) starts the sum."""
+        if self.total is None:
+            self.reset(value.device)
         self.total += value.detach() * weight
         self.weight += weight
 
