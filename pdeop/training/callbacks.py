@@ -16,6 +16,7 @@ from pytorch_lightning.callbacks import ModelCheckpoint
 from pytorch_lightning.loggers import TensorBoardLogger, WandbLogger
 from pytorch_lightning.utilities.exceptions import SIGTERMException
 
+from pdeop.data.sampling import batches_taken
 from pdeop.errors import ConfigError, NonFiniteLossError
 from pdeop.evaluation.plots import plot_error_by_lead, plot_error_by_resolution, plot_sample, plot_solution
 
@@ -47,8 +48,9 @@ class RunCheckpoint(ModelCheckpoint):
         resumes from the checkpoint before. Other exceptions write nothing: their state may be what went wrong (a
         non-finite loss).
         """
-        batches = trainer.fit_loop.epoch_loop.batch_progress  # an epoch's last batch steps whatever its count
-        stepped = batches.current.ready % trainer.accumulate_grad_batches == 0 or batches.is_last_batch
+        # the batches the resumed epoch leaves out must end a step (batches_taken is 0 once the epoch's last batch,
+        # which steps whatever its count, is taken)
+        stepped = batches_taken(trainer) % trainer.accumulate_grad_batches == 0
         if (self.save_on_sigterm and isinstance(exception, SIGTERMException) and trainer.state.fn == "fit"
                 and getattr(trainer.datamodule, "resumes_mid_epoch", False) and trainer.training and stepped
                 and self._last_global_step_saved != trainer.global_step):

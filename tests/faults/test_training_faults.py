@@ -27,6 +27,11 @@ pytestmark = pytest.mark.slow
 
 TESTS = Path(__file__).resolve().parents[1]  # where the stop_at callbacks live, for the runs' PYTHONPATH
 
+
+def stop_at_env(data_dir: Path) -> dict[str, str]:
+    """The entry points' environment, with tests/ on the path so that a run's config can name tests/stop_at.py."""
+    return entry_env(data_dir, PYTHONPATH=os.pathsep.join(filter(None, [str(TESTS), os.environ.get("PYTHONPATH")])))
+
 EPOCHS = 3
 COMMON = [*TINY_DATA, "model.n_modes=[6,6]", "model.hidden_channels=8", "scheduler.fn.step_size=1",
           "scheduler.fn.gamma=0.7", "test_after_fit=false"]
@@ -153,7 +158,7 @@ def test_sigterm_mid_epoch_is_written_and_the_same_command_continues_exactly(ref
     run_dir, held = tmp_path / "run", tmp_path / "held-at-batch"
     hold = ["+callbacks.hold._target_=stop_at.PauseAt", "+callbacks.hold.epoch=1", "+callbacks.hold.batch=2",
             f"+callbacks.hold.marker={held}"]  # tests/stop_at.py, in both runs: the rerun's config is the same
-    env = entry_env(data_dir, PYTHONPATH=os.pathsep.join(filter(None, [str(TESTS), os.environ.get("PYTHONPATH")])))
+    env = stop_at_env(data_dir)
     process = start(command(run_dir, *hold), env)
     _, stderr = kill_when(process, held.exists, signum=signal.SIGTERM)
     assert process.returncode == 128 + signal.SIGTERM, stderr[-3000:]
@@ -182,7 +187,7 @@ def test_sigterm_to_every_rank_stops_them_together_and_the_same_command_continue
     run_dir, held = tmp_path / "run", tmp_path / "held-at-batch"
     hold = [*ddp, "+callbacks.hold._target_=stop_at.PauseAt", "+callbacks.hold.epoch=1", "+callbacks.hold.batch=1",
             "+callbacks.hold.rank=0", f"+callbacks.hold.marker={held}"]
-    env = entry_env(data_dir, PYTHONPATH=os.pathsep.join(filter(None, [str(TESTS), os.environ.get("PYTHONPATH")])))
+    env = stop_at_env(data_dir)
     process = start(command(run_dir, *hold), env)
     while not held.exists() and process.poll() is None:
         time.sleep(0.05)
