@@ -12,7 +12,7 @@ from safetensors.torch import load_file, save_file
 
 from pdeop.errors import ConfigError
 from pdeop.models import ScOT
-from pdeop.models.scot import ScOTLayer, SelfAttention
+from pdeop.models.scot import ScOTLayer, SelfAttention, fourier_resample
 from pdeop.pretrained import CheckpointError, load_pretrained
 from pdeop.pretrained.poseidon import ARCHITECTURE, poseidon_config
 from pdeop.training.finetune import build_model
@@ -43,6 +43,21 @@ def test_scot_reproduces_poseidons_reference_outputs_at_native_and_resampled_gri
             output = model(io[f"input_{size}"], io["time"])
             assert output.shape == io[f"output_{size}"].shape
             assert (output - io[f"output_{size}"]).abs().max() < 1e-5 * io[f"output_{size}"].abs().max()
+
+
+@pytest.mark.parametrize(("n", "size"), [(16, 32), (32, 16), (17, 16), (16, 17), (85, 128), (128, 85), (33, 17)])
+def test_fourier_resampling_samples_a_band_limited_field_on_the_new_grid(n, size):
+    """A field whose frequencies both grids resolve is, after resampling, that field sampled on the new grid: even
+    and odd grids alike (Darcy's are odd)."""
+    def field(points: int) -> torch.Tensor:
+        x = torch.arange(points, dtype=torch.float64) / points
+        xx, yy = torch.meshgrid(x, x, indexing="ij")
+        return (torch.cos(2 * math.pi * 3 * xx) * torch.sin(2 * math.pi * 5 * yy) + 0.5 * torch.sin(2 * math.pi * xx)
+                + 0.25 * torch.cos(2 * math.pi * (7 * xx - 2 * yy)) + 0.1)
+
+    resampled = fourier_resample(field(n)[None, None], size)
+    assert resampled.shape == (1, 1, size, size)
+    torch.testing.assert_close(resampled[0, 0], field(size), rtol=0, atol=1e-12)
 
 
 def test_poseidon_sizes_have_the_reference_parameter_counts():

@@ -318,20 +318,23 @@ class PatchRecovery(nn.Module):
 
 
 def fourier_resample(x: torch.Tensor, size: int) -> torch.Tensor:
-    """Resample a periodic field ``[..., N, N]`` to ``[..., size, size]`` by truncating or zero-padding its spectrum."""
+    """Resample a periodic field ``[..., N, N]`` to ``[..., size, size]`` by truncating or zero-padding its spectrum.
+
+    Frequencies -size//2 .. (size - 1)//2 survive (the centred spectrum is cut or padded around the zero
+    frequency, at index ``N // 2`` of ``N`` samples), so odd grids (Darcy's 85) resample as even ones do.
+    """
     n = x.shape[-1]
     if n == size:
         return x
-    spectrum = torch.fft.fft2(x, norm="forward")
+    spectrum = torch.fft.fftshift(torch.fft.fft2(x, norm="forward"), dim=(-2, -1))
     if size < n:
-        freqs = torch.fft.fftfreq(n, 1.0 / n, device=x.device)
-        keep = torch.nonzero((freqs >= -size / 2) & (freqs <= size / 2 - 1)).flatten()
-        spectrum = spectrum.index_select(-2, keep).index_select(-1, keep)
+        start = n // 2 - size // 2
+        spectrum = spectrum[..., start:start + size, start:start + size]
     else:
-        pad = (size - n) // 2
-        spectrum = torch.fft.ifftshift(F.pad(torch.fft.fftshift(spectrum, dim=(-2, -1)), (pad, pad, pad, pad)),
-                                       dim=(-2, -1))
-    return torch.fft.ifft2(spectrum, norm="forward").real.to(x.dtype)
+        before = size // 2 - n // 2
+        after = size - n - before
+        spectrum = F.pad(spectrum, (before, after, before, after))
+    return torch.fft.ifft2(torch.fft.ifftshift(spectrum, dim=(-2, -1)), norm="forward").real.to(x.dtype)
 
 
 class ScOT(nn.Module):
