@@ -52,8 +52,9 @@ from pdeop.training.run import build_module, build_trainer
 
 VARIANTS = ("plain", "plain_resident", "pdeop", "pdeop_resident")
 CHECKPOINTS = ["~callbacks.checkpoint", "~callbacks.latest", "++trainer.enable_checkpointing=false"]
-OTHER_CALLBACKS = [f"~callbacks.{name}" for name in ("lr_monitor", "throughput", "stream_monitor", "rank_consistency",
-                                                     "nonfinite_guard", "prediction_plots")]
+OTHER_CALLBACKS = [f"~callbacks.{name}" for name in ("sigterm_agreement", "step_seed", "lr_monitor", "throughput",
+                                                     "stream_monitor", "rank_consistency", "nonfinite_guard",
+                                                     "prediction_plots")]
 NO_SANITY_CHECK = ["++trainer.num_sanity_val_steps=0"]
 ABLATIONS = {  # pdeop_resident with a part of the framework removed, by config overrides (bare: and no logger)
     "no_checkpoints": CHECKPOINTS,

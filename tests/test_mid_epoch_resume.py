@@ -20,6 +20,7 @@ from pdeop.data.sampling import fit_position, training_sampler
 from pdeop.data.stream import StreamBatches
 from pdeop.training.callbacks import Throughput
 from pdeop.training.run import train
+from pdeop.training.step_seed import seed_generators, step_seed
 from test_device_path import checkpoint, composed, fake_trainer, learning_curve, tiny_datamodule
 
 EPOCHS = 3
@@ -228,3 +229,33 @@ def test_sigterm_at_an_epochs_last_batch_without_its_validation_resumes_at_the_n
     assert (left["epoch"], left["global_step"]) == (3, 3 * steps)  # written after epoch 2 had completed
     train(composed(run, data_dir, *settings, *stop_at(2, BATCHES - 1, run)))
     assert_same_run(run, reference)
+
+
+# a tiny scOT with dropout: its training steps draw masks from torch's generator
+DROPOUT = ["model=scot", "model.image_size=16", "model.embed_dim=8", "model.depths=[1,1,1,1]",
+           "model.num_heads=[1,2,2,4]", "model.skip_connections=[1,0,0,0]", "model.window_size=2", "model.patch_size=2",
+           "+model.hidden_dropout_prob=0.2", "+model.attention_probs_dropout_prob=0.2"]
+
+
+@pytest.mark.parametrize("stop", ["mid-epoch", "epoch end"])
+def test_a_model_drawing_dropout_masks_resumes_to_the_uninterrupted_runs_weights(data_dir, tmp_path, stop):
+    """Lightning's checkpoints hold no generator state; steps seeded by their place in the run (StepSeed) draw the
+    same masks whether or not the run was stopped before them."""
+    reference, run = tmp_path / "reference", tmp_path / "run"
+    train(composed(reference, data_dir, f"trainer.max_epochs={EPOCHS}", *DROPOUT))
+    if stop == "mid-epoch":
+        stopped_then_resumed(run, data_dir, *DROPOUT, *stop_at(1, 2, run))
+    else:
+        train(composed(run, data_dir, "trainer.max_epochs=1", *DROPOUT))
+        train(composed(run, data_dir, f"trainer.max_epochs={EPOCHS}", *DROPOUT))
+    assert_same_run(run, reference)
+
+
+def test_every_step_and_rank_draws_from_a_stream_of_its_own_and_the_same_one_again():
+    seeds = {step_seed(0, rank, epoch, batch) for rank in range(2) for epoch in range(3) for batch in range(5)}
+    assert len(seeds | {step_seed(1, 0, 0, 0)}) == 2 * 3 * 5 + 1
+    masks = []
+    for _ in range(2):
+        seed_generators(step_seed(0, 1, 2, 3), torch.device("cpu"))
+        masks.append(torch.nn.functional.dropout(torch.ones(64), 0.5))
+    assert torch.equal(*masks) and 0 < int((masks[0] == 0).sum()) < 64

@@ -37,14 +37,16 @@ def test_auto_resume_continues_further_but_refuses_another_setting(tmp_path):
 
 def test_a_run_made_before_a_key_was_added_resumes_where_the_key_keeps_its_behaviour(tmp_path):
     # A folder of an earlier version lacks keys added since: Darcy's discretisation (scheme: harmonic, what it did
-    # then), the latest checkpoint's save_on_sigterm (how checkpoints are written) and the ranks' agreement on
-    # SIGTERM (how a run stops). A requeued job goes on.
+    # then), the latest checkpoint's save_on_sigterm (how checkpoints are written), the ranks' agreement on
+    # SIGTERM (how a run stops) and the steps' seeding of torch (where a step's random numbers come from). A requeued
+    # job goes on.
     before = {"seed": 0, "trainer": {"max_epochs": 20}, "data": {"problem": {"name": "darcy"}},
               "callbacks": {"latest": {"monitor": None}}}
     write_yaml(before, tmp_path / "config_resolved.yaml")
     now = {**before, "data": {"problem": {"name": "darcy", "scheme": "harmonic"}},
            "callbacks": {"latest": {"monitor": None, "save_on_sigterm": True},
-                         "sigterm_agreement": {"_target_": "pdeop.training.sigterm.SigtermAgreement"}}}
+                         "sigterm_agreement": {"_target_": "pdeop.training.sigterm.SigtermAgreement"},
+                         "step_seed": {"_target_": "pdeop.training.step_seed.StepSeed", "seed": 0}}}
     check_resumable(now, tmp_path)
     with pytest.raises(ConfigError, match=r"data.problem.scheme \('harmonic' -> 'fno'\)"):
         check_resumable({**now, "data": {"problem": {"name": "darcy", "scheme": "fno"}}}, tmp_path)

@@ -21,13 +21,13 @@ log = logging.getLogger(__name__)
 # What may change when a run is restarted in its own directory: where it reads and writes, how far it
 # trains, what it does after, how it computes (where training batches are drawn, which gives the same
 # batches; compilation and matmul precision; how checkpoints are written, trainer.plugins: a run begun with
-# AtomicCheckpointIO continues with BackgroundCheckpointIO; how a SIGTERM stops it), and the leaderboard's
-# description of the cell.
+# AtomicCheckpointIO continues with BackgroundCheckpointIO; how a SIGTERM stops it; where steps seed torch), and
+# the leaderboard's description of the cell.
 # Anything else is another setting.
 RESUMABLE_CHANGES = (*RUN_SPECIFIC, "auto_resume", "test_after_fit", "leaderboard", "trainer.max_epochs",
                      "trainer.max_steps", "trainer.enable_progress_bar", "trainer.compile", "trainer.compile_options",
                      "trainer.matmul_precision", "trainer.plugins", "data.device_resident", "data.device_memory_share",
-                     "callbacks.latest.save_on_sigterm", "callbacks.sigterm_agreement")
+                     "callbacks.latest.save_on_sigterm", "callbacks.sigterm_agreement", "callbacks.step_seed")
 # Keys added to pdeop's configs since runs were made without them, each with the value that does what those runs
 # did: a run directory whose config lacks one is the same setting as a config holding that value.
 ADDED_KEYS = {"data.problem.scheme": "harmonic"}
