@@ -19,6 +19,8 @@ import torch
 from pdeop.data.sampling import fit_position, training_sampler
 from pdeop.data.stream import StreamBatches
 from pdeop.training.callbacks import Throughput
+from pdeop.errors import ConfigError
+from pdeop.training.resume import Resume, check_same_ranks
 from pdeop.training.run import train
 from pdeop.training.step_seed import seed_generators, step_seed
 from test_device_path import checkpoint, composed, fake_trainer, learning_curve, tiny_datamodule
@@ -259,3 +261,17 @@ def test_every_step_and_rank_draws_from_a_stream_of_its_own_and_the_same_one_aga
         seed_generators(step_seed(0, 1, 2, 3), torch.device("cpu"))
         masks.append(torch.nn.functional.dropout(torch.ones(64), 0.5))
     assert torch.equal(*masks) and 0 < int((masks[0] == 0).sum()) < 64
+
+
+def test_a_checkpoint_written_mid_epoch_goes_on_only_with_the_number_of_processes_that_wrote_it(data_dir, tmp_path):
+    """The epoch's rest is shared out by rank: with another number, samples would be trained twice or not at all."""
+    stopped = tmp_path / "stopped"
+    with pytest.raises(SystemExit):
+        train(composed(stopped, data_dir, *stop_at(1, 2, stopped)))
+    last = stopped / "checkpoints" / "last.ckpt"
+    ddp = ["trainer=ddp", "trainer.accelerator=cpu", "trainer.devices=2", f"ckpt_path={last}"]
+    with pytest.raises(ConfigError, match=rf"ckpt_path: {last} was written mid-epoch \(epoch 1, after 3 batches\) by "
+                                          r"1 process and this run has 2: .* resume with 1 \(trainer.devices"):
+        train(composed(tmp_path / "wider", data_dir, *ddp))
+    check_same_ranks(Resume(str(last), 0, {}, position=(2, 0), ranks=1), 2)  # at an epoch's end any number goes on
+    check_same_ranks(Resume(str(last), 0, {}, position=(1, 3), ranks=2), 2)

@@ -24,16 +24,31 @@ def fit_position(trainer: pl.Trainer | None) -> tuple[int, int] | None:
     Read as an epoch's iteration begins. That is usually after Lightning has set the epoch and reset its count of
     batches, and after a resume from a checkpoint written mid-epoch (SIGTERM) the count is the one the checkpoint
     held. But a loader with worker processes draws its first indices as soon as Lightning calls ``iter`` on it,
-    which for a resumed run it does before either: the counters are then still the checkpoint's, and an epoch they
-    show as over (its last batch taken, or its end hooks begun: ``processed`` counted, ``completed`` perhaps not
-    yet) means the next epoch, from its start: the one after the last ``started``.
+    which for a resumed run it does before either: the counters are then still the checkpoint's (``position``).
     """
     if trainer is None or trainer.state.fn != "fit":
         return None
     epochs, batches = trainer.fit_loop.epoch_progress.current, trainer.fit_loop.epoch_loop.batch_progress
-    if batches.is_last_batch or epochs.processed > epochs.completed:
-        return epochs.started, 0
-    return epochs.completed, batches.current.ready
+    return position(epochs.started, epochs.processed, epochs.completed, batches.current.ready, batches.is_last_batch)
+
+
+def checkpoint_position(checkpoint: dict) -> tuple[int, int]:
+    """(epoch, batches of it already taken) from which a run resumed from ``checkpoint`` goes on (``position``)."""
+    loop = checkpoint.get("loops", {}).get("fit_loop", {})
+    epochs = loop.get("epoch_progress", {}).get("current", {})
+    batches = loop.get("epoch_loop.batch_progress", {})
+    return position(epochs.get("started", 0), epochs.get("processed", 0), epochs.get("completed", 0),
+                    batches.get("current", {}).get("ready", 0), batches.get("is_last_batch", False))
+
+
+def position(started: int, processed: int, completed: int, ready: int, is_last_batch: bool) -> tuple[int, int]:
+    """(epoch, batches taken) of Lightning's epoch counters (``started``, ``processed``, ``completed``) and batch
+    counter (``ready``, ``is_last_batch``): an epoch they show as over (its last batch taken, or its end hooks begun:
+    ``processed`` counted, ``completed`` perhaps not yet) means the next epoch, from its start, the one after the
+    last ``started``."""
+    if is_last_batch or processed > completed:
+        return started, 0
+    return completed, ready
 
 
 def batches_taken(trainer: pl.Trainer | None) -> int:

@@ -7,6 +7,12 @@ import torch
 EPOCH_LOSS_KEY = "pdeop_epoch_loss"  # the checkpoint's entry for a module's ``EpochMean`` of the training loss
 
 
+def saved_ranks(checkpoint: dict) -> int | None:
+    """How many processes wrote ``checkpoint``: its epoch loss holds a sum for each; None before any training step."""
+    state = checkpoint.get(EPOCH_LOSS_KEY)
+    return len(state["weight"]) if state else None
+
+
 class EpochMean:
     """A weighted running sum on the device, read once an epoch, whose state travels in checkpoints.
 

@@ -11,9 +11,11 @@ from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.utilities.rank_zero import rank_zero_only
 
 from pdeop.config import FINETUNE_KEYS, RUN_SPECIFIC, flatten, without
+from pdeop.data.sampling import checkpoint_position
 from pdeop.errors import ConfigError
 from pdeop.pretrained.checkpoint import CheckpointError, load_checkpoint, load_weights
 from pdeop.training.checkpoint_io import set_aside
+from pdeop.training.epoch_mean import saved_ranks
 
 log = logging.getLogger(__name__)
 
@@ -98,11 +100,15 @@ def check_schedule_extendable(before: dict, now: dict) -> None:
 
 @dataclass
 class Resume:
-    """The checkpoint a run continues from: its file, the step its loggers log next, and its weights."""
+    """The checkpoint a run continues from: its file, the step its loggers log next, its weights, where its training
+    goes on (epoch, batches of it taken) and how many processes wrote it (None: unknown), and the key that chose it."""
 
     path: str
     step: int
     state_dict: dict
+    position: tuple[int, int] = (0, 0)
+    ranks: int | None = None
+    key: str = "ckpt_path"
 
 
 def logging_step(checkpoint: dict) -> int:
@@ -132,7 +138,8 @@ def check_same_model(checkpoint: dict, config: dict, path: str, key: str) -> Non
 def resume_of(checkpoint: dict, path: str, config: dict, key: str) -> Resume:
     """What a run needs of the checkpoint it continues from, once its model is known to be this run's."""
     check_same_model(checkpoint, config, path, key)
-    return Resume(path, logging_step(checkpoint), checkpoint["state_dict"])
+    return Resume(path, logging_step(checkpoint), checkpoint["state_dict"], checkpoint_position(checkpoint),
+                  saved_ranks(checkpoint), key)
 
 
 def newest_first(folder: Path) -> list[Path]:
@@ -190,6 +197,27 @@ def resume_from(cfg: DictConfig, config: dict, output_dir: Path) -> Resume | Non
     else:
         log.info("resuming from %s (auto_resume)", resume.path)
     return resume
+
+
+def check_same_ranks(resume: Resume | None, world_size: int) -> None:
+    """Refuse to go on mid-epoch with another number of processes than the checkpoint's run had.
+
+    The rest of an interrupted epoch is shared out by rank as the whole epoch was, so with another number of ranks
+    some of its samples would be trained twice and others not at all, and the epoch's loss would lose the sums of
+    ranks the checkpoint lacks. At an epoch's end any number goes on.
+    """
+    if resume is None or resume.ranks in (None, world_size):
+        return
+    epoch, taken = resume.position
+    if taken:
+        raise ConfigError(f"{resume.key}: {resume.path} was written mid-epoch (epoch {epoch}, after {taken} batches) "
+                          f"by {processes(resume.ranks)} and this run has {world_size}: the epoch's rest is shared "
+                          f"out by rank as before; resume with {resume.ranks} (trainer.devices x trainer.num_nodes), "
+                          f"or from a checkpoint written at an epoch's end")
+
+
+def processes(count: int) -> str:
+    return f"{count} process" + ("es" if count != 1 else "")
 
 
 def check_fits(module, resume: Resume | None) -> None:

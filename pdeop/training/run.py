@@ -35,7 +35,7 @@ from pdeop.training.physics_module import (
 )
 from pdeop.training.preflight import preflight
 from pdeop.training.quiet import quiet_frameworks, quiet_mid_epoch_resume, quiet_resumed_folder
-from pdeop.training.resume import Resume, check_fits, resume_from
+from pdeop.training.resume import Resume, check_fits, check_same_ranks, resume_from
 
 log = logging.getLogger(__name__)
 
@@ -223,6 +223,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
     acceleration = Acceleration.of(cfg.trainer)
     accelerate(module.model, acceleration, cfg.trainer.precision, inputs)
     trainer = build_trainer(cfg, resume)
+    check_same_ranks(resume, trainer.world_size)
     with reported_compile_failures(acceleration, module.model):
         trainer.fit(module, datamodule=datamodule, ckpt_path=resume.path if resume else None)
     if not cfg.test_after_fit:
