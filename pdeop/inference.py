@@ -51,10 +51,25 @@ class TrainedOperator(nn.Module):
         return batch[0], (batch[1] if len(batch) == 3 else None), batch[-1]
 
 
+def grid_dims(network: nn.Module) -> int | None:
+    """How many spatial axes ``network``'s fields have: pdeop's grid models say (``spatial_dims``), neuraloperator's
+    by ``n_dim``; None when it does not say."""
+    return getattr(network, "spatial_dims", None) or getattr(network, "n_dim", None)
+
+
 @contextmanager
 def taking_inputs(network: nn.Module, shape: tuple[int, ...], data: str = "the data") -> Iterator[None]:
     """Within the block, the error of ``network`` given inputs it cannot take (another number of dimensions or
-    channels) is one ``ConfigError`` naming the network and the inputs' shape, not the library's traceback."""
+    channels) is one ``ConfigError`` naming the network and the inputs' shape, not the library's traceback.
+
+    Fields with another number of spatial axes than the network's (``grid_dims``) are refused before it runs: a 2-D
+    convolution takes a batch of 1-D fields for one unbatched image, and would fail later, or not at all."""
+    dims = grid_dims(network)
+    if dims is not None and len(shape) - 2 != dims:
+        grid = "x".join(map(str, shape[2:]))
+        raise ConfigError(f"model: {type(network).__name__} takes {dims}-D fields and the inputs of {data} are "
+                          f"{len(shape) - 2}-D, shaped {list(shape)} (batch, {shape[1]} channels, grid {grid}); "
+                          f"choose a model for {len(shape) - 2}-D fields")
     try:
         yield
     except (PdeopError, torch.OutOfMemoryError):

@@ -6,7 +6,10 @@ import torch
 from conftest import TINY_DATA, run_entry
 from omegaconf import OmegaConf
 
+from pdeop.errors import ConfigError
+from pdeop.inference import taking_inputs
 from pdeop.io import HYDRA_FILES, hydra_only_files
+from pdeop.models import LSM, T1, MgNO, ScOT, UNet
 
 pytestmark = pytest.mark.slow
 
@@ -226,12 +229,26 @@ def test_a_model_of_another_dimension_than_the_data_is_one_line(train, data_dir,
     """A 1-D FNO on 2-D Darcy: the pre-flight pass names the model and the inputs' shape (neuralop's assertion
     was a traceback); evaluate.py on a physics-informed problem names what it evaluates instead."""
     result, _ = train("model=fno_1d", check=False)
-    assert_clean_error(result, "pdeop error: model: FNO cannot take the inputs of the data, shaped [2, 1, 17, 17] "
-                               "(batch, 1 channels, a 2-D grid 17x17)", "choose a model and data of the same dimension")
+    assert_clean_error(result, "pdeop error: model: FNO takes 1-D fields and the inputs of the data are 2-D, shaped "
+                               "[2, 1, 17, 17] (batch, 1 channels, grid 17x17); choose a model for 2-D fields")
     result = run_entry(["evaluate.py"], ["ckpt=fno-darcy", "data=helmholtz2d"], tmp_path / "eval", data_dir,
                        check=False)
     assert_clean_error(result, "pdeop error: data: CollocationDataModule is one problem instance for a "
                                "physics-informed solver")
+
+
+@pytest.mark.parametrize("model", [
+    MgNO(2, 2, channels=4, num_layers=1, smoothing=[[1, 0]]), UNet(2, 2, width=4, head_width=8),
+    LSM(2, 2, width=8, head_width=8, num_basis=2), T1(2, 2, modes=[4, 4], width=4, signal_resolution=[16, 16]),
+    ScOT(2, 2, image_size=16, patch_size=2, embed_dim=8, depths=[1, 1, 1, 1], num_heads=[1, 2, 2, 4],
+         skip_connections=[1, 0, 0, 0], window_size=2)])
+def test_a_2d_model_given_1d_fields_is_refused_before_it_runs(model):
+    """A batch of two 1-D fields of two channels ([2, 2, 64]) is one unbatched 2x64 image to a 2-D convolution: MgNO
+    took it without an error in the pre-flight pass, then failed in validation or trained across the wrong axes."""
+    with pytest.raises(ConfigError, match=r"model: \w+ takes 2-D fields and the inputs of the data are 1-D, shaped "
+                                          r"\[2, 2, 64\] \(batch, 2 channels, grid 64\); choose a model for 1-D"):
+        with taking_inputs(model, (2, 2, 64)):
+            model(torch.zeros(2, 2, 64))
 
 
 def test_generating_data_that_is_not_generated_is_one_line(data_dir, tmp_path):

@@ -169,6 +169,8 @@ class MgNO(nn.Module):
     first, as the reference's Darcy-smooth model chooses them (module docstring); None: 4x4 everywhere.
     """
 
+    spatial_dims = 2  # fields on 2-D grids (the input check, pdeop.inference.taking_inputs)
+
     def __init__(self, in_channels: int, out_channels: int, channels: int = 24, num_layers: int = 5,
                  smoothing: list[list[int]] = ((1, 0),) * 5 + ((2, 0),), padding_mode: str = "zeros",
                  residual_restriction: bool = False, activation: str = "gelu", norm: bool = False,

@@ -85,6 +85,8 @@ class T1(nn.Module):
     code does (module docstring); it exists only to compare outputs with the reference.
     """
 
+    spatial_dims = 2  # fields on 2-D grids (the input check, pdeop.inference.taking_inputs)
+
     def __init__(self, in_channels: int, out_channels: int, modes: list[int] = (12, 12), width: int = 32,
                  num_layers: int = 4, signal_resolution: list[int] = (64, 64), transform: str = "dct",
                  activation: str = "gelu", head_width: int = 128, weight_init: str = "variance_preserving",

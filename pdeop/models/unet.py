@@ -48,6 +48,8 @@ class UNetBackbone(nn.Module):
     """The pointwise lift of input and coordinates to ``width`` channels, and the five-scale encoder and
     decoder; LSM puts its spectral blocks between the two."""
 
+    spatial_dims = 2  # fields on 2-D grids (the input check, pdeop.inference.taking_inputs)
+
     def __init__(self, in_channels: int, width: int, norm: str = "batch"):
         super().__init__()
         if norm not in NORMS:
