@@ -102,6 +102,9 @@ def test_counts_and_channels_are_checked_against_the_file(tmp_path):
     with pytest.raises(ConfigError,
                        match=r"data.in_channels: config says 3, the data of '.*d.mat' has 1; set data.in_channels=1"):
         file_module(path, n_val=1, n_test=1, in_channels=3)
+    with pytest.raises(ConfigError, match=r"data.spatial_dims: config says 1, the data of '.*d.mat' has 2; set "
+                                          r"data.spatial_dims=2"):  # the losses' spatial axes (loss.d) follow it
+        file_module(path, n_val=1, n_test=1, spatial_dims=1)
     with pytest.raises(ConfigError, match="data.path: data=from_file needs the file"):
         FileDataModule("")
 
@@ -202,7 +205,7 @@ def test_train_on_each_format(tmp_path, case):
     elif case == "pdebench_1d":
         path = tmp_path / "1D_Burgers_Sols_Nu0.01.hdf5"
         write_pdebench_1d(path, 24, 4, 32)
-        extra = ["data/task=final", "data.subsample=2", "model.n_modes=[8]"]
+        extra = ["data/task=final", "data.subsample=2", "data.spatial_dims=1", "model.n_modes=[8]"]
     else:
         path = tmp_path / "shear_flow.hdf5"
         write_the_well(path, 24, 3, (8, 4))

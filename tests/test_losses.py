@@ -1,11 +1,18 @@
-"""The Fourier Sobolev loss against cases with known values."""
+"""The losses against cases with known values, and over the data's spatial axes."""
 
 import math
 
+import pytest
 import torch
+from hydra import compose, initialize_config_dir
+from hydra.utils import instantiate
 from neuralop.losses import LpLoss
 
+from pdeop.conf import CONF
+from pdeop.errors import ConfigError
 from pdeop.training.losses import FourierSobolevLoss
+from pdeop.training.operator_module import OperatorModule
+from pdeop.training.run import check_loss_dims
 
 
 def test_zero_derivative_weight_is_relative_l2():
@@ -79,3 +86,30 @@ def test_transformed_space_loss_needs_an_orthonormal_transform_model():
         t1_module(TransformedRelativeL2(), transform="dft")
     with pytest.raises(ConfigError, match="FNO predicts on the grid"):
         TransformedRelativeL2.check_model(FNO(n_modes=(4, 4), hidden_channels=4, in_channels=1, out_channels=1))
+
+
+@pytest.mark.parametrize(("data", "dims"), [("darcy", 2), ("navier_stokes", 2), ("burgers", 1), ("burgers_fno", 1)])
+@pytest.mark.parametrize("loss", ["rel_l2", "rel_l1", "h1"])
+def test_the_losses_are_taken_per_channel_over_the_datas_spatial_axes(data, dims, loss):
+    """On 1-D fields a loss over two axes took the channel axis for a spatial one: one error per sample over all
+    channels (a channel 100 times larger hides the other's error), finite differences across channels (H1), and
+    not what validation measures (per sample and channel)."""
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        cfg = compose("config", overrides=[f"data={data}", f"loss={loss}"])
+    criterion = instantiate(cfg.loss)
+    assert criterion.d == dims
+    check_loss_dims(criterion, dims)
+    torch.manual_seed(0)
+    target = torch.randn(4, 2, *[24] * dims) * torch.tensor([1.0, 100.0]).view(1, 2, *[1] * dims)
+    prediction = target + 0.1 * torch.randn_like(target)
+    if loss == "rel_l2":
+        torch.testing.assert_close(criterion(prediction, target), OperatorModule.relative_l2(prediction, target))
+    per_channel = torch.stack([criterion(prediction[:, c:c + 1], target[:, c:c + 1]) for c in range(2)]).mean()
+    torch.testing.assert_close(criterion(prediction, target), per_channel)
+
+
+def test_a_loss_over_other_axes_than_the_datas_is_refused():
+    with pytest.raises(ConfigError, match=r"loss.d: LpLoss is taken over 2 spatial axes and the data's fields have 1; "
+                                          r"set data.spatial_dims=1 \(loss.d follows it\)"):
+        check_loss_dims(LpLoss(d=2), 1)
+    check_loss_dims(FourierSobolevLoss(), 1)  # no axis count: it takes the target's

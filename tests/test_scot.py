@@ -45,19 +45,27 @@ def test_scot_reproduces_poseidons_reference_outputs_at_native_and_resampled_gri
             assert (output - io[f"output_{size}"]).abs().max() < 1e-5 * io[f"output_{size}"].abs().max()
 
 
-@pytest.mark.parametrize(("n", "size"), [(16, 32), (32, 16), (17, 16), (16, 17), (85, 128), (128, 85), (33, 17)])
+@pytest.mark.parametrize(("n", "size"), [(16, 32), (32, 16), (17, 16), (16, 17), (85, 128), (128, 85), (33, 17),
+                                        ((17, 24), (32, 32)), ((32, 32), (21, 16))])
 def test_fourier_resampling_samples_a_band_limited_field_on_the_new_grid(n, size):
     """A field whose frequencies both grids resolve is, after resampling, that field sampled on the new grid: even
-    and odd grids alike (Darcy's are odd)."""
-    def field(points: int) -> torch.Tensor:
-        x = torch.arange(points, dtype=torch.float64) / points
-        xx, yy = torch.meshgrid(x, x, indexing="ij")
+    and odd grids alike (Darcy's are odd), and rectangular ones."""
+    def field(points: int | tuple[int, int]) -> torch.Tensor:
+        rows, columns = (points, points) if isinstance(points, int) else points
+        xx, yy = torch.meshgrid(torch.arange(rows, dtype=torch.float64) / rows,
+                                torch.arange(columns, dtype=torch.float64) / columns, indexing="ij")
         return (torch.cos(2 * math.pi * 3 * xx) * torch.sin(2 * math.pi * 5 * yy) + 0.5 * torch.sin(2 * math.pi * xx)
                 + 0.25 * torch.cos(2 * math.pi * (7 * xx - 2 * yy)) + 0.1)
 
     resampled = fourier_resample(field(n)[None, None], size)
-    assert resampled.shape == (1, 1, size, size)
+    assert resampled.shape[-2:] == field(size).shape
     torch.testing.assert_close(resampled[0, 0], field(size), rtol=0, atol=1e-12)
+
+
+def test_scot_answers_on_the_grid_it_is_given():
+    model = ScOT(**SMALL).eval()
+    for grid in ((32, 32), (17, 17), (13, 21)):
+        assert model(torch.randn(2, 3, *grid)).shape == (2, 2, *grid)
 
 
 def test_poseidon_sizes_have_the_reference_parameter_counts():
@@ -136,7 +144,8 @@ def test_gradients_reach_every_parameter_at_two_resolutions():
 def test_impossible_sizes_are_named():
     with pytest.raises(ConfigError, match=r"model.num_heads\[1\]: 3 does not divide the stage width 16"):
         ScOT(**{**SMALL, "num_heads": [1, 3, 2, 4]})
-    with pytest.raises(ConfigError, match="model.image_size"):
+    with pytest.raises(ConfigError, match=r"model.image_size: 36 / patch_size 4 must be divisible by "
+                                          r"2\^\(stages - 1\) = 8; .* set model.image_size=64 \(or 32\)"):
         ScOT(**{**SMALL, "image_size": 36})
 
 

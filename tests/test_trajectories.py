@@ -193,7 +193,11 @@ def test_scot_trains_all_to_all_and_is_evaluated_per_lead_time(data_dir, tmp_pat
 
     fno = run_entry(["train.py"], [*TINY_NS, "data/task=all_to_all", "trainer.max_epochs=1"], tmp_path / "fno",
                     data_dir, check=False)
-    assert fno.returncode == 2 and "does not take; use a time-conditioned model (model=scot)" in fno.stderr
+    assert fno.returncode == 2 and "does not take (as configured); use a time-conditioned model" in fno.stderr
+    unconditioned = run_entry(["train.py"], [*TINY_NS[:-3], *scot, "model.use_conditioning=false",
+                                             "data/task=all_to_all", "trainer.max_epochs=1"], tmp_path / "plain",
+                              data_dir, check=False)  # its norms ignore the lead time: trained blind to it
+    assert unconditioned.returncode == 2 and "ScOT does not take (as configured)" in unconditioned.stderr
 
 
 @pytest.mark.slow

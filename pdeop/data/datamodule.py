@@ -32,14 +32,16 @@ class LoaderSettings:
     A config writes them flat beside the data module's own keys (``data.batch_size=8``), so each data
     module's constructor takes them as keyword arguments of these names and defaults and hands them
     on as one ``LoaderSettings.pick(locals())``; the configs' signature checks (``pdeop.config``) see them
-    there. ``in_channels``/``out_channels``/``grid_size`` describe the pairs to the model config and are
-    checked against the data; ``task`` and ``train_subset`` say which pairs; the rest how they are batched.
+    there. ``in_channels``/``out_channels``/``grid_size``/``spatial_dims`` describe the pairs to the model
+    and loss configs and are checked against the data (the last two when set); ``task`` and ``train_subset`` say
+    which pairs; the rest how they are batched.
     ``device_resident`` and ``device_memory_share`` say where training batches are drawn (``PairsDataModule``).
     """
 
     in_channels: int = 1
     out_channels: int = 1
     grid_size: int | None = None
+    spatial_dims: int | None = None
     batch_size: int = 20
     eval_batch_size: int | None = None
     num_workers: int = 0
@@ -159,6 +161,8 @@ class PairsDataModule(pl.LightningDataModule):
         checks = [("in_channels", reference.inputs.shape[1]), ("out_channels", out_channels)]
         if self.settings.grid_size is not None:
             checks.append(("grid_size", reference.inputs.shape[-1]))
+        if self.settings.spatial_dims is not None:
+            checks.append(("spatial_dims", reference.inputs.ndim - 2))
         task = f" as data.task ({type(self.task).__name__}) serves it" if self.task is not None else ""
         for key, have in checks:
             if getattr(self.settings, key) != have:
@@ -297,6 +301,7 @@ class OperatorDataModule(PairsDataModule):
         in_channels: int = 1,
         out_channels: int = 1,
         grid_size: int | None = None,
+        spatial_dims: int | None = None,
         batch_size: int = 20,
         eval_batch_size: int | None = None,
         num_workers: int = 0,

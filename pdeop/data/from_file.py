@@ -216,7 +216,8 @@ class FileDataModule(PairsDataModule):
                  inputs: str | None = None, outputs: str | None = None, axes: dict | None = None,
                  times: str = "t", fields: list[str] | None = None,
                  periodic: bool | None = None, in_memory: bool = True, *, in_channels: int = 1,
-                 out_channels: int = 1, grid_size: int | None = None, batch_size: int = 20,
+                 out_channels: int = 1, grid_size: int | None = None, spatial_dims: int | None = None,
+                 batch_size: int = 20,
                  eval_batch_size: int | None = None, num_workers: int = 0, shuffle_seed: int = 0,
                  train_subset: int | None = None, task: FinalState | Window | AllToAll | None = None,
                  device_resident: bool | Literal["auto"] = "auto", device_memory_share: float = 0.25):

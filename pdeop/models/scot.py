@@ -317,35 +317,39 @@ class PatchRecovery(nn.Module):
         return self.mixup(image[..., :size, :size])
 
 
-def fourier_resample(x: torch.Tensor, size: int) -> torch.Tensor:
-    """Resample a periodic field ``[..., N, N]`` to ``[..., size, size]`` by truncating or zero-padding its spectrum.
+def fourier_resample(x: torch.Tensor, size: int | tuple[int, int]) -> torch.Tensor:
+    """Resample a periodic field ``[..., H, W]`` to ``[..., size, size]`` (or ``size``'s two axes) by truncating or
+    zero-padding its spectrum, each axis on its own.
 
-    Frequencies -size//2 .. (size - 1)//2 survive (the centred spectrum is cut or padded around the zero
-    frequency, at index ``N // 2`` of ``N`` samples), so odd grids (Darcy's 85) resample as even ones do.
+    Along an axis going to ``m`` nodes, frequencies -m//2 .. (m - 1)//2 survive (the centred spectrum is cut or
+    padded around the zero frequency, at index ``n // 2`` of ``n`` samples), so odd grids (Darcy's 85) and
+    rectangular ones resample as even squares do.
     """
-    n = x.shape[-1]
-    if n == size:
+    target = (size, size) if isinstance(size, int) else tuple(size)
+    if tuple(x.shape[-2:]) == target:
         return x
     spectrum = torch.fft.fftshift(torch.fft.fft2(x, norm="forward"), dim=(-2, -1))
-    if size < n:
-        start = n // 2 - size // 2
-        spectrum = spectrum[..., start:start + size, start:start + size]
-    else:
-        before = size // 2 - n // 2
-        after = size - n - before
-        spectrum = F.pad(spectrum, (before, after, before, after))
+    for axis, n, m in zip((-2, -1), x.shape[-2:], target):
+        if m < n:
+            spectrum = spectrum.narrow(axis, n // 2 - m // 2, m)
+        elif m > n:
+            before = m // 2 - n // 2
+            pad = (before, m - n - before) if axis == -1 else (0, 0, before, m - n - before)
+            spectrum = F.pad(spectrum, pad)
     return torch.fft.ifft2(torch.fft.ifftshift(spectrum, dim=(-2, -1)), norm="forward").real.to(x.dtype)
 
 
 class ScOT(nn.Module):
-    """Poseidon's scOT: ``[B, in_channels, N, N]`` (and lead time ``t`` ``[B]``) -> ``[B, out_channels, N, N]``.
+    """Poseidon's scOT: ``[B, in_channels, H, W]`` (and lead time ``t`` ``[B]``) -> ``[B, out_channels, H, W]``.
 
-    The network runs at ``image_size``; other grids are resampled in Fourier space on the way in
-    and out, as in the reference. Sizes of the paper: T (embed_dim 48, depths [4, 4, 4, 4],
+    The network runs at ``image_size`` squared; other grids (odd, rectangular) are resampled in Fourier space on the
+    way in and out. Sizes of the paper: T (embed_dim 48, depths [4, 4, 4, 4],
     ~21M parameters), B (96, [8, 8, 8, 8]), L (192, [8, 8, 8, 8]); all with num_heads
     [3, 6, 12, 24], skip_connections [2, 2, 2, 0], window_size 16, patch_size 4. Without ``t``
     a conditioned model uses t = 1, Poseidon's time for time-independent tasks.
     """
+
+    spatial_dims = 2  # fields on 2-D grids (the input check, pdeop.inference.taking_inputs)
 
     def __init__(self, in_channels: int, out_channels: int, image_size: int = 128, patch_size: int = 4,
                  embed_dim: int = 48, depths: list[int] = (4, 4, 4, 4), num_heads: list[int] = (3, 6, 12, 24),
@@ -358,15 +362,19 @@ class ScOT(nn.Module):
         if len(num_heads) != stages or len(skip_connections) != stages:
             raise ConfigError(f"model.num_heads and model.skip_connections: expected one entry per stage "
                               f"({stages}, as depths), got {list(num_heads)} and {list(skip_connections)}")
-        if image_size % patch_size or (image_size // patch_size) % 2 ** (stages - 1):
+        step = patch_size * 2 ** (stages - 1)
+        if image_size % step:
+            up, down = -(-image_size // step) * step, max(step, image_size // step * step)
             raise ConfigError(f"model.image_size: {image_size} / patch_size {patch_size} must be divisible by "
-                              f"2^(stages - 1) = {2 ** (stages - 1)}")
+                              f"2^(stages - 1) = {2 ** (stages - 1)}; scOT runs at image_size (by default the data's "
+                              f"grid) and resamples other grids to it: set model.image_size={up} (or {down})")
         for i, heads in enumerate(num_heads):
             if (embed_dim * 2**i) % heads:
                 raise ConfigError(f"model.num_heads[{i}]: {heads} does not divide the stage width {embed_dim * 2**i}")
         self.image_size, self.patch_size, self.grid = image_size, patch_size, image_size // patch_size
         self.out_channels = out_channels
         self.use_conditioning = use_conditioning
+        self.takes_time = use_conditioning  # the lead time reaches the network only through the conditional norms
         self.learn_residual = learn_residual and use_conditioning  # as the reference: residual only when conditioned
         eps, cond, drop = layer_norm_eps, use_conditioning, hidden_dropout_prob
         attention_drop = attention_probs_dropout_prob
@@ -408,7 +416,7 @@ class ScOT(nn.Module):
         return x
 
     def forward(self, x: torch.Tensor, t: torch.Tensor | None = None) -> torch.Tensor:
-        size = x.shape[-1]
+        size = tuple(x.shape[-2:])
         if t is None:
             t = torch.ones(x.shape[0], device=x.device, dtype=x.dtype)
         t = t.reshape(x.shape[0], 1).to(x.dtype)

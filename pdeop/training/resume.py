@@ -32,7 +32,7 @@ RESUMABLE_CHANGES = (*RUN_SPECIFIC, "auto_resume", "test_after_fit", "leaderboar
                      "callbacks.latest.save_on_sigterm", "callbacks.sigterm_agreement", "callbacks.step_seed")
 # Keys added to pdeop's configs since runs were made without them, each with the value that does what those runs
 # did: a run directory whose config lacks one is the same setting as a config holding that value.
-ADDED_KEYS = {"data.problem.scheme": "harmonic"}
+ADDED_KEYS = {"data.problem.scheme": "harmonic", "data.spatial_dims": 2}
 
 
 def check_resumable(config: dict, output_dir: Path) -> None:

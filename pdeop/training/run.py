@@ -67,13 +67,16 @@ def write_yaml(config: dict, path: Path) -> None:
 
 def build_module(cfg: DictConfig, datamodule, config: dict) -> OperatorModule:
     model = build_model(config["model"])
-    if isinstance(datamodule.task, AllToAll) and "t" not in inspect.signature(model.forward).parameters:
+    takes_time = "t" in inspect.signature(model.forward).parameters and getattr(model, "takes_time", True)
+    if isinstance(datamodule.task, AllToAll) and not takes_time:
         raise ConfigError(f"data.task: all-to-all pairs give the model a lead time, which "
-                          f"{config['model']['_target_']} does not take; use a time-conditioned model (model=scot) "
-                          f"or data/task=final")
+                          f"{config['model']['_target_']} does not take (as configured); use a time-conditioned "
+                          f"model (model=scot with model.use_conditioning=true) or data/task=final")
+    loss = instantiate(cfg.loss)
+    check_loss_dims(loss, datamodule.preflight_inputs[0].ndim - 2)
     return OperatorModule(
         model=model,
-        loss=instantiate(cfg.loss),
+        loss=loss,
         optimizer=instantiate(cfg.optim),
         scheduler=instantiate(cfg.scheduler.fn) if cfg.scheduler else None,
         scheduler_interval=cfg.scheduler.interval if cfg.scheduler else "epoch",
@@ -84,6 +87,19 @@ def build_module(cfg: DictConfig, datamodule, config: dict) -> OperatorModule:
         rollout=datamodule.task if isinstance(datamodule.task, Window) else None,
         param_lr=config["model"].get("param_lr"),
     )
+
+
+def check_loss_dims(loss, dims: int) -> None:
+    """Refuse a loss over another number of spatial axes (neuraloperator's ``d``) than the data's fields have.
+
+    With more, it takes the channel axis for a spatial one: per sample over all channels together rather than per
+    channel (what validation measures), or its finite differences run across channels (H1); with fewer, it
+    averages over grid rows. ``loss.d`` follows ``data.spatial_dims``.
+    """
+    d = getattr(loss, "d", None)
+    if isinstance(d, int) and d != dims:
+        raise ConfigError(f"loss.d: {type(loss).__name__} is taken over {d} spatial axes and the data's fields have "
+                          f"{dims}; set data.spatial_dims={dims} (loss.d follows it)")
 
 
 def is_residual_problem(data_target: object) -> bool | None:
