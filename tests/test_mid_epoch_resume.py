@@ -275,3 +275,23 @@ def test_a_checkpoint_written_mid_epoch_goes_on_only_with_the_number_of_processe
         train(composed(tmp_path / "wider", data_dir, *ddp))
     check_same_ranks(Resume(str(last), 0, {}, position=(2, 0), ranks=1), 2)  # at an epoch's end any number goes on
     check_same_ranks(Resume(str(last), 0, {}, position=(1, 3), ranks=2), 2)
+
+
+def test_a_run_whose_epoch_max_steps_cut_short_is_not_extended_past_it(straight, data_dir, tmp_path, caplog):
+    """Lightning counts the cut epoch as done (validated, its schedule stepped): a longer run from there would start
+    the next epoch and never train the rest of it."""
+    run = tmp_path / "run"
+    train(composed(run, data_dir, f"trainer.max_epochs={EPOCHS}", f"+trainer.max_steps={BATCHES + 2}"))
+    train(composed(run, data_dir, f"trainer.max_epochs={EPOCHS}", f"+trainer.max_steps={BATCHES + 2}"))  # no further
+    with pytest.raises(ConfigError, match=rf"auto_resume: .*last.ckpt was written when the run stopped at step "
+                                          rf"{BATCHES + 2} \(trainer.max_steps\) after 2 batches of epoch 1; training "
+                                          r"on from it would skip the rest of that epoch; use a new hydra.run.dir"):
+        train(composed(run, data_dir, f"trainer.max_epochs={EPOCHS}"))
+    assert checkpoint(run)["global_step"] == BATCHES + 2
+    elsewhere = tmp_path / "elsewhere"  # ckpt_path= may (a fine-tuning start, say), and is told
+    train(composed(elsewhere, data_dir, "trainer.max_epochs=3", f"ckpt_path={run / 'checkpoints' / 'last.ckpt'}"))
+    assert "would skip the rest of that epoch" in caplog.text
+    run = tmp_path / "whole"  # a max_steps at an epoch's end goes on
+    train(composed(run, data_dir, f"trainer.max_epochs={EPOCHS}", f"+trainer.max_steps={BATCHES}"))
+    train(composed(run, data_dir, f"trainer.max_epochs={EPOCHS}"))
+    assert_same_run(run, straight)

@@ -32,13 +32,25 @@ def fit_position(trainer: pl.Trainer | None) -> tuple[int, int] | None:
     return position(epochs.started, epochs.processed, epochs.completed, batches.current.ready, batches.is_last_batch)
 
 
-def checkpoint_position(checkpoint: dict) -> tuple[int, int]:
-    """(epoch, batches of it already taken) from which a run resumed from ``checkpoint`` goes on (``position``)."""
+def checkpoint_counters(checkpoint: dict) -> tuple[int, int, int, int, bool]:
+    """Lightning's epoch and batch counters in ``checkpoint``, as ``position`` takes them."""
     loop = checkpoint.get("loops", {}).get("fit_loop", {})
     epochs = loop.get("epoch_progress", {}).get("current", {})
     batches = loop.get("epoch_loop.batch_progress", {})
-    return position(epochs.get("started", 0), epochs.get("processed", 0), epochs.get("completed", 0),
-                    batches.get("current", {}).get("ready", 0), batches.get("is_last_batch", False))
+    return (epochs.get("started", 0), epochs.get("processed", 0), epochs.get("completed", 0),
+            batches.get("current", {}).get("ready", 0), batches.get("is_last_batch", False))
+
+
+def checkpoint_position(checkpoint: dict) -> tuple[int, int]:
+    """(epoch, batches of it already taken) from which a run resumed from ``checkpoint`` goes on (``position``)."""
+    return position(*checkpoint_counters(checkpoint))
+
+
+def cut_short(checkpoint: dict) -> tuple[int, int] | None:
+    """(epoch, batches taken) of the epoch ``checkpoint``'s run ended before its last batch (``trainer.max_steps``
+    reached: the epoch's end hooks ran); None otherwise. A run resumed from it goes on at the next epoch."""
+    started, processed, completed, ready, is_last_batch = checkpoint_counters(checkpoint)
+    return (completed, ready) if processed > completed and not is_last_batch else None
 
 
 def position(started: int, processed: int, completed: int, ready: int, is_last_batch: bool) -> tuple[int, int]:

@@ -11,7 +11,7 @@ from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.utilities.rank_zero import rank_zero_only
 
 from pdeop.config import FINETUNE_KEYS, RUN_SPECIFIC, flatten, without
-from pdeop.data.sampling import checkpoint_position
+from pdeop.data.sampling import checkpoint_position, cut_short
 from pdeop.errors import ConfigError
 from pdeop.pretrained.checkpoint import CheckpointError, load_checkpoint, load_weights
 from pdeop.training.checkpoint_io import set_aside
@@ -109,6 +109,8 @@ class Resume:
     position: tuple[int, int] = (0, 0)
     ranks: int | None = None
     key: str = "ckpt_path"
+    global_step: int = 0
+    cut_short: tuple[int, int] | None = None  # (epoch, batches taken) of an epoch trainer.max_steps ended mid-way
 
 
 def logging_step(checkpoint: dict) -> int:
@@ -139,7 +141,7 @@ def resume_of(checkpoint: dict, path: str, config: dict, key: str) -> Resume:
     """What a run needs of the checkpoint it continues from, once its model is known to be this run's."""
     check_same_model(checkpoint, config, path, key)
     return Resume(path, logging_step(checkpoint), checkpoint["state_dict"], checkpoint_position(checkpoint),
-                  saved_ranks(checkpoint), key)
+                  saved_ranks(checkpoint), key, int(checkpoint.get("global_step", 0)), cut_short(checkpoint))
 
 
 def newest_first(folder: Path) -> list[Path]:
@@ -214,6 +216,27 @@ def check_same_ranks(resume: Resume | None, world_size: int) -> None:
                           f"by {processes(resume.ranks)} and this run has {world_size}: the epoch's rest is shared "
                           f"out by rank as before; resume with {resume.ranks} (trainer.devices x trainer.num_nodes), "
                           f"or from a checkpoint written at an epoch's end")
+
+
+def check_extends(resume: Resume | None, max_steps: int) -> None:
+    """Refuse to train on from a checkpoint whose epoch ``trainer.max_steps`` ended mid-way (auto_resume; a warning
+    with ``ckpt_path``).
+
+    Lightning counts that epoch as finished (its validation ran, an epoch-wise schedule stepped), so a longer run
+    from there starts the next epoch and the rest of the cut one is never trained: not the run a larger
+    ``max_steps`` from the start would have been. The same ``max_steps`` again trains nothing, and goes on.
+    """
+    if resume is None or resume.cut_short is None or 0 <= max_steps <= resume.global_step:
+        return
+    epoch, taken = resume.cut_short
+    message = (f"{resume.key}: {resume.path} was written when the run stopped at step {resume.global_step} "
+               f"(trainer.max_steps) after {taken} batches of epoch {epoch}; training on from it would skip the rest "
+               f"of that epoch")
+    if resume.key == "ckpt_path":
+        log.warning("%s", message)
+        return
+    raise ConfigError(f"{message}; use a new hydra.run.dir for the longer run (runs to be extended are best bounded "
+                      f"by trainer.max_epochs)")
 
 
 def processes(count: int) -> str:

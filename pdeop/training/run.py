@@ -35,7 +35,7 @@ from pdeop.training.physics_module import (
 )
 from pdeop.training.preflight import preflight
 from pdeop.training.quiet import quiet_frameworks, quiet_mid_epoch_resume, quiet_resumed_folder
-from pdeop.training.resume import Resume, check_fits, check_same_ranks, resume_from
+from pdeop.training.resume import Resume, check_extends, check_fits, check_same_ranks, resume_from
 
 log = logging.getLogger(__name__)
 
@@ -216,6 +216,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
     check_config(config)
     output_dir = writable_directory(cfg.paths.output_dir, "hydra.run.dir=<dir>")
     resume = resume_from(cfg, config, output_dir)  # before this run's config replaces the last one's
+    check_extends(resume, config["trainer"].get("max_steps", -1))
     if resume is not None and cfg.ckpt_path is None:
         quiet_resumed_folder()
     write_yaml(config, output_dir / "config_resolved.yaml")
