@@ -218,6 +218,24 @@ def test_train_on_each_format(tmp_path, case):
     assert values and all(np.isfinite(values))
 
 
+@pytest.mark.parametrize("model", ["t1", "scot"])
+def test_a_model_sized_by_the_grid_asks_for_the_files_grid_size(tmp_path, model):
+    """T1's signal_resolution and scOT's image_size are ${data.grid_size}, which data=from_file leaves unset: the
+    message was that the model's key got None."""
+    path = write_mat_v5(tmp_path / "d.mat", {"coeff": np.ones((6, 5, 5)), "sol": np.ones((6, 5, 5))})
+    result = run_entry(["train.py"], ["data=from_file", f"data.path={path}", f"model={model}"], tmp_path / "run",
+                       tmp_path, check=False)
+    assert result.returncode == 2
+    key = {"t1": "signal_resolution", "scot": "image_size"}[model]
+    assert result.stderr.strip().splitlines()[-1] == (
+        f"pdeop error: data.grid_size: model.{key} is the training grid's size (${{data.grid_size}}), which this data "
+        f"config leaves unset; set data.grid_size to the training grid's nodes a side, after data.subsample "
+        f"(python -m pdeop.data.formats <file> shows the stored grid)")
+    run_entry(["train.py"], ["data=from_file", f"data.path={path}", "model=t1", "data.grid_size=5", "model.modes=[2,2]",
+                             "model.width=4", "model.head_width=4", "data.n_val=1", "data.n_test=1",
+                             "trainer.max_epochs=1"], tmp_path / "sized", tmp_path)
+
+
 def test_bad_file_is_one_line_at_the_entry_point(tmp_path):
     path = write_mat_v5(tmp_path / "d.mat", {"coeff": np.ones((6, 5, 5)), "sol": np.ones((6, 5, 5))})
     result = run_entry(["train.py"], ["data=from_file", f"data.path={path}", "data.inputs=kappa", "data.outputs=sol"],

@@ -146,6 +146,20 @@ def check_pairing(cfg: DictConfig) -> None:
         raise ConfigError(operator_loss_expected(name, loss_class.__name__))
 
 
+def check_grid_size_given(cfg: DictConfig) -> None:
+    """Refuse a model sized by the training grid (``${data.grid_size}``: T1's signal_resolution, scOT's image_size)
+    on data that leaves the grid's size unset (``data=from_file``): the model's check would only say it got None."""
+    data, model = cfg.get("data") or {}, cfg.get("model") or {}
+    if not model or "grid_size" not in data or data.grid_size is not None:
+        return
+    raw = OmegaConf.to_container(model, resolve=False)
+    sized = [key for key, value in raw.items() if "data.grid_size" in str(value)]
+    if sized:
+        raise ConfigError(f"data.grid_size: model.{sized[0]} is the training grid's size (${{data.grid_size}}), "
+                          f"which this data config leaves unset; set data.grid_size to the training grid's nodes a "
+                          f"side, after data.subsample (python -m pdeop.data.formats <file> shows the stored grid)")
+
+
 def choose_selection(cfg: DictConfig) -> None:
     """Resolve ``callbacks.checkpoint.monitor: auto`` to the metric that picks the best checkpoint.
 
@@ -210,6 +224,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
         raise ConfigError(f"experiment {leaderboard.table}/{leaderboard.cell}: this leaderboard cell is measured by "
                           f"{benchmark[0]}, not by training; run python -m pdeop.leaderboard run {leaderboard.table}")
     check_pairing(cfg)
+    check_grid_size_given(cfg)
     choose_selection(cfg)
     config = OmegaConf.to_container(cfg, resolve=True)
     check_settings(config)
