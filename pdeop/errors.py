@@ -39,6 +39,11 @@ class NonFiniteLossError(PdeopError):
     """Training produced a NaN or infinite loss."""
 
 
+class SweepJobFailed(Exception):
+    """A job of a ``--multirun`` sweep stopped on a user error, which it has printed: Hydra marks the job failed and
+    runs the sweep's other jobs (an exit would end the sweep there), then raises the first of these."""
+
+
 def first_line(exc: BaseException) -> str:
     """An exception's message in one line (its first line that is not blank), or its type where it has none."""
     return next((line for line in str(exc).splitlines() if line.strip()), type(exc).__name__)
@@ -68,7 +73,10 @@ def user_error_of(exc: BaseException) -> PdeopError | None:
 
 def report_user_errors(main: Callable[..., T]) -> Callable[..., T]:
     """Decorate an entry point so user errors print one message and exit with status 2, taking away the run
-    directory Hydra made for the run where it holds nothing else (``pdeop.io.discard_unused_run_dir``)."""
+    directory Hydra made for the run where it holds nothing else (``pdeop.io.discard_unused_run_dir``).
+
+    In a ``--multirun`` sweep the message names the job, which fails without ending the process
+    (``SweepJobFailed``): the sweep's other jobs run, and it ends with status 2 (``report_composition_errors``)."""
 
     @functools.wraps(main)
     def wrapped(*args, **kwargs):
@@ -78,13 +86,27 @@ def report_user_errors(main: Callable[..., T]) -> Callable[..., T]:
             user_error = user_error_of(exc)
             if user_error is None:
                 raise
-            print(f"pdeop error: {user_error}", file=sys.stderr)
+            job = sweep_job()
+            print(f"pdeop error: {job}{user_error}", file=sys.stderr)
             from pdeop.io import discard_unused_run_dir  # pdeop.io imports this module
 
             discard_unused_run_dir()
+            if job:
+                raise SweepJobFailed(f"{job}{user_error}") from None
             sys.exit(2)
 
     return wrapped
+
+
+def sweep_job() -> str:
+    """``"job 3 (optim.lr=0.1): "`` for a job of a ``--multirun`` sweep, naming its overrides; ``""`` otherwise."""
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    if not HydraConfig.initialized() or HydraConfig.get().mode != RunMode.MULTIRUN:
+        return ""
+    job = HydraConfig.get().job
+    return f"job {job.num} ({' '.join(HydraConfig.get().overrides.task) or 'no overrides'}): "
 
 
 def did_you_mean(word: str, choices: list[str], spell: Callable[[str], str] = str) -> str:
@@ -139,6 +161,10 @@ def report_composition_errors(main: Callable[..., T]) -> Callable[..., T]:
     def composing(func: Callable[[], T]) -> T:
         try:
             return func()
+        except SweepJobFailed as exc:  # the sweep ran every job; the first that failed on a user error ends it here
+            print(f"pdeop error: the sweep's jobs ran, and {exc} (each failed job printed its error above)",
+                  file=sys.stderr)
+            sys.exit(2)
         except ConfigCompositionException as exc:
             error = None if os.environ.get("HYDRA_FULL_ERROR") == "1" else composition_error(exc)
             if error is None:

@@ -3,7 +3,7 @@
 import entry
 import pytest
 import torch
-from conftest import TINY_DATA, run_entry
+from conftest import TINY_DATA, TINY_FNO, run_entry
 from omegaconf import OmegaConf
 
 from pdeop.errors import ConfigError
@@ -249,6 +249,23 @@ def test_a_2d_model_given_1d_fields_is_refused_before_it_runs(model):
                                           r"\[2, 2, 64\] \(batch, 2 channels, grid 64\); choose a model for 1-D"):
         with taking_inputs(model, (2, 2, 64)):
             model(torch.zeros(2, 2, 64))
+
+
+def test_a_sweep_job_stopped_by_a_user_error_leaves_the_other_jobs_running(data_dir, tmp_path):
+    """One learning rate of a sweep refused (or diverging: NonFiniteLossError is a user error too) exited the
+    process and the jobs after it never ran; now each failed job prints its line, the others train, and the sweep
+    ends with status 2 naming the first failure."""
+    sweep = tmp_path / "sweep"
+    result = run_entry(["train.py", "--multirun"], [*TINY_DATA, *TINY_FNO, "optim.lr=-1,1e-3", "trainer.max_epochs=1",
+                                                    "test_after_fit=false", f"hydra.sweep.dir={sweep}"],
+                       tmp_path / "run", data_dir, check=False, own_process=True)
+    assert result.returncode == 2, result.stderr[-3000:]
+    errors = [line for line in result.stderr.splitlines() if line.startswith("pdeop error:")]
+    assert errors[0].startswith("pdeop error: job 0 (") and " optim.lr=-1 " in errors[0]
+    assert errors[0].endswith("): optim.lr: expected a positive learning rate, got -1")
+    assert errors[-1].startswith("pdeop error: the sweep's jobs ran, and job 0 (") and len(errors) == 2
+    assert (sweep / "1" / "checkpoints" / "last.ckpt").is_file()  # the job after the failed one trained
+    assert "Traceback" not in result.stderr
 
 
 def test_generating_data_that_is_not_generated_is_one_line(data_dir, tmp_path):
