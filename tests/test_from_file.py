@@ -205,7 +205,7 @@ def test_train_on_each_format(tmp_path, case):
     elif case == "pdebench_1d":
         path = tmp_path / "1D_Burgers_Sols_Nu0.01.hdf5"
         write_pdebench_1d(path, 24, 4, 32)
-        extra = ["data/task=final", "data.subsample=2", "data.spatial_dims=1", "model.n_modes=[8]"]
+        extra = ["data/task=final", "data.subsample=2", "model.n_modes=[8]"]  # the losses take the file's 1 axis
     else:
         path = tmp_path / "shear_flow.hdf5"
         write_the_well(path, 24, 3, (8, 4))
@@ -234,6 +234,37 @@ def test_a_model_sized_by_the_grid_asks_for_the_files_grid_size(tmp_path, model)
     run_entry(["train.py"], ["data=from_file", f"data.path={path}", "model=t1", "data.grid_size=5", "model.modes=[2,2]",
                              "model.width=4", "model.head_width=4", "data.n_val=1", "data.n_test=1",
                              "trainer.max_epochs=1"], tmp_path / "sized", tmp_path)
+
+
+@pytest.mark.parametrize("spatial_dims", [None, 1, 2])
+def test_the_losses_take_the_files_spatial_axes(tmp_path, spatial_dims):
+    """data=from_file leaves data.spatial_dims null: the losses are built over the file's axes (1 here); one set
+    explicitly is checked against the file."""
+    from hydra import compose, initialize_config_dir
+    from hydra.utils import instantiate
+    from omegaconf import OmegaConf
+
+    from pdeop.conf import CONF
+    from pdeop.training.run import build_module
+
+    path = tmp_path / "1D_Burgers_Sols_Nu0.01.hdf5"
+    write_pdebench_1d(path, 24, 4, 32)
+    overrides = ["data=from_file", f"data.path={path}", "data/task=final", "model=fno_1d", "loss=h1",
+                 f"paths.output_dir={tmp_path / 'run'}"]
+    if spatial_dims is not None:
+        overrides.append(f"data.spatial_dims={spatial_dims}")
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        cfg = compose("config", overrides=overrides)
+    datamodule = instantiate(cfg.data)
+    if spatial_dims == 2:
+        with pytest.raises(ConfigError, match="data.spatial_dims: config says 2, the data of .* has 1"):
+            datamodule.setup("fit")
+        return
+    datamodule.setup("fit")
+    module = build_module(cfg, datamodule, OmegaConf.to_container(cfg, resolve=True))
+    assert module.loss.d == 1
+    prediction, target = torch.randn(2, 1, 16), torch.randn(2, 1, 16)
+    assert torch.isfinite(module.loss(prediction, target))  # H1 over two axes failed on [B, 1, N]
 
 
 def test_bad_file_is_one_line_at_the_entry_point(tmp_path):

@@ -7,6 +7,7 @@ import torch
 from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 from neuralop.losses import LpLoss
+from omegaconf import OmegaConf
 
 from pdeop.conf import CONF
 from pdeop.errors import ConfigError
@@ -98,7 +99,7 @@ def test_the_losses_are_taken_per_channel_over_the_datas_spatial_axes(data, dims
         cfg = compose("config", overrides=[f"data={data}", f"loss={loss}"])
     criterion = instantiate(cfg.loss)
     assert criterion.d == dims
-    check_loss_dims(criterion, dims)
+    check_loss_dims(OmegaConf.to_container(cfg.loss, resolve=True), dims)
     torch.manual_seed(0)
     target = torch.randn(4, 2, *[24] * dims) * torch.tensor([1.0, 100.0]).view(1, 2, *[1] * dims)
     prediction = target + 0.1 * torch.randn_like(target)
@@ -109,7 +110,9 @@ def test_the_losses_are_taken_per_channel_over_the_datas_spatial_axes(data, dims
 
 
 def test_a_loss_over_other_axes_than_the_datas_is_refused():
+    lp = {"_target_": "neuralop.losses.LpLoss", "p": 2}
     with pytest.raises(ConfigError, match=r"loss.d: LpLoss is taken over 2 spatial axes and the data's fields have 1; "
                                           r"set data.spatial_dims=1 \(loss.d follows it\)"):
-        check_loss_dims(LpLoss(d=2), 1)
-    check_loss_dims(FourierSobolevLoss(), 1)  # no axis count: it takes the target's
+        check_loss_dims({**lp, "d": 2}, 1)
+    check_loss_dims({**lp, "d": None}, 1)  # data.spatial_dims: null (from_file), the data's: built with d=1
+    check_loss_dims({"_target_": "pdeop.training.losses.FourierSobolevLoss"}, 1)  # no d: it takes the target's

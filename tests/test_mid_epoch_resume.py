@@ -20,7 +20,7 @@ from pdeop.data.sampling import fit_position, training_sampler
 from pdeop.data.stream import StreamBatches
 from pdeop.training.callbacks import Throughput
 from pdeop.errors import ConfigError
-from pdeop.training.resume import Resume, check_same_ranks
+from pdeop.training.resume import Resume, check_goes_on_mid_epoch, configured_world_size
 from pdeop.training.run import train
 from pdeop.training.step_seed import seed_generators, step_seed
 from test_device_path import checkpoint, composed, fake_trainer, learning_curve, tiny_datamodule
@@ -263,18 +263,30 @@ def test_every_step_and_rank_draws_from_a_stream_of_its_own_and_the_same_one_aga
     assert torch.equal(*masks) and 0 < int((masks[0] == 0).sum()) < 64
 
 
-def test_a_checkpoint_written_mid_epoch_goes_on_only_with_the_number_of_processes_that_wrote_it(data_dir, tmp_path):
-    """The epoch's rest is shared out by rank: with another number, samples would be trained twice or not at all."""
+def test_a_checkpoint_written_mid_epoch_goes_on_only_where_the_epochs_rest_is_what_it_left(data_dir, tmp_path):
+    """The epoch's rest is the same order less the batches taken, shared out by rank: another number of processes,
+    batch size or shuffle seed would train samples twice or not at all. Refused before anything is written, so the
+    run folder still resumes as it was."""
     stopped = tmp_path / "stopped"
     with pytest.raises(SystemExit):
         train(composed(stopped, data_dir, *stop_at(1, 2, stopped)))
     last = stopped / "checkpoints" / "last.ckpt"
-    ddp = ["trainer=ddp", "trainer.accelerator=cpu", "trainer.devices=2", f"ckpt_path={last}"]
+    ddp = ["trainer=ddp", "trainer.accelerator=cpu", "trainer.devices=2"]
     with pytest.raises(ConfigError, match=rf"ckpt_path: {last} was written mid-epoch \(epoch 1, after 3 batches\) by "
                                           r"1 process and this run has 2: .* resume with 1 \(trainer.devices"):
-        train(composed(tmp_path / "wider", data_dir, *ddp))
-    check_same_ranks(Resume(str(last), 0, {}, position=(2, 0), ranks=1), 2)  # at an epoch's end any number goes on
-    check_same_ranks(Resume(str(last), 0, {}, position=(1, 3), ranks=2), 2)
+        train(composed(stopped, data_dir, *ddp, f"ckpt_path={last}", *stop_at(1, 2, stopped)))
+    with pytest.raises(ConfigError, match=r"mid-epoch \(epoch 1, after 3 batches\) with data.batch_size=12 and this "
+                                          r"run has 8: the epoch's rest would hold other samples"):
+        train(composed(tmp_path / "other", data_dir, "data.batch_size=8", f"ckpt_path={last}"))
+    train(composed(stopped, data_dir, f"trainer.max_epochs={EPOCHS}", *stop_at(1, 2, stopped)))  # auto_resume
+    assert checkpoint(stopped)["epoch"] == EPOCHS - 1
+    order = {"data.batch_size": 12}
+    at_the_end = Resume(str(last), 0, {}, position=(2, 0), ranks=1, order=order)  # any number goes on there
+    check_goes_on_mid_epoch(at_the_end, {"data": {"batch_size": 8}}, 2, sharded=True)
+    drawn = Resume(str(last), 0, {}, position=(1, 3), ranks=1, order=order)  # each rank draws its own points
+    check_goes_on_mid_epoch(drawn, {"data": {"batch_size": 12}}, 2, sharded=False)
+    assert configured_world_size({"devices": 4, "num_nodes": 2}) == 8
+    assert configured_world_size({"devices": "auto", "num_nodes": 1}) is None
 
 
 def test_a_run_whose_epoch_max_steps_cut_short_is_not_extended_past_it(straight, data_dir, tmp_path, caplog):

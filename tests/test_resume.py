@@ -53,6 +53,22 @@ def test_a_run_made_before_a_key_was_added_resumes_where_the_key_keeps_its_behav
 
 
 
+def test_a_1d_run_from_before_spatial_dims_resumes_where_its_loss_is_the_same(tmp_path):
+    """Runs made before data.spatial_dims took the losses over two axes; on one channel of 1-D fields that is the loss
+    over one (Burgers' cells), so they resume. With several channels it measured them as one: another setting."""
+    before = {"seed": 0, "trainer": {"max_epochs": 20}, "loss": {"_target_": "neuralop.losses.LpLoss", "d": 2},
+              "data": {"problem": {"name": "burgers"}, "out_channels": 1}}
+    write_yaml(before, tmp_path / "config_resolved.yaml")
+    now = {**before, "loss": {**before["loss"], "d": 1}, "data": {**before["data"], "spatial_dims": 1}}
+    check_resumable(now, tmp_path)
+    write_yaml({**before, "data": {**before["data"], "out_channels": 2}}, tmp_path / "config_resolved.yaml")
+    with pytest.raises(ConfigError, match=r"data.spatial_dims \(2 -> 1\), loss.d \(2 -> 1\)"):
+        check_resumable({**now, "data": {**now["data"], "out_channels": 2}}, tmp_path)
+    write_yaml({**before, "loss": {**before["loss"]}, "data": {"problem": {"name": "darcy"}, "out_channels": 1}},
+               tmp_path / "config_resolved.yaml")  # 2-D runs: the value they had
+    check_resumable({**before, "data": {"problem": {"name": "darcy"}, "out_channels": 1, "spatial_dims": 2}}, tmp_path)
+
+
 def test_ckpt_path_of_another_setting_is_allowed_but_said(tmp_path, caplog):
     """``ckpt_path=`` may continue a run under another setting (new data, say), which auto_resume refuses; the
     differences are named in a warning rather than passed over."""

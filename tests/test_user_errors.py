@@ -117,7 +117,7 @@ def test_a_run_stopped_by_a_user_error_leaves_no_empty_run_folder(train, data_di
     assert (run / "config_resolved.yaml").exists()
     sweep = ["hydra.mode=MULTIRUN", f"hydra.sweep.dir={tmp_path / 'sweep'}", "ckpt_path=nope.ckpt"]
     result = run_entry(["train.py"], sweep, tmp_path / "unused", data_dir, check=False)
-    assert_clean_error(result, "pdeop error: ckpt_path")
+    assert_clean_error(result, "pdeop error: job 0 (", "): ckpt_path: checkpoint file 'nope.ckpt' does not exist")
     assert (tmp_path / "sweep" / "0" / ".hydra" / "config.yaml").exists()
     monkeypatch.setenv("SLURM_NTASKS", "2")
     train("ckpt_path=nope.ckpt", run_name="task", check=False)

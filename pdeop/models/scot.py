@@ -367,7 +367,8 @@ class ScOT(nn.Module):
             up, down = -(-image_size // step) * step, max(step, image_size // step * step)
             raise ConfigError(f"model.image_size: {image_size} / patch_size {patch_size} must be divisible by "
                               f"2^(stages - 1) = {2 ** (stages - 1)}; scOT runs at image_size (by default the data's "
-                              f"grid) and resamples other grids to it: set model.image_size={up} (or {down})")
+                              f"grid) and resamples other grids to it: set model.image_size={up}"
+                              + (f" (or {down})" if down != up else ""))
         for i, heads in enumerate(num_heads):
             if (embed_dim * 2**i) % heads:
                 raise ConfigError(f"model.num_heads[{i}]: {heads} does not divide the stage width {embed_dim * 2**i}")

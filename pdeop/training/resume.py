@@ -33,6 +33,9 @@ RESUMABLE_CHANGES = (*RUN_SPECIFIC, "auto_resume", "test_after_fit", "leaderboar
 # Keys added to pdeop's configs since runs were made without them, each with the value that does what those runs
 # did: a run directory whose config lacks one is the same setting as a config holding that value.
 ADDED_KEYS = {"data.problem.scheme": "harmonic", "data.spatial_dims": 2}
+# What decides which samples the rest of an epoch holds: a checkpoint written mid-epoch goes on only where they are
+# the checkpoint run's (and, for data sharded by rank, with as many processes).
+EPOCH_ORDER = ("data.batch_size", "data.shuffle_seed", "data.n_train", "data.train_subset", "data.task")
 
 
 def check_resumable(config: dict, output_dir: Path) -> None:
@@ -61,6 +64,11 @@ def setting_changes(trained: dict, config: dict) -> str:
     those a resume may change and paths inside each run's own folder; empty when none."""
     before, now = (flatten(without(run_relative(c, (c.get("paths") or {}).get("output_dir")), RESUMABLE_CHANGES))
                    for c in (trained, config))
+    if "data.spatial_dims" not in before and (before.get("data.out_channels") == 1 or
+                                              "data.spatial_dims" in now and now["data.spatial_dims"] is None):
+        # loss.d was 2 before data.spatial_dims set it: over one channel of 1-D fields the loss over 1 axis, and on
+        # 2-D files what null (the file's) gives
+        before |= {key: now.get(key) for key in ("data.spatial_dims", "loss.d")}
     before |= {key: value for key, value in ADDED_KEYS.items() if key not in before and key in now}
     changed = sorted(key for key in before.keys() | now.keys() if before.get(key) != now.get(key))
     shown = ", ".join(f"{key} ({before.get(key)!r} -> {now.get(key)!r})" for key in changed[:4])
@@ -111,6 +119,7 @@ class Resume:
     key: str = "ckpt_path"
     global_step: int = 0
     cut_short: tuple[int, int] | None = None  # (epoch, batches taken) of an epoch trainer.max_steps ended mid-way
+    order: dict | None = None  # the checkpoint run's EPOCH_ORDER settings (None: a checkpoint without its config)
 
 
 def logging_step(checkpoint: dict) -> int:
@@ -141,7 +150,8 @@ def resume_of(checkpoint: dict, path: str, config: dict, key: str) -> Resume:
     """What a run needs of the checkpoint it continues from, once its model is known to be this run's."""
     check_same_model(checkpoint, config, path, key)
     return Resume(path, logging_step(checkpoint), checkpoint["state_dict"], checkpoint_position(checkpoint),
-                  saved_ranks(checkpoint), key, int(checkpoint.get("global_step", 0)), cut_short(checkpoint))
+                  saved_ranks(checkpoint), key, int(checkpoint.get("global_step", 0)), cut_short(checkpoint),
+                  epoch_order(checkpoint["pdeop_config"]) if "pdeop_config" in checkpoint else None)
 
 
 def newest_first(folder: Path) -> list[Path]:
@@ -201,21 +211,43 @@ def resume_from(cfg: DictConfig, config: dict, output_dir: Path) -> Resume | Non
     return resume
 
 
-def check_same_ranks(resume: Resume | None, world_size: int) -> None:
-    """Refuse to go on mid-epoch with another number of processes than the checkpoint's run had.
+def epoch_order(config: dict) -> dict:
+    """The settings of ``config`` that decide which samples an epoch's rest holds (``EPOCH_ORDER``), flattened."""
+    return {key: value for key, value in flatten(config).items()
+            if any(key == name or key.startswith(name + ".") for name in EPOCH_ORDER)}
 
-    The rest of an interrupted epoch is shared out by rank as the whole epoch was, so with another number of ranks
-    some of its samples would be trained twice and others not at all, and the epoch's loss would lose the sums of
-    ranks the checkpoint lacks. At an epoch's end any number goes on.
+
+def check_goes_on_mid_epoch(resume: Resume | None, config: dict, world_size: int | None, sharded: bool) -> None:
+    """Refuse to go on mid-epoch where the rest of the epoch would not be what the checkpoint's run left.
+
+    The resumed epoch leaves out the batches already taken from the same order, so another batch size, shuffle
+    seed, sample count or task would train some samples twice and others not at all (auto_resume refuses these as
+    another setting; ``ckpt_path`` only warned). With data sharded by rank (``sharded``: stored pairs, not the
+    physics-informed draws or the online stream, which each rank draws for itself) so would another number of
+    processes (``world_size``, None: not known yet). At an epoch's end any of these may change.
     """
-    if resume is None or resume.ranks in (None, world_size):
+    if resume is None or not resume.position[1]:
         return
     epoch, taken = resume.position
-    if taken:
-        raise ConfigError(f"{resume.key}: {resume.path} was written mid-epoch (epoch {epoch}, after {taken} batches) "
-                          f"by {processes(resume.ranks)} and this run has {world_size}: the epoch's rest is shared "
-                          f"out by rank as before; resume with {resume.ranks} (trainer.devices x trainer.num_nodes), "
-                          f"or from a checkpoint written at an epoch's end")
+    where = f"{resume.key}: {resume.path} was written mid-epoch (epoch {epoch}, after {taken} batches)"
+    before, now = resume.order, epoch_order(config)
+    changed = sorted(key for key in before.keys() | now.keys() if before.get(key) != now.get(key)) if before else []
+    if changed:
+        key = changed[0]
+        raise ConfigError(f"{where} with {key}={before.get(key)!r} and this run has {now.get(key)!r}: the epoch's "
+                          f"rest would hold other samples than the ones it left; keep {key}, or resume from a "
+                          f"checkpoint written at an epoch's end")
+    if sharded and world_size is not None and resume.ranks not in (None, world_size):
+        raise ConfigError(f"{where} by {processes(resume.ranks)} and this run has {world_size}: the epoch's rest is "
+                          f"shared out by rank as before; resume with {resume.ranks} (trainer.devices x "
+                          f"trainer.num_nodes), or from a checkpoint written at an epoch's end")
+
+
+def configured_world_size(trainer: dict) -> int | None:
+    """The number of processes the trainer config asks for (devices x num_nodes), where it says (not ``auto``)."""
+    devices, nodes = trainer.get("devices", 1), trainer.get("num_nodes", 1)
+    count = len(devices) if isinstance(devices, (list, tuple)) else devices
+    return count * nodes if isinstance(count, int) and count > 0 and isinstance(nodes, int) else None
 
 
 def check_extends(resume: Resume | None, max_steps: int) -> None:

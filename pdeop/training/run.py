@@ -35,7 +35,14 @@ from pdeop.training.physics_module import (
 )
 from pdeop.training.preflight import preflight
 from pdeop.training.quiet import quiet_frameworks, quiet_mid_epoch_resume, quiet_resumed_folder
-from pdeop.training.resume import Resume, check_extends, check_fits, check_same_ranks, resume_from
+from pdeop.training.resume import (
+    Resume,
+    check_extends,
+    check_fits,
+    check_goes_on_mid_epoch,
+    configured_world_size,
+    resume_from,
+)
 
 log = logging.getLogger(__name__)
 
@@ -72,11 +79,12 @@ def build_module(cfg: DictConfig, datamodule, config: dict) -> OperatorModule:
         raise ConfigError(f"data.task: all-to-all pairs give the model a lead time, which "
                           f"{config['model']['_target_']} does not take (as configured); use a time-conditioned "
                           f"model (model=scot with model.use_conditioning=true) or data/task=final")
-    loss = instantiate(cfg.loss)
-    check_loss_dims(loss, datamodule.preflight_inputs[0].ndim - 2)
+    dims = datamodule.preflight_inputs[0].ndim - 2
+    follows_data = config["loss"].get("d", 0) is None  # data.spatial_dims: null, the file's
+    check_loss_dims(config["loss"], dims)
     return OperatorModule(
         model=model,
-        loss=loss,
+        loss=instantiate(cfg.loss, d=dims) if follows_data else instantiate(cfg.loss),
         optimizer=instantiate(cfg.optim),
         scheduler=instantiate(cfg.scheduler.fn) if cfg.scheduler else None,
         scheduler_interval=cfg.scheduler.interval if cfg.scheduler else "epoch",
@@ -89,16 +97,17 @@ def build_module(cfg: DictConfig, datamodule, config: dict) -> OperatorModule:
     )
 
 
-def check_loss_dims(loss, dims: int) -> None:
+def check_loss_dims(loss: dict, dims: int) -> None:
     """Refuse a loss over another number of spatial axes (neuraloperator's ``d``) than the data's fields have.
 
     With more, it takes the channel axis for a spatial one: per sample over all channels together rather than per
     channel (what validation measures), or its finite differences run across channels (H1); with fewer, it
-    averages over grid rows. ``loss.d`` follows ``data.spatial_dims``.
+    averages over grid rows. ``loss.d`` follows ``data.spatial_dims``; null (``data=from_file``'s default) is the
+    data's, filled in as the loss is built.
     """
-    d = getattr(loss, "d", None)
-    if isinstance(d, int) and d != dims:
-        raise ConfigError(f"loss.d: {type(loss).__name__} is taken over {d} spatial axes and the data's fields have "
+    if loss.get("d", dims) not in (None, dims):
+        name = str(loss.get("_target_", "the loss")).rsplit(".", 1)[-1]
+        raise ConfigError(f"loss.d: {name} is taken over {loss['d']!r} spatial axes and the data's fields have "
                           f"{dims}; set data.spatial_dims={dims} (loss.d follows it)")
 
 
@@ -232,6 +241,8 @@ def train(cfg: DictConfig) -> dict[str, float]:
     output_dir = writable_directory(cfg.paths.output_dir, "hydra.run.dir=<dir>")
     resume = resume_from(cfg, config, output_dir)  # before this run's config replaces the last one's
     check_extends(resume, config["trainer"].get("max_steps", -1))
+    sharded = not is_residual_problem(config["data"].get("_target_")) and not config["data"].get("online")
+    check_goes_on_mid_epoch(resume, config, configured_world_size(config["trainer"]), sharded)
     if resume is not None and cfg.ckpt_path is None:
         quiet_resumed_folder()
     write_yaml(config, output_dir / "config_resolved.yaml")
@@ -255,7 +266,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
     acceleration = Acceleration.of(cfg.trainer)
     accelerate(module.model, acceleration, cfg.trainer.precision, inputs)
     trainer = build_trainer(cfg, resume)
-    check_same_ranks(resume, trainer.world_size)
+    check_goes_on_mid_epoch(resume, config, trainer.world_size, sharded)  # devices: auto is known here
     with reported_compile_failures(acceleration, module.model):
         trainer.fit(module, datamodule=datamodule, ckpt_path=resume.path if resume else None)
     if not cfg.test_after_fit:
