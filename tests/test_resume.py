@@ -64,6 +64,10 @@ def test_a_1d_run_from_before_spatial_dims_resumes_where_its_loss_is_the_same(tm
     write_yaml({**before, "data": {**before["data"], "out_channels": 2}}, tmp_path / "config_resolved.yaml")
     with pytest.raises(ConfigError, match=r"data.spatial_dims \(2 -> 1\), loss.d \(2 -> 1\)"):
         check_resumable({**now, "data": {**now["data"], "out_channels": 2}}, tmp_path)
+    files = {**before, "data": {"path": "f.h5", "out_channels": 2}}  # data=from_file: null, the file's axes
+    write_yaml(files, tmp_path / "config_resolved.yaml")
+    check_resumable({**files, "loss": {**before["loss"], "d": None}, "data": {**files["data"], "spatial_dims": None}},
+                    tmp_path)
     write_yaml({**before, "loss": {**before["loss"]}, "data": {"problem": {"name": "darcy"}, "out_channels": 1}},
                tmp_path / "config_resolved.yaml")  # 2-D runs: the value they had
     check_resumable({**before, "data": {"problem": {"name": "darcy"}, "out_channels": 1, "spatial_dims": 2}}, tmp_path)
