@@ -216,10 +216,9 @@ def test_an_online_run_stopped_mid_epoch_goes_on_with_the_epochs_remaining_steps
 @pytest.mark.parametrize("accumulate", [1, 4])
 def test_sigterm_at_an_epochs_last_batch_without_its_validation_resumes_at_the_next_epoch(data_dir, tmp_path,
                                                                                           accumulate):
-    """Validating every other epoch, the `latest` checkpoint is written after validations; a SIGTERM at epoch 2's
-    last batch stops the run after that epoch's end, where RunCheckpoint writes it (the last batch steps, however
-    many it accumulates). The loader's workers draw their first indices before Lightning's counters move on: they
-    must still draw epoch 3's order."""
+    """Validating every other epoch, a SIGTERM at epoch 2's last batch stops the run after that epoch's end hooks,
+    where the `latest` checkpoint is written (the last batch steps, however many it accumulates). The loader's
+    workers draw their first indices before Lightning's counters move on: they must still draw epoch 3's order."""
     settings = [*PATHS["workers"], "+trainer.check_val_every_n_epoch=2", "trainer.max_epochs=4",
                 f"+trainer.accumulate_grad_batches={accumulate}"]
     reference, run = tmp_path / "reference", tmp_path / "run"
@@ -228,7 +227,7 @@ def test_sigterm_at_an_epochs_last_batch_without_its_validation_resumes_at_the_n
         train(composed(run, data_dir, *settings, *stop_at(2, BATCHES - 1, run)))
     left = checkpoint(run)
     steps = -(-BATCHES // accumulate)
-    assert (left["epoch"], left["global_step"]) == (3, 3 * steps)  # written after epoch 2 had completed
+    assert (left["epoch"], left["global_step"]) == (2, 3 * steps)  # written in epoch 2's end hooks
     train(composed(run, data_dir, *settings, *stop_at(2, BATCHES - 1, run)))
     assert_same_run(run, reference)
 
@@ -307,3 +306,25 @@ def test_a_run_whose_epoch_max_steps_cut_short_is_not_extended_past_it(straight,
     train(composed(run, data_dir, f"trainer.max_epochs={EPOCHS}", f"+trainer.max_steps={BATCHES}"))
     train(composed(run, data_dir, f"trainer.max_epochs={EPOCHS}"))
     assert_same_run(run, straight)
+
+
+def test_validating_within_epochs_a_run_stopped_in_a_validation_resumes_with_its_whole_history(data_dir, tmp_path):
+    """With validation twice an epoch, `latest` was written at each validation's end, before the epoch's end hooks:
+    the resumed run dropped the epoch's last validation row along with the rows it redoes. It is written after the
+    end hooks; a SIGTERM in the mid-epoch validation resumes from there."""
+    validation = ["+trainer.val_check_interval=0.5"]
+    reference, run = tmp_path / "reference", tmp_path / "run"
+    train(composed(reference, data_dir, f"trainer.max_epochs={EPOCHS}", *validation))
+    stopped_then_resumed(run, data_dir, *validation, *stop_at(1, 2, run))
+    assert_same_run(run, reference)
+
+
+def test_validating_every_other_epoch_the_latest_state_is_written_every_epoch(data_dir, tmp_path):
+    """`latest` was written only after validations: a run killed in an epoch without one restarted two epochs back."""
+    validation = ["+trainer.check_val_every_n_epoch=2"]
+    reference, run = tmp_path / "reference", tmp_path / "run"
+    train(composed(reference, data_dir, f"trainer.max_epochs={EPOCHS}", *validation))
+    train(composed(run, data_dir, "trainer.max_epochs=1", *validation))
+    assert checkpoint(run)["global_step"] == BATCHES
+    train(composed(run, data_dir, f"trainer.max_epochs={EPOCHS}", *validation))
+    assert_same_run(run, reference)

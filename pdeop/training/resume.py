@@ -29,7 +29,8 @@ log = logging.getLogger(__name__)
 RESUMABLE_CHANGES = (*RUN_SPECIFIC, "auto_resume", "test_after_fit", "leaderboard", "trainer.max_epochs",
                      "trainer.max_steps", "trainer.enable_progress_bar", "trainer.compile", "trainer.compile_options",
                      "trainer.matmul_precision", "trainer.plugins", "data.device_resident", "data.device_memory_share",
-                     "callbacks.latest.save_on_sigterm", "callbacks.sigterm_agreement", "callbacks.step_seed")
+                     "callbacks.latest.save_on_sigterm", "callbacks.latest.save_on_train_epoch_end",
+                     "callbacks.sigterm_agreement", "callbacks.step_seed")
 # Keys added to pdeop's configs since runs were made without them, each with the value that does what those runs
 # did: a run directory whose config lacks one is the same setting as a config holding that value.
 ADDED_KEYS = {"data.problem.scheme": "harmonic", "data.spatial_dims": 2}
