@@ -1,7 +1,8 @@
 """Callbacks that bring a SIGTERM (a scheduler's time limit, ``scancel``) to a chosen training batch, so that a test
 names the point mid-epoch where the run stops: a signal sent at an arbitrary moment lands wherever the run is.
 
-``SigtermAt`` sends it from the process itself; ``PauseAt`` waits there for one from outside.
+``SigtermAt`` sends it from the process itself; ``PauseAt`` waits there for one from outside; ``StopAt`` stops the
+fit there as ``trainer.max_time`` and early stopping do.
 """
 
 from __future__ import annotations
@@ -40,6 +41,13 @@ class SigtermAt(AtBatch):
 
     def act(self, trainer: pl.Trainer) -> None:
         os.kill(os.getpid(), signal.SIGTERM)
+
+
+class StopAt(AtBatch):
+    """Asks the fit to stop after the batch, as ``trainer.max_time`` and early stopping do."""
+
+    def act(self, trainer: pl.Trainer) -> None:
+        trainer.should_stop = True
 
 
 class PauseAt(AtBatch):

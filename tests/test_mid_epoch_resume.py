@@ -302,6 +302,11 @@ def test_a_run_whose_epoch_max_steps_cut_short_is_not_extended_past_it(straight,
     elsewhere = tmp_path / "elsewhere"  # ckpt_path= may (a fine-tuning start, say), and is told
     train(composed(elsewhere, data_dir, "trainer.max_epochs=3", f"ckpt_path={run / 'checkpoints' / 'last.ckpt'}"))
     assert "would skip the rest of that epoch" in caplog.text
+    run = tmp_path / "stopped"  # another stop mid-epoch (max_time, early stopping) is not refused: a requeued job
+    stop = [*stop_at(1, 2, run), "callbacks.sigterm._target_=stop_at.StopAt"]  # whose fit had ended tests
+    train(composed(run, data_dir, f"trainer.max_epochs={EPOCHS}", *stop))
+    assert checkpoint(run)["global_step"] == BATCHES + 3
+    train(composed(run, data_dir, f"trainer.max_epochs={EPOCHS}", *stop, "test_after_fit=true"))
     run = tmp_path / "whole"  # a max_steps at an epoch's end goes on
     train(composed(run, data_dir, f"trainer.max_epochs={EPOCHS}", f"+trainer.max_steps={BATCHES}"))
     train(composed(run, data_dir, f"trainer.max_epochs={EPOCHS}"))

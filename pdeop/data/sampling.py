@@ -47,8 +47,9 @@ def checkpoint_position(checkpoint: dict) -> tuple[int, int]:
 
 
 def cut_short(checkpoint: dict) -> tuple[int, int] | None:
-    """(epoch, batches taken) of the epoch ``checkpoint``'s run ended before its last batch (``trainer.max_steps``
-    reached: the epoch's end hooks ran); None otherwise. A run resumed from it goes on at the next epoch."""
+    """(epoch, batches taken) of the epoch ``checkpoint``'s run ended before its last batch (``trainer.max_steps``,
+    ``max_time`` or early stopping: the epoch's end hooks ran); None otherwise. A run resumed from it goes on at
+    the next epoch."""
     started, processed, completed, ready, is_last_batch = checkpoint_counters(checkpoint)
     return (completed, ready) if processed > completed and not is_last_batch else None
 

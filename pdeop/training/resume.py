@@ -151,7 +151,7 @@ def resume_of(checkpoint: dict, path: str, config: dict, key: str) -> Resume:
     """What a run needs of the checkpoint it continues from, once its model is known to be this run's."""
     check_same_model(checkpoint, config, path, key)
     return Resume(path, logging_step(checkpoint), checkpoint["state_dict"], checkpoint_position(checkpoint),
-                  saved_ranks(checkpoint), key, int(checkpoint.get("global_step", 0)), cut_short(checkpoint),
+                  saved_ranks(checkpoint), key, int(checkpoint.get("global_step", 0)), max_steps_cut(checkpoint),
                   epoch_order(checkpoint["pdeop_config"]) if "pdeop_config" in checkpoint else None)
 
 
@@ -249,6 +249,15 @@ def configured_world_size(trainer: dict) -> int | None:
     devices, nodes = trainer.get("devices", 1), trainer.get("num_nodes", 1)
     count = len(devices) if isinstance(devices, (list, tuple)) else devices
     return count * nodes if isinstance(count, int) and count > 0 and isinstance(nodes, int) else None
+
+
+def max_steps_cut(checkpoint: dict) -> tuple[int, int] | None:
+    """(epoch, batches taken) of the epoch ``trainer.max_steps`` ended mid-way in ``checkpoint``'s run; None for other
+    stops (``trainer.max_time``, early stopping: the same setting stops again at once)."""
+    limit = ((checkpoint.get("pdeop_config") or {}).get("trainer") or {}).get("max_steps")
+    if not isinstance(limit, int) or limit < 0 or checkpoint.get("global_step") != limit:
+        return None
+    return cut_short(checkpoint)
 
 
 def check_extends(resume: Resume | None, max_steps: int) -> None:
