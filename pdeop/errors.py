@@ -11,6 +11,7 @@ import functools
 import os
 import re
 import sys
+import traceback
 from typing import Callable, TypeVar
 
 from hydra._internal import utils as hydra_utils
@@ -37,6 +38,9 @@ class DataFileError(PdeopError):
 
 class NonFiniteLossError(PdeopError):
     """Training produced a NaN or infinite loss."""
+
+
+CRASHED_JOBS: list[str] = []  # jobs of this process's sweep that failed with an error that is not a user's
 
 
 class SweepJobFailed(Exception):
@@ -85,6 +89,9 @@ def report_user_errors(main: Callable[..., T]) -> Callable[..., T]:
         except Exception as exc:
             user_error = user_error_of(exc)
             if user_error is None:
+                if sweep_job():  # Hydra keeps it, and re-raises only the sweep's first failure: say it now
+                    CRASHED_JOBS.append(sweep_job().removesuffix(": "))
+                    traceback.print_exc()
                 raise
             job = sweep_job()
             print(f"pdeop error: {job}{user_error}", file=sys.stderr)
@@ -162,9 +169,10 @@ def report_composition_errors(main: Callable[..., T]) -> Callable[..., T]:
         try:
             return func()
         except SweepJobFailed as exc:  # the sweep ran every job; the first that failed on a user error ends it here
-            print(f"pdeop error: the sweep's jobs ran, and {exc} (each failed job printed its error above)",
-                  file=sys.stderr)
-            sys.exit(2)
+            crashed = f"; {', '.join(CRASHED_JOBS)} failed with the traceback printed above" if CRASHED_JOBS else ""
+            print(f"pdeop error: the sweep's jobs ran, and {exc} (each failed job printed its error above, or in "
+                  f"its log){crashed}", file=sys.stderr)
+            sys.exit(1 if CRASHED_JOBS else 2)
         except ConfigCompositionException as exc:
             error = None if os.environ.get("HYDRA_FULL_ERROR") == "1" else composition_error(exc)
             if error is None:

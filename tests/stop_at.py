@@ -50,6 +50,13 @@ class StopAt(AtBatch):
         trainer.should_stop = True
 
 
+class CrashAt(AtBatch):
+    """Fails as a bug would (not a user error)."""
+
+    def act(self, trainer: pl.Trainer) -> None:
+        raise RuntimeError("CrashAt: a failure of pdeop's or a library's")
+
+
 class PauseAt(AtBatch):
     """Waits (up to ``seconds``) for the SIGTERM that the test sends once ``marker`` exists."""
 

@@ -1,5 +1,7 @@
 """Bad input gets one readable message naming what was wrong, never just a traceback."""
 
+from pathlib import Path
+
 import entry
 import pytest
 import torch
@@ -251,21 +253,36 @@ def test_a_2d_model_given_1d_fields_is_refused_before_it_runs(model):
             model(torch.zeros(2, 2, 64))
 
 
-def test_a_sweep_job_stopped_by_a_user_error_leaves_the_other_jobs_running(data_dir, tmp_path):
+def test_a_sweep_job_stopped_by_a_user_error_leaves_the_other_jobs_running(data_dir, tmp_path, monkeypatch):
     """One learning rate of a sweep refused (or diverging: NonFiniteLossError is a user error too) exited the
     process and the jobs after it never ran; now each failed job prints its line, the others train, and the sweep
-    ends with status 2 naming the first failure."""
+    ends with status 2 naming the first failure. A job that fails as a bug would prints its traceback as it fails
+    (Hydra re-raises only the first failure) and makes the status 1."""
     sweep = tmp_path / "sweep"
-    result = run_entry(["train.py", "--multirun"], [*TINY_DATA, *TINY_FNO, "optim.lr=-1,1e-3", "trainer.max_epochs=1",
-                                                    "test_after_fit=false", f"hydra.sweep.dir={sweep}"],
+    common = [*TINY_DATA, *TINY_FNO, "trainer.max_epochs=1", "test_after_fit=false"]
+    result = run_entry(["train.py", "--multirun"], [*common, "optim.lr=-1,1e-3", f"hydra.sweep.dir={sweep}"],
                        tmp_path / "run", data_dir, check=False, own_process=True)
     assert result.returncode == 2, result.stderr[-3000:]
     errors = [line for line in result.stderr.splitlines() if line.startswith("pdeop error:")]
-    assert errors[0].startswith("pdeop error: job 0 (") and " optim.lr=-1 " in errors[0]
+    assert errors[0].startswith("pdeop error: job 0 (") and " optim.lr=-1)" in errors[0]
     assert errors[0].endswith("): optim.lr: expected a positive learning rate, got -1")
     assert errors[-1].startswith("pdeop error: the sweep's jobs ran, and job 0 (") and len(errors) == 2
     assert (sweep / "1" / "checkpoints" / "last.ckpt").is_file()  # the job after the failed one trained
     assert "Traceback" not in result.stderr
+
+    monkeypatch.setenv("PYTHONPATH", str(Path(__file__).parent))  # tests/stop_at.py
+    crash = ["+callbacks.crash._target_=stop_at.CrashAt", "+callbacks.crash.epoch=0", "+callbacks.crash.batch=0",
+             f"+callbacks.crash.marker={tmp_path / 'crashed'}"]  # once: job 1
+    sweep = tmp_path / "crashing"
+    result = run_entry(["train.py", "--multirun"], [*common, *crash, "optim.lr=-1,1e-3,2e-3",
+                                                    f"hydra.sweep.dir={sweep}"],
+                       tmp_path / "run", data_dir, check=False, own_process=True)
+    assert result.returncode == 1, result.stderr[-3000:]
+    assert "RuntimeError: CrashAt: a failure of pdeop's or a library's" in result.stderr
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("pdeop error: the sweep's jobs ran, and job 0 (") and "; job 1 (" in last
+    assert last.endswith("failed with the traceback printed above")
+    assert (sweep / "2" / "checkpoints" / "last.ckpt").is_file()
 
 
 def test_generating_data_that_is_not_generated_is_one_line(data_dir, tmp_path):
