@@ -333,3 +333,17 @@ def test_validating_every_other_epoch_the_latest_state_is_written_every_epoch(da
     assert checkpoint(run)["global_step"] == BATCHES
     train(composed(run, data_dir, f"trainer.max_epochs={EPOCHS}", *validation))
     assert_same_run(run, reference)
+
+
+def test_validating_within_epochs_a_crash_resumes_from_the_last_validation(data_dir, tmp_path):
+    """`latest` is also written after a validation within an epoch: a crash (out of memory, a lost node: no SIGTERM)
+    late in a long epoch resumes from there, with the uninterrupted run's weights and history."""
+    validation = ["+trainer.val_check_interval=0.5"]
+    reference, run = tmp_path / "reference", tmp_path / "run"
+    train(composed(reference, data_dir, f"trainer.max_epochs={EPOCHS}", *validation))
+    crash = [*stop_at(1, 4, run), "callbacks.sigterm._target_=stop_at.CrashAt"]
+    with pytest.raises(RuntimeError, match="CrashAt"):
+        train(composed(run, data_dir, f"trainer.max_epochs={EPOCHS}", *validation, *crash))
+    assert checkpoint(run)["global_step"] == BATCHES + 3  # after epoch 1's validation at its third batch
+    train(composed(run, data_dir, f"trainer.max_epochs={EPOCHS}", *validation, *crash))
+    assert_same_run(run, reference)

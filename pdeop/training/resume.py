@@ -14,6 +14,7 @@ from pdeop.config import FINETUNE_KEYS, RUN_SPECIFIC, flatten, without
 from pdeop.data.sampling import checkpoint_position, cut_short
 from pdeop.errors import ConfigError
 from pdeop.pretrained.checkpoint import CheckpointError, load_checkpoint, load_weights
+from pdeop.training.callbacks import NEXT_LOGGING_STEP
 from pdeop.training.checkpoint_io import set_aside
 from pdeop.training.epoch_mean import saved_ranks
 
@@ -30,6 +31,7 @@ RESUMABLE_CHANGES = (*RUN_SPECIFIC, "auto_resume", "test_after_fit", "leaderboar
                      "trainer.max_steps", "trainer.enable_progress_bar", "trainer.compile", "trainer.compile_options",
                      "trainer.matmul_precision", "trainer.plugins", "data.device_resident", "data.device_memory_share",
                      "callbacks.latest.save_on_sigterm", "callbacks.latest.save_on_train_epoch_end",
+                     "callbacks.latest.save_within_epochs",
                      "callbacks.sigterm_agreement", "callbacks.step_seed")
 # Keys added to pdeop's configs since runs were made without them, each with the value that does what those runs
 # did: a run directory whose config lacks one is the same setting as a config holding that value.
@@ -124,7 +126,10 @@ class Resume:
 
 
 def logging_step(checkpoint: dict) -> int:
-    """The step the resumed run logs next: Lightning's count of batches that stepped, its loggers' x axis."""
+    """The step the resumed run logs next: Lightning's count of batches that stepped, its loggers' x axis; as
+    ``RunCheckpoint`` recorded it (``NEXT_LOGGING_STEP``) where it did (a validation's rows are then kept)."""
+    if NEXT_LOGGING_STEP in checkpoint:
+        return int(checkpoint[NEXT_LOGGING_STEP])
     loop = checkpoint.get("loops", {}).get("fit_loop", {}).get("epoch_loop.state_dict", {})
     return int(loop.get("_batches_that_stepped", checkpoint.get("global_step", 0)))
 
