@@ -20,7 +20,7 @@ from pdeop.data.sampling import fit_position, training_sampler
 from pdeop.data.stream import StreamBatches
 from pdeop.training.callbacks import Throughput
 from pdeop.errors import ConfigError
-from pdeop.training.resume import Resume, check_goes_on_mid_epoch, configured_world_size
+from pdeop.training.resume import Resume, check_goes_on_mid_epoch, configured_world_size, epoch_order
 from pdeop.training.run import train
 from pdeop.training.step_seed import seed_generators, step_seed
 from test_device_path import checkpoint, composed, fake_trainer, learning_curve, tiny_datamodule
@@ -284,6 +284,13 @@ def test_a_checkpoint_written_mid_epoch_goes_on_only_where_the_epochs_rest_is_wh
     check_goes_on_mid_epoch(at_the_end, {"data": {"batch_size": 8}}, 2, sharded=True)
     drawn = Resume(str(last), 0, {}, position=(1, 3), ranks=1, order=order)  # each rank draws its own points
     check_goes_on_mid_epoch(drawn, {"data": {"batch_size": 12}}, 2, sharded=False)
+    for before, now in (({"n_train": None, "n_val": 4}, {"n_train": None, "n_val": 8}),  # from_file: the rest trains
+                        ({"steps_per_epoch": 100}, {"steps_per_epoch": 50})):  # physics-informed steps
+        cut = Resume(str(last), 0, {}, position=(1, 60), ranks=1, order=epoch_order({"data": before}))
+        with pytest.raises(ConfigError, match="the epoch's rest would hold other samples"):
+            check_goes_on_mid_epoch(cut, {"data": now}, 1, sharded=False)
+    generated = Resume(str(last), 0, {}, position=(1, 3), ranks=1, order=epoch_order({"data": {"n_train": 64}}))
+    check_goes_on_mid_epoch(generated, {"data": {"n_train": 64, "n_val": 8}}, 1, sharded=True)  # a set count
     assert configured_world_size({"devices": 4, "num_nodes": 2}) == 8
     assert configured_world_size({"devices": "auto", "num_nodes": 1}) is None
 

@@ -38,7 +38,10 @@ RESUMABLE_CHANGES = (*RUN_SPECIFIC, "auto_resume", "test_after_fit", "leaderboar
 ADDED_KEYS = {"data.problem.scheme": "harmonic", "data.spatial_dims": 2}
 # What decides which samples the rest of an epoch holds: a checkpoint written mid-epoch goes on only where they are
 # the checkpoint run's (and, for data sharded by rank, with as many processes).
-EPOCH_ORDER = ("data.batch_size", "data.shuffle_seed", "data.n_train", "data.train_subset", "data.task")
+EPOCH_ORDER = ("data.batch_size", "data.shuffle_seed", "data.n_train", "data.train_subset", "data.task",
+               "data.time_subsample", "data.steps_per_epoch", "data.stream.steps_per_epoch")
+# ... and where the training count is what the file leaves beside them (data=from_file with n_train: null)
+HELD_OUT = ("data.n_val", "data.n_test")
 
 
 def check_resumable(config: dict, output_dir: Path) -> None:
@@ -218,9 +221,12 @@ def resume_from(cfg: DictConfig, config: dict, output_dir: Path) -> Resume | Non
 
 
 def epoch_order(config: dict) -> dict:
-    """The settings of ``config`` that decide which samples an epoch's rest holds (``EPOCH_ORDER``), flattened."""
-    return {key: value for key, value in flatten(config).items()
-            if any(key == name or key.startswith(name + ".") for name in EPOCH_ORDER)}
+    """The settings of ``config`` that decide which samples an epoch's rest holds (``EPOCH_ORDER``, and ``HELD_OUT``
+    where ``data.n_train`` is null), flattened."""
+    flat = flatten(config)
+    names = EPOCH_ORDER + (HELD_OUT if "data.n_train" in flat and flat["data.n_train"] is None else ())
+    return {key: value for key, value in flat.items()
+            if any(key == name or key.startswith(name + ".") for name in names)}
 
 
 def check_goes_on_mid_epoch(resume: Resume | None, config: dict, world_size: int | None, sharded: bool) -> None:
