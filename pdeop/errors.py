@@ -87,13 +87,12 @@ def report_user_errors(main: Callable[..., T]) -> Callable[..., T]:
         try:
             return main(*args, **kwargs)
         except Exception as exc:
-            user_error = user_error_of(exc)
+            user_error, job = user_error_of(exc), sweep_job()
             if user_error is None:
-                if sweep_job():  # Hydra keeps it, and re-raises only the sweep's first failure: say it now
-                    CRASHED_JOBS.append(sweep_job().removesuffix(": "))
+                if job:  # Hydra keeps it, and re-raises only the sweep's first failure: say it now
+                    CRASHED_JOBS.append(job.removesuffix(": "))
                     traceback.print_exc()
                 raise
-            job = sweep_job()
             print(f"pdeop error: {job}{user_error}", file=sys.stderr)
             from pdeop.io import discard_unused_run_dir  # pdeop.io imports this module
 

@@ -375,7 +375,6 @@ class ScOT(nn.Module):
         self.image_size, self.patch_size, self.grid = image_size, patch_size, image_size // patch_size
         self.out_channels = out_channels
         self.use_conditioning = use_conditioning
-        self.takes_time = use_conditioning  # the lead time reaches the network only through the conditional norms
         self.learn_residual = learn_residual and use_conditioning  # as the reference: residual only when conditioned
         eps, cond, drop = layer_norm_eps, use_conditioning, hidden_dropout_prob
         attention_drop = attention_probs_dropout_prob
@@ -415,6 +414,11 @@ class ScOT(nn.Module):
         for block in self.residual_blocks[i]:
             x = x if isinstance(block, nn.Identity) else block(x, t)
         return x
+
+    @property
+    def takes_time(self) -> bool:
+        """Whether the lead time reaches the network: only through the conditional norms."""
+        return self.use_conditioning
 
     def forward(self, x: torch.Tensor, t: torch.Tensor | None = None) -> torch.Tensor:
         size = tuple(x.shape[-2:])

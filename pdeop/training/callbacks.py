@@ -24,6 +24,12 @@ from pdeop.evaluation.plots import plot_error_by_lead, plot_error_by_resolution,
 NEXT_LOGGING_STEP = "pdeop_next_logging_step"  # the checkpoint's entry for the step its run's loggers log next
 
 
+def validating_within_epoch(trainer: pl.Trainer) -> bool:
+    """Whether a fit is validating after a batch that is not its epoch's last (``trainer.val_check_interval``)."""
+    return (trainer.state.fn == "fit" and trainer.validating and not trainer.sanity_checking
+            and not trainer.fit_loop.epoch_loop.batch_progress.is_last_batch)
+
+
 class RunCheckpoint(ModelCheckpoint):
     """Lightning's ``ModelCheckpoint``, whose record of the checkpoints follows its run directory when that moves.
 
@@ -47,19 +53,15 @@ class RunCheckpoint(ModelCheckpoint):
         a resumed run would drop that validation's rows, which nothing logs again. (After a validation at an
         epoch's last batch the resumed run logs the epoch's end again, at that step: its rows are dropped.)"""
         steps = trainer.fit_loop.epoch_loop._batches_that_stepped
-        within = (trainer.state.fn == "fit" and trainer.validating
-                  and not trainer.fit_loop.epoch_loop.batch_progress.is_last_batch)
-        checkpoint[NEXT_LOGGING_STEP] = steps + 1 if within else steps
+        checkpoint[NEXT_LOGGING_STEP] = steps + 1 if validating_within_epoch(trainer) else steps
 
     def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         """With ``save_within_epochs``, also written at the end of a validation within an epoch
         (``trainer.val_check_interval``), where a run that saves at epochs' ends would not be, so that a crash late
         in a long epoch resumes from its last validation."""
         super().on_validation_end(trainer, pl_module)
-        within = (trainer.state.fn == "fit" and not trainer.sanity_checking
-                  and not trainer.fit_loop.epoch_loop.batch_progress.is_last_batch)
-        if (self.save_within_epochs and within and self._should_save_on_train_epoch_end(trainer)
-                and not self._should_skip_saving_checkpoint(trainer)):
+        if (self.save_within_epochs and validating_within_epoch(trainer)
+                and self._should_save_on_train_epoch_end(trainer) and not self._should_skip_saving_checkpoint(trainer)):
             self._save_checkpoint(trainer, self.format_checkpoint_name(self._monitor_candidates(trainer)))
 
     def on_exception(self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException) -> None:
