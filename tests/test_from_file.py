@@ -265,6 +265,10 @@ def test_the_losses_take_the_files_spatial_axes(tmp_path, spatial_dims):
     assert module.loss.d == 1
     prediction, target = torch.randn(2, 1, 16), torch.randn(2, 1, 16)
     assert torch.isfinite(module.loss(prediction, target))  # H1 over two axes failed on [B, 1, N]
+    # PDEBench's 1-D grids are periodic: H1's differences wrap around, so a shifted pair has the same error
+    assert datamodule.periodic and module.loss.periodic_in_x is True
+    shifted = module.loss(prediction.roll(5, dims=-1), target.roll(5, dims=-1))
+    torch.testing.assert_close(shifted, module.loss(prediction, target))
 
 
 def test_bad_file_is_one_line_at_the_entry_point(tmp_path):

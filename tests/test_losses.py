@@ -13,7 +13,7 @@ from pdeop.conf import CONF
 from pdeop.errors import ConfigError
 from pdeop.training.losses import FourierSobolevLoss
 from pdeop.training.operator_module import OperatorModule
-from pdeop.training.run import check_loss_dims
+from pdeop.training.run import check_loss_dims, data_given_loss_settings
 
 
 def test_zero_derivative_weight_is_relative_l2():
@@ -116,3 +116,25 @@ def test_a_loss_over_other_axes_than_the_datas_is_refused():
         check_loss_dims({**lp, "d": 2}, 1)
     check_loss_dims({**lp, "d": None}, 1)  # data.spatial_dims: null (from_file), the data's: built with d=1
     check_loss_dims({"_target_": "pdeop.training.losses.FourierSobolevLoss"}, 1)  # no d: it takes the target's
+
+
+@pytest.mark.parametrize(("data", "periodic"), [("darcy", False), ("navier_stokes", True), ("burgers", True)])
+def test_h1_differentiates_as_the_datas_grid_is_bounded_or_periodic(data, periodic):
+    """H1's finite differences wrap around a periodic grid (a field shifted across its edge has the same norm, as
+    on the torus) and are one-sided at a bounded grid's edge; H1 had them one-sided on every grid."""
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        cfg = compose("config", overrides=[f"data={data}", "loss=h1"])
+    datamodule = instantiate(cfg.data)
+    assert datamodule.periodic is periodic
+    dims = cfg.loss.d
+    settings = data_given_loss_settings(OmegaConf.to_container(cfg.loss, resolve=True), dims, datamodule.periodic)
+    assert settings == {"periodic_in_x": periodic, "periodic_in_y": periodic, "periodic_in_z": periodic}
+    criterion = instantiate(cfg.loss, **settings)
+    torch.manual_seed(0)
+    target = torch.randn(3, 1, *[16] * dims)
+    prediction = target + 0.3 * torch.randn_like(target)
+    axes = tuple(range(2, 2 + dims))
+    shifted = criterion(prediction.roll([5] * dims, dims=axes), target.roll([5] * dims, dims=axes))
+    assert torch.allclose(shifted, criterion(prediction, target)) is periodic
+    given = data_given_loss_settings({"d": 2, "periodic_in_x": False, "periodic_in_y": None}, 2, True)
+    assert given == {"periodic_in_y": True}  # a value set in the config is kept

@@ -73,6 +73,30 @@ def test_a_1d_run_from_before_spatial_dims_resumes_where_its_loss_is_the_same(tm
     check_resumable({**before, "data": {"problem": {"name": "darcy"}, "out_channels": 1, "spatial_dims": 2}}, tmp_path)
 
 
+def test_an_h1_run_from_before_periodic_grids_resumes_where_its_differences_are_the_same(tmp_path):
+    """H1 runs made when its finite differences were one-sided on every grid: a bounded grid's (Darcy) run goes on
+    with the differences following the data; a periodic grid's (Navier-Stokes) now wraps around: another loss."""
+    h1 = {"_target_": "neuralop.losses.H1Loss", "d": 2, "periodic_in_x": False, "periodic_in_y": False}
+    now_h1 = {**h1, "periodic_in_x": None, "periodic_in_y": None, "periodic_in_z": None}
+    for problem, periodic in (("pdeop.problems.Darcy", False), ("pdeop.problems.NavierStokes2D", True)):
+        before = {"seed": 0, "loss": h1, "data": {"problem": {"_target_": problem}, "spatial_dims": 2}}
+        write_yaml(before, tmp_path / "config_resolved.yaml")
+        now = {**before, "loss": now_h1}
+        if periodic:
+            with pytest.raises(ConfigError, match=r"loss.periodic_in_x \(False -> None\), loss.periodic_in_y"):
+                check_resumable(now, tmp_path)
+            check_resumable({**now, "loss": {**now_h1, "periodic_in_x": False, "periodic_in_y": False}}, tmp_path)
+        else:
+            check_resumable(now, tmp_path)
+    files = {"seed": 0, "loss": h1, "data": {"path": "f.h5", "periodic": False}}  # data=from_file, bounded
+    write_yaml(files, tmp_path / "config_resolved.yaml")
+    check_resumable({**files, "loss": now_h1}, tmp_path)
+    files["data"]["periodic"] = None  # the format's: not known before the file is open
+    write_yaml(files, tmp_path / "config_resolved.yaml")
+    with pytest.raises(ConfigError, match=r"setting \(loss.periodic_in_x \(False -> None\), loss.periodic_in_y"):
+        check_resumable({**files, "loss": now_h1}, tmp_path)
+
+
 def test_ckpt_path_of_another_setting_is_allowed_but_said(tmp_path, caplog):
     """``ckpt_path=`` may continue a run under another setting (new data, say), which auto_resume refuses; the
     differences are named in a warning rather than passed over."""

@@ -7,6 +7,7 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
+from hydra.utils import get_object
 from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.utilities.rank_zero import rank_zero_only
 
@@ -76,9 +77,35 @@ def setting_changes(trained: dict, config: dict) -> str:
         # 2-D files what null (the file's) gives
         before |= {key: now.get(key) for key in ("data.spatial_dims", "loss.d")}
     before |= {key: value for key, value in ADDED_KEYS.items() if key not in before and key in now}
+    before |= periodic_loss_as_before(before, now)
     changed = sorted(key for key in before.keys() | now.keys() if before.get(key) != now.get(key))
     shown = ", ".join(f"{key} ({before.get(key)!r} -> {now.get(key)!r})" for key in changed[:4])
     return shown + (f" and {len(changed) - 4} more" if len(changed) > 4 else "")
+
+
+def periodic_loss_as_before(before: dict, now: dict) -> dict:
+    """H1's ``loss.periodic_in_x/y/z`` null (the data's grid) in ``now`` where the run's fixed values are what the
+    data's grid gives: runs made when they were false for every grid go on where the grid is bounded (Darcy). A
+    missing ``periodic_in_z`` (added later) was unused by those runs' 1-D and 2-D losses."""
+    periodic = configured_periodic(now)
+    same = {}
+    for key in ("loss.periodic_in_x", "loss.periodic_in_y", "loss.periodic_in_z"):
+        if key in now and now[key] is None and (key not in before if key.endswith("_z") else
+                                                periodic is not None and before.get(key) == periodic):
+            same[key] = None
+    return same
+
+
+def configured_periodic(flat: dict) -> bool | None:
+    """Whether a flattened config's data grid is periodic, as far as the config tells: the generated problem's
+    boundary, or data=from_file's ``data.periodic`` (None: the format's, known once the file is open)."""
+    problem = flat.get("data.problem._target_")
+    if isinstance(problem, str):
+        try:
+            return getattr(get_object(problem), "boundary", "dirichlet") == "periodic"
+        except Exception:  # noqa: BLE001 -- check_config names a target that cannot be imported
+            return None
+    return flat.get("data.periodic")
 
 
 def run_relative(value, output_dir: str | None):

@@ -80,11 +80,10 @@ def build_module(cfg: DictConfig, datamodule, config: dict) -> OperatorModule:
                           f"{config['model']['_target_']} does not take (as configured); use a time-conditioned "
                           f"model (model=scot with model.use_conditioning=true) or data/task=final")
     dims = datamodule.preflight_inputs[0].ndim - 2
-    follows_data = config["loss"].get("d", 0) is None  # data.spatial_dims: null, the file's
     check_loss_dims(config["loss"], dims)
     return OperatorModule(
         model=model,
-        loss=instantiate(cfg.loss, d=dims) if follows_data else instantiate(cfg.loss),
+        loss=instantiate(cfg.loss, **data_given_loss_settings(config["loss"], dims, datamodule.periodic)),
         optimizer=instantiate(cfg.optim),
         scheduler=instantiate(cfg.scheduler.fn) if cfg.scheduler else None,
         scheduler_interval=cfg.scheduler.interval if cfg.scheduler else "epoch",
@@ -95,6 +94,19 @@ def build_module(cfg: DictConfig, datamodule, config: dict) -> OperatorModule:
         rollout=datamodule.task if isinstance(datamodule.task, Window) else None,
         param_lr=config["model"].get("param_lr"),
     )
+
+
+# The loss settings a loss config may leave null to take the data's: its spatial axes (``loss.d``, null where
+# data.spatial_dims is: the file's) and whether its grid wraps around (H1's finite differences).
+PERIODIC_LOSS_KEYS = ("periodic_in_x", "periodic_in_y", "periodic_in_z")
+
+
+def data_given_loss_settings(loss: dict, dims: int, periodic: bool) -> dict:
+    """The values of the loss's null settings that follow the data: ``d`` (its spatial axes) and H1's
+    ``periodic_in_x/y/z`` (central differences wrapping around a periodic grid, one-sided at a bounded one's
+    edge); settings given a value keep it."""
+    data = {"d": dims} | dict.fromkeys(PERIODIC_LOSS_KEYS, periodic)
+    return {key: value for key, value in data.items() if key in loss and loss[key] is None}
 
 
 def check_loss_dims(loss: dict, dims: int) -> None:
