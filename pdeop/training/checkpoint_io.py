@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import io
+import logging
 import os
 import threading
 import uuid
@@ -29,6 +30,8 @@ from pytorch_lightning.plugins.io import AsyncCheckpointIO
 
 from pdeop.data.datamodule import upgrade_checkpoint
 from pdeop.io import UnwritablePathError
+
+log = logging.getLogger(__name__)
 
 
 def temporary_beside(path: Path) -> Path:
@@ -138,6 +141,25 @@ def sync_directory(directory: Path) -> None:
             os.fsync(fd)
         finally:
             os.close(fd)
+
+
+def set_aside_files(folder: Path, held: str) -> Path | None:
+    """Move the files directly in ``folder`` into a new ``folder/previous-<n>/`` with a warning saying what they
+    were (``held``: "history", "checkpoints"); the new folder, or None where there were none. Nothing is deleted: a
+    run starting afresh in a used directory neither overwrites nor mixes with the earlier run's files."""
+    files = [p for p in folder.iterdir() if p.is_file()] if folder.is_dir() else []
+    if not files:
+        return None
+    n = 1
+    while (folder / f"previous-{n}").exists():
+        n += 1
+    aside = folder / f"previous-{n}"
+    aside.mkdir()
+    for path in files:
+        os.replace(path, aside / path.name)
+    log.warning("%s held the %s of an earlier run; this run starts afresh and the old files are in %s",
+                folder, held, aside)
+    return aside
 
 
 def set_aside(path: Path, label: str) -> Path:

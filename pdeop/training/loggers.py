@@ -28,7 +28,7 @@ from pytorch_lightning.loggers.csv_logs import ExperimentWriter
 from pytorch_lightning.loggers.logger import rank_zero_experiment
 
 from pdeop.errors import ConfigError
-from pdeop.training.checkpoint_io import temporary_beside
+from pdeop.training.checkpoint_io import set_aside_files, temporary_beside
 
 log = logging.getLogger(__name__)
 
@@ -47,23 +47,6 @@ class ContinuesHistory:
     def continue_from(self, step: int | None) -> None:
         """``step``: the first logging step the resumed run will log again; ``None``: a fresh run."""
         self.resume_step = step
-
-
-def set_aside_history(log_dir: Path) -> Path | None:
-    """Move the files directly in ``log_dir`` into a new ``log_dir/previous-<n>/``; the folder, or None if none."""
-    files = [p for p in log_dir.iterdir() if p.is_file()] if log_dir.is_dir() else []
-    if not files:
-        return None
-    n = 1
-    while (log_dir / f"previous-{n}").exists():
-        n += 1
-    folder = log_dir / f"previous-{n}"
-    folder.mkdir()
-    for path in files:
-        os.replace(path, folder / path.name)
-    log.warning("%s held the history of an earlier run; this run starts a new one and the old files are in %s",
-                log_dir, folder)
-    return folder
 
 
 def write_text(path: Path, text: str) -> None:
@@ -114,7 +97,7 @@ class HistoryWriter(ExperimentWriter):
     def _check_log_dir_exists(self) -> None:
         path = Path(self.metrics_file_path)
         if self.resume_step is None:
-            set_aside_history(Path(self.log_dir))
+            set_aside_files(Path(self.log_dir), "history")
         elif path.is_file():
             reader = csv.DictReader(io.StringIO(complete_lines(path)))
             rows = [row for row in reader if logged_before(row, self.resume_step)]
@@ -165,7 +148,7 @@ class TensorBoardHistoryLogger(ContinuesHistory, TensorBoardLogger):
     def experiment(self):
         if self._experiment is None:
             if self.resume_step is None:
-                set_aside_history(Path(self.log_dir))
+                set_aside_files(Path(self.log_dir), "history")
             else:
                 self._kwargs["purge_step"] = self.resume_step
         return super().experiment

@@ -14,6 +14,7 @@ import pytorch_lightning as pl
 import torch
 from hydra.utils import get_object, instantiate
 from omegaconf import DictConfig, OmegaConf
+from pytorch_lightning.utilities.rank_zero import rank_zero_only
 
 from pdeop.config import check_config, describe, matches
 from pdeop.data.collocation import CollocationDataModule
@@ -23,6 +24,7 @@ from pdeop.errors import ConfigError
 from pdeop.io import atomic_path, writable_directory
 from pdeop.provenance import git_commit, hardware
 from pdeop.training.acceleration import Acceleration, accelerate, lightning_trainer, reported_compile_failures
+from pdeop.training.checkpoint_io import set_aside_files
 from pdeop.training.finetune import build_model
 from pdeop.training.loggers import ContinuesHistory
 from pdeop.training.losses import is_residual_loss, operator_loss_expected
@@ -257,6 +259,8 @@ def train(cfg: DictConfig) -> dict[str, float]:
     check_goes_on_mid_epoch(resume, config, configured_world_size(config["trainer"]), sharded)
     if resume is not None and cfg.ckpt_path is None:
         quiet_resumed_folder()
+    if resume is None and rank_zero_only.rank == 0:  # afresh: an earlier run's checkpoints are kept, not overwritten
+        set_aside_files(output_dir / "checkpoints", "checkpoints")
     write_yaml(config, output_dir / "config_resolved.yaml")
 
     pl.seed_everything(cfg.seed, workers=True, verbose=False)

@@ -367,16 +367,26 @@ def test_tensorboard_and_wandb_history_survive_a_kill(data_dir, tmp_path, observ
 
 
 @pytest.mark.fault("a used run directory started again with auto_resume=false",
-                   "a new history, the old metrics.csv moved to csv/previous-1/ with a warning, nothing deleted")
+                   "a new history and new checkpoints: the old metrics.csv moved to csv/previous-1/ and the old "
+                   "checkpoints to checkpoints/previous-1/, each with a warning, nothing deleted or overwritten")
 def test_fresh_start_keeps_the_old_history(data_dir, tmp_path, observed):
     run_dir = tmp_path / "run"
-    prepare(run_dir, data_dir, epochs=1)
+    prepare(run_dir, data_dir, epochs=2)
     old = (run_dir / "csv" / "metrics.csv").read_text()
+    saved = {p.name: p.read_bytes() for p in (run_dir / "checkpoints").glob("*.ckpt")}
     result = succeeded(run(command(run_dir, "auto_resume=false", epochs=1), data_dir))
     assert (run_dir / "csv" / "previous-1" / "metrics.csv").read_text() == old
     assert "previous-1" in output(result) and "resuming from" not in output(result)
     assert sorted({epoch for _, epoch in per_epoch(run_dir)}) == [0]
-    observed("old history in csv/previous-1/metrics.csv, warning printed, new metrics.csv holds epoch 0 once")
+    # the earlier run's last.ckpt was overwritten, and its best checkpoint lay beside the new run's (or under its name)
+    kept = {p.name: p.read_bytes() for p in (run_dir / "checkpoints" / "previous-1").glob("*.ckpt")}
+    assert kept == saved and len(kept) == 2, sorted(kept)
+    now = sorted(p.name for p in (run_dir / "checkpoints").glob("*.ckpt"))
+    assert now == ["best-000.ckpt", "last.ckpt"], now
+    assert torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=True)["epoch"] == 0
+    observed(f"old history in csv/previous-1/metrics.csv and the old {', '.join(sorted(kept))} in "
+             f"checkpoints/previous-1/, warnings printed; new metrics.csv holds epoch 0 once, checkpoints/ "
+             f"{', '.join(now)}")
 
 
 @pytest.mark.fault("hydra.run.dir a read-only directory (Hydra's own .hydra/ and train.log off)",
