@@ -256,3 +256,20 @@ def test_a_checkpoint_record_keeps_another_runs_files_but_not_ones_lightning_wou
         kept = confined(hostile, str(ours), keys)
     assert kept["best_model_path"] == kept["kth_best_model_path"] == ""
     assert kept["best_k_models"] == {str(ours / "best-001.ckpt"): 3}
+
+
+def test_auto_resume_takes_the_furthest_trained_checkpoint_whatever_the_files_times(tmp_path):
+    """A run folder copied without its files' times (cp -r) can hold an early best checkpoint newer on disk than
+    last.ckpt; ordered by time, auto_resume took it and the training since was lost."""
+    from pdeop.training.resume import newest_first
+
+    def save(name: str, step: int, age_s: int) -> None:
+        torch.save({"global_step": step, "state_dict": {"w": torch.zeros(2)}}, tmp_path / name)
+        os.utime(tmp_path / name, ns=(0, (2_000_000_000 - age_s) * 10**9))
+
+    save("last.ckpt", 40, age_s=100)
+    save("best-001.ckpt", 20, age_s=0)  # copied last
+    save("best-003.ckpt", 40, age_s=0)  # the same state as last.ckpt, written at the epoch's validation
+    assert [p.name for p in newest_first(tmp_path)] == ["last.ckpt", "best-003.ckpt", "best-001.ckpt"]
+    (tmp_path / "last.prev.ckpt").write_bytes((tmp_path / "last.ckpt").read_bytes()[:100])  # cut short
+    assert newest_first(tmp_path)[0].name == "last.prev.ckpt"  # tried first, to be set aside as damaged

@@ -7,6 +7,7 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
+import torch
 from hydra.utils import get_object
 from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.utilities.rank_zero import rank_zero_only
@@ -191,8 +192,27 @@ def resume_of(checkpoint: dict, path: str, config: dict, key: str) -> Resume:
 
 
 def newest_first(folder: Path) -> list[Path]:
-    """The checkpoints in ``folder``, the most recently written first (``last.ckpt`` first among equals)."""
-    return sorted(folder.glob("*.ckpt"), key=lambda p: (p.stat().st_mtime_ns, p.name == "last.ckpt"), reverse=True)
+    """The checkpoints in ``folder``, the furthest trained first: by the optimiser steps each records, then
+    ``last.ckpt`` among equals (written after the epoch's end hooks), then the most recently written.
+
+    The times alone misorder a run folder copied without them (``cp -r``, most uploads): an early best checkpoint
+    copied last would be resumed and the training since lost. One whose step cannot be read comes first, so that
+    ``newest_readable`` tries it and sets it aside as damaged rather than passing over it in silence.
+    """
+    def progress(path: Path) -> tuple:
+        step = recorded_step(path)
+        return step is None, step or 0, path.name == "last.ckpt", path.stat().st_mtime_ns
+
+    return sorted(folder.glob("*.ckpt"), key=progress, reverse=True)
+
+
+def recorded_step(path: Path) -> int | None:
+    """The optimiser steps (Lightning's ``global_step``) a checkpoint records, read without its tensors (memory
+    mapped); None where it cannot be read."""
+    try:
+        return int(torch.load(path, map_location="cpu", weights_only=True, mmap=True)["global_step"])
+    except Exception:  # noqa: BLE001 -- damaged, not a zip checkpoint, no step: newest_readable's load says which
+        return None
 
 
 def newest_readable(config: dict, folder: Path) -> Resume | None:

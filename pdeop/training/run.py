@@ -260,7 +260,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
     if resume is not None and cfg.ckpt_path is None:
         quiet_resumed_folder()
     if resume is None and rank_zero_only.rank == 0:  # afresh: an earlier run's checkpoints are kept, not overwritten
-        set_aside_files(output_dir / "checkpoints", "checkpoints")
+        set_aside_files(output_dir / "checkpoints", "checkpoints", "*.ckpt")  # damaged ones stay as *.broken
     write_yaml(config, output_dir / "config_resolved.yaml")
 
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
