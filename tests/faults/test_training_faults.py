@@ -340,6 +340,24 @@ def test_moved_run_directory_resumes(reference, data_dir, tmp_path, observed):
              f"weights identical")
 
 
+@pytest.mark.fault("a 2-epoch run directory copied by cp -r (new file times, epoch 0's best checkpoint the newest), "
+                   "then trained to 3 epochs there",
+                   "resumes from last.ckpt (the furthest-trained checkpoint, not the newest file) and ends as an "
+                   "uninterrupted run")
+def test_copied_run_directory_resumes_its_furthest_checkpoint(reference, data_dir, tmp_path, observed):
+    first, copied = tmp_path / "first", tmp_path / "copied"
+    keep_all = "callbacks.checkpoint.save_top_k=-1"  # every epoch's best-*.ckpt kept: an early one lies beside last
+    prepare(first, data_dir, keep_all, epochs=EPOCHS - 1)
+    subprocess.run(["cp", "-r", str(first), str(copied)], check=True)
+    early = copied / "checkpoints" / "best-000.ckpt"
+    os.utime(early, (time.time() + 60, time.time() + 60))  # copied last
+    result = succeeded(run(command(copied, keep_all), data_dir))
+    resumed = next(line for line in output(result).splitlines() if "resuming from" in line)
+    assert resumed.endswith("last.ckpt (auto_resume)"), resumed
+    assert_continues_reference(copied, reference)
+    observed(f"{resumed.split('] - ')[-1].replace(str(tmp_path), '<tmp>')}; exit 0, weights identical")
+
+
 @pytest.mark.fault("kill -9 with TensorBoard and wandb (offline) logging too, then the same command again",
                    "TensorBoard shows every step once (purge_step at the resumed step), wandb continues the same "
                    "run id")
