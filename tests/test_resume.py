@@ -273,3 +273,22 @@ def test_auto_resume_takes_the_furthest_trained_checkpoint_whatever_the_files_ti
     assert [p.name for p in newest_first(tmp_path)] == ["last.ckpt", "best-003.ckpt", "best-001.ckpt"]
     (tmp_path / "last.prev.ckpt").write_bytes((tmp_path / "last.ckpt").read_bytes()[:100])  # cut short
     assert newest_first(tmp_path)[0].name == "last.prev.ckpt"  # tried first, to be set aside as damaged
+
+
+def test_one_training_run_holds_a_run_directory_at_a_time(tmp_path):
+    """The lock's holder is named to the refused run; released (and its file removed) however the block ends."""
+    import socket
+
+    from pdeop.training.run_lock import LOCK_NAME, RunDirectoryInUse, training_lock
+
+    with training_lock(tmp_path):
+        assert f"pid {os.getpid()} on {socket.gethostname()}" in (tmp_path / LOCK_NAME).read_text()
+        with pytest.raises(RunDirectoryInUse, match=rf"hydra.run.dir: '{tmp_path}' is in use by another training run "
+                                                     rf"\(pid {os.getpid()} on .*\); wait for it to end"):
+            with training_lock(tmp_path):
+                pass
+    assert not (tmp_path / LOCK_NAME).exists()
+    with pytest.raises(RuntimeError), training_lock(tmp_path):
+        raise RuntimeError("a run that failed")
+    with training_lock(tmp_path):  # free again
+        pass

@@ -45,6 +45,7 @@ from pdeop.training.resume import (
     configured_world_size,
     resume_from,
 )
+from pdeop.training.run_lock import training_lock
 
 log = logging.getLogger(__name__)
 
@@ -253,6 +254,12 @@ def train(cfg: DictConfig) -> dict[str, float]:
     check_settings(config)
     check_config(config)
     output_dir = writable_directory(cfg.paths.output_dir, "hydra.run.dir=<dir>")
+    with training_lock(output_dir):  # one run at a time in the folder, from before it reads its checkpoints
+        return train_in(cfg, config, output_dir)
+
+
+def train_in(cfg: DictConfig, config: dict, output_dir: Path) -> dict[str, float]:
+    """``train``'s work once the config is checked, in the run directory ``output_dir`` this process holds."""
     resume = resume_from(cfg, config, output_dir)  # before this run's config replaces the last one's
     check_extends(resume, config["trainer"].get("max_steps", -1))
     sharded = not is_residual_problem(config["data"].get("_target_")) and not config["data"].get("online")

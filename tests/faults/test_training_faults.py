@@ -407,6 +407,40 @@ def test_fresh_start_keeps_the_old_history(data_dir, tmp_path, observed):
              f"{', '.join(now)}")
 
 
+@pytest.mark.fault("train.py started a second time in a run directory while the first trains there (held after "
+                   "a batch), then the first killed with kill -9 and the command run again",
+                   "the second exits 2 at once with one line naming the folder and the first's pid, writing nothing; "
+                   "after the kill the command trains (exit 0) and leaves no lock file")
+def test_a_second_run_in_a_used_directory_is_refused_while_the_first_trains(data_dir, tmp_path, observed):
+    run_dir, held = tmp_path / "run", tmp_path / "held-at-batch"
+    hold = ["+callbacks.hold._target_=stop_at.PauseAt", "+callbacks.hold.epoch=0", "+callbacks.hold.batch=1",
+            f"+callbacks.hold.marker={held}"]
+    env = stop_at_env(data_dir)
+    first = start(command(run_dir, *hold, epochs=1), env)
+    try:
+        deadline = time.monotonic() + 300
+        while not held.exists() and first.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert held.exists(), first.communicate()[1][-3000:]
+        def runs_files() -> dict[str, bytes]:  # what the runs write (Hydra's own .hydra/ and log are Hydra's)
+            return {str(p.relative_to(run_dir)): p.read_bytes() for folder in ("csv", "checkpoints", ".")
+                    for p in (run_dir / folder).glob("*") if p.is_file() and not p.name.endswith(".log")}
+
+        before = runs_files()
+        second = run_command(command(run_dir, *hold, epochs=1), 120, env=env)
+        assert second.returncode == 2, second.stderr[-3000:]
+        line = pdeop_error_line(second.stderr)
+        assert f"'{run_dir}' is in use by another training run (pid {first.pid} on " in line, line
+        assert runs_files() == before  # neither its config, its history nor its checkpoints touched
+    finally:
+        os.killpg(first.pid, signal.SIGKILL)
+        first.communicate()
+    third = succeeded(run_command(command(run_dir, *hold, epochs=1), 300, env=env))
+    assert not (run_dir / ".pdeop-run.lock").exists()
+    observed(f"second run: exit 2: {line.replace(str(tmp_path), '<tmp>')}; after kill -9 of the first, the command "
+             f"ran (exit {third.returncode}), no lock file left")
+
+
 @pytest.mark.fault("hydra.run.dir a read-only directory (Hydra's own .hydra/ and train.log off)",
                    "exit 2, one pdeop error line naming the directory and hydra.run.dir")
 def test_read_only_run_directory_is_one_line(data_dir, tmp_path, observed):
