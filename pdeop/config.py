@@ -112,6 +112,17 @@ def matches(value: Any, annotation: Any) -> bool:
     return True
 
 
+def check_settings(config: dict, settings: type) -> None:
+    """The plain top-level keys of an entry point's config against the annotations of the dataclass ``settings``:
+    each present and of its type, one error naming the first that is not (``overwrite=no`` is a string, not
+    false)."""
+    for name, expected in typing.get_type_hints(settings).items():
+        if name not in config:
+            raise ConfigError(f"{name}: missing from the config")
+        if not matches(config[name], expected):
+            raise ConfigError(f"{name}: expected {describe(expected)}, got {config[name]!r}")
+
+
 def describe(annotation: Any) -> str:
     """``annotation`` as a message shows it, without the tensor arm a config value cannot take."""
     if typing.get_origin(annotation) in (Union, types.UnionType):

@@ -5,18 +5,32 @@ from __future__ import annotations
 
 import gzip
 import tarfile
+from dataclasses import dataclass
 from pathlib import Path
 
 import hydra
 from omegaconf import DictConfig
 
 from pdeop.conf import CONFIG_PATH
+from pdeop.config import check_settings
 from pdeop.errors import report_composition_errors, report_user_errors
 from pdeop.io import atomic_path, stops_cleanly
 from pdeop.pretrained.bundle import FILES, MANIFEST, replaceable, write_bundle
 from pdeop.pretrained.card import model_card
 from pdeop.pretrained.checkpoint import CheckpointError, load_checkpoint
 from pdeop.pretrained.load import load_source, resolve
+
+
+@dataclass
+class ExportSettings:
+    """The keys of ``pdeop/conf/export.yaml``, typed: ``overwrite=no`` is a string, which is not false."""
+
+    ckpt: str
+    out: str
+    name: str | None
+    description: str
+    archive: bool
+    overwrite: bool
 
 
 def archive_path(bundle: Path) -> Path:
@@ -42,6 +56,8 @@ def write_archive(bundle: Path) -> Path:
 def export(ckpt: str, out: str | Path, name: str | None = None, description: str = "", archive: bool = True,
            overwrite: bool = False) -> str:
     """Write the model ``ckpt`` refers to as a bundle at ``out`` (and ``<out>.tar.gz``); returns the bundle digest."""
+    if str(out).strip() in ("", "."):
+        raise CheckpointError("out: no bundle directory given; name the folder to write")
     out = Path(out)
     if out.exists() or out.is_symlink():  # refused before the model is loaded
         replaceable(out, overwrite)
@@ -70,6 +86,7 @@ def export(ckpt: str, out: str | Path, name: str | None = None, description: str
 @stops_cleanly
 def main(cfg: DictConfig) -> None:
     """Export the model ``cfg.ckpt`` names as the bundle ``cfg.out``."""
+    check_settings({name: cfg[name] for name in ExportSettings.__dataclass_fields__}, ExportSettings)
     export(cfg.ckpt, cfg.out, cfg.name, cfg.description, cfg.archive, cfg.overwrite)
 
 

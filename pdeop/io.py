@@ -50,13 +50,22 @@ def writable_directory(path: str | Path, moved_by: str) -> Path:
     return path
 
 
-def writable_file(path: str | Path, key: str) -> Path:
+def writable_file(path: str | Path, key: str, earlier: Callable[[Path], bool] | None = None, what: str = "") -> Path:
     """Prove, before the work that produces it, that the file at ``path`` (the value of ``key``) can be written
-    through ``atomic_path``: its folder writable, no folder in its place, its temporary's name not too long."""
+    through ``atomic_path``: its folder writable, no folder in its place, its temporary's name not too long.
+
+    With ``earlier`` (whether a file is an earlier output of this kind, ``what``), an existing file there is replaced
+    only if it is one: a checkpoint, a dataset or any other file named by mistake is refused, not lost.
+    """
     path = Path(path)
+    if str(path) in ("", "."):
+        raise UnwritablePathError(f"{key}: no file given; name the file to write")
     writable_directory(path.parent, f"{key}=")
     if path.is_dir():
         raise UnwritablePathError(f"{key}: '{path}' is a directory; give the file to write")
+    if earlier is not None and path.exists() and not earlier(path):
+        raise UnwritablePathError(f"{key}: '{path}' exists and is not an earlier {what}, which alone is replaced; "
+                                  f"choose another {key}, or move that file away")
     limit = name_limit(path.parent) - TEMPORARY_AFFIX
     if len(os.fsencode(path.name)) > limit:
         raise UnwritablePathError(f"{key}: the file name '{path.name[:40]}...' is {len(os.fsencode(path.name))} "

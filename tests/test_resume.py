@@ -91,6 +91,12 @@ def test_an_h1_run_from_before_periodic_grids_resumes_where_its_differences_are_
     files = {"seed": 0, "loss": h1, "data": {"path": "f.h5", "periodic": False}}  # data=from_file, bounded
     write_yaml(files, tmp_path / "config_resolved.yaml")
     check_resumable({**files, "loss": now_h1}, tmp_path)
+    cube = {"seed": 0, "loss": {**h1, "d": 3}, "data": {"path": "f.h5", "periodic": False}}  # 3-D, bounded
+    write_yaml(cube, tmp_path / "config_resolved.yaml")  # periodic_in_z absent: neuraloperator's default, true
+    with pytest.raises(ConfigError, match=r"loss.periodic_in_z \(True -> None\).*loss.periodic_in_x=false "
+                                          r"loss.periodic_in_y=false keep the run's one-sided H1 differences"):
+        check_resumable({**cube, "loss": {**now_h1, "d": 3}}, tmp_path)
+    check_resumable({**cube, "loss": {**now_h1, "d": 3, "periodic_in_z": True}}, tmp_path)
     files["data"]["periodic"] = None  # the format's: not known before the file is open
     write_yaml(files, tmp_path / "config_resolved.yaml")
     with pytest.raises(ConfigError, match=r"setting \(loss.periodic_in_x \(False -> None\), loss.periodic_in_y"):
@@ -273,22 +279,36 @@ def test_auto_resume_takes_the_furthest_trained_checkpoint_whatever_the_files_ti
     assert [p.name for p in newest_first(tmp_path)] == ["last.ckpt", "best-003.ckpt", "best-001.ckpt"]
     (tmp_path / "last.prev.ckpt").write_bytes((tmp_path / "last.ckpt").read_bytes()[:100])  # cut short
     assert newest_first(tmp_path)[0].name == "last.prev.ckpt"  # tried first, to be set aside as damaged
+    (tmp_path / "last.prev.ckpt").unlink()
+    torch.save({"global_step": 60, "state_dict": {}}, tmp_path / "best-009.ckpt", _use_new_zipfile_serialization=False)
+    assert newest_first(tmp_path)[0].name == "best-009.ckpt"  # a legacy pickle's step is read too (not memory mapped)
 
 
 def test_one_training_run_holds_a_run_directory_at_a_time(tmp_path):
-    """The lock's holder is named to the refused run; released (and its file removed) however the block ends."""
+    """The lock's holder is named to the refused run; released (and its file removed) however the block ends; a
+    process that holds it (Hydra's callback took it) goes on."""
+    import fcntl
     import socket
 
-    from pdeop.training.run_lock import LOCK_NAME, RunDirectoryInUse, training_lock
+    from pdeop.training.run_lock import LOCK_NAME, RunDirectoryInUse, acquire, training_lock
 
     with training_lock(tmp_path):
         assert f"pid {os.getpid()} on {socket.gethostname()}" in (tmp_path / LOCK_NAME).read_text()
+        with training_lock(tmp_path):  # held by this process already: no second lock
+            pass
+        assert (tmp_path / LOCK_NAME).exists()
+    assert not (tmp_path / LOCK_NAME).exists()
+    other = acquire(tmp_path / LOCK_NAME)  # another holder: a lock on its own open file, as another process has
+    try:
         with pytest.raises(RunDirectoryInUse, match=rf"hydra.run.dir: '{tmp_path}' is in use by another training run "
                                                      rf"\(pid {os.getpid()} on .*\); wait for it to end"):
             with training_lock(tmp_path):
                 pass
-    assert not (tmp_path / LOCK_NAME).exists()
+    finally:
+        fcntl.flock(other, fcntl.LOCK_UN)
+        os.close(other)
     with pytest.raises(RuntimeError), training_lock(tmp_path):
         raise RuntimeError("a run that failed")
+    assert not (tmp_path / LOCK_NAME).exists()
     with training_lock(tmp_path):  # free again
         pass

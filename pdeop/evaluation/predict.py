@@ -13,6 +13,7 @@ import json
 from pathlib import Path
 
 import h5netcdf
+import h5py
 import numpy as np
 import torch
 
@@ -20,6 +21,15 @@ import pdeop
 from pdeop.data.store import FieldSet
 from pdeop.inference import TrainedOperator
 from pdeop.io import atomic_path
+
+
+def is_predictions(path: Path) -> bool:
+    """Whether ``path`` is a predictions file ``write_predictions`` wrote (an HDF5 file with its attributes)."""
+    try:
+        with h5py.File(path, "r") as f:
+            return {"checkpoint", "pdeop_version", "error"} <= set(f.attrs)
+    except Exception:  # noqa: BLE001 -- not HDF5, unreadable, damaged: not one
+        return False
 
 
 def write_predictions(module: TrainedOperator, fields: FieldSet, out: str | Path, input_names: list[str],

@@ -4,21 +4,70 @@ from __future__ import annotations
 
 import copy
 import json
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from pdeop.config import check_config
+from pdeop.config import check_config, check_settings
 from pdeop.data.store import FieldSet
 from pdeop.errors import ConfigError
 from pdeop.evaluation.metrics import evaluate_fields
 from pdeop.evaluation.plots import plot_error_by_resolution, plot_sample
-from pdeop.evaluation.predict import write_predictions
+from pdeop.evaluation.predict import is_predictions, write_predictions
 from pdeop.inference import TrainedOperator, check_takes
 from pdeop.io import atomic_path, writable_file
 from pdeop.pretrained.load import load_source, resolve
+
+
+@dataclass
+class EvaluateSettings:
+    """The plain keys of ``pdeop/conf/evaluate.yaml``."""
+
+    ckpt: str
+    split: str
+    out: str
+    seed: int
+
+
+@dataclass
+class PredictSettings(EvaluateSettings):
+    """The plain keys of ``pdeop/conf/predict.yaml``."""
+
+    resolution: int | None
+    plot_samples: list[int]
+    chunk: int
+
+
+def checked_settings(cfg: DictConfig, settings: type) -> None:
+    """The entry point's own keys, typed, before a model is loaded; ``split`` test or val, ``chunk`` positive."""
+    check_settings({name: cfg[name] for name in settings.__dataclass_fields__ if name in cfg}, settings)
+    if cfg.split not in ("test", "val"):
+        raise ConfigError(f"split: expected 'test' or 'val', got {cfg.split!r}")
+    if "chunk" in cfg and cfg.chunk < 1:
+        raise ConfigError(f"chunk: expected a positive number of samples predicted at a time, got {cfg.chunk}")
+
+
+def is_evaluation(path: Path) -> bool:
+    """Whether ``path`` is an evaluation ``evaluate`` wrote (JSON with its keys)."""
+    try:
+        if path.stat().st_size > 2**26:
+            return False
+        written = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return False
+    return isinstance(written, dict) and {"checkpoint", "data", "split", "results"} <= written.keys()
+
+
+def is_png(path: Path) -> bool:
+    """Whether ``path`` is a PNG picture (one pdeop drew beside its output, by its name)."""
+    try:
+        with open(path, "rb") as f:
+            return f.read(8) == b"\x89PNG\r\n\x1a\n"
+    except OSError:
+        return False
 
 
 def worst(stats: dict) -> str:
@@ -64,8 +113,6 @@ def open_run(cfg: DictConfig):
     ``cfg.ckpt`` is a checkpoint, bundle directory or registered name; ``cfg.data`` chooses the
     dataset, and without it the model's own data config is used.
     """
-    if cfg.split not in ("test", "val"):
-        raise ConfigError(f"split: expected 'test' or 'val', got {cfg.split!r}")
     source = resolve(cfg.ckpt)
     module = load_source(source)
     if cfg.get("data") is not None:
@@ -95,8 +142,9 @@ def evaluate(cfg: DictConfig) -> dict:
 
     Writes ``cfg.out`` (JSON) and, beside it, ``<out's stem>_error_by_resolution.png``.
     """
-    out = writable_file(cfg.out, "out")
-    picture = writable_file(picture_beside(out, "error_by_resolution"), "out")  # its longer name, checked too
+    checked_settings(cfg, EvaluateSettings)
+    out = writable_file(cfg.out, "out", is_evaluation, "evaluation (JSON)")
+    picture = writable_file(picture_beside(out, "error_by_resolution"), "out", is_png, "picture (PNG)")
     module, _, datamodule, stored = open_run(cfg)
     results = {}
     for res in stored.resolutions(cfg.split):
@@ -113,9 +161,10 @@ def evaluate(cfg: DictConfig) -> dict:
 
 def predict(cfg: DictConfig) -> Path:
     """Write the predictions of ``cfg.ckpt`` on one stored grid to ``cfg.out`` (NetCDF) and plot chosen samples."""
-    out = writable_file(cfg.out, "out")
+    checked_settings(cfg, PredictSettings)
+    out = writable_file(cfg.out, "out", is_predictions, "predictions file (NetCDF)")
     for i in cfg.plot_samples:  # the pictures' longer names
-        writable_file(picture_beside(out, f"sample_{i}"), "out")
+        writable_file(picture_beside(out, f"sample_{i}"), "out", is_png, "picture (PNG)")
     module, source, datamodule, stored = open_run(cfg)
     resolutions = stored.resolutions(cfg.split)
     resolution = cfg.resolution if cfg.resolution is not None else resolutions[-1]

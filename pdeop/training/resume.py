@@ -15,7 +15,7 @@ from pytorch_lightning.utilities.rank_zero import rank_zero_only
 from pdeop.config import FINETUNE_KEYS, RUN_SPECIFIC, flatten, without
 from pdeop.data.sampling import checkpoint_position, cut_short
 from pdeop.errors import ConfigError
-from pdeop.pretrained.checkpoint import CheckpointError, load_checkpoint, load_weights
+from pdeop.pretrained.checkpoint import CheckpointError, checkpoint_format, load_checkpoint, load_weights
 from pdeop.training.callbacks import NEXT_LOGGING_STEP
 from pdeop.training.checkpoint_io import set_aside
 from pdeop.training.epoch_mean import saved_ranks
@@ -62,8 +62,10 @@ def check_resumable(config: dict, output_dir: Path) -> None:
     trained = OmegaConf.to_container(OmegaConf.load(previous))
     changed = setting_changes(trained, config)
     if changed:
+        keep = ("; loss.periodic_in_x=false loss.periodic_in_y=false keep the run's one-sided H1 differences"
+                if "loss.periodic_in_" in changed else "")
         raise ConfigError(f"auto_resume: {output_dir} holds a run of another setting ({changed}); "
-                          f"use a new hydra.run.dir, or auto_resume=false to start over in this one")
+                          f"use a new hydra.run.dir, or auto_resume=false to start over in this one{keep}")
     check_schedule_extendable(trained, config)
 
 
@@ -85,16 +87,29 @@ def setting_changes(trained: dict, config: dict) -> str:
 
 
 def periodic_loss_as_before(before: dict, now: dict) -> dict:
-    """H1's ``loss.periodic_in_x/y/z`` null (the data's grid) in ``now`` where the run's fixed values are what the
-    data's grid gives: runs made when they were false for every grid go on where the grid is bounded (Darcy). A
-    missing ``periodic_in_z`` (added later) was unused by those runs' 1-D and 2-D losses."""
+    """``before`` entries for H1's ``loss.periodic_in_x/y/z`` that ``now`` leaves null (the data's grid): the run's
+    value where it differentiated the same way, so that runs made when x and y were false for every grid go on where
+    the grid is bounded (Darcy). A missing ``periodic_in_z`` (added later) was neuraloperator's default, periodic,
+    which only 3-D losses use; where it differed, its old value is entered, so that the change is named."""
     periodic = configured_periodic(now)
-    same = {}
+    entries = {}
     for key in ("loss.periodic_in_x", "loss.periodic_in_y", "loss.periodic_in_z"):
-        if key in now and now[key] is None and (key not in before if key.endswith("_z") else
-                                                periodic is not None and before.get(key) == periodic):
-            same[key] = None
-    return same
+        if key not in now:
+            continue
+        if key in before:
+            was = before[key]
+        elif key.endswith("_z"):
+            if (before.get("loss.d") or 2) <= 2:
+                entries[key] = now[key]  # unused by the run's loss
+                continue
+            was = True
+        else:
+            continue
+        if now[key] is None and periodic is not None and was == periodic:
+            entries[key] = None
+        elif key not in before:
+            entries[key] = was
+    return entries
 
 
 def configured_periodic(flat: dict) -> bool | None:
@@ -191,6 +206,15 @@ def resume_of(checkpoint: dict, path: str, config: dict, key: str) -> Resume:
                   epoch_order(checkpoint["pdeop_config"]) if "pdeop_config" in checkpoint else None)
 
 
+def continues_here(resume: Resume | None, output_dir: Path) -> bool:
+    """Whether the run continues the one in its own directory: resumed from a checkpoint of ``output_dir``'s
+    ``checkpoints/`` (auto_resume, or ckpt_path naming one). Otherwise (a fresh start, or ``ckpt_path`` from
+    elsewhere) the folder's checkpoints and history are an earlier run's, to be set aside rather than mixed in."""
+    if resume is None:
+        return False
+    return Path(resume.path).resolve().parent == (output_dir / "checkpoints").resolve()
+
+
 def newest_first(folder: Path) -> list[Path]:
     """The checkpoints in ``folder``, the furthest trained first: by the optimiser steps each records, then
     ``last.ckpt`` among equals (written after the epoch's end hooks), then the most recently written.
@@ -201,17 +225,23 @@ def newest_first(folder: Path) -> list[Path]:
     """
     def progress(path: Path) -> tuple:
         step = recorded_step(path)
-        return step is None, step or 0, path.name == "last.ckpt", path.stat().st_mtime_ns
+        try:
+            written = path.stat().st_mtime_ns
+        except OSError:  # gone meanwhile (another rank set it aside): newest_readable's load says so
+            written = 0
+        return step is None, step or 0, path.name == "last.ckpt", written
 
     return sorted(folder.glob("*.ckpt"), key=progress, reverse=True)
 
 
 def recorded_step(path: Path) -> int | None:
     """The optimiser steps (Lightning's ``global_step``) a checkpoint records, read without its tensors (memory
-    mapped); None where it cannot be read."""
+    mapped; a legacy pickle checkpoint, which cannot be, is read whole); None where it cannot be read."""
     try:
+        if checkpoint_format(path) == "pickle":
+            return int(load_checkpoint(path)["global_step"])
         return int(torch.load(path, map_location="cpu", weights_only=True, mmap=True)["global_step"])
-    except Exception:  # noqa: BLE001 -- damaged, not a zip checkpoint, no step: newest_readable's load says which
+    except Exception:  # noqa: BLE001 -- damaged, unreadable, no step: newest_readable's load says which
         return None
 
 

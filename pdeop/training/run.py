@@ -6,7 +6,6 @@ import inspect
 import json
 import logging
 import resource
-import typing
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,7 +15,7 @@ from hydra.utils import get_object, instantiate
 from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.utilities.rank_zero import rank_zero_only
 
-from pdeop.config import check_config, describe, matches
+from pdeop.config import check_config, check_settings
 from pdeop.data.collocation import CollocationDataModule
 from pdeop.data.datamodule import OperatorDataModule
 from pdeop.data.tasks import AllToAll, Window
@@ -38,11 +37,11 @@ from pdeop.training.physics_module import (
 from pdeop.training.preflight import preflight
 from pdeop.training.quiet import quiet_frameworks, quiet_mid_epoch_resume, quiet_resumed_folder
 from pdeop.training.resume import (
-    Resume,
     check_extends,
     check_fits,
     check_goes_on_mid_epoch,
     configured_world_size,
+    continues_here,
     resume_from,
 )
 from pdeop.training.run_lock import training_lock
@@ -60,12 +59,8 @@ class RunSettings:
     test_after_fit: bool
 
 
-def check_settings(config: dict) -> None:
-    for name, expected in typing.get_type_hints(RunSettings).items():
-        if name not in config:
-            raise ConfigError(f"{name}: missing from the config")
-        if not matches(config[name], expected):
-            raise ConfigError(f"{name}: expected {describe(expected)}, got {config[name]!r}")
+def check_run_settings(config: dict) -> None:
+    check_settings(config, RunSettings)
     if config["ckpt_path"] is not None and not Path(config["ckpt_path"]).is_file():
         raise ConfigError(f"ckpt_path: checkpoint file '{config['ckpt_path']}' does not exist")
 
@@ -220,8 +215,9 @@ def peak_memory() -> dict[str, float]:
     return usage
 
 
-def build_trainer(cfg: DictConfig, resume: Resume | None = None) -> pl.Trainer:
-    """The Lightning trainer with the config's callbacks and loggers, the loggers told where the run continues.
+def build_trainer(cfg: DictConfig, history_from: int | None = None) -> pl.Trainer:
+    """The Lightning trainer with the config's callbacks and loggers, the loggers told where the run's history
+    continues (``history_from``: the resumed checkpoint's logging step; None: a new history).
 
     pdeop's own keys of the ``trainer`` node (``trainer.compile``, ...) are not the Trainer's: ``accelerate`` applies
     them. A checkpoint monitor still ``auto`` (a config composed outside ``train``, as the benchmarks do) is resolved
@@ -231,7 +227,7 @@ def build_trainer(cfg: DictConfig, resume: Resume | None = None) -> pl.Trainer:
     loggers = list(instantiate(cfg.logger).values())
     for logger in loggers:
         if isinstance(logger, ContinuesHistory):
-            logger.continue_from(resume.step if resume else None)
+            logger.continue_from(history_from)
     return instantiate(lightning_trainer(cfg.trainer), callbacks=list(instantiate(cfg.callbacks).values()),
                        logger=loggers)
 
@@ -251,7 +247,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
     check_grid_size_given(cfg)
     choose_selection(cfg)
     config = OmegaConf.to_container(cfg, resolve=True)
-    check_settings(config)
+    check_run_settings(config)
     check_config(config)
     output_dir = writable_directory(cfg.paths.output_dir, "hydra.run.dir=<dir>")
     with training_lock(output_dir):  # one run at a time in the folder, from before it reads its checkpoints
@@ -266,7 +262,8 @@ def train_in(cfg: DictConfig, config: dict, output_dir: Path) -> dict[str, float
     check_goes_on_mid_epoch(resume, config, configured_world_size(config["trainer"]), sharded)
     if resume is not None and cfg.ckpt_path is None:
         quiet_resumed_folder()
-    if resume is None and rank_zero_only.rank == 0:  # afresh: an earlier run's checkpoints are kept, not overwritten
+    here = continues_here(resume, output_dir)
+    if not here and rank_zero_only.rank == 0:  # another run's checkpoints are kept, neither overwritten nor resumed
         set_aside_files(output_dir / "checkpoints", "checkpoints", "*.ckpt")  # damaged ones stay as *.broken
     write_yaml(config, output_dir / "config_resolved.yaml")
 
@@ -288,7 +285,7 @@ def train_in(cfg: DictConfig, config: dict, output_dir: Path) -> dict[str, float
     check_fits(module, resume)
     acceleration = Acceleration.of(cfg.trainer)
     accelerate(module.model, acceleration, cfg.trainer.precision, inputs)
-    trainer = build_trainer(cfg, resume)
+    trainer = build_trainer(cfg, resume.step if here else None)
     check_goes_on_mid_epoch(resume, config, trainer.world_size, sharded)  # devices: auto is known here
     with reported_compile_failures(acceleration, module.model):
         trainer.fit(module, datamodule=datamodule, ckpt_path=resume.path if resume else None)

@@ -407,6 +407,27 @@ def test_fresh_start_keeps_the_old_history(data_dir, tmp_path, observed):
              f"{', '.join(now)}")
 
 
+@pytest.mark.fault("train.py ckpt_path=<another run's last.ckpt> into a used run directory, then the command run "
+                   "again there without ckpt_path and to one more epoch",
+                   "the folder's earlier checkpoints and history move to previous-1/ (the earlier run's further-"
+                   "trained best is not resumed later); the rerun resumes this run's last.ckpt")
+def test_ckpt_path_from_elsewhere_sets_the_folders_earlier_run_aside(data_dir, tmp_path, observed):
+    used, other = tmp_path / "used", tmp_path / "other"
+    prepare(used, data_dir, epochs=3)  # the earlier run of the folder: its checkpoints are 24 steps in
+    prepare(other, data_dir, epochs=1)
+    earlier = sorted(p.name for p in (used / "checkpoints").glob("*.ckpt"))
+    succeeded(run(command(used, f"ckpt_path={other / 'checkpoints' / 'last.ckpt'}", epochs=2), data_dir))
+    assert sorted(p.name for p in (used / "checkpoints" / "previous-1").glob("*.ckpt")) == earlier
+    assert (used / "csv" / "previous-1" / "metrics.csv").is_file()
+    assert sorted({epoch for _, epoch in per_epoch(used)}) == [1]  # this run's history: the epoch it trained
+    again = succeeded(run(command(used, epochs=3), data_dir))
+    resumed = next(line for line in output(again).splitlines() if "resuming from" in line)
+    assert resumed.endswith(f"{used}/checkpoints/last.ckpt (auto_resume)"), resumed
+    assert load(used / "checkpoints" / "last.ckpt")["epoch"] == 2
+    observed(f"the earlier run's {', '.join(earlier)} in checkpoints/previous-1/, its history in csv/previous-1/; "
+             f"the rerun {resumed.split('] - ')[-1].replace(str(tmp_path), '<tmp>')}")
+
+
 @pytest.mark.fault("train.py started a second time in a run directory while the first trains there (held after "
                    "a batch), then the first killed with kill -9 and the command run again",
                    "the second exits 2 at once with one line naming the folder and the first's pid, writing nothing; "
@@ -422,16 +443,15 @@ def test_a_second_run_in_a_used_directory_is_refused_while_the_first_trains(data
         while not held.exists() and first.poll() is None and time.monotonic() < deadline:
             time.sleep(0.05)
         assert held.exists(), first.communicate()[1][-3000:]
-        def runs_files() -> dict[str, bytes]:  # what the runs write (Hydra's own .hydra/ and log are Hydra's)
-            return {str(p.relative_to(run_dir)): p.read_bytes() for folder in ("csv", "checkpoints", ".")
-                    for p in (run_dir / folder).glob("*") if p.is_file() and not p.name.endswith(".log")}
+        def runs_files() -> dict[str, bytes]:  # everything in the folder, Hydra's .hydra/ files and log included
+            return {str(p.relative_to(run_dir)): p.read_bytes() for p in run_dir.rglob("*") if p.is_file()}
 
         before = runs_files()
         second = run_command(command(run_dir, *hold, epochs=1), 120, env=env)
         assert second.returncode == 2, second.stderr[-3000:]
         line = pdeop_error_line(second.stderr)
         assert f"'{run_dir}' is in use by another training run (pid {first.pid} on " in line, line
-        assert runs_files() == before  # neither its config, its history nor its checkpoints touched
+        assert runs_files() == before  # neither the first's config (Hydra's too), history nor checkpoints touched
     finally:
         os.killpg(first.pid, signal.SIGKILL)
         first.communicate()
