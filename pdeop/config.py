@@ -123,6 +123,12 @@ def check_settings(config: dict, settings: type) -> None:
             raise ConfigError(f"{name}: expected {describe(expected)}, got {config[name]!r}")
 
 
+def settings_of(cfg: Any, settings: type) -> dict:
+    """The keys of ``settings`` (a dataclass) that the composed config ``cfg`` holds, as plain values."""
+    return {name: OmegaConf.to_object(cfg[name]) if OmegaConf.is_config(cfg[name]) else cfg[name]
+            for name in settings.__dataclass_fields__ if name in cfg}
+
+
 def describe(annotation: Any) -> str:
     """``annotation`` as a message shows it, without the tensor arm a config value cannot take."""
     if typing.get_origin(annotation) in (Union, types.UnionType):

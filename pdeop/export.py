@@ -12,7 +12,7 @@ import hydra
 from omegaconf import DictConfig
 
 from pdeop.conf import CONFIG_PATH
-from pdeop.config import check_settings
+from pdeop.config import check_settings, settings_of
 from pdeop.errors import report_composition_errors, report_user_errors
 from pdeop.io import atomic_path, stops_cleanly
 from pdeop.pretrained.bundle import FILES, MANIFEST, replaceable, write_bundle
@@ -38,17 +38,19 @@ def archive_path(bundle: Path) -> Path:
     return bundle.with_name(bundle.name + ".tar.gz")
 
 
-def write_archive(bundle: Path) -> Path:
-    """``<bundle>.tar.gz`` with the bundle's files under one top directory, byte-identical on every export."""
+def write_archive(bundle: Path, files: Path | None = None) -> Path:
+    """``<bundle>.tar.gz`` with the bundle's files (read from ``files``, the bundle being assembled, or from
+    ``bundle``) under one top directory named as the bundle, byte-identical on every export."""
     archive = archive_path(bundle)
+    files = files or bundle
     with atomic_path(archive) as tmp:
         # the name gzip records is the archive's (less .gz), not the temporary's random one
         with open(tmp, "wb") as raw, gzip.GzipFile(archive.name, mode="wb", fileobj=raw, mtime=0) as zipped:
             with tarfile.open(fileobj=zipped, mode="w", format=tarfile.PAX_FORMAT) as tar:
                 for name in (*FILES, MANIFEST):
-                    info = tar.gettarinfo(bundle / name, arcname=f"{bundle.name}/{name}")
+                    info = tar.gettarinfo(files / name, arcname=f"{bundle.name}/{name}")
                     info.mtime, info.uid, info.gid, info.uname, info.gname, info.mode = 0, 0, 0, "", "", 0o644
-                    with open(bundle / name, "rb") as f:
+                    with open(files / name, "rb") as f:
                         tar.addfile(info, f)
     return archive
 
@@ -71,10 +73,13 @@ def export(ckpt: str, out: str | Path, name: str | None = None, description: str
         checkpoint = load_checkpoint(source.path)
         epoch, step = checkpoint.get("epoch"), checkpoint.get("global_step")
     card = model_card(module, source.path, source.sha256, name or out.name, description, epoch, step)
-    digest = write_bundle(module, out, card, overwrite=overwrite)
+    # the archive is written from the assembled bundle just before it is renamed into place: a stop while either is
+    # written leaves the old pair, never a new bundle beside an old archive
+    digest = write_bundle(module, out, card, overwrite=overwrite,
+                          assembled=(lambda files: write_archive(out, files)) if archive else None)
     print(f"bundle {out} (digest {digest})")
     if archive:
-        path = write_archive(out)
+        path = archive_path(out)
         print(f"archive {path}\nregistry entry:\n{name or out.name}:\n  url: <where {path.name} is published>\n"
               f"  sha256: {digest}")
     return digest
@@ -86,7 +91,7 @@ def export(ckpt: str, out: str | Path, name: str | None = None, description: str
 @stops_cleanly
 def main(cfg: DictConfig) -> None:
     """Export the model ``cfg.ckpt`` names as the bundle ``cfg.out``."""
-    check_settings({name: cfg[name] for name in ExportSettings.__dataclass_fields__}, ExportSettings)
+    check_settings(settings_of(cfg, ExportSettings), ExportSettings)
     export(cfg.ckpt, cfg.out, cfg.name, cfg.description, cfg.archive, cfg.overwrite)
 
 

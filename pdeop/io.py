@@ -207,18 +207,28 @@ def stops_cleanly(main: Callable[..., T]) -> Callable[..., T]:
     """Decorate an entry point that writes one file at the end so that a stop leaves nothing behind.
 
     SIGTERM (a scheduler's time limit, ``scancel``, ``kill``) becomes ``SystemExit(143)`` in the main thread, so
-    ``atomic_path`` removes its temporary on the way out, as it does for Ctrl-C; Ctrl-C ends in one line and status
-    130 rather than a traceback.
+    ``atomic_path`` removes its temporary on the way out, as it does for Ctrl-C; each ends in one line (status 143 or
+    130) rather than a traceback or nothing.
     """
     @functools.wraps(main)
     def wrapped(*args, **kwargs):
         own = threading.current_thread() is threading.main_thread()  # only the main thread may set a handler
-        previous = signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum)) if own else None
+        stopped = []
+
+        def stop(signum, frame):
+            stopped.append(signum)
+            sys.exit(128 + signum)
+
+        previous = signal.signal(signal.SIGTERM, stop) if own else None
         try:
             return main(*args, **kwargs)
         except KeyboardInterrupt:
             print("pdeop: interrupted; no partial file was left in place of out=", file=sys.stderr)
             sys.exit(130)
+        except SystemExit:
+            if stopped:
+                print("pdeop: stopped by SIGTERM; no partial file was left in place of out=", file=sys.stderr)
+            raise
         finally:
             if own:
                 signal.signal(signal.SIGTERM, previous)

@@ -2,6 +2,7 @@
 
 import argparse
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -110,6 +111,7 @@ def test_a_stop_while_out_is_written_leaves_no_partial_file(tmp_path, capsys):
     with pytest.raises(SystemExit) as stopped:
         writer(lambda: os.kill(os.getpid(), signal.SIGTERM))()
     assert stopped.value.code == 143 and signal.getsignal(signal.SIGTERM) == before
+    assert capsys.readouterr().err.startswith("pdeop: stopped by SIGTERM; no partial file")
 
     def interrupt():
         raise KeyboardInterrupt
@@ -161,3 +163,32 @@ def test_the_worst_all_to_all_pair_is_named_by_trajectory_and_lead():
     one_step = evaluate_fields(Persistence(), FieldSet(initial, outputs[:, :, 2], trajectories.coords), periodic=True)
     assert "worst_trajectory" not in one_step["rel_l2"]
     assert f"{one_step['rel_l2']['worst']:.4f} (2) |" in table({8: one_step})
+
+
+@pytest.mark.slow
+def test_out_replaces_only_an_earlier_output_of_its_kind(trained, data_dir, tmp_path):
+    """out= naming the checkpoint, the dataset or any other file was replaced by the predictions or the JSON; an
+    earlier output of the same command still is (a rerun). Mistyped settings are one line before the model loads."""
+    checkpoint = trained / "checkpoints" / "last.ckpt"
+    kept = tmp_path / "kept.ckpt"
+    shutil.copy(checkpoint, kept)
+    dataset = next(data_dir.glob("*.h5"))
+    for script, out in (("predict.py", kept), ("evaluate.py", dataset), ("evaluate.py", tmp_path / "notes.json")):
+        if out.suffix == ".json":
+            out.write_text('{"my": "notes"}')
+        before = out.read_bytes()
+        result = run_entry([script], [f"ckpt={kept}", f"out={out}"], tmp_path / "hydra", data_dir, check=False)
+        assert result.returncode == 2, result.stderr[-3000:]
+        assert f"out: '{out}' exists and is not an earlier" in result.stderr and "Traceback" not in result.stderr
+        assert out.read_bytes() == before
+    for script, out in (("predict.py", tmp_path / "p.nc"), ("evaluate.py", tmp_path / "e.json")):
+        for _ in range(2):  # written, then replaced by the rerun
+            result = run_entry([script], [f"ckpt={kept}", f"out={out}", "split=val"], tmp_path / "hydra", data_dir,
+                               check=False)
+            assert result.returncode == 0, result.stderr[-3000:]
+    for overrides, message in ((["chunk=0"], "chunk: expected a positive number"),
+                               (["plot_samples=5"], "plot_samples: expected list[int], got 5"),
+                               (["chunk=abc"], "chunk: expected int, got 'abc'"),
+                               (["split=train"], "split: expected 'test' or 'val', got 'train'")):
+        result = run_entry(["predict.py"], [f"ckpt={kept}", *overrides], tmp_path / "hydra", data_dir, check=False)
+        assert result.returncode == 2 and message in result.stderr, result.stderr[-3000:]

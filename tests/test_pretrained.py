@@ -169,6 +169,21 @@ def test_export_refuses_to_overwrite_a_bundle_in_one_line(exported, data_dir, tm
     assert {p.name: p.stat().st_mtime_ns for p in bundle.iterdir()} == before
 
 
+@pytest.mark.slow
+def test_export_settings_of_another_type_are_one_line(exported, data_dir, tmp_path):
+    """``overwrite=no`` is the string 'no', which counted as true and replaced the bundle; ``out=`` empty named '.'."""
+    best, bundle = exported
+    before = {p.name: p.read_bytes() for p in bundle.iterdir()}
+    for overrides, message in (([f"out={bundle}", "overwrite=no"], "overwrite: expected bool, got 'no'"),
+                               ([f"out={bundle}", "archive=off"], "archive: expected bool, got 'off'"),
+                               (["out="], "out: no bundle directory given")):
+        result = run_entry(["-m", "pdeop.export"], [f"ckpt={best}", *overrides], tmp_path / "hydra", data_dir,
+                           check=False)
+        assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr[-3000:]
+        assert f"pdeop error: {message}" in result.stderr, result.stderr[-3000:]
+    assert {p.name: p.read_bytes() for p in bundle.iterdir()} == before
+
+
 def test_overwrite_replaces_a_bundle_and_nothing_else(exported, tmp_path):
     """``overwrite=true`` replaces a bundle directory whole, but refuses a folder that is no bundle (it would have
     been deleted) and, without it, an archive already at ``<out>.tar.gz``."""

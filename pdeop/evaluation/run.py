@@ -11,7 +11,7 @@ import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from pdeop.config import check_config, check_settings
+from pdeop.config import check_config, check_settings, settings_of
 from pdeop.data.store import FieldSet
 from pdeop.errors import ConfigError
 from pdeop.evaluation.metrics import evaluate_fields
@@ -43,7 +43,7 @@ class PredictSettings(EvaluateSettings):
 
 def checked_settings(cfg: DictConfig, settings: type) -> None:
     """The entry point's own keys, typed, before a model is loaded; ``split`` test or val, ``chunk`` positive."""
-    check_settings({name: cfg[name] for name in settings.__dataclass_fields__ if name in cfg}, settings)
+    check_settings(settings_of(cfg, settings), settings)
     if cfg.split not in ("test", "val"):
         raise ConfigError(f"split: expected 'test' or 'val', got {cfg.split!r}")
     if "chunk" in cfg and cfg.chunk < 1:

@@ -19,6 +19,7 @@ import json
 import os
 import shutil
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -111,11 +112,13 @@ def portable_config(config: dict) -> dict:
     return portable({k: v for k, v in config.items() if k not in ("paths", "ckpt_path")})
 
 
-def write_bundle(module: TrainedOperator, out: str | Path, card: str, overwrite: bool = False) -> str:
+def write_bundle(module: TrainedOperator, out: str | Path, card: str, overwrite: bool = False,
+                 assembled: Callable[[Path], object] | None = None) -> str:
     """Write ``module`` (with its ``config``) as a bundle directory at ``out``; returns the digest.
 
     The directory is assembled beside ``out`` and renamed into place, so an interrupted export
-    leaves nothing half-written.
+    leaves nothing half-written. ``assembled`` is called with the assembled directory just before
+    (the export's archive of it).
     """
     out = Path(out)
     if out.exists() or out.is_symlink():
@@ -134,6 +137,8 @@ def write_bundle(module: TrainedOperator, out: str | Path, card: str, overwrite:
         (staging / MANIFEST).write_text(manifest_text(staging))
         for path in (staging, *staging.iterdir()):  # mkdtemp's 0700 would hide a shared cache from the group
             path.chmod((0o777 if path.is_dir() else 0o666) & ~UMASK)
+        if assembled is not None:
+            assembled(staging)
         previous = Path(tempfile.mkdtemp(prefix=f".{out.name}.previous.", dir=out.parent))
         try:
             if out.exists():
