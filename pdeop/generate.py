@@ -13,11 +13,13 @@ from omegaconf import DictConfig, OmegaConf
 from pdeop.conf import CONFIG_PATH
 from pdeop.config import check_config
 from pdeop.errors import ConfigError, report_composition_errors, report_user_errors
+from pdeop.io import stops_cleanly
 
 
 @report_composition_errors
 @hydra.main(version_base="1.3", config_path=CONFIG_PATH, config_name="generate")
 @report_user_errors
+@stops_cleanly(left="the chunks solved so far are kept beside the file, and the same generation goes on from them")
 def main(cfg: DictConfig) -> None:
     """Generate (or find) the dataset ``cfg.data`` describes and print its path."""
     data = OmegaConf.to_container(cfg.data, resolve=True)

@@ -203,13 +203,20 @@ def discard_unused_run_dir() -> None:
         return
 
 
-def stops_cleanly(main: Callable[..., T]) -> Callable[..., T]:
+OUT_LEFT_WHOLE = "no partial file was left in place of out="
+
+
+def stops_cleanly(main: Callable[..., T] | None = None, *, left: str = OUT_LEFT_WHOLE):
     """Decorate an entry point that writes one file at the end so that a stop leaves nothing behind.
 
     SIGTERM (a scheduler's time limit, ``scancel``, ``kill``) becomes ``SystemExit(143)`` in the main thread, so
     ``atomic_path`` removes its temporary on the way out, as it does for Ctrl-C; each ends in one line (status 143 or
-    130) rather than a traceback or nothing.
+    130) saying what was ``left``, rather than a traceback or nothing. ``@stops_cleanly`` or
+    ``@stops_cleanly(left=...)``.
     """
+    if main is None:
+        return functools.partial(stops_cleanly, left=left)
+
     @functools.wraps(main)
     def wrapped(*args, **kwargs):
         own = threading.current_thread() is threading.main_thread()  # only the main thread may set a handler
@@ -223,11 +230,11 @@ def stops_cleanly(main: Callable[..., T]) -> Callable[..., T]:
         try:
             return main(*args, **kwargs)
         except KeyboardInterrupt:
-            print("pdeop: interrupted; no partial file was left in place of out=", file=sys.stderr)
+            print(f"pdeop: interrupted; {left}", file=sys.stderr)
             sys.exit(130)
         except SystemExit:
             if stopped:
-                print("pdeop: stopped by SIGTERM; no partial file was left in place of out=", file=sys.stderr)
+                print(f"pdeop: stopped by SIGTERM; {left}", file=sys.stderr)
             raise
         finally:
             if own:

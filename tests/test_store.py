@@ -112,8 +112,27 @@ def test_missing_and_corrupt_files_name_the_file_and_the_fix(tmp_path):
     foreign = tmp_path / "foreign.h5"
     with h5py.File(foreign, "w") as f:
         f["x"] = np.zeros(3)
-    with pytest.raises(DataFileError, match="foreign.h5"):
+    with pytest.raises(DataFileError, match="foreign.h5") as refused:
         DatasetFile(foreign)
+    # a user's own file: not told to delete it unconditionally, but where files of other layouts are read
+    assert "if pdeop generated it (damaged since), delete" in str(refused.value)
+    assert "data=from_file data.path=<it>" in str(refused.value)
+    (tmp_path / "folder.h5").mkdir()
+    with pytest.raises(DataFileError, match="folder.h5' is a directory; data.path names a pdeop dataset file"):
+        DatasetFile(tmp_path / "folder.h5")
+
+
+def test_a_folder_where_the_dataset_goes_is_refused_before_solving(tmp_path, monkeypatch):
+    """It was found at the rename into place, after the whole dataset was solved."""
+    from pdeop.data import generation
+    from pdeop.io import UnwritablePathError
+
+    spec = tiny_spec()
+    spec.path(tmp_path).mkdir()
+    monkeypatch.setattr(generation, "solve_into", lambda *args: pytest.fail("solved before the refusal"))
+    with pytest.raises(UnwritablePathError, match=r"where this dataset goes, is taken by something that is not a "
+                                                  r"dataset file \(a folder or a broken link\); move it away"):
+        generate(spec, tmp_path, progress=False)
 
 
 def test_subsample_must_keep_the_boundary():

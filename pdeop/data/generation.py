@@ -45,7 +45,7 @@ from pdeop.data.solvers import (WORKERS_KEY, LocalSolvers, SolverClusterError, S
 from pdeop.data.shards import ChunkShards
 from pdeop.data.store import FORMAT_VERSION, DatasetAttrs, DatasetWriter, DiskFullError, mib, remove_stale_temps
 from pdeop.errors import ConfigError
-from pdeop.io import free_bytes, writable_directory
+from pdeop.io import UnwritablePathError, free_bytes, writable_directory
 from pdeop.problems import Problem
 from pdeop.problems.base import Progress
 
@@ -283,6 +283,10 @@ def generate(spec: DatasetSpec, data_dir: str | Path, workers: int = 1, progress
     if path.is_file():
         return path
     writable_directory(path.parent, DATA_DIR_KEY)
+    if path.exists() or path.is_symlink():  # a folder or a dangling link: the finished file could not go there
+        raise UnwritablePathError(f"{DATA_DIR_KEY}: '{path}', where this dataset goes, is taken by something that "
+                                  f"is not a dataset file (a folder or a broken link); move it away, or give "
+                                  f"{DATA_DIR_KEY} another folder")
     remove_stale_temps(path)
     shards = ChunkShards(path)
     needed = estimate_bytes(spec)

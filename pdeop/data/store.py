@@ -238,6 +238,14 @@ def is_pdeop_file(path: Path) -> bool:
         return "format_version" in f.attrs and "problem" in f.attrs
 
 
+def readable_pdeop_file(path: Path) -> bool:
+    """``is_pdeop_file``, False where the file cannot even be opened (damaged, not HDF5, unreadable)."""
+    try:
+        return is_pdeop_file(path)
+    except Exception:  # noqa: BLE001 -- h5py raises many kinds on a damaged file
+        return False
+
+
 def regenerate_hint(path: Path) -> str:
     return f"delete '{path}' and run `python -m pdeop.generate` with the same data config to make it again"
 
@@ -247,6 +255,9 @@ class DatasetFile:
 
     def __init__(self, path: Path):
         self.path = Path(path)
+        if self.path.is_dir():
+            raise DataFileError(f"dataset file '{self.path}' is a directory; data.path names a pdeop dataset file "
+                                f"(.h5), and data=from_file reads a folder of another layout")
         if not self.path.is_file():
             raise DataFileError(
                 f"dataset file '{self.path}' does not exist; generate it with "
@@ -260,9 +271,12 @@ class DatasetFile:
                 }
                 self._check_shapes(f)
         except (OSError, KeyError, ValueError, TypeError, AttributeError, RuntimeError) as exc:  # h5py's, wrong kinds
+            made_here = readable_pdeop_file(self.path)
             raise DataFileError(
                 f"dataset file '{self.path}' is not a readable pdeop dataset ({exc}); "
-                + regenerate_hint(self.path)
+                + (regenerate_hint(self.path) if made_here else
+                   f"if pdeop generated it (damaged since), {regenerate_hint(self.path)}; a file of another layout "
+                   f"(FNO's .mat, PDEBench, The Well, arrays) is read with data=from_file data.path=<it>")
             ) from exc
         if self.attrs.format_version != FORMAT_VERSION:
             raise DataFileError(

@@ -110,6 +110,15 @@ def kill_group(process: subprocess.Popen) -> None:
         pass
 
 
+def stored_arrays(path: Path) -> dict[str, bytes]:
+    """Every array of a dataset file, by its name, as bytes (the file's creation time aside)."""
+    arrays = {}
+    with h5py.File(path, "r") as f:
+        f.visititems(lambda name, item: arrays.update({name: item[()].tobytes()}) if isinstance(item, h5py.Dataset)
+                     else None)
+    return arrays
+
+
 def generation(data_dir: Path, run_dir: Path, *overrides: str) -> subprocess.Popen:
     return start(entry_command(GENERATE, [*TINY_DATA, *overrides], run_dir), entry_env(data_dir))
 
@@ -180,6 +189,29 @@ def test_stale_temp_of_a_killed_generation_is_removed(tmp_path, observed):
              f"{sorted(p.name for p in data_dir.iterdir())}")
     assert len(stale) == 1 and again.returncode == 0, err[-3000:]
     assert temps(data_dir) == [] and [p.name for p in data_dir.iterdir()] == [Path(out.split()[-1]).name]
+
+
+@pytest.mark.fault("SIGTERM to pdeop.generate once its first chunks are solved, then the same generation again",
+                   "exit 143 and one line saying the solved chunks are kept (no traceback, no .tmp, no worker "
+                   "left); the rerun finishes the file bit for bit as an uninterrupted generation")
+def test_sigterm_mid_generation_keeps_the_solved_chunks(tmp_path, tiny_file, observed):
+    data_dir = tmp_path / "data"
+    stopped = generation(data_dir, tmp_path / "run1", "data.generate_workers=1")
+    chunks = data_dir / f".{tiny_file.name}.chunks"
+    wait_for(lambda: chunks.is_dir() and any(chunks.glob("*.npz")), stopped)
+    os.kill(stopped.pid, signal.SIGTERM)
+    _, err = stopped.communicate(timeout=120)
+    kept = sorted(p.name for p in chunks.glob("*.npz"))
+    assert stopped.returncode == 143 and "Traceback" not in err, err[-3000:]
+    assert err.strip().splitlines()[-1] == ("pdeop: stopped by SIGTERM; the chunks solved so far are kept beside the "
+                                            "file, and the same generation goes on from them"), err[-3000:]
+    assert kept and temps(data_dir) == [] and children(stopped.pid) == []
+    again = generation(data_dir, tmp_path / "run2")
+    out, err = again.communicate(timeout=300)
+    assert again.returncode == 0, err[-3000:]
+    assert stored_arrays(data_dir / tiny_file.name) == stored_arrays(tiny_file)
+    observed(f"exit 143, one line; {len(kept)} chunk file(s) kept; the rerun wrote a file identical to an "
+             f"uninterrupted generation's")
 
 
 @pytest.mark.fault("two generations of one dataset at once (the first held mid-write)", "the second keeps the "
