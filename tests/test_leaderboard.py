@@ -5,9 +5,13 @@ from __future__ import annotations
 import csv
 import io
 import json
+import shutil
+import subprocess
+import sys
 
 import pytest
 import torch
+from omegaconf import OmegaConf
 from conftest import ROOT, SMALL_EXPERIMENT, run_entry
 
 from pdeop.errors import ConfigError
@@ -137,6 +141,36 @@ def test_report_from_hand_written_records(tmp_path):
 
 
 
+def test_report_writes_beside_its_records_and_refuses_foreign_files_and_bad_records(tmp_path):
+    """``--records <folder>`` wrote the report over the checkout's experiments/leaderboard/ (the default --out); a
+    README.md there of someone else's, or a record cut short, was replaced or a traceback."""
+    records = tmp_path / "mine" / "records"
+    for r in (record("FNO", "cpu", 0.0432, 0.0108), record("LSM", "cpu", 0.0130, 0.0065)):
+        write_record(r, records)
+    committed = (ROOT / "experiments" / "leaderboard" / "README.md").read_bytes()
+
+    def report(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "pdeop.leaderboard", "report", "--records", str(records), *args],
+                              cwd=ROOT, capture_output=True, text=True)
+
+    assert report().returncode == 0
+    assert "| FNO |" in (tmp_path / "mine" / "README.md").read_text() and (tmp_path / "mine" / "results.csv").is_file()
+    assert (ROOT / "experiments" / "leaderboard" / "README.md").read_bytes() == committed
+    assert report().returncode == 0  # its own earlier report is replaced
+    (tmp_path / "project").mkdir()
+    (tmp_path / "project" / "README.md").write_text("# My project\n")
+    refused = report("--out", str(tmp_path / "project"))
+    assert refused.returncode != 0 and "Traceback" not in refused.stderr
+    assert "README.md' exists and is not an earlier leaderboard report" in refused.stderr
+    assert (tmp_path / "project" / "README.md").read_text() == "# My project\n"
+    for text, problem in (('{"table": "darcy85", "cell"', "cannot be read"), ("[1, 2]", "holds a JSON list"),
+                          ("{}", "is not a leaderboard record (table, cell, tier, metric missing")):
+        (records / "darcy85" / "fno.cpu.json").write_text(text)
+        refused = report()
+        assert refused.returncode != 0 and "Traceback" not in refused.stderr, refused.stderr[-3000:]
+        assert f"fno.cpu.json' {problem}" in refused.stderr, refused.stderr[-3000:]
+
+
 def test_report_flags_dirty_resumed_and_shortened_records_and_says_how_a_cell_departs():
     dirty = record("FNO", "cpu", 0.03, 0.0108, git_commit="0123456789abcdef-dirty")
     resumed = record("LSM", "cpu", 0.05, 0.0065, resumed_from_epoch=20)
@@ -213,30 +247,38 @@ def test_the_navier_stokes_rollout_cells_compare_the_whole_trajectory_error():
 def test_record_of_a_trained_run(trained, tmp_path):
     cell = Cell(table="tiny", name="fno", tier="cpu", experiment="tiny/fno_cpu", model="FNO",
                 metric="test/rel_l2_17", paper_value=0.01, paper_source="made up", scaled="tiny")
-    rec = make_record(cell, trained, wall_s=12.0)
+    with pytest.raises(ConfigError, match=r"is not a run of tiny/fno_cpu: its config is of leaderboard "
+                                          r"None/None/None, not tiny/fno/cpu"):
+        make_record(cell, trained)  # a folder of another run (another model's, say) copied where the cell's goes
+    run = tmp_path / "run"
+    shutil.copytree(trained, run)
+    config = OmegaConf.load(run / "config_resolved.yaml")
+    config.leaderboard = {"table": "tiny", "cell": "fno", "tier": "cpu"}
+    OmegaConf.save(config, run / "config_resolved.yaml")
+    rec = make_record(cell, run, wall_s=12.0)
     assert rec["peak_host_mib"] > 50  # measured by the training process itself
-    metrics = json.loads((trained / "test_metrics.json").read_text())
+    metrics = json.loads((run / "test_metrics.json").read_text())
     assert rec["measured"] == metrics["test/rel_l2_17"] and set(rec["metrics"]) == {"test/rel_l2_17", "test/rel_l2_33"}
-    checkpoint = next((trained / "checkpoints").glob("best-*.ckpt"))
+    checkpoint = next((run / "checkpoints").glob("best-*.ckpt"))
     state = torch.load(checkpoint, map_location="cpu", weights_only=True)["state_dict"]
-    assert rec["parameters"] == metrics["parameters"] == parameter_count(trained) == sum(
+    assert rec["parameters"] == metrics["parameters"] == parameter_count(run) == sum(
         v.numel() for k, v in state.items() if k.startswith("model.") and (v.is_floating_point() or v.is_complex()))
     assert rec["git_commit"] == metrics["git_commit"] and len(rec["git_commit"]) >= 40
     assert rec["hardware"] == metrics["hardware"] and "cores" in rec["hardware"]
     assert torch.cuda.is_available() or torch.backends.cpu.get_cpu_capability() in rec["hardware"]  # the kernels' ISA
     assert rec["seconds_per_epoch"] > 0 and rec["versions"]["torch"] == torch.__version__
-    assert "resumed_from_epoch" not in rec and len(epoch_seconds(trained)) == 2  # what `run` counts before training
-    assert make_record(cell, trained, resumed_from_epoch=1)["resumed_from_epoch"] == 1
-    assert "options" not in rec and make_record(cell, trained, options=["x=1"])["options"] == ["x=1"]
-    flagged = make_record(cell, trained, options=["x=1"])
-    assert make_record(cell, trained, previous=flagged)["options"] == ["x=1"]  # recorded again: still flagged
-    assert "options" not in make_record(cell, trained, previous=flagged, options=[])  # a clean rerun: not
+    assert "resumed_from_epoch" not in rec and len(epoch_seconds(run)) == 2  # what `run` counts before training
+    assert make_record(cell, run, resumed_from_epoch=1)["resumed_from_epoch"] == 1
+    assert "options" not in rec and make_record(cell, run, options=["x=1"])["options"] == ["x=1"]
+    flagged = make_record(cell, run, options=["x=1"])
+    assert make_record(cell, run, previous=flagged)["options"] == ["x=1"]  # recorded again: still flagged
+    assert "options" not in make_record(cell, run, previous=flagged, options=[])  # a clean rerun: not
     assert deviations(["hydra.launcher.partition=gpu", "+hydra.x=1", "trainer.max_epochs=2"]) == [
         "trainer.max_epochs=2"]
     assert epoch_seconds(tmp_path) == []  # a folder without a run: nothing to resume
     copy = tmp_path / "elsewhere"
     copy.mkdir()
-    text = (trained / "config_resolved.yaml").read_text().replace(str(trained), str(copy))
+    text = (run / "config_resolved.yaml").read_text().replace(str(run), str(copy))
     (copy / "config_resolved.yaml").write_text(text)
     assert config_hash(copy) == rec["config_hash"]  # the same setting run elsewhere hashes the same
     (copy / "config_resolved.yaml").write_text(text.replace("max_epochs: 2", "max_epochs: 3"))
@@ -246,8 +288,6 @@ def test_record_of_a_trained_run(trained, tmp_path):
 @pytest.mark.slow
 def test_run_records_each_cell_and_report_lists_them(tmp_path, data_dir):
     import os
-    import subprocess
-    import sys
 
     env = {**os.environ, "PDEOP_DATA_DIR": str(data_dir), "WANDB_SILENT": "true"}
     records = tmp_path / "records"
@@ -269,6 +309,10 @@ def test_run_records_each_cell_and_report_lists_them(tmp_path, data_dir):
     bad = subprocess.run([sys.executable, "-m", "pdeop.leaderboard", "run", "darcy85", "--cells", "resnet"], cwd=ROOT,
                          capture_output=True, text=True)
     assert bad.returncode != 0 and "cells ['resnet'] are not in darcy85" in bad.stderr
+    misspelt = subprocess.run([sys.executable, "-m", "pdeop.leaderboard", "run", "darcy85", "--cells", "fno",
+                               "optim.lrr=1", "--runs", str(tmp_path / "runs2"), "--records", str(tmp_path / "r2")],
+                              cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert misspelt.returncode != 0 and "optim.lrr" in misspelt.stderr and "not in darcy85" not in misspelt.stderr
 
 
 def test_benchmark_table_runs_reports_and_refuses_slurm(tmp_path):

@@ -458,3 +458,22 @@ def test_the_shipped_bundle_predicts_fresh_darcy_samples_as_its_card_says(tmp_pa
     tuned = build_model(fno_config(pretrained="fno-darcy"))  # the default FNO config fine-tunes it as it is
     shipped = module.model.state_dict()
     assert all(torch.equal(v, shipped[k]) for k, v in tuned.state_dict().items() if isinstance(v, torch.Tensor))
+
+
+def test_damaged_side_files_of_a_run_leave_the_model_card_without_them(tmp_path, caplog):
+    """test_metrics.json and .hydra/overrides.yaml only feed the card: cut short or of another shape they are said
+    and left out, where they stopped the export with a traceback."""
+    run = tmp_path / "run"
+    (run / ".hydra").mkdir(parents=True)
+    checkpoint = run / "checkpoints" / "best-000.ckpt"
+    for metrics, overrides in (('{"checkpoint": "x", "test/rel', "[unclosed"), ("[1]", "5"),
+                               (f'{{"checkpoint": "{checkpoint}", "test/rel_l2_17": "bad"}}', "[1, 2]")):
+        (run / "test_metrics.json").write_text(metrics)
+        (run / ".hydra" / "overrides.yaml").write_text(overrides)
+        caplog.clear()
+        assert card.test_errors(run, checkpoint) is None and card.training_command(run) is None
+        assert sum("cannot be read" in record.getMessage() for record in caplog.records) == 2
+    (run / "test_metrics.json").write_text(f'{{"checkpoint": "{checkpoint}", "test/rel_l2_17": 0.25}}')
+    (run / ".hydra" / "overrides.yaml").write_text("['optim.lr=0.01', 'hydra.run.dir=x']")
+    assert card.test_errors(run, checkpoint) == {"test/rel_l2_17": 0.25}
+    assert card.training_command(run) == "python train.py optim.lr=0.01"

@@ -36,8 +36,12 @@ def main() -> None:
     again.add_argument("--records", type=Path, default=RECORDS)
     report = commands.add_parser("report", help="write README.md and results.csv from the records")
     report.add_argument("--records", type=Path, default=RECORDS)
-    report.add_argument("--out", type=Path, default=RECORDS.parent)
+    report.add_argument("--out", type=Path, default=None, help="where README.md and results.csv go (default: the "
+                        "folder holding --records)")
     args, overrides = parser.parse_known_args()  # key=value words anywhere: Hydra overrides for every cell
+    if getattr(args, "cells", None):  # --cells takes the words after it: the key=value ones among them are overrides
+        overrides = [*(word for word in args.cells if "=" in word), *overrides]
+        args.cells = [word for word in args.cells if "=" not in word]
     if [word for word in overrides if "=" not in word] or (overrides and args.command != "run"):
         parser.error(f"unrecognized arguments: {' '.join(overrides)} (overrides are key=value, for `run`)")
     try:
@@ -59,7 +63,7 @@ def main() -> None:
             if not args.records.is_dir():
                 raise ConfigError(f"no records folder {args.records}: run from a pdeop checkout's root, or give "
                                   f"--records <folder>")
-            for path in write_report(args.records, args.out, current_cells()):
+            for path in write_report(args.records, args.out or args.records.parent, current_cells()):
                 print(path)
     except PdeopError as exc:
         raise SystemExit(f"error: {exc}") from None

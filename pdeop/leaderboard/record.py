@@ -15,10 +15,36 @@ from omegaconf import OmegaConf
 
 import pdeop
 from pdeop.config import RUN_SPECIFIC, without
-from pdeop.errors import ConfigError
+from pdeop.errors import ConfigError, first_line
 from pdeop.io import atomic_path
 from pdeop.leaderboard.cells import Cell
 from pdeop.provenance import git_commit, hardware
+
+
+def read_json(path: Path, what: str) -> dict:
+    """The JSON object in ``path`` (``what`` it is, for the message); one line where it cannot be read or is not
+    an object."""
+    try:
+        value = json.loads(Path(path).read_text())
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"{what} '{path}' cannot be read ({first_line(exc)})") from None
+    if not isinstance(value, dict):
+        raise ConfigError(f"{what} '{path}' holds a JSON {type(value).__name__}, not an object")
+    return value
+
+
+def check_run_of(cell: Cell, run_dir: Path) -> None:
+    """Refuse to record ``run_dir`` for ``cell`` unless its resolved config is that cell's experiment (another
+    model's folder copied there made a record of one model with another's figures)."""
+    try:
+        node = OmegaConf.to_container(OmegaConf.load(run_dir / "config_resolved.yaml")).get("leaderboard") or {}
+    except Exception as exc:  # noqa: BLE001 -- missing, damaged or not a mapping: one line
+        raise ConfigError(f"run '{run_dir}' has no readable config_resolved.yaml ({first_line(exc)}); it is not a "
+                          f"run of {cell.experiment}") from None
+    made = (node.get("table"), node.get("cell"), node.get("tier"))
+    if made != (cell.table, cell.name, cell.tier):
+        raise ConfigError(f"run '{run_dir}' is not a run of {cell.experiment}: its config is of leaderboard "
+                          f"{'/'.join(str(x) for x in made)}, not {cell.table}/{cell.name}/{cell.tier}")
 
 
 def config_hash(run_dir: Path) -> str:
@@ -82,7 +108,7 @@ def make_benchmark_record(cell: Cell, result: Path, wall_s: float | None = None,
     """The record of a benchmark cell from the JSON its script wrote (``metrics`` holds the cell's metric); the
     script ran here, so hardware and commit are this process's. The config hash covers the command and the
     ``options`` given after it."""
-    metrics = json.loads(Path(result).read_text()).get("metrics", {})
+    metrics = read_json(Path(result), "benchmark result").get("metrics", {})
     if cell.metric not in metrics:
         raise ConfigError(f"{result}: the benchmark wrote no metric '{cell.metric}' (leaderboard.metric of "
                           f"pdeop/conf/experiment/{cell.experiment}.yaml); it wrote {sorted(metrics)}")
@@ -103,7 +129,11 @@ def make_record(cell: Cell, run_dir: Path, wall_s: float | None = None, previous
     continued it (its wall time and peak memory cover the later epochs only; the report flags it). ``options``:
     overrides given beyond the cell's command (a shortened run, say; the report flags them too); None (a run
     recorded again, its overrides unknown here) keeps the ``previous`` record's."""
-    metrics = json.loads((run_dir / "test_metrics.json").read_text())
+    check_run_of(cell, run_dir)
+    metrics = read_json(run_dir / "test_metrics.json", "test metrics")
+    if not isinstance(metrics.get(cell.metric), (int, float)):
+        raise ConfigError(f"run '{run_dir}': its test_metrics.json has no {cell.metric} (leaderboard.metric of "
+                          f"pdeop/conf/experiment/{cell.experiment}.yaml); it has {sorted(metrics)}")
     previous = previous or {}
     resumed = resumed_from_epoch or previous.get("resumed_from_epoch")
     options = list(options) if options is not None else previous.get("options", [])

@@ -5,7 +5,6 @@ training) run their script, a file of pdeop's repository, from the current folde
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 import time
@@ -18,6 +17,7 @@ from pdeop.leaderboard.record import (
     epoch_seconds,
     make_benchmark_record,
     make_record,
+    read_json,
     write_record,
 )
 
@@ -90,7 +90,7 @@ def record_runs(cells: list[Cell], runs: Path, records: Path, options: list[str]
             print(f"[leaderboard] {cell.experiment}: no finished run in {run_dir}", flush=True)
             continue
         old = records / cell.table / f"{cell.name}.{cell.tier}.json"
-        previous = json.loads(old.read_text()) if old.is_file() else {}
+        previous = read_json(old, "record") if old.is_file() else {}
         record = (make_benchmark_record(cell, finished, previous.get("wall_s"), previous.get("options", ()))
                   if cell.benchmark
                   else make_record(cell, run_dir, previous=previous, options=options))

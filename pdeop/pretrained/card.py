@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime
 import json
+import logging
 from pathlib import Path
 
 import torch
@@ -13,6 +14,8 @@ import pdeop
 from pdeop.inference import TrainedOperator
 from pdeop.pretrained.build import constructor_config
 
+log = logging.getLogger(__name__)
+
 
 def run_directory(checkpoint: Path) -> Path | None:
     """The training run a checkpoint belongs to (``<run>/checkpoints/<file>.ckpt``), if it is still there."""
@@ -20,12 +23,22 @@ def run_directory(checkpoint: Path) -> Path | None:
     return run if (run / "config_resolved.yaml").is_file() else None
 
 
+def unreadable(path: Path, problem: object) -> None:
+    """Say that a run's side file the card reads cannot be read; the card leaves out what it would have told."""
+    log.warning("model card: '%s' cannot be read (%s); the card leaves out what it tells", path, problem)
+
+
 def training_command(run: Path | None) -> str | None:
     overrides = run / ".hydra" / "overrides.yaml" if run else None
     if overrides is None or not overrides.is_file():
         return None
-    kept = [o for o in yaml.safe_load(overrides.read_text()) or [] if not o.startswith("hydra.")]
-    return " ".join(["python train.py", *kept])
+    try:
+        written = yaml.safe_load(overrides.read_text()) or []
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        return unreadable(overrides, exc)
+    if not isinstance(written, list) or not all(isinstance(o, str) for o in written):
+        return unreadable(overrides, "expected a list of overrides")
+    return " ".join(["python train.py", *(o for o in written if not o.startswith("hydra."))])
 
 
 def test_errors(run: Path | None, checkpoint: Path) -> dict[str, float] | None:
@@ -33,11 +46,19 @@ def test_errors(run: Path | None, checkpoint: Path) -> dict[str, float] | None:
     metrics = run / "test_metrics.json" if run else None
     if metrics is None or not metrics.is_file():
         return None
-    recorded = json.loads(metrics.read_text())
+    try:
+        recorded = json.loads(metrics.read_text())
+    except (OSError, ValueError) as exc:
+        return unreadable(metrics, exc)
+    if not isinstance(recorded, dict):
+        return unreadable(metrics, "expected a JSON object")
     tested = recorded.pop("checkpoint", "")
-    if not tested or Path(tested).resolve() != checkpoint.resolve():
+    if not isinstance(tested, str) or not tested or Path(tested).resolve() != checkpoint.resolve():
         return None
-    return {k: v for k, v in recorded.items() if k.startswith("test/")}
+    errors = {k: v for k, v in recorded.items() if k.startswith("test/")}
+    if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in errors.values()):
+        return unreadable(metrics, "expected numbers for the test/ metrics")
+    return errors
 
 
 def data_summary(data: dict) -> str:
