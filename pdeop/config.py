@@ -62,6 +62,8 @@ def flatten(config: dict, prefix: str = "") -> dict[str, Any]:
 
 def subsampled_size(nodes: int, factor: int) -> int:
     """Nodes a side after taking every ``factor``-th of ``nodes`` (boundaries kept): 421, 5 -> 85."""
+    if int(factor) < 1:
+        raise ConfigError(f"taken from data.subsample, which is {factor}: expected a positive subsample factor")
     return (int(nodes) - 1) // int(factor) + 1
 
 

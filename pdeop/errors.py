@@ -56,6 +56,11 @@ def first_line(exc: BaseException) -> str:
 def config_value_error(exc: MissingMandatoryValue | InterpolationResolutionError) -> ConfigError:
     """One line for a value the composed config leaves unset (``???``) or cannot resolve (``${oc.env:UNSET}``)."""
     key = exc.full_key or "a config value"
+    inner = exc.__cause__ or exc.__context__
+    while inner is not None and not isinstance(inner, PdeopError):
+        inner = inner.__cause__ or inner.__context__
+    if inner is not None:  # a resolver refused its argument and said why
+        return ConfigError(f"{key}: {inner}")
     if isinstance(exc, MissingMandatoryValue):
         return ConfigError(f"{key}: required and not given; pass {key}=<value> on the command line")
     return ConfigError(f"{key}: its interpolation does not resolve ({first_line(exc)})")
@@ -125,6 +130,9 @@ def did_you_mean(word: str, choices: list[str], spell: Callable[[str], str] = st
 def unknown_key_error(override: str, exc: ConfigKeyError | ConfigAttributeError) -> ConfigError:
     """One line for the command-line ``override`` of a key its node lacks (``optim.lrr=1``), naming the closest keys."""
     key = exc.full_key
+    if key == "data" and override.startswith("data."):  # evaluate, predict: the checkpoint's data unless data=<name>
+        return ConfigError(f"{override}: without data=<name> the checkpoint's own data config is used, and it is not "
+                           f"composed here; choose the data (data=darcy, data=from_file, ...) to change its keys")
     node, _, _ = key.rpartition(".")
     keys = [str(k) for k in exc.parent_node.keys()] if isinstance(exc.parent_node, DictConfig) else []
     if not keys:  # optim.lr.x=1 (lr a value): '+' would silently replace the value with a node

@@ -68,3 +68,20 @@ def test_data_modules_take_every_loader_setting_as_a_flat_key(target):
         assert hints[field.name] == settings[field.name]
     with pytest.raises(ConfigError, match=r"data.batch_size: expected int, got '8'"):
         check_config({"data": {"_target_": target, "_partial_": True, "batch_size": "8"}})
+
+
+@pytest.mark.parametrize("factor", [0, -2])
+def test_a_subsample_factor_below_one_names_data_subsample(factor):
+    """It was a ZeroDivisionError 'while resolving' data.grid_size, which names neither the key nor the fix."""
+    from hydra import compose, initialize_config_dir
+    from omegaconf import OmegaConf
+
+    from pdeop.conf import CONF
+    from pdeop.errors import user_error_of
+
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        cfg = compose("config", overrides=[f"data.subsample={factor}"])
+    with pytest.raises(Exception) as failed:
+        OmegaConf.to_container(cfg, resolve=True)
+    assert str(user_error_of(failed.value)) == (f"data.grid_size: taken from data.subsample, which is {factor}: "
+                                                f"expected a positive subsample factor")

@@ -47,6 +47,9 @@ def test_unknown_dataset_lists_the_choices(train):
     (["train.py"], ["optim.zzz=1"], "pdeop error: optim.zzz: no such key; optim has _target_, _partial_, lr, "
                                     "weight_decay (+optim.zzz=<value> adds it as a new key)"),
     (["evaluate.py"], ["ckpt=fno-darcy", "splitt=val"], "pdeop error: splitt: no such key; did you mean split?"),
+    # the checkpoint's own data: '+data.n_test' led to another confusing error
+    (["predict.py"], ["ckpt=fno-darcy", "data.n_test=2"], "pdeop error: data.n_test: without data=<name> the "
+                                                         "checkpoint's own data config is used"),
     (["-m", "pdeop.export"], ["ckpt=fno-darcy", "out=b", "namee=x"], "pdeop error: namee: no such key; did you mean "
                                                                      "name?"),
     (["-m", "pdeop.generate"], ["data=darcyy"], "pdeop error: data=darcyy: no such option; did you mean data=darcy or "
