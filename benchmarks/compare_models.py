@@ -44,8 +44,10 @@ def run_model(entry: str, epochs: int, overrides: list[str], run_dir: Path) -> d
         proc = subprocess.Popen(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
         _, status, usage = os.wait4(proc.pid, 0)
     wall = time.perf_counter() - start
-    if os.waitstatus_to_exitcode(status) != 0:
-        raise SystemExit(f"{' '.join(cmd)} failed; see {run_dir.with_suffix('.log')}")
+    if os.waitstatus_to_exitcode(status) != 0:  # the log goes with the temporary folder: its error is said here
+        lines = [line for line in run_dir.with_suffix(".log").read_text().splitlines() if line.strip()]
+        said = next((line for line in reversed(lines) if line.startswith("pdeop error:")), lines[-1] if lines else "")
+        raise SystemExit(f"{' '.join(cmd)} failed: {said}")
     with open(run_dir / "csv" / "metrics.csv") as f:
         rows = list(csv.DictReader(f))
     epoch_seconds = [float(r["time/epoch_s"]) for r in rows if r.get("time/epoch_s")]
@@ -89,6 +91,8 @@ def main() -> None:
     parser.add_argument("--json", type=Path, help="also write the figures here")
     parser.add_argument("overrides", nargs="*", help="Hydra overrides applied to every model, e.g. data=darcy")
     args = parser.parse_args()
+    if args.epochs < 1:
+        parser.error(f"--epochs: expected at least one epoch to compare, got {args.epochs}")
     with tempfile.TemporaryDirectory() as tmp:
         rows = []
         for index, model in enumerate(args.models):

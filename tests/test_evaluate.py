@@ -192,3 +192,14 @@ def test_out_replaces_only_an_earlier_output_of_its_kind(trained, data_dir, tmp_
                                (["split=train"], "split: expected 'test' or 'val', got 'train'")):
         result = run_entry(["predict.py"], [f"ckpt={kept}", *overrides], tmp_path / "hydra", data_dir, check=False)
         assert result.returncode == 2 and message in result.stderr, result.stderr[-3000:]
+
+
+@pytest.mark.slow
+def test_data_of_another_dimension_is_refused_before_it_is_generated(trained, tmp_path):
+    """A 2-D model evaluated on Burgers generated the whole 1-D dataset, then refused it."""
+    empty = tmp_path / "data"
+    result = run_entry(["evaluate.py"], [f"ckpt={trained / 'checkpoints' / 'last.ckpt'}", "data=burgers"],
+                       tmp_path / "run", empty, check=False)
+    assert result.returncode == 2, result.stderr[-3000:]
+    assert "data: FNO takes 2-D fields and this data's are 1-D (data.spatial_dims)" in result.stderr
+    assert not empty.exists() or not any(empty.iterdir())

@@ -11,14 +11,20 @@ matplotlib.use("Agg")  # files only; no display needed on clusters
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from pdeop.io import atomic_path  # noqa: E402
+
 
 def save_figure(figure, path: str | Path, title: str = "") -> Path:
-    """Write ``figure`` (with ``title`` above it) to ``path`` as a PNG and free it."""
+    """Write ``figure`` (with ``title`` above it) to ``path`` as a PNG, atomically (a stop leaves the old picture or
+    the new, never part of one), and free it."""
     if title:
         figure.suptitle(title)
     path = Path(path)
-    figure.savefig(path, dpi=100)
-    plt.close(figure)
+    try:
+        with atomic_path(path) as tmp:
+            figure.savefig(tmp, dpi=100, format="png")
+    finally:
+        plt.close(figure)
     return path
 
 

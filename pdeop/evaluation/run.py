@@ -17,7 +17,7 @@ from pdeop.errors import ConfigError
 from pdeop.evaluation.metrics import evaluate_fields
 from pdeop.evaluation.plots import plot_error_by_resolution, plot_sample
 from pdeop.evaluation.predict import is_predictions, write_predictions
-from pdeop.inference import TrainedOperator, check_takes
+from pdeop.inference import TrainedOperator, check_takes, grid_dims
 from pdeop.io import atomic_path, writable_file
 from pdeop.pretrained.load import load_source, resolve
 
@@ -122,6 +122,10 @@ def open_run(cfg: DictConfig):
         if "data_dir" in data_config:  # generated data may live elsewhere than where it was trained
             data_config["data_dir"] = cfg.paths.data_dir
     check_config(data_config, "data")
+    dims, declared = grid_dims(module.model), data_config.get("spatial_dims", 2)
+    if dims is not None and declared is not None and dims != declared:  # before a dataset is generated for nothing
+        raise ConfigError(f"data: {type(module.model).__name__} takes {dims}-D fields and this data's are "
+                          f"{declared}-D (data.spatial_dims); choose data of {dims}-D fields")
     datamodule = instantiate(data_config)
     if not hasattr(datamodule, "open_store"):
         raise ConfigError(f"data: {type(datamodule).__name__} is one problem instance for a physics-informed "
