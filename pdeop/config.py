@@ -127,8 +127,9 @@ def check_settings(config: dict, settings: type) -> None:
 
 def settings_of(cfg: Any, settings: type) -> dict:
     """The keys of ``settings`` (a dataclass) that the composed config ``cfg`` holds, as plain values."""
+    held = set(cfg.keys())  # `in` leaves out a key whose value is ??? (required): reading it says so, in one line
     return {name: OmegaConf.to_object(cfg[name]) if OmegaConf.is_config(cfg[name]) else cfg[name]
-            for name in settings.__dataclass_fields__ if name in cfg}
+            for name in settings.__dataclass_fields__ if name in held}
 
 
 def describe(annotation: Any) -> str:

@@ -117,9 +117,12 @@ def test_a_run_stopped_by_a_user_error_leaves_no_empty_run_folder(train, data_di
     (tmp_path / "mine").mkdir()
     train("ckpt_path=nope.ckpt", run_name="mine", check=False)
     assert sorted(path.name for path in (tmp_path / "mine").iterdir()) == [".hydra", "train.log"]
-    result, run = train("data.generate=false", "data.seed=12345", run_name="written", check=False)
+    result, run = train("data.generate=false", "data.seed=12345", run_name="refused_data", check=False)
+    assert_clean_error(result, "does not exist")  # found after the config was checked, before anything was written
+    assert not run.exists()
+    result, run = train("optim.lr=0", "data.generate=false", "data.seed=12345", run_name="written", check=False)
     assert_clean_error(result, "does not exist")
-    assert (run / "config_resolved.yaml").exists()
+    assert "optim.lr=0" in (run / "train.log").read_text()  # its log tells something: the folder stays
     sweep = ["hydra.mode=MULTIRUN", f"hydra.sweep.dir={tmp_path / 'sweep'}", "ckpt_path=nope.ckpt"]
     result = run_entry(["train.py"], sweep, tmp_path / "unused", data_dir, check=False)
     assert_clean_error(result, "pdeop error: job 0 (", "): ckpt_path: checkpoint file 'nope.ckpt' does not exist")

@@ -238,6 +238,13 @@ def train(cfg: DictConfig) -> dict[str, float]:
     Writes the resolved config, the metrics and the checkpoints under ``cfg.paths.output_dir``.
     """
     quiet_frameworks()
+    output_dir = writable_directory(cfg.paths.output_dir, "hydra.run.dir=<dir>")
+    with training_lock(output_dir):  # one run at a time in the folder; released however the run ends
+        return train_in(cfg, checked_config(cfg), output_dir)
+
+
+def checked_config(cfg: DictConfig) -> dict:
+    """The resolved config, once every check that needs no data or model has passed."""
     benchmark = (cfg.get("leaderboard") or {}).get("benchmark")
     if benchmark:
         leaderboard = cfg.leaderboard
@@ -249,9 +256,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
     config = OmegaConf.to_container(cfg, resolve=True)
     check_run_settings(config)
     check_config(config)
-    output_dir = writable_directory(cfg.paths.output_dir, "hydra.run.dir=<dir>")
-    with training_lock(output_dir):  # one run at a time in the folder, from before it reads its checkpoints
-        return train_in(cfg, config, output_dir)
+    return config
 
 
 def train_in(cfg: DictConfig, config: dict, output_dir: Path) -> dict[str, float]:
@@ -265,7 +270,6 @@ def train_in(cfg: DictConfig, config: dict, output_dir: Path) -> dict[str, float
     here = continues_here(resume, output_dir)
     if not here and rank_zero_only.rank == 0:  # another run's checkpoints are kept, neither overwritten nor resumed
         set_aside_files(output_dir / "checkpoints", "checkpoints", "*.ckpt")  # damaged ones stay as *.broken
-    write_yaml(config, output_dir / "config_resolved.yaml")
 
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
     datamodule = instantiate(cfg.data)
@@ -285,6 +289,8 @@ def train_in(cfg: DictConfig, config: dict, output_dir: Path) -> dict[str, float
     check_fits(module, resume)
     acceleration = Acceleration.of(cfg.trainer)
     accelerate(module.model, acceleration, cfg.trainer.precision, inputs)
+    # once data, model and pre-flight pass are in order: a run a user error stopped leaves no folder (Hydra's own)
+    write_yaml(config, output_dir / "config_resolved.yaml")
     trainer = build_trainer(cfg, resume.step if here else None)
     check_goes_on_mid_epoch(resume, config, trainer.world_size, sharded)  # devices: auto is known here
     with reported_compile_failures(acceleration, module.model):

@@ -9,8 +9,8 @@ outlives a run. Only the launching process of global rank 0 takes it: the other 
 the folder by design.
 
 The lock is taken as Hydra starts the run (``RunDirectoryLock``), before Hydra writes its ``.hydra/`` files and log
-into a folder that already exists, and again by ``train`` (a no-op where this process holds it): a multirun's job
-folders and a folder Hydra has just made are locked there.
+into a folder that already exists, and taken over by ``train``, which releases it as it returns or fails; a
+multirun's job folders and a folder Hydra has just made are locked by ``train`` alone.
 """
 
 from __future__ import annotations
@@ -37,6 +37,7 @@ log = logging.getLogger(__name__)
 
 LOCK_NAME = ".pdeop-run.lock"
 HELD: dict[Path, int] = {}  # run directory -> the locked descriptor, in this process
+TAKEN_AT_START: set[Path] = set()  # those RunDirectoryLock took, for train to take over
 
 
 class RunDirectoryInUse(PdeopError):
@@ -50,6 +51,7 @@ def close_held_in_child() -> None:
         with contextlib.suppress(OSError):
             os.close(fd)
     HELD.clear()
+    TAKEN_AT_START.clear()
 
 
 def release_all() -> None:
@@ -57,6 +59,7 @@ def release_all() -> None:
     SIGTERM's 143), which Hydra's end-of-run callback never sees."""
     for run_dir in list(HELD):
         release(run_dir)
+    TAKEN_AT_START.clear()
 
 
 os.register_at_fork(after_in_child=close_held_in_child)
@@ -71,13 +74,17 @@ def launches_rank_zero() -> bool:
 
 @contextlib.contextmanager
 def training_lock(run_dir: Path) -> Iterator[None]:
-    """Hold the run directory's lock while the block runs; refuse one another process holds. A no-op in ranks
-    other than 0 and where this process holds it already (``RunDirectoryLock``)."""
+    """Hold the run directory's lock while the block runs, and release it however the block ends; refuse one
+    another process holds. A lock this process took already (``RunDirectoryLock``) is taken over; ranks other than
+    0 take none."""
     key = Path(os.path.abspath(run_dir))
-    if not launches_rank_zero() or key in HELD:
+    if not launches_rank_zero() or (key in HELD and key not in TAKEN_AT_START):  # held by an enclosing block
         yield
         return
-    lock(key)
+    if key in TAKEN_AT_START:
+        TAKEN_AT_START.remove(key)
+    else:
+        lock(key)
     try:
         yield
     finally:
@@ -157,6 +164,11 @@ class RunDirectoryLock(Callback):
         except RunDirectoryInUse as exc:
             print(f"pdeop error: {exc}", file=sys.stderr)
             sys.exit(2)
+        if run_dir in HELD:
+            TAKEN_AT_START.add(run_dir)
 
     def on_run_end(self, config: DictConfig, **kwargs) -> None:
-        release(Path(os.path.abspath(config.hydra.run.dir)))
+        run_dir = Path(os.path.abspath(config.hydra.run.dir))
+        if run_dir in TAKEN_AT_START:  # train never took it over (another entry point, or it failed before)
+            TAKEN_AT_START.remove(run_dir)
+            release(run_dir)
