@@ -210,6 +210,12 @@ def test_burgers_trains_a_1d_fno_on_the_final_state(data_dir, tmp_path):
     metrics = json.loads((run / "test_metrics.json").read_text())
     assert {k for k in metrics if k.startswith("test/")} == {"test/rel_l2_64", "test/rel_l2_256"}
     assert metrics["test/rel_l2_64"] < 0.3  # learnt in 80 steps (0.07 after 120 here); the mean guess scores 1
+    # 1-D samples are drawn as curves (none were drawn): after training, and by predict.py
+    assert (run / "plots" / "test_sample_0_64.png").stat().st_size > 5000
+    predicted = run_entry(["predict.py"], [f"ckpt={run / 'checkpoints' / 'last.ckpt'}", f"out={tmp_path / 'p.nc'}",
+                                           "plot_samples=[1]"], tmp_path / "predict", data_dir)
+    assert "samples at 256 points" in predicted.stdout
+    assert (tmp_path / "p_sample_1.png").stat().st_size > 5000
 
 
 def test_a_time_dependent_dataset_without_a_task_is_a_clear_error(data_dir, tmp_path):

@@ -28,13 +28,21 @@ def save_figure(figure, path: str | Path, title: str = "") -> Path:
     return path
 
 
+def grid_name(shape: tuple[int, ...]) -> str:
+    """A grid as messages and titles name it: ``256 points`` (1-D), ``64x64`` (2-D)."""
+    return f"{shape[0]} points" if len(shape) == 1 else "x".join(map(str, shape))
+
+
 def plot_sample(inputs: np.ndarray, target: np.ndarray, prediction: np.ndarray, path: str | Path,
                 title: str = "") -> Path:
-    """Input, target, prediction and error of one 2D sample (first channel of each), with colour bars.
+    """Input, target, prediction and error of one sample (first channel of each): 2-D fields as maps with colour
+    bars, 1-D fields as curves (``plot_curves``).
 
     Target and prediction share one colour scale, so a difference in colour is a difference in value;
     the error has a symmetric scale around zero.
     """
+    if inputs.ndim == 1:
+        return plot_curves(inputs, target, prediction, path, title)
     error = prediction - target
     low, high = min(target.min(), prediction.min()), max(target.max(), prediction.max())
     bound = float(np.abs(error).max()) or 1.0
@@ -47,6 +55,26 @@ def plot_sample(inputs: np.ndarray, target: np.ndarray, prediction: np.ndarray, 
         image = axis.imshow(field.T, origin="lower", extent=(0, 1, 0, 1), **style)
         axis.set_title(name)
         figure.colorbar(image, ax=axis, shrink=0.85)
+    return save_figure(figure, path, title)
+
+
+def plot_curves(inputs: np.ndarray, target: np.ndarray, prediction: np.ndarray, path: str | Path,
+                title: str = "") -> Path:
+    """One 1-D sample on the unit interval: its input; target and prediction on one axis; and their difference."""
+    x_in, x_out = (np.linspace(0.0, 1.0, len(field), endpoint=False) for field in (inputs, target))
+    figure, axes = plt.subplots(1, 3, figsize=(14, 3.6), constrained_layout=True)
+    axes[0].plot(x_in, inputs, color="tab:green")
+    axes[0].set_title("input")
+    axes[1].plot(x_out, target, color="black", label="target")
+    axes[1].plot(x_out, prediction, color="tab:orange", linestyle="--", label="prediction")
+    axes[1].set_title("target and prediction")
+    axes[1].legend()
+    axes[2].plot(x_out, prediction - target, color="tab:red")
+    axes[2].axhline(0.0, color="grey", linewidth=0.5)
+    axes[2].set_title("prediction - target")
+    for axis in axes:
+        axis.set_xlabel("x")
+        axis.grid(alpha=0.3)
     return save_figure(figure, path, title)
 
 

@@ -15,7 +15,7 @@ from pdeop.config import check_config, check_settings, settings_of
 from pdeop.data.store import FieldSet
 from pdeop.errors import ConfigError
 from pdeop.evaluation.metrics import evaluate_fields
-from pdeop.evaluation.plots import plot_error_by_resolution, plot_sample
+from pdeop.evaluation.plots import grid_name, plot_error_by_resolution, plot_sample
 from pdeop.evaluation.predict import is_predictions, write_predictions
 from pdeop.inference import TrainedOperator, check_takes, grid_dims
 from pdeop.io import atomic_path, writable_file
@@ -190,8 +190,9 @@ def predict(cfg: DictConfig) -> Path:
         chosen = list(cfg.plot_samples)
         t = None if fields.lead_times is None else torch.from_numpy(fields.lead_times[chosen])
         predictions = module.predict(torch.from_numpy(fields.inputs[chosen]), t).numpy() if chosen else []
-    for i, prediction in zip(chosen if fields.inputs.ndim == 4 else [], predictions):  # pictures of 2D fields
+    grid = grid_name(fields.outputs.shape[2:])
+    for i, prediction in zip(chosen if fields.inputs.ndim in (3, 4) else [], predictions):  # 1-D and 2-D fields
         plot_sample(fields.inputs[i, 0], fields.outputs[i, 0], prediction[0], picture_beside(out, f"sample_{i}"),
-                    title=f"{cfg.split} sample {i} at {resolution}x{resolution}")
-    print(f"predictions of {len(fields.inputs)} samples at {resolution}x{resolution}: {out}")
+                    title=f"{cfg.split} sample {i} at {grid}")
+    print(f"predictions of {len(fields.inputs)} samples at {grid}: {out}")
     return out

@@ -64,9 +64,10 @@ def test_errors(run: Path | None, checkpoint: Path) -> dict[str, float] | None:
 def data_summary(data: dict) -> str:
     problem = {k: v for k, v in data.get("problem", {}).items() if k not in ("_target_", "linear_solver")}
     settings = ", ".join(f"{k}={v}" for k, v in problem.items())
-    grid = data.get("grid_size")
+    size = data.get("grid_size")
+    grid = f"grid of {size} points" if data.get("spatial_dims") == 1 else f"{size}x{size} grid"
     return (f"`{data.get('problem', {}).get('_target_', '?')}` ({settings}); {data.get('n_train')} training samples "
-            f"on the {grid}x{grid} grid (subsample {data.get('subsample')}), seed {data.get('seed')}")
+            f"on the {grid} (subsample {data.get('subsample')}), seed {data.get('seed')}")
 
 
 def model_card(module: TrainedOperator, checkpoint: Path, checkpoint_sha256: str, name: str, description: str,
@@ -78,7 +79,8 @@ def model_card(module: TrainedOperator, checkpoint: Path, checkpoint_sha256: str
     run = run_directory(checkpoint)
     command = training_command(run)
     errors = test_errors(run, checkpoint)
-    error_text = (", ".join(f"{v:.4f} at {k.rsplit('_', 1)[-1]}x{k.rsplit('_', 1)[-1]}" for k, v in errors.items())
+    at = "{0} points" if config.get("data", {}).get("spatial_dims") == 1 else "{0}x{0}"
+    error_text = (", ".join(f"{v:.4f} at {at.format(k.rsplit('_', 1)[-1])}" for k, v in errors.items())
                   if errors else "not recorded for this checkpoint (run `python evaluate.py ckpt=<bundle>`)")
     rows = [
         ("model", f"`{config['model']['_target_']}`, {parameters:,} parameters"),

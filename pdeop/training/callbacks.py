@@ -18,7 +18,13 @@ from pytorch_lightning.utilities.exceptions import SIGTERMException
 
 from pdeop.data.sampling import batches_taken
 from pdeop.errors import ConfigError, NonFiniteLossError
-from pdeop.evaluation.plots import plot_error_by_lead, plot_error_by_resolution, plot_sample, plot_solution
+from pdeop.evaluation.plots import (
+    grid_name,
+    plot_error_by_lead,
+    plot_error_by_resolution,
+    plot_sample,
+    plot_solution,
+)
 
 
 NEXT_LOGGING_STEP = "pdeop_next_logging_step"  # the checkpoint's entry for the step its run's loggers log next
@@ -320,13 +326,13 @@ class PredictionPlots(pl.Callback):
         x, t, y = pl_module.unpack(next(iter(loaders[0] if isinstance(loaders, (list, tuple)) else loaders)))
         x, y = x[: self.samples], y[: self.samples]
         t = None if t is None else t[: self.samples].to(pl_module.device)
-        if x.ndim == 4 and len(x):
+        if x.ndim in (3, 4) and len(x):  # fields on 1-D and 2-D grids
             with torch.no_grad():
                 prediction = pl_module.predict(x.to(pl_module.device), t).cpu()
             for i in range(len(x)):
                 path = folder / f"test_sample_{i}_{x.shape[-1]}.png"
                 plot_sample(x[i, 0].numpy(), y[i, 0].numpy(), prediction[i, 0].numpy(), path,
-                            title=f"test sample {i} at {x.shape[-1]}x{x.shape[-1]}")
+                            title=f"test sample {i} at {grid_name(tuple(y.shape[2:]))}")
                 pictures.append((f"test/sample_{i}", path))
         metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
         # by resolution: the relative L2 error, for a rollout its per-step mean (what val/rel_l2 is)
