@@ -6,6 +6,8 @@
 the log under ``outputs/generate/<data>/<time>/``.
 """
 
+import logging
+
 import hydra
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
@@ -14,6 +16,8 @@ from pdeop.conf import CONFIG_PATH
 from pdeop.config import check_config
 from pdeop.errors import ConfigError, report_composition_errors, report_user_errors
 from pdeop.io import stops_cleanly
+
+log = logging.getLogger(__name__)
 
 
 @report_composition_errors
@@ -32,6 +36,8 @@ def main(cfg: DictConfig) -> None:
     datamodule = instantiate(cfg.data, generate=True)
     datamodule.solvers = instantiate(cfg.solvers)
     datamodule.prepare_data()
+    log.info("dataset %s (%d training, %d validation, %d test samples)", datamodule.path, datamodule.spec.n_train,
+             datamodule.spec.n_val, datamodule.spec.n_test)
     print(datamodule.path)
 
 

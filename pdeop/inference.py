@@ -69,7 +69,8 @@ def taking_inputs(network: nn.Module, shape: tuple[int, ...], data: str = "the d
         grid = "x".join(map(str, shape[2:]))
         raise ConfigError(f"model: {type(network).__name__} takes {dims}-D fields and the inputs of {data} are "
                           f"{len(shape) - 2}-D, shaped {list(shape)} (batch, {shape[1]} channels, grid {grid}); "
-                          f"choose a model for {len(shape) - 2}-D fields")
+                          f"choose a model for {len(shape) - 2}-D fields"
+                          f"{' (model=fno_1d)' if len(shape) == 3 else ''}")
     try:
         yield
     except (PdeopError, torch.OutOfMemoryError):

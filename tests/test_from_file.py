@@ -105,6 +105,9 @@ def test_counts_and_channels_are_checked_against_the_file(tmp_path):
     with pytest.raises(ConfigError, match=r"data.spatial_dims: config says 1, the data of '.*d.mat' has 2; set "
                                           r"data.spatial_dims=2"):  # the losses' spatial axes (loss.d) follow it
         file_module(path, n_val=1, n_test=1, spatial_dims=1)
+    with pytest.raises(ConfigError, match=r"data.in_channels: config says 2, .*; data.out_channels: config says 3, "
+                                          r".* has 1; set data.in_channels=1 data.out_channels=1"):
+        file_module(path, n_val=1, n_test=1, in_channels=2, out_channels=3)  # every mismatch at once
     with pytest.raises(ConfigError, match="data.path: data=from_file needs the file"):
         FileDataModule("")
 

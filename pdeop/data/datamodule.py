@@ -164,10 +164,11 @@ class PairsDataModule(pl.LightningDataModule):
         if self.settings.spatial_dims is not None:
             checks.append(("spatial_dims", reference.inputs.ndim - 2))
         task = f" as data.task ({type(self.task).__name__}) serves it" if self.task is not None else ""
-        for key, have in checks:
-            if getattr(self.settings, key) != have:
-                raise ConfigError(f"data.{key}: config says {getattr(self.settings, key)}, the data of "
-                                  f"'{stored.path}'{task} has {have}; set data.{key}={have}")
+        wrong = [(key, have) for key, have in checks if getattr(self.settings, key) != have]
+        if wrong:  # every one in one message: a fix at a time would take a run each
+            said = "; ".join(f"data.{key}: config says {getattr(self.settings, key)}, the data of '{stored.path}'"
+                             f"{task} has {have}" for key, have in wrong)
+            raise ConfigError(f"{said}; set {' '.join(f'data.{key}={have}' for key, have in wrong)}")
         self.input_normaliser, self.output_normaliser = self.fit_normalisers(stored)
 
     def fit_normalisers(self, stored) -> tuple[nn.Module, nn.Module]:

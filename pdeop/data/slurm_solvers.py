@@ -27,7 +27,7 @@ from distributed.core import Status
 from tornado.ioloop import PeriodicCallback
 
 from pdeop.data.worker_environment import solver_worker_environment
-from pdeop.data.solvers import SolverClusterError, has_dashboard
+from pdeop.data.solvers import SolverClusterError, has_dashboard, quiet_cancellations
 from pdeop.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -91,6 +91,7 @@ class SlurmSolvers:
                 raise SolverClusterError(f"solvers=slurm: SLURM refuses the solver jobs ({refused}); check "
                                          f"solvers.partition, solvers.cores, solvers.memory and solvers.walltime")
             replace_lost_jobs(cluster)
+            quiet_cancellations(client)
             cluster.scale(jobs=self.jobs)
             wait_for_a_slurm_worker(cluster, client, self.timeout_s, self.log_directory)
             yield client

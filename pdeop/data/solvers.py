@@ -19,7 +19,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Iterator, Union
 
-from distributed import Client, LocalCluster
+from distributed import Client, LocalCluster, WorkerPlugin
 
 from pdeop.data.worker_environment import solver_worker_environment
 from pdeop.errors import ConfigError, PdeopError
@@ -65,7 +65,31 @@ class LocalSolvers:
                 cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
                                        dashboard_address=":8787" if has_dashboard() else None)
             with cluster, Client(cluster) as client:
-                yield client
+                yield quiet_cancellations(client)
+
+
+class CancelledTaskLines(logging.Filter):
+    """Drops a worker's warning that a task it was running ended with ``CancelledError``: pdeop cancels the tasks in
+    flight when a stream or a generation stops, and every worker then warns of it, in lines that read as errors."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "ended with CancelledError" not in record.getMessage()
+
+
+class QuietCancellations(WorkerPlugin):
+    """Installs ``CancelledTaskLines`` on the workers of pdeop's own clusters (this machine's, SLURM jobs'), those
+    started later too; a cluster of the user's (``solvers=address``) keeps its logging."""
+
+    name = "pdeop-quiet-cancellations"
+
+    def setup(self, worker) -> None:
+        logging.getLogger("distributed.worker.state_machine").addFilter(CancelledTaskLines())
+
+
+def quiet_cancellations(client: Client) -> Client:
+    """``client`` with ``QuietCancellations`` registered on its cluster; the client."""
+    client.register_plugin(QuietCancellations())
+    return client
 
 
 @dataclass(frozen=True)

@@ -36,7 +36,7 @@ def make_preconditioner(kind: str, A: sp.spmatrix):
     if kind == "ilu":
         factor = spla.spilu(A.tocsc(), drop_tol=0.0, fill_factor=1.0, permc_spec="NATURAL", diag_pivot_thresh=0.0)
         return spla.LinearOperator(A.shape, matvec=factor.solve, dtype=A.dtype)
-    raise ConfigError(f"linear_solver.preconditioner: expected one of {PRECONDITIONERS}, got {kind!r}")
+    raise ConfigError(f"data.problem.linear_solver.preconditioner: expected one of {PRECONDITIONERS}, got {kind!r}")
 
 
 class SolverError(PdeopError):
@@ -63,17 +63,19 @@ class LinearSolver:
 
     def __post_init__(self) -> None:
         if self.method not in METHODS:
-            raise ConfigError(f"linear_solver.method: expected one of {METHODS}, got {self.method!r}")
+            raise ConfigError(f"data.problem.linear_solver.method: expected one of {METHODS}, got {self.method!r}")
         if self.preconditioner not in PRECONDITIONERS:
             raise ConfigError(
-                f"linear_solver.preconditioner: expected one of {PRECONDITIONERS}, got {self.preconditioner!r}")
+                f"data.problem.linear_solver.preconditioner: expected one of {PRECONDITIONERS}, "
+                f"got {self.preconditioner!r}")
         if not 0 < self.tol < 1:
-            raise ConfigError(f"linear_solver.tol: expected a relative tolerance in (0, 1), got {self.tol}")
+            raise ConfigError(f"data.problem.linear_solver.tol: expected a relative tolerance in (0, 1), "
+                              f"got {self.tol}")
         if self.method == "cg" and self.preconditioner == "ilu":
-            raise ConfigError("linear_solver.preconditioner: CG needs a symmetric positive definite preconditioner "
-                              "and SuperLU's incomplete LU is not symmetric; use none or jacobi with CG")
+            raise ConfigError("data.problem.linear_solver.preconditioner: CG needs a symmetric positive definite "
+                              "preconditioner and SuperLU's incomplete LU is not symmetric; use none or jacobi with CG")
         if self.method == "gcrodr" and not 0 < self.recycle < self.restart:
-            raise ConfigError(f"linear_solver.recycle: expected 0 < recycle < restart = {self.restart}, "
+            raise ConfigError(f"data.problem.linear_solver.recycle: expected 0 < recycle < restart = {self.restart}, "
                               f"got {self.recycle}")
 
     def params(self) -> dict:
@@ -105,8 +107,8 @@ class LinearSolver:
                 result = conjugate_gradient(A, b, self.tol, self.max_iterations, M=M)
             if not result.converged:
                 raise SolverError(
-                    f"linear_solver: {self.method} with {self.preconditioner} preconditioning reached relative "
-                    f"residual {result.relative_residual:.2e} after {result.iterations} iterations, above "
-                    f"tol={self.tol}; raise linear_solver.max_iterations or use another method")
+                    f"data.problem.linear_solver: {self.method} with {self.preconditioner} preconditioning reached "
+                    f"relative residual {result.relative_residual:.2e} after {result.iterations} iterations, above "
+                    f"tol={self.tol}; raise data.problem.linear_solver.max_iterations or use another method")
             solutions[i], costs[i] = result.x, result
         return solutions, costs

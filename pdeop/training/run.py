@@ -293,6 +293,8 @@ def train_in(cfg: DictConfig, config: dict, output_dir: Path) -> dict[str, float
     write_yaml(config, output_dir / "config_resolved.yaml")
     trainer = build_trainer(cfg, resume.step if here else None)
     check_goes_on_mid_epoch(resume, config, trainer.world_size, sharded)  # devices: auto is known here
+    log.info("training %s (%s parameters) on %s in %s", type(module.model).__name__,
+             f"{sum(p.numel() for p in module.model.parameters()):,}", type(datamodule).__name__, output_dir)
     with reported_compile_failures(acceleration, module.model):
         trainer.fit(module, datamodule=datamodule, ckpt_path=resume.path if resume else None)
     if not cfg.test_after_fit:
@@ -307,4 +309,6 @@ def train_in(cfg: DictConfig, config: dict, output_dir: Path) -> dict[str, float
                       "parameters": sum(p.numel() for p in module.model.parameters()), "git_commit": git_commit(),
                       "hardware": hardware()}
             tmp.write_text(json.dumps(record, indent=2))
+        log.info("tested %s: %s (test_metrics.json)", Path(best).name if best else "the last weights",
+                 ", ".join(f"{k} {v:.4g}" for k, v in metrics.items()))
     return metrics
