@@ -74,7 +74,7 @@ def export(ckpt: str, out: str | Path, name: str | None = None, description: str
         epoch, step = checkpoint.get("epoch"), checkpoint.get("global_step")
     card = model_card(module, source.path, source.sha256, name or out.name, description, epoch, step)
     # the archive is written from the assembled bundle just before it is renamed into place: a stop while either is
-    # written leaves the old pair, never a new bundle beside an old archive
+    # written leaves the old pair; only one between the archive's rename and the bundle's leaves them unmatched
     digest = write_bundle(module, out, card, overwrite=overwrite,
                           assembled=(lambda files: write_archive(out, files)) if archive else None)
     print(f"bundle {out} (digest {digest})")

@@ -157,12 +157,15 @@ def test_report_writes_beside_its_records_and_refuses_foreign_files_and_bad_reco
     assert "| FNO |" in (tmp_path / "mine" / "README.md").read_text() and (tmp_path / "mine" / "results.csv").is_file()
     assert (ROOT / "experiments" / "leaderboard" / "README.md").read_bytes() == committed
     assert report().returncode == 0  # its own earlier report is replaced
+    csv_file = tmp_path / "mine" / "results.csv"
+    csv_file.write_text("table,tier,model,metric,measured,paper\n")  # one of a version with fewer columns
+    assert report().returncode == 0 and csv_file.read_text().startswith("table,tier,model,metric,measured,paper,")
     (tmp_path / "project").mkdir()
-    (tmp_path / "project" / "README.md").write_text("# My project\n")
+    (tmp_path / "project" / "README.md").write_text("# Leaderboard\n\nOur lab's own table.\n")  # same title
     refused = report("--out", str(tmp_path / "project"))
     assert refused.returncode != 0 and "Traceback" not in refused.stderr
     assert "README.md' exists and is not an earlier leaderboard report" in refused.stderr
-    assert (tmp_path / "project" / "README.md").read_text() == "# My project\n"
+    assert (tmp_path / "project" / "README.md").read_text() == "# Leaderboard\n\nOur lab's own table.\n"
     for text, problem in (('{"table": "darcy85", "cell"', "cannot be read"), ("[1, 2]", "holds a JSON list"),
                           ("{}", "is not a leaderboard record (table, cell, tier, metric missing")):
         (records / "darcy85" / "fno.cpu.json").write_text(text)

@@ -290,25 +290,25 @@ def test_one_training_run_holds_a_run_directory_at_a_time(tmp_path):
     import fcntl
     import socket
 
-    from pdeop.training.run_lock import LOCK_NAME, RunDirectoryInUse, acquire, training_lock
+    from pdeop.training.run_lock import LOCK_NAME, RunDirectoryInUse, acquire, run_directory_lock
 
-    with training_lock(tmp_path):
+    with run_directory_lock(tmp_path):
         assert f"pid {os.getpid()} on {socket.gethostname()}" in (tmp_path / LOCK_NAME).read_text()
-        with training_lock(tmp_path):  # held by this process already: no second lock
+        with run_directory_lock(tmp_path):  # held by this process already: no second lock
             pass
         assert (tmp_path / LOCK_NAME).exists()
     assert not (tmp_path / LOCK_NAME).exists()
     other = acquire(tmp_path / LOCK_NAME)  # another holder: a lock on its own open file, as another process has
     try:
-        with pytest.raises(RunDirectoryInUse, match=rf"hydra.run.dir: '{tmp_path}' is in use by another training run "
+        with pytest.raises(RunDirectoryInUse, match=rf"hydra.run.dir: '{tmp_path}' is in use by another pdeop run "
                                                      rf"\(pid {os.getpid()} on .*\); wait for it to end"):
-            with training_lock(tmp_path):
+            with run_directory_lock(tmp_path):
                 pass
     finally:
         fcntl.flock(other, fcntl.LOCK_UN)
         os.close(other)
-    with pytest.raises(RuntimeError), training_lock(tmp_path):
+    with pytest.raises(RuntimeError), run_directory_lock(tmp_path):
         raise RuntimeError("a run that failed")
     assert not (tmp_path / LOCK_NAME).exists()
-    with training_lock(tmp_path):  # free again
+    with run_directory_lock(tmp_path):  # free again
         pass

@@ -283,7 +283,7 @@ def generate(spec: DatasetSpec, data_dir: str | Path, workers: int = 1, progress
     if path.is_file():
         return path
     writable_directory(path.parent, DATA_DIR_KEY)
-    if path.exists() or path.is_symlink():  # a folder or a dangling link: the finished file could not go there
+    if path.is_dir() or (path.is_symlink() and not path.exists()):  # the finished file could not be renamed there
         raise UnwritablePathError(f"{DATA_DIR_KEY}: '{path}', where this dataset goes, is taken by something that "
                                   f"is not a dataset file (a folder or a broken link); move it away, or give "
                                   f"{DATA_DIR_KEY} another folder")

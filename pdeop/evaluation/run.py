@@ -122,7 +122,7 @@ def open_run(cfg: DictConfig):
         if "data_dir" in data_config:  # generated data may live elsewhere than where it was trained
             data_config["data_dir"] = cfg.paths.data_dir
     check_config(data_config, "data")
-    dims, declared = grid_dims(module.model), data_config.get("spatial_dims", 2)
+    dims, declared = grid_dims(module.model), data_config.get("spatial_dims")  # absent (older runs): not known
     if dims is not None and declared is not None and dims != declared:  # before a dataset is generated for nothing
         raise ConfigError(f"data: {type(module.model).__name__} takes {dims}-D fields and this data's are "
                           f"{declared}-D (data.spatial_dims); choose data of {dims}-D fields")

@@ -44,7 +44,7 @@ from pdeop.training.resume import (
     continues_here,
     resume_from,
 )
-from pdeop.training.run_lock import training_lock
+from pdeop.training.run_lock import run_directory_lock
 
 log = logging.getLogger(__name__)
 
@@ -239,7 +239,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
     """
     quiet_frameworks()
     output_dir = writable_directory(cfg.paths.output_dir, "hydra.run.dir=<dir>")
-    with training_lock(output_dir):  # one run at a time in the folder; released however the run ends
+    with run_directory_lock(output_dir):  # one run at a time in the folder; released however the run ends
         return train_in(cfg, checked_config(cfg), output_dir)
 
 
@@ -268,8 +268,6 @@ def train_in(cfg: DictConfig, config: dict, output_dir: Path) -> dict[str, float
     if resume is not None and cfg.ckpt_path is None:
         quiet_resumed_folder()
     here = continues_here(resume, output_dir)
-    if not here and rank_zero_only.rank == 0:  # another run's checkpoints are kept, neither overwritten nor resumed
-        set_aside_files(output_dir / "checkpoints", "checkpoints", "*.ckpt")  # damaged ones stay as *.broken
 
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
     datamodule = instantiate(cfg.data)
@@ -289,10 +287,12 @@ def train_in(cfg: DictConfig, config: dict, output_dir: Path) -> dict[str, float
     check_fits(module, resume)
     acceleration = Acceleration.of(cfg.trainer)
     accelerate(module.model, acceleration, cfg.trainer.precision, inputs)
-    # once data, model and pre-flight pass are in order: a run a user error stopped leaves no folder (Hydra's own)
-    write_yaml(config, output_dir / "config_resolved.yaml")
     trainer = build_trainer(cfg, resume.step if here else None)
     check_goes_on_mid_epoch(resume, config, trainer.world_size, sharded)  # devices: auto is known here
+    # once nothing is left to refuse: a run a user error stopped leaves the folder as it was (or none, Hydra's own)
+    if not here and rank_zero_only.rank == 0:  # another run's checkpoints are kept, neither overwritten nor resumed
+        set_aside_files(output_dir / "checkpoints", "checkpoints", "*.ckpt")  # damaged ones stay as *.broken
+    write_yaml(config, output_dir / "config_resolved.yaml")
     log.info("training %s (%s parameters) on %s in %s", type(module.model).__name__,
              f"{sum(p.numel() for p in module.model.parameters()):,}", type(datamodule).__name__, output_dir)
     with reported_compile_failures(acceleration, module.model):

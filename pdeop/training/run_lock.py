@@ -73,7 +73,7 @@ def launches_rank_zero() -> bool:
 
 
 @contextlib.contextmanager
-def training_lock(run_dir: Path) -> Iterator[None]:
+def run_directory_lock(run_dir: Path) -> Iterator[None]:
     """Hold the run directory's lock while the block runs, and release it however the block ends; refuse one
     another process holds. A lock this process took already (``RunDirectoryLock``) is taken over; ranks other than
     0 take none."""
@@ -112,7 +112,10 @@ def acquire(path: Path) -> int | None:
     """The descriptor of ``path`` locked by this process, with the holder written in it; None where the file
     system takes no locks (a warning says that two runs there would not be told apart)."""
     while True:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        except PermissionError:  # another user's lock file, left in a shared folder: a lock needs reading only
+            fd = os.open(path, os.O_RDONLY)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError as exc:
@@ -121,7 +124,7 @@ def acquire(path: Path) -> int | None:
             os.close(fd)
             if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
                 raise RunDirectoryInUse(
-                    f"hydra.run.dir: '{path.parent}' is in use by another training run ({holder}); wait for it to "
+                    f"hydra.run.dir: '{path.parent}' is in use by another pdeop run ({holder}); wait for it to "
                     f"end, or give this run another hydra.run.dir") from None
             if unused:
                 with contextlib.suppress(OSError):

@@ -416,6 +416,10 @@ def test_ckpt_path_from_elsewhere_sets_the_folders_earlier_run_aside(data_dir, t
     prepare(used, data_dir, epochs=3)  # the earlier run of the folder: its checkpoints are 24 steps in
     prepare(other, data_dir, epochs=1)
     earlier = sorted(p.name for p in (used / "checkpoints").glob("*.ckpt"))
+    refused = run(command(used, f"ckpt_path={other / 'checkpoints' / 'last.ckpt'}", "data.grid_size=20", epochs=2),
+                  data_dir)  # refused once the data are open: the folder stays as it was, its run resumable
+    assert refused.returncode == 2 and "data.grid_size" in refused.stderr, refused.stderr[-3000:]
+    assert sorted(p.name for p in (used / "checkpoints").iterdir()) == earlier
     succeeded(run(command(used, f"ckpt_path={other / 'checkpoints' / 'last.ckpt'}", epochs=2), data_dir))
     assert sorted(p.name for p in (used / "checkpoints" / "previous-1").glob("*.ckpt")) == earlier
     assert (used / "csv" / "previous-1" / "metrics.csv").is_file()
@@ -450,7 +454,7 @@ def test_a_second_run_in_a_used_directory_is_refused_while_the_first_trains(data
         second = run_command(command(run_dir, *hold, epochs=1), 120, env=env)
         assert second.returncode == 2, second.stderr[-3000:]
         line = pdeop_error_line(second.stderr)
-        assert f"'{run_dir}' is in use by another training run (pid {first.pid} on " in line, line
+        assert f"'{run_dir}' is in use by another pdeop run (pid {first.pid} on " in line, line
         assert runs_files() == before  # neither the first's config (Hydra's too), history nor checkpoints touched
     finally:
         os.killpg(first.pid, signal.SIGKILL)
