@@ -7,10 +7,8 @@ the log under ``outputs/generate/<data>/<time>/``.
 """
 
 import logging
-from pathlib import Path
 
 import hydra
-from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
@@ -18,7 +16,6 @@ from pdeop.conf import CONFIG_PATH
 from pdeop.config import check_config
 from pdeop.errors import ConfigError, report_composition_errors, report_user_errors
 from pdeop.io import stops_cleanly
-from pdeop.training.run_lock import run_directory_lock
 
 log = logging.getLogger(__name__)
 
@@ -29,12 +26,6 @@ log = logging.getLogger(__name__)
 @stops_cleanly(left="the chunks solved so far are kept beside the file, and the same generation goes on from them")
 def main(cfg: DictConfig) -> None:
     """Generate (or find) the dataset ``cfg.data`` describes and print its path."""
-    with run_directory_lock(Path(HydraConfig.get().runtime.output_dir)):  # taken over from Hydra's callback
-        generate(cfg)
-
-
-def generate(cfg: DictConfig) -> None:
-    """Check ``cfg``'s data and solvers, generate the dataset (or find it) and print its path."""
     data = OmegaConf.to_container(cfg.data, resolve=True)
     check_config(data, "data")
     check_config(OmegaConf.to_container(cfg.solvers, resolve=True), "solvers")

@@ -160,6 +160,8 @@ class RunDirectoryLock(Callback):
 
     def on_run_start(self, config: DictConfig, **kwargs) -> None:
         run_dir = Path(os.path.abspath(config.hydra.run.dir))  # as Hydra's run_job spells it
+        if config.hydra.job.name != "train":  # generate shares the config: its folder holds a log, no training
+            return
         if not run_dir.is_dir() or not launches_rank_zero() or run_dir in HELD:
             return
         try:
