@@ -38,11 +38,10 @@ def archive_path(bundle: Path) -> Path:
     return bundle.with_name(bundle.name + ".tar.gz")
 
 
-def write_archive(bundle: Path, files: Path | None = None) -> Path:
-    """``<bundle>.tar.gz`` with the bundle's files (read from ``files``, the bundle being assembled, or from
-    ``bundle``) under one top directory named as the bundle, byte-identical on every export."""
+def write_archive(bundle: Path, files: Path) -> Path:
+    """``<bundle>.tar.gz`` with the bundle's files (read from ``files``, the bundle as it is being assembled) under
+    one top directory named as the bundle, byte-identical on every export."""
     archive = archive_path(bundle)
-    files = files or bundle
     with atomic_path(archive) as tmp:
         # the name gzip records is the archive's (less .gz), not the temporary's random one
         with open(tmp, "wb") as raw, gzip.GzipFile(archive.name, mode="wb", fileobj=raw, mtime=0) as zipped:

@@ -23,6 +23,7 @@ from pdeop.data.stream.generator import NORMALISER_RANK
 from pdeop.data.tasks import AllToAll, FinalState, Window
 from pdeop.errors import ConfigError, DataFileError
 from pdeop.problems import Problem
+from pdeop.problems.base import is_periodic
 
 
 @dataclasses.dataclass(frozen=True)
@@ -346,7 +347,7 @@ class OperatorDataModule(PairsDataModule):
 
     @property
     def periodic(self) -> bool:
-        return getattr(self.spec.problem, "boundary", "dirichlet") == "periodic"
+        return is_periodic(self.spec.problem)
 
 
 class OnlineDataModule(OperatorDataModule):

@@ -47,7 +47,7 @@ from pdeop.data.store import FORMAT_VERSION, DatasetAttrs, DatasetWriter, DiskFu
 from pdeop.errors import ConfigError
 from pdeop.io import UnwritablePathError, free_bytes, writable_directory
 from pdeop.problems import Problem
-from pdeop.problems.base import Progress
+from pdeop.problems.base import Progress, is_periodic
 
 DATA_DIR_KEY = "PDEOP_DATA_DIR (or paths.data_dir=<dir>)"  # what moves the data directory
 METADATA_BYTES = 64 * 2**10  # HDF5's superblock, object headers and attributes: a few KiB, rounded up
@@ -81,7 +81,7 @@ class DatasetSpec:
             if getattr(self, key) < 1:
                 raise ConfigError(f"data.{key}: expected a positive number of samples, got {getattr(self, key)}")
         fine = self.problem.params()["resolution"]
-        periodic = getattr(self.problem, "boundary", "dirichlet") == "periodic"
+        periodic = is_periodic(self.problem)
         for r in (self.subsample, *self.test_subsamples):
             if periodic and (r < 1 or fine % r):
                 raise ConfigError(f"data subsample factor {r}: expected a positive divisor of the periodic "

@@ -11,6 +11,11 @@ Progress = Callable[[float], None]
 samples' worth of work done since its last call; the calls of one solve add up to its number of samples."""
 
 
+def is_periodic(problem: object) -> bool:
+    """Whether a problem (or its class) lives on a periodic grid (``boundary``); one that does not say has edges."""
+    return getattr(problem, "boundary", "dirichlet") == "periodic"
+
+
 class Problem(Protocol):
     """A PDE with an input distribution and a numerical solver on a fine grid."""
 

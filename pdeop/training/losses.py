@@ -8,6 +8,9 @@ import torch
 
 from pdeop.errors import ConfigError
 
+# H1's settings for whether the grid wraps around (its finite differences at the edge); null in loss=h1: the data's
+PERIODIC_LOSS_KEYS = ("periodic_in_x", "periodic_in_y", "periodic_in_z")
+
 
 class FourierSobolevLoss:
     """Relative H^1 error measured in Fourier space, as MgNO's reference code trains (its ``HsLoss``, k = 1).

@@ -16,9 +16,11 @@ from pdeop.config import FINETUNE_KEYS, RUN_SPECIFIC, flatten, without
 from pdeop.data.sampling import checkpoint_position, cut_short
 from pdeop.errors import ConfigError
 from pdeop.pretrained.checkpoint import CheckpointError, checkpoint_format, load_checkpoint, load_weights
+from pdeop.problems.base import is_periodic
 from pdeop.training.callbacks import NEXT_LOGGING_STEP
 from pdeop.training.checkpoint_io import set_aside
 from pdeop.training.epoch_mean import saved_ranks
+from pdeop.training.losses import PERIODIC_LOSS_KEYS
 
 log = logging.getLogger(__name__)
 
@@ -93,7 +95,7 @@ def periodic_loss_as_before(before: dict, now: dict) -> dict:
     which only 3-D losses use; where it differed, its old value is entered, so that the change is named."""
     periodic = configured_periodic(now)
     entries = {}
-    for key in ("loss.periodic_in_x", "loss.periodic_in_y", "loss.periodic_in_z"):
+    for key in (f"loss.{name}" for name in PERIODIC_LOSS_KEYS):
         if key not in now:
             continue
         if key in before:
@@ -118,7 +120,7 @@ def configured_periodic(flat: dict) -> bool | None:
     problem = flat.get("data.problem._target_")
     if isinstance(problem, str):
         try:
-            return getattr(get_object(problem), "boundary", "dirichlet") == "periodic"
+            return is_periodic(get_object(problem))
         except Exception:  # noqa: BLE001 -- check_config names a target that cannot be imported
             return None
     return flat.get("data.periodic")

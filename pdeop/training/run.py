@@ -26,7 +26,7 @@ from pdeop.training.acceleration import Acceleration, accelerate, lightning_trai
 from pdeop.training.checkpoint_io import set_aside_files
 from pdeop.training.finetune import build_model
 from pdeop.training.loggers import ContinuesHistory
-from pdeop.training.losses import is_residual_loss, operator_loss_expected
+from pdeop.training.losses import PERIODIC_LOSS_KEYS, is_residual_loss, operator_loss_expected
 from pdeop.training.operator_module import OperatorModule
 from pdeop.training.physics_module import (
     PhysicsInformedModule,
@@ -92,11 +92,6 @@ def build_module(cfg: DictConfig, datamodule, config: dict) -> OperatorModule:
         rollout=datamodule.task if isinstance(datamodule.task, Window) else None,
         param_lr=config["model"].get("param_lr"),
     )
-
-
-# The loss settings a loss config may leave null to take the data's: its spatial axes (``loss.d``, null where
-# data.spatial_dims is: the file's) and whether its grid wraps around (H1's finite differences).
-PERIODIC_LOSS_KEYS = ("periodic_in_x", "periodic_in_y", "periodic_in_z")
 
 
 def data_given_loss_settings(loss: dict, dims: int, periodic: bool) -> dict:
