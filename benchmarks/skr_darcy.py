@@ -44,6 +44,7 @@ import scipy.sparse as sp  # noqa: E402
 from scipy.sparse.linalg import spsolve  # noqa: E402
 
 from pdeop.linalg import LinearSolver  # noqa: E402
+from pdeop.linalg.solver import PRECONDITIONERS  # noqa: E402
 from pdeop.linalg.solver import SolverError  # noqa: E402
 from pdeop.problems.darcy import Darcy, darcy_matrix, darcy_rhs  # noqa: E402
 from pdeop.problems.grf import neumann_grf  # noqa: E402
@@ -98,12 +99,23 @@ def run(solver: LinearSolver, matrices, rhs, coefficients, exact) -> dict:
             "max_relative_error_vs_direct": float(error)}
 
 
+def relative_tolerance(text: str) -> float:
+    """``--tols``: a relative residual tolerance in (0, 1), named as the flag rather than the solver's config key."""
+    try:
+        tol = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not 0 < tol < 1:
+        raise argparse.ArgumentTypeError(f"expected a relative tolerance in (0, 1), got {text}")
+    return tol
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--systems", type=int, default=200)
     parser.add_argument("--resolution", type=int, default=82, help="nodes a side; unknowns (resolution - 2)^2")
-    parser.add_argument("--tols", type=float, nargs="+", default=[1e-5, 1e-8])
-    parser.add_argument("--preconditioners", nargs="+", default=["none", "jacobi", "ilu"])
+    parser.add_argument("--tols", type=relative_tolerance, nargs="+", default=[1e-5, 1e-8])
+    parser.add_argument("--preconditioners", nargs="+", choices=PRECONDITIONERS, default=list(PRECONDITIONERS))
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--coefficient", choices=["fno", "lognormal"], default="fno",
                         help="the project's Darcy coefficient (FNO's recipe) or SKR's reference lognormal one")

@@ -182,6 +182,7 @@ class SolverStream:
     def _fail(self, message: str) -> None:
         self.error = self.error or message
         self.buffer.close()
+
     def get(self) -> tuple[np.ndarray, np.ndarray]:
         """The next training sample; raises ``GeneratorError`` rather than waiting forever."""
         waited = 0.0
