@@ -55,6 +55,22 @@ def test_test_path_supplies_the_test_split(tmp_path):
     assert len(dm.splits["train"].inputs) == 5
 
 
+@pytest.mark.parametrize("given", ["the same path", "a link to it"])
+def test_a_split_file_that_is_the_training_file_is_refused(tmp_path, given):
+    coeff = pattern(6, 1, None, (9, 5))[:, 0]
+    train = write_mat_v5(tmp_path / "train.mat", {"coeff": coeff, "sol": -coeff})
+    test = train
+    if given == "a link to it":
+        test = tmp_path / "test.mat"
+        test.symlink_to(train)
+    with pytest.raises(ConfigError, match=rf"data.test_path: '{test}' is the file data.path names \('{train}'\), so "
+                                          r"its test samples would be its train samples"):
+        file_module(train, test_path=str(test), n_train=4, n_val=1, n_test=1)
+    with pytest.raises(ConfigError, match=r"data.test_path: .* is the file data.val_path names"):
+        other = write_mat_v5(tmp_path / "val.mat", {"coeff": coeff, "sol": -coeff})
+        file_module(train, val_path=str(other), test_path=str(other), n_train=4, n_val=1, n_test=1)
+
+
 def test_the_well_dataset_folder_brings_its_splits_and_files_are_numbered_in_order(tmp_path):
     folder = tmp_path / "shear_flow" / "data"
     written = {}

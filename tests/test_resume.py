@@ -312,3 +312,58 @@ def test_one_training_run_holds_a_run_directory_at_a_time(tmp_path):
     assert not (tmp_path / LOCK_NAME).exists()
     with run_directory_lock(tmp_path):  # free again
         pass
+
+
+@pytest.mark.parametrize("content", [b"model: [\n", b"- a\n- list\n", b"seed: \xff\xfe\n"])
+def test_a_damaged_run_config_is_one_line_naming_it(tmp_path, content):
+    (tmp_path / "config_resolved.yaml").write_bytes(content)
+    with pytest.raises(ConfigError, match=rf"auto_resume: {tmp_path}/config_resolved.yaml is damaged \(.+\), so the "
+                                          r"setting of the run there cannot be checked; restore it") as refused:
+        check_resumable({"seed": 0}, tmp_path)
+    assert "\n" not in str(refused.value)
+
+
+def test_a_training_state_not_as_pdeop_writes_it_is_one_line(tmp_path):
+    from omegaconf import OmegaConf
+
+    from pdeop.pretrained import CheckpointError
+    from pdeop.training.resume import resume_from
+
+    config = {"seed": 0, "model": {"_target_": "neuralop.models.FNO"}}
+    path = tmp_path / "altered.ckpt"
+    torch.save({"state_dict": {}, "pdeop_config": config, "global_step": 3, "loops": {"fit_loop": 5}}, path)
+    cfg = OmegaConf.create({"ckpt_path": str(path), "auto_resume": True})
+    with pytest.raises(CheckpointError, match=rf"ckpt_path: '{path}' holds a training state that is not what pdeop "
+                                              r"writes \(AttributeError: .*\); it was altered after it was written"):
+        resume_from(cfg, config, tmp_path)
+
+
+def test_a_checkpoint_of_other_optimiser_groups_is_refused_before_lightning_restores_it(tmp_path):
+    """Resuming with other ``model.freeze`` or ``model.param_lr`` gave Lightning's ValueError about parameter groups
+    as it restored the optimiser, naming neither key."""
+    from omegaconf import OmegaConf
+
+    from pdeop.training.resume import check_fits, resume_from
+
+    class Module(torch.nn.Module):
+        def __init__(self, param_lr: dict | None = None):
+            super().__init__()
+            self.model = torch.nn.Sequential(torch.nn.Linear(2, 2), torch.nn.Linear(2, 1))
+            self.param_lr = param_lr or {}
+
+    trained = Module()
+    optimiser = torch.optim.Adam(trained.model.parameters())
+    config = {"seed": 0, "model": {"_target_": "neuralop.models.FNO"}}
+    path = tmp_path / "last.ckpt"
+    torch.save({"state_dict": trained.state_dict(), "pdeop_config": config, "optimizer_states": [
+        optimiser.state_dict()]}, path)
+    cfg = OmegaConf.create({"ckpt_path": str(path), "auto_resume": True})
+    check_fits(Module(), resume_from(cfg, config, tmp_path))  # the same groups: goes on
+    frozen = Module()
+    frozen.model[0].requires_grad_(False)
+    with pytest.raises(ConfigError, match=rf"ckpt_path: '{path}' holds optimiser state for parameter groups of \[4\] "
+                                          r"parameters, and this run's optimiser has \[2\]: model.freeze or "
+                                          r"model.param_lr differ"):
+        check_fits(frozen, resume_from(cfg, config, tmp_path))
+    with pytest.raises(ConfigError, match=r"groups of \[4\] parameters, and this run's optimiser has \[2, 2\]"):
+        check_fits(Module({"1.*": 0.1}), resume_from(cfg, config, tmp_path))

@@ -199,6 +199,22 @@ class FileSamples(Dataset):
         return {**self.__dict__, "_dataset": None, "_pid": None}  # workers open the file themselves
 
 
+SPLIT_KEYS = {"train": "data.path", "val": "data.val_path", "test": "data.test_path"}
+
+
+def check_distinct(paths: dict[str, Path]) -> None:
+    """Refuse a split file that is another split's (the same path, a link to it): the model would be validated or
+    tested on samples it trained on, and the figures would say nothing of the samples it has not seen."""
+    named = [(split, path) for split, path in paths.items() if path.exists()]
+    for index, (split, path) in enumerate(named):
+        for other, other_path in named[:index]:
+            if os.path.samefile(path, other_path):
+                raise ConfigError(f"{SPLIT_KEYS[split]}: '{path}' is the file {SPLIT_KEYS[other]} names "
+                                  f"('{other_path}'), so its {split} samples would be its {other} samples; give "
+                                  f"{SPLIT_KEYS[split]} a file of its own, or leave it null to carve the "
+                                  f"{split} samples from the training file")
+
+
 class FileDataModule(PairsDataModule):
     """Trains on a file in a community format: FNO's .mat, PDEBench, The Well, neuraloperator's .pt, .npz.
 
@@ -225,6 +241,7 @@ class FileDataModule(PairsDataModule):
         if not path:
             raise ConfigError("data.path: data=from_file needs the file to train on (data.path=<file>)")
         self.split_paths = split_paths(path, val_path, test_path)
+        check_distinct(self.split_paths)
         self.path = self.split_paths["train"]
         self.read_options = dict(format=format, inputs=inputs, outputs=outputs, axes=dict(axes) if axes else None,
                                  times=times, fields=list(fields) if fields else None, periodic=periodic)

@@ -45,11 +45,21 @@ def normaliser_state(state: dict[str, torch.Tensor], source: str) -> dict[str, t
     missing = [name for name in names if name not in state]
     if missing:
         raise CheckpointError(f"'{source}' has no normaliser statistics ({', '.join(missing)} missing)")
+    odd = [f"{name} {tuple(state[name].shape)}" for name in names
+           if not per_channel(state[name].shape) or state[name].shape != state[name.rpartition(".")[0] + ".mean"].shape]
+    if odd:
+        raise CheckpointError(f"'{source}': its normaliser statistics are not per channel ({', '.join(odd)}; "
+                              f"expected mean and std of one shape [1, channels, 1, ...])")
     broken = [name for name in names if not torch.isfinite(state[name]).all()]
     if broken:
         raise CheckpointError(f"'{source}': its normaliser statistics hold NaN or Inf ({', '.join(broken)}); every "
                               f"prediction would be NaN")
     return {name: state[name] for name in names}
+
+
+def per_channel(shape: torch.Size) -> bool:
+    """Whether ``shape`` is that of per-channel statistics, ``[1, channels, 1, ...]``."""
+    return len(shape) >= 2 and shape[0] == 1 and all(size == 1 for size in shape[2:])
 
 
 def stored_rollout(config: dict) -> Window | None:

@@ -14,13 +14,14 @@ from pytorch_lightning.utilities.rank_zero import rank_zero_only
 
 from pdeop.config import FINETUNE_KEYS, RUN_SPECIFIC, flatten, without
 from pdeop.data.sampling import checkpoint_position, cut_short
-from pdeop.errors import ConfigError
+from pdeop.errors import ConfigError, first_line
 from pdeop.pretrained.checkpoint import CheckpointError, checkpoint_format, load_checkpoint, load_weights
 from pdeop.problems.base import is_periodic
 from pdeop.training.callbacks import NEXT_LOGGING_STEP
 from pdeop.training.checkpoint_io import set_aside
 from pdeop.training.epoch_mean import saved_ranks
 from pdeop.training.losses import PERIODIC_LOSS_KEYS
+from pdeop.training.optimisation import parameter_groups
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +62,7 @@ def check_resumable(config: dict, output_dir: Path) -> None:
     previous = output_dir / "config_resolved.yaml"
     if not previous.is_file():
         return
-    trained = OmegaConf.to_container(OmegaConf.load(previous))
+    trained = run_config(previous)
     changed = setting_changes(trained, config)
     if changed:
         keep = ("; loss.periodic_in_x=false loss.periodic_in_y=false keep the run's one-sided H1 differences"
@@ -69,6 +70,19 @@ def check_resumable(config: dict, output_dir: Path) -> None:
         raise ConfigError(f"auto_resume: {output_dir} holds a run of another setting ({changed}); "
                           f"use a new hydra.run.dir, or auto_resume=false to start over in this one{keep}")
     check_schedule_extendable(trained, config)
+
+
+def run_config(path: Path) -> dict:
+    """The config a run directory's earlier run saved; one line where it cannot be read as one."""
+    try:
+        trained = OmegaConf.to_container(OmegaConf.load(path))
+    except Exception as exc:  # noqa: BLE001 -- not UTF-8, not YAML, unreadable: each is the same damage to the user
+        trained = exc
+    if not isinstance(trained, dict):
+        found = first_line(trained) if isinstance(trained, Exception) else f"a {type(trained).__name__}"
+        raise ConfigError(f"auto_resume: {path} is damaged ({found}), so the setting of the run there cannot be "
+                          f"checked; restore it, or use a new hydra.run.dir, or auto_resume=false to start over there")
+    return trained
 
 
 def setting_changes(trained: dict, config: dict) -> str:
@@ -171,6 +185,7 @@ class Resume:
     global_step: int = 0
     cut_short: tuple[int, int] | None = None  # (epoch, batches taken) of an epoch trainer.max_steps ended mid-way
     order: dict | None = None  # the checkpoint run's EPOCH_ORDER settings (None: a checkpoint without its config)
+    optimiser_groups: list[int] | None = None  # parameters in each of its optimiser's groups (None: no state)
 
 
 def logging_step(checkpoint: dict) -> int:
@@ -202,10 +217,21 @@ def check_same_model(checkpoint: dict, config: dict, path: str, key: str) -> Non
 
 def resume_of(checkpoint: dict, path: str, config: dict, key: str) -> Resume:
     """What a run needs of the checkpoint it continues from, once its model is known to be this run's."""
-    check_same_model(checkpoint, config, path, key)
-    return Resume(path, logging_step(checkpoint), checkpoint["state_dict"], checkpoint_position(checkpoint),
-                  saved_ranks(checkpoint), key, int(checkpoint.get("global_step", 0)), max_steps_cut(checkpoint),
-                  epoch_order(checkpoint["pdeop_config"]) if "pdeop_config" in checkpoint else None)
+    try:
+        check_same_model(checkpoint, config, path, key)
+        return Resume(path, logging_step(checkpoint), checkpoint["state_dict"], checkpoint_position(checkpoint),
+                      saved_ranks(checkpoint), key, int(checkpoint.get("global_step", 0)), max_steps_cut(checkpoint),
+                      epoch_order(checkpoint["pdeop_config"]), optimiser_group_sizes(checkpoint))
+    except (AttributeError, IndexError, KeyError, TypeError, ValueError) as exc:
+        found = f"{type(exc).__name__}: {first_line(exc)}"
+        raise CheckpointError(f"{key}: '{path}' holds a training state that is not what pdeop writes ({found}); it "
+                              f"was altered after it was written") from exc
+
+
+def optimiser_group_sizes(checkpoint: dict) -> list[int] | None:
+    """The number of parameters in each group of the checkpoint's optimiser state (None: it has none)."""
+    states = checkpoint.get("optimizer_states") or []
+    return [len(group["params"]) for group in states[0]["param_groups"]] if states else None
 
 
 def continues_here(resume: Resume | None, output_dir: Path) -> bool:
@@ -383,3 +409,18 @@ def check_fits(module, resume: Resume | None) -> None:
     if resume is not None:
         load_weights(module, resume.state_dict, resume.path)
         resume.state_dict = {}
+        check_optimiser_fits(module, resume)
+
+
+def check_optimiser_fits(module, resume: Resume) -> None:
+    """Refuse a checkpoint whose optimiser state has other parameter groups than this run's optimiser: trainable
+    parameters (``model.freeze``) or learning-rate groups (``model.param_lr``) changed since it was written, and
+    Lightning would stop as it restores the state, with an error that names neither."""
+    if resume.optimiser_groups is None:
+        return
+    sizes = [len(group["params"]) for group in parameter_groups(module.model, module.param_lr)]
+    if sizes != resume.optimiser_groups:
+        raise ConfigError(f"{resume.key}: '{resume.path}' holds optimiser state for parameter groups of "
+                          f"{resume.optimiser_groups} parameters, and this run's optimiser has {sizes}: model.freeze "
+                          f"or model.param_lr differ from the run that wrote it; keep them as they were, or start a "
+                          f"new run from its weights with model.pretrained={resume.path}")

@@ -12,6 +12,7 @@ import importlib
 import io
 import os
 import pickle
+import re
 import shutil
 import tarfile
 import types
@@ -411,3 +412,90 @@ def test_non_finite_normaliser_statistics_are_refused(shipped, tmp_path, observe
         load_pretrained(bundle)
     assert str(bundle) in str(refused.value)
     observed(str(refused.value))
+
+
+def overwritten_in_a_record(path: Path) -> str:
+    """``path`` (a zip checkpoint) with 16 bytes in the middle of its largest record zeroed, in place; the record."""
+    import struct
+    import zipfile
+
+    with zipfile.ZipFile(path) as archive:
+        record = max(archive.infolist(), key=lambda info: info.file_size)
+    with open(path, "r+b") as f:
+        f.seek(record.header_offset + 26)
+        name_length, extra_length = struct.unpack("<HH", f.read(4))
+        f.seek(record.header_offset + 30 + name_length + extra_length + record.file_size // 2)
+        f.write(bytes(16))
+    return record.filename
+
+
+@pytest.mark.fault("checkpoint: 16 bytes of a weight record overwritten in place (a disk error, an altered copy)",
+                   "refused in one line naming the file and the record that fails its CRC-32 (torch.load checks "
+                   "none: the altered weights loaded without a word)")
+def test_a_checkpoint_damaged_in_place_is_refused(shipped, tmp_path, observed):
+    path = checkpoint_of(shipped, tmp_path / "model.ckpt", shipped_config(shipped))
+    clean = torch.load(path, weights_only=True)["state_dict"]
+    record = overwritten_in_a_record(path)
+    altered = torch.load(path, weights_only=True)["state_dict"]  # the fault is live: torch loads it
+    assert any(not torch.equal(clean[key], altered[key]) for key in clean)
+    message = refused(path, rf"checkpoint '{path}' is truncated or damaged \(Bad CRC-32 for file '{record}'\)")
+    observed(message)
+
+
+@pytest.mark.parametrize("case", ["an .npz renamed", "a bundle's .tar.gz"])
+@pytest.mark.fault("checkpoint: {case} given as the checkpoint", "one line saying what the file is instead")
+def test_a_file_of_another_kind_given_as_a_checkpoint_says_what_it_is(tmp_path, case, observed):
+    import numpy as np
+
+    path = tmp_path / "model.ckpt"
+    if case == "an .npz renamed":
+        np.savez(tmp_path / "arrays.npz", x=np.zeros(3))
+        (tmp_path / "arrays.npz").rename(path)
+        expected = r"is a zip archive but not a PyTorch checkpoint \(it has no data.pkl record"
+    else:
+        shutil.copyfile(ARCHIVE, path)
+        expected = r"is not a checkpoint: .* \(it is gzip-compressed: an exported bundle's .tar.gz\? Unpack it"
+    observed(refused(path, rf"checkpoint '{path}' {expected}"))
+
+
+@pytest.mark.parametrize("case", ["NaN weights", "integer weights", "complex weights", "per-sample normaliser"])
+@pytest.mark.fault("checkpoint: {case} (re-saved)", "refused in one line naming the file and the tensors (they loaded: "
+                   "NaN evaluated to a table of nan with exit 0, integers were cast into the weights)")
+def test_weights_the_model_cannot_hold_are_refused(shipped, tmp_path, case, observed):
+    state = {k: v for k, v in load_pretrained(shipped).state_dict().items() if isinstance(v, torch.Tensor)}
+    weight = next(key for key, value in state.items() if key.startswith("model.") and value.is_floating_point())
+    if case == "NaN weights":
+        state[weight] = torch.full_like(state[weight], float("nan"))
+        expected = rf"its weights hold NaN or Inf \({re.escape(weight)}\)"
+    elif case == "integer weights":
+        state[weight] = (state[weight] * 1000).to(torch.int32)
+        expected = rf"other kinds of number: {re.escape(weight)} \(torch.int32 vs model torch.float32\)"
+    elif case == "complex weights":
+        state[weight] = state[weight].to(torch.complex64)
+        expected = rf"other kinds of number: {re.escape(weight)} \(torch.complex64 vs model torch.float32\)"
+    else:
+        state["input_normaliser.mean"] = torch.zeros(7, 7)
+        expected = r"its normaliser statistics are not per channel \(input_normaliser.mean \(7, 7\)"
+    path = tmp_path / "model.ckpt"
+    torch.save({"state_dict": state, "pdeop_config": shipped_config(shipped)}, path)
+    observed(refused(path, rf"'{path}'.*{expected}"))
+
+
+@pytest.mark.parametrize("case", ["pdeop_config a string", "global_step a string", "a weight an integer"])
+@pytest.mark.fault("checkpoint: {case}", "refused in one line naming the file and the entry (it was a TypeError or "
+                   "AttributeError traceback)")
+def test_a_checkpoint_whose_entries_are_of_other_types_is_refused(shipped, tmp_path, case, observed):
+    state = {k: v for k, v in load_pretrained(shipped).state_dict().items() if isinstance(v, torch.Tensor)}
+    checkpoint = {"state_dict": state, "pdeop_config": shipped_config(shipped), "global_step": 3}
+    if case == "pdeop_config a string":
+        checkpoint["pdeop_config"] = "model: fno"
+        expected = "its pdeop_config is of type str, expected dict"
+    elif case == "global_step a string":
+        checkpoint["global_step"] = "abc"
+        expected = "its global_step is of type str, expected int"
+    else:
+        state["model.extra"] = 5
+        expected = "its state_dict's 'model.extra' is of type int, expected a tensor"
+    path = tmp_path / "model.ckpt"
+    torch.save(checkpoint, path)
+    observed(refused(path, rf"checkpoint '{path}': {expected}"))
