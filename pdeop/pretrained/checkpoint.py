@@ -2,8 +2,10 @@
 
 Checkpoints are read with ``torch.load(weights_only=True)``: a file that needs arbitrary
 unpickling (code inside) is refused rather than executed, and told apart from a file that is
-no checkpoint at all or a truncated one. A pdeop checkpoint carries its resolved
-run config (``pdeop_config``) and the normaliser statistics, which is all a rebuild needs.
+no checkpoint at all or a truncated one. Each record is checked against its CRC-32 first, which
+``torch.load`` skips, so weights altered on disk are refused rather than loaded. A pdeop checkpoint
+carries its resolved run config (``pdeop_config``) and the normaliser statistics, which is all a
+rebuild needs.
 """
 
 from __future__ import annotations
