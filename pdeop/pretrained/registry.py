@@ -5,10 +5,17 @@ The registry is ``registry.yaml`` beside this file plus any files listed in ``PD
 relative to its registry file (bundles shipped inside the package); its ``sha256`` is the bundle
 digest (``bundle.py``). The cache (``PDEOP_CACHE_DIR``, else ``$XDG_CACHE_HOME/pdeop/pretrained``,
 else ``~/.cache/pdeop/pretrained``) is consulted first: a cached bundle never touches the network.
+A fetched archive may hold a bundle's files only (at its top level or in one folder), ``MAX_BUNDLE_BYTES`` at
+most; a fetch is staged in a hidden locked folder beside its cache folder, which a killed fetch leaves behind and
+the next fetch of that name removes.
 """
 
 from __future__ import annotations
 
+import fcntl
+import gzip
+import http.client
+import lzma
 import os
 import re
 import shutil
@@ -17,18 +24,23 @@ import tempfile
 import urllib.error
 import urllib.parse
 import urllib.request
+import zlib
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 import yaml
 from tqdm import tqdm
 
-from pdeop.errors import PdeopError
+from pdeop.errors import PdeopError, first_line
 from pdeop.io import writable_directory
-from pdeop.pretrained.bundle import MANIFEST, verify_bundle
+from pdeop.pretrained.bundle import FILES, MANIFEST, verify_bundle
 from pdeop.pretrained.trusted import check_stored_config, plain_yaml
 
 REGISTRY = Path(__file__).with_name("registry.yaml")
+# The most bytes a bundle archive may download as, and its members declare: a bundle is a few files of weights,
+# and a hostile or broken URL (file:///dev/zero, a padded archive) must not fill the cache's disk.
+MAX_BUNDLE_BYTES = 4 << 30
+BUNDLE_NAMES = (*FILES, MANIFEST)
 
 
 class RegistryError(PdeopError):
@@ -50,11 +62,26 @@ def registry_files() -> list[Path]:
     return [REGISTRY, *(Path(p) for p in extra.split(os.pathsep) if p)]
 
 
+def yaml_problem(exc: yaml.YAMLError) -> str:
+    """YAML's complaint in one line: its problem and where (line and column, counted from 1)."""
+    if isinstance(exc, yaml.MarkedYAMLError) and exc.problem and exc.problem_mark:
+        return f"{exc.problem} at line {exc.problem_mark.line + 1}, column {exc.problem_mark.column + 1}"
+    return " ".join(str(exc).split())
+
+
 def read_registry(path: Path) -> dict[str, Entry]:
     try:
         raw = yaml.safe_load(path.read_text()) or {}
-    except (OSError, yaml.YAMLError) as exc:
+    except OSError as exc:
         raise RegistryError(f"registry '{path}' is unreadable ({exc})") from exc
+    except UnicodeDecodeError as exc:
+        raise RegistryError(f"registry '{path}' is not UTF-8 text (byte {exc.start} is {exc.object[exc.start]:#04x}); "
+                            f"expected a YAML mapping of names to entries") from exc
+    except yaml.YAMLError as exc:
+        raise RegistryError(f"registry '{path}' is not valid YAML: {yaml_problem(exc)}") from exc
+    except RecursionError as exc:
+        raise RegistryError(f"registry '{path}' is nested too deeply to read; expected a YAML mapping of names to "
+                            f"entries") from exc
     if not isinstance(raw, dict):
         raise RegistryError(f"registry '{path}': expected a mapping of names to entries")
     entries = {}
@@ -94,14 +121,29 @@ def cached_path(entry: Entry) -> Path:
     return cache_dir() / f"{entry.name}-{entry.sha256[:16]}"
 
 
-def download(url: str, target: Path) -> None:
-    with urllib.request.urlopen(url, timeout=60) as response, open(target, "wb") as out:
+def download(entry: Entry, target: Path) -> None:
+    """Copy ``entry.url`` to ``target``, stopping at more bytes than its Content-Length or ``MAX_BUNDLE_BYTES`` (a URL
+    such as file:///dev/zero never ends) and refusing fewer than its Content-Length (a cut connection)."""
+    refused = f"pretrained '{entry.name}': {entry.url} refused"
+    limit = f"MAX_BUNDLE_BYTES ({MAX_BUNDLE_BYTES} bytes, pdeop.pretrained.registry)"
+    with urllib.request.urlopen(entry.url, timeout=60) as response, open(target, "wb") as out:
         total = int(response.headers.get("Content-Length") or 0) or None
-        with tqdm(total=total, unit="B", unit_scale=True, desc=f"fetching {url.rsplit('/', 1)[-1]}",
+        if total is not None and total > MAX_BUNDLE_BYTES:
+            raise RegistryError(f"{refused}: its Content-Length is {total} bytes, over {limit}")
+        if total is not None:
+            limit = f"its Content-Length ({total} bytes)"
+        received = 0
+        with tqdm(total=total, unit="B", unit_scale=True, desc=f"fetching {entry.url.rsplit('/', 1)[-1]}",
                   disable=total is not None and total < 1 << 20) as progress:
             for block in iter(lambda: response.read(1 << 16), b""):
+                received += len(block)
+                if received > (total or MAX_BUNDLE_BYTES):
+                    raise RegistryError(f"{refused}: it sent more than {limit}; the download was stopped")
                 out.write(block)
                 progress.update(len(block))
+    if total is not None and received < total:
+        raise RegistryError(f"pretrained '{entry.name}': {entry.url} is an incomplete download ({received} of its "
+                            f"{total} bytes arrived); fetch it again")
 
 
 def bundle_root(unpacked: Path, url: str) -> Path:
@@ -136,6 +178,126 @@ def unsafe_member(member: tarfile.TarInfo) -> str | None:
     return None
 
 
+def member_problem(member: tarfile.TarInfo, layout: set[tuple[str, ...]], seen: set[str]) -> str | None:
+    """Why ``member`` has no place in a bundle archive, or None, adding its folder to ``layout`` and its file name
+    to ``seen``: a bundle archive holds the bundle's files once each, all at its top level or all in one folder."""
+    reason = unsafe_member(member)
+    if reason:
+        return reason
+    parts = PurePosixPath(member.name).parts
+    place = parts if member.isdir() else parts[:-1]
+    if len(place) > 1 or member.isfile() and parts[-1] not in BUNDLE_NAMES:
+        return f"is not one of a bundle's files ({', '.join(BUNDLE_NAMES)}, at the top level or in one folder)"
+    if member.isdir() and not place:  # "." itself
+        return None
+    if layout and place not in layout:
+        other = next(iter(layout))
+        return f"is not in {f'the folder {other[0]!r}' if other else 'the top level'} with the members before it"
+    layout.add(place)
+    if member.isfile():
+        if parts[-1] in seen:
+            return f"is the second {parts[-1]}"
+        seen.add(parts[-1])
+    return None
+
+
+def bundle_members(tar: tarfile.TarFile) -> list[tarfile.TarInfo]:
+    """The archive's members, each checked as its header is read (``member_problem``), so that a refusal comes
+    before the rest is decompressed; the sizes they declare add up to ``MAX_BUNDLE_BYTES`` at most. Raises
+    RegistryError naming the first member refused."""
+    members, layout, seen, total = [], set(), set(), 0
+    for member in tar:
+        total += member.size
+        reason = member_problem(member, layout, seen)
+        if reason is None and total > MAX_BUNDLE_BYTES:
+            reason = f"brings the declared size to {total} bytes, over MAX_BUNDLE_BYTES ({MAX_BUNDLE_BYTES})"
+        if reason:
+            raise RegistryError(f"its member {member.name!r} {reason}")
+        members.append(member)
+    return members
+
+
+# what a cut or corrupted download raises while it is decompressed or read
+DAMAGED = (EOFError, zlib.error, lzma.LZMAError, gzip.BadGzipFile, tarfile.ReadError)
+
+
+def unpack(archive: Path, into: Path, entry: Entry) -> None:
+    """Unpack the bundle archive ``archive`` into ``into``, its members checked first (``bundle_members``)."""
+    try:
+        tar = tarfile.open(archive)
+    except tarfile.TarError as exc:
+        raise RegistryError(f"pretrained '{entry.name}': {entry.url} is not a tar archive (a bundle archive is the "
+                            f"<bundle>.tar.gz python -m pdeop.export writes)") from exc
+    try:
+        with tar:
+            try:
+                members = bundle_members(tar)
+            except RegistryError as exc:
+                raise RegistryError(f"pretrained '{entry.name}': {entry.url} refused, nothing unpacked: {exc}") \
+                    from None
+            tar.extractall(into, members=members, **DATA_FILTER)
+    except DAMAGED as exc:
+        raise RegistryError(f"pretrained '{entry.name}': {entry.url} is damaged or an incomplete download "
+                            f"({first_line(exc)}); fetch it again") from exc
+    except (tarfile.TarError, OSError) as exc:
+        raise RegistryError(f"pretrained '{entry.name}': {entry.url} could not be unpacked into "
+                            f"{into.parent.parent} ({first_line(exc)})") from exc
+
+
+def staging_pattern(target: Path) -> re.Pattern:
+    """The names ``tempfile.mkdtemp(prefix=f".{target.name}.")`` gives: the staging folders of ``target``'s fetches."""
+    return re.compile(re.escape(f".{target.name}.") + r"[a-z0-9_]{8}")
+
+
+def lock_new_staging(target: Path) -> tuple[Path, int]:
+    """Create a hidden staging folder beside ``target`` holding the file ``lock``, and an exclusive ``flock`` on
+    that file (a file opened for writing, as NFS needs); returns the folder and the lock's fd.
+
+    The lock tells ``remove_stale_staging`` in other processes that a live fetch owns the folder. A cleaner may
+    remove the folder between its creation and the lock: then its path no longer names the locked file, and
+    another is made.
+    """
+    while True:
+        staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+        try:
+            fd = os.open(staging / "lock", os.O_RDWR | os.O_CREAT, 0o600)
+        except FileNotFoundError:
+            continue
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        except OSError:
+            pass  # a file system without locks: no cleaner can take one there either, so none removes the folder
+        try:
+            if os.stat(staging / "lock").st_ino == os.fstat(fd).st_ino:
+                return staging, fd
+        except FileNotFoundError:
+            pass
+        os.close(fd)
+
+
+def remove_stale_staging(target: Path) -> None:
+    """Remove the staging folders of ``target`` that no live fetch holds: those a killed fetch left (a folder
+    without a lock file is one an earlier pdeop left, or one about to be locked, which is then made again)."""
+    pattern = staging_pattern(target)
+    for staging in target.parent.iterdir():
+        if not pattern.fullmatch(staging.name) or staging.is_symlink() or not staging.is_dir():
+            continue
+        try:
+            fd = os.open(staging / "lock", os.O_RDWR)
+        except FileNotFoundError:
+            shutil.rmtree(staging, ignore_errors=True)
+            continue
+        except OSError:
+            continue
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            shutil.rmtree(staging, ignore_errors=True)
+        except OSError:
+            pass  # another process is fetching into it (or the file system cannot tell)
+        finally:
+            os.close(fd)
+
+
 def fetch(entry: Entry) -> Path:
     """The verified bundle directory of ``entry``, from the cache or fetched into it once."""
     target = cached_path(entry)
@@ -143,30 +305,19 @@ def fetch(entry: Entry) -> Path:
         verify_bundle(target, entry.sha256)
         return target
     writable_directory(target.parent, "PDEOP_CACHE_DIR")
-    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    remove_stale_staging(target)
+    staging, lock = lock_new_staging(target)
     try:
         archive = staging / "bundle.tar.gz"
         try:
-            download(entry.url, archive)
-        except (urllib.error.URLError, OSError, ValueError) as exc:
+            download(entry, archive)
+        except (urllib.error.URLError, OSError, ValueError, http.client.HTTPException) as exc:
             raise RegistryError(
                 f"pretrained '{entry.name}' is not in the cache and could not be fetched from {entry.url} ({exc}); "
                 f"on a machine with network, download that archive and unpack it into {target} (or pass the "
                 f"unpacked bundle directory itself)") from exc
-        unpacked = staging / "unpacked"
-        try:
-            with tarfile.open(archive) as tar:
-                for member in tar.getmembers():
-                    reason = unsafe_member(member)
-                    if reason:
-                        raise RegistryError(f"pretrained '{entry.name}': {entry.url} refused, nothing unpacked: its "
-                                            f"member {member.name!r} {reason} (a bundle archive holds only files and "
-                                            f"folders, under relative paths)")
-                tar.extractall(unpacked, **DATA_FILTER)
-        except (tarfile.TarError, OSError) as exc:
-            raise RegistryError(f"pretrained '{entry.name}': {entry.url} is not a readable tar archive "
-                                f"({exc})") from exc
-        root = bundle_root(unpacked, entry.url)
+        unpack(archive, staging / "unpacked", entry)
+        root = bundle_root(staging / "unpacked", entry.url)
         verify_bundle(root, entry.sha256)
         check_stored_config(plain_yaml(root / "config.yaml"), entry.url)  # nothing hostile enters the cache
         try:
@@ -178,3 +329,4 @@ def fetch(entry: Entry) -> Path:
         return target
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+        os.close(lock)
