@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Callable
@@ -47,6 +48,32 @@ def bundle_digest(directory: str | Path) -> str:
     return hashlib.sha256((Path(directory) / MANIFEST).read_bytes()).hexdigest()
 
 
+SUMS_LINE = re.compile(r"([0-9a-fA-F]{64}) [ *](.+)")
+
+
+def manifest_of(directory: Path) -> str:
+    """The text of the bundle's ``SHA256SUMS``, refused in one line where it is not UTF-8."""
+    try:
+        return (directory / MANIFEST).read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise CheckpointError(f"bundle '{directory}' refused: {MANIFEST} is not UTF-8 text (byte {exc.start}); "
+                              f"expected lines '<sha256>  <name>', as sha256sum writes") from exc
+
+
+def listed_sums(directory: Path, recorded: str) -> dict[str, str]:
+    """File name -> SHA-256 as ``SHA256SUMS`` lists them; a line not in ``sha256sum``'s format is refused."""
+    listed = {}
+    for number, line in enumerate(recorded.splitlines(), 1):
+        if not line.strip():
+            continue
+        match = SUMS_LINE.fullmatch(line)
+        if match is None:
+            raise CheckpointError(f"bundle '{directory}' refused: {MANIFEST} line {number} is {line[:80]!r}, "
+                                  f"expected '<sha256>  <name>' (64 hex digits, two spaces, a file name)")
+        listed[match.group(2)] = match.group(1).lower()
+    return listed
+
+
 def verify_bundle(directory: str | Path, expected_digest: str | None = None) -> str:
     """Check every file against ``SHA256SUMS`` (and the digest against ``expected_digest``); returns the digest."""
     directory = Path(directory)
@@ -55,9 +82,9 @@ def verify_bundle(directory: str | Path, expected_digest: str | None = None) -> 
         raise CheckpointError(f"'{directory}' is not a pdeop bundle: {', '.join(absent)} missing "
                               f"(a bundle holds {', '.join((*FILES, MANIFEST))}; "
                               "write one with python -m pdeop.export)")
-    recorded = (directory / MANIFEST).read_text()
+    recorded = manifest_of(directory)
     if recorded != manifest_text(directory):
-        listed = dict(reversed(line.split(maxsplit=1)) for line in recorded.splitlines() if line.strip())
+        listed = listed_sums(directory, recorded)
         changed = [name for name in FILES if listed.get(name) != file_sha256(directory / name)]
         raise CheckpointError(f"bundle '{directory}' refused: {', '.join(changed) or MANIFEST} "
                               f"{'does' if len(changed) == 1 else 'do'} not match {MANIFEST} (changed after export)")

@@ -42,12 +42,45 @@ def is_poseidon_checkpoint(path: Path) -> bool:
     return path.is_dir() and (path / "config.json").is_file() and not (path / MANIFEST).exists()
 
 
+def read_config_json(directory: Path) -> dict:
+    """``config.json`` as a JSON object, refused in one line naming the file where it is not one."""
+    path = directory / "config.json"
+    try:
+        config = json.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise CheckpointError(f"Poseidon checkpoint '{directory}': config.json is unreadable ({exc})") from exc
+    except UnicodeDecodeError as exc:
+        raise CheckpointError(f"Poseidon checkpoint '{directory}': config.json is not UTF-8 text (byte {exc.start}); "
+                              f"expected a JSON object") from exc
+    except json.JSONDecodeError as exc:
+        raise CheckpointError(f"Poseidon checkpoint '{directory}': config.json is not valid JSON ({exc})") from exc
+    except RecursionError as exc:
+        raise CheckpointError(f"Poseidon checkpoint '{directory}': config.json is nested too deeply to read; "
+                              f"expected a JSON object") from exc
+    if not isinstance(config, dict):
+        raise CheckpointError(f"Poseidon checkpoint '{directory}': config.json holds a JSON {type(config).__name__}, "
+                              f"expected an object of ScOTConfig fields")
+    return config
+
+
+def check_field_types(directory: Path, config: dict) -> None:
+    """The fields ``poseidon_config`` computes with must have their ScOTConfig types; a wrong one is named."""
+    expected = {"residual_model": (str, "a string"), "use_absolute_embeddings": (bool, "true or false"),
+                "use_conditioning": (bool, "true or false"), "learn_residual": (bool, "true or false")}
+    for key, (kind, spelled) in expected.items():
+        if not isinstance(config[key], kind):
+            raise CheckpointError(f"Poseidon checkpoint '{directory}': config.json key {key} is {config[key]!r}, "
+                                  f"expected {spelled}")
+    skips = config["skip_connections"]
+    if not isinstance(skips, list) or not all(isinstance(v, (bool, int)) for v in skips):
+        raise CheckpointError(f"Poseidon checkpoint '{directory}': config.json key skip_connections is {skips!r}, "
+                              f"expected a list of true/false (or 1/0), one per skip level")
+
+
 def poseidon_config(directory: Path) -> dict:
     """``config.json`` with the reference's defaults filled in; refuses what pdeop's ScOT does not build."""
-    try:
-        config = {**REFERENCE_DEFAULTS, **json.loads((directory / "config.json").read_text())}
-    except (OSError, json.JSONDecodeError) as exc:
-        raise CheckpointError(f"Poseidon checkpoint '{directory}': config.json is unreadable ({exc})") from exc
+    config = {**REFERENCE_DEFAULTS, **read_config_json(directory)}
+    check_field_types(directory, config)
     if config["residual_model"] != "convnext":
         raise CheckpointError(f"Poseidon checkpoint '{directory}': residual_model {config['residual_model']!r}; "
                               f"pdeop's ScOT builds the ConvNeXt skip blocks only")

@@ -1,5 +1,5 @@
-"""Hostile registry archives, registry files and downloads: each refusal is one line, and nothing a refused archive
-holds reaches the cache.
+"""Hostile registry archives, registry files, downloads and the files beside a bundle: each refusal is one line,
+and nothing a refused archive holds reaches the cache.
 
 Archives are made from the shipped ``fno-darcy`` bundle, with members added or changed; the registry names them
 through ``PDEOP_REGISTRY`` and the cache is the test's own folder.
@@ -11,6 +11,7 @@ import fcntl
 import http.server
 import importlib
 import io
+import json
 import os
 import shutil
 import tarfile
@@ -20,8 +21,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from pdeop.pretrained import RegistryError, load_pretrained, registry, verify_bundle
+from pdeop.pretrained import CheckpointError, RegistryError, load_pretrained, registry, verify_bundle
 from pdeop.pretrained.bundle import FILES, MANIFEST
+from pdeop.pretrained.poseidon import poseidon_config
 
 from .conftest import ROOT
 
@@ -239,3 +241,42 @@ def test_a_registry_file_that_is_no_yaml_mapping_is_one_line(tmp_path, monkeypat
     message = str(error.value)
     assert message.startswith(f"registry '{tmp_path / 'registry.yaml'}' {expected}") and "\n" not in message, message
     observed(message)
+
+
+@pytest.mark.fault("a bundle whose SHA256SUMS is {case}", "one line naming SHA256SUMS and its expected lines")
+@pytest.mark.parametrize(("case", "text", "expected"), [
+    ("one token, no name", b"justonetoken\n", "SHA256SUMS line 1 is 'justonetoken', expected '<sha256>  <name>'"),
+    ("not UTF-8", b"\xff\xfe garbage\n", "SHA256SUMS is not UTF-8 text (byte 0); expected lines '<sha256>  <name>'"),
+])
+def test_a_malformed_sha256sums_is_one_line(shipped, tmp_path, case, text, expected, observed):
+    bundle = shutil.copytree(shipped, tmp_path / "bundle")
+    (bundle / MANIFEST).write_bytes(text)
+    with pytest.raises(CheckpointError) as error:
+        load_pretrained(bundle)
+    message = str(error.value)
+    assert message.startswith(f"bundle '{bundle}' refused: {expected}") and "\n" not in message, message
+    observed(message)
+
+
+@pytest.mark.fault("a Poseidon checkpoint whose config.json is {case}", "one line naming config.json and {expected}")
+@pytest.mark.parametrize(("case", "text", "expected"), [
+    ("a JSON list", b"[1, 2]", "config.json holds a JSON list, expected an object"),
+    ("not UTF-8", b'{"a": "\xff"}', "config.json is not UTF-8 text (byte 7)"),
+    ("skip_connections: 3", b'{"skip_connections": 3}', "config.json key skip_connections is 3, expected a list"),
+    ("use_conditioning: \"yes\"", b'{"use_conditioning": "yes"}', "config.json key use_conditioning is 'yes', "
+                                                                   "expected true or false"),
+    ("100,000 nested lists", b"[" * 100000 + b"]" * 100000, "config.json is nested too deeply to read"),
+])
+def test_a_poseidon_config_json_of_another_shape_is_one_line(tmp_path, case, text, expected, observed):
+    (tmp_path / "config.json").write_bytes(text)
+    with pytest.raises(CheckpointError) as error:
+        poseidon_config(tmp_path)
+    message = str(error.value)
+    assert message.startswith(f"Poseidon checkpoint '{tmp_path}': {expected}") and "\n" not in message, message
+    observed(message)
+
+
+def test_a_poseidon_config_json_of_the_reference_types_is_read(tmp_path):
+    (tmp_path / "config.json").write_text(json.dumps({"skip_connections": [True, False, 1], "learn_residual": True}))
+    config = poseidon_config(tmp_path)
+    assert config["skip_connections"] == [1, 0, 1] and config["learn_residual"] is False  # not conditioned
