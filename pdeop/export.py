@@ -19,6 +19,7 @@ from pdeop.pretrained.bundle import FILES, MANIFEST, replaceable, write_bundle
 from pdeop.pretrained.card import model_card
 from pdeop.pretrained.checkpoint import CheckpointError, load_checkpoint
 from pdeop.pretrained.load import load_source, resolve
+from pdeop.pretrained.registry import archive_problem
 
 
 @dataclass
@@ -54,6 +55,20 @@ def write_archive(bundle: Path, files: Path) -> Path:
     return archive
 
 
+def replaceable_archive(path: Path, overwrite: bool) -> None:
+    """Refuse to write the archive over ``path`` unless it is absent, or ``overwrite`` is set and it is a bundle
+    archive (``archive_problem``): a user's own file or folder of that name is never replaced."""
+    if not (path.exists() or path.is_symlink()):
+        return
+    if not overwrite:
+        raise CheckpointError(f"out: '{path}' already exists; choose another out, pass archive=false or "
+                              f"overwrite=true")
+    problem = "it is not a file" if path.is_symlink() or not path.is_file() else archive_problem(path)
+    if problem:
+        raise CheckpointError(f"out: '{path}' is not a pdeop bundle archive ({problem}); overwrite=true replaces only "
+                              f"a bundle archive, choose another out or pass archive=false")
+
+
 def export(ckpt: str, out: str | Path, name: str | None = None, description: str = "", archive: bool = True,
            overwrite: bool = False) -> str:
     """Write the model ``ckpt`` refers to as a bundle at ``out`` (and ``<out>.tar.gz``); returns the bundle digest."""
@@ -62,9 +77,8 @@ def export(ckpt: str, out: str | Path, name: str | None = None, description: str
     out = Path(out)
     if out.exists() or out.is_symlink():  # refused before the model is loaded
         replaceable(out, overwrite)
-    if archive and archive_path(out).exists() and not overwrite:
-        raise CheckpointError(f"out: '{archive_path(out)}' already exists; choose another out, pass archive=false or "
-                              f"overwrite=true")
+    if archive:
+        replaceable_archive(archive_path(out), overwrite)
     source = resolve(ckpt)
     module = load_source(source)
     epoch = step = None

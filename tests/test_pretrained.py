@@ -202,10 +202,37 @@ def test_overwrite_replaces_a_bundle_and_nothing_else(exported, tmp_path):
     archive.write_bytes(b"someone's archive")
     with pytest.raises(CheckpointError, match=r"'.*tiny.tar.gz' already exists; choose another out"):
         export(str(best), bundle)
+    with pytest.raises(CheckpointError, match=r"'.*tiny.tar.gz' is not a pdeop bundle archive \(not a tar archive\)"):
+        export(str(best), bundle, overwrite=True)
     assert archive.read_bytes() == b"someone's archive" and not bundle.exists()
+    archive.unlink()
     assert export(str(best), bundle, overwrite=True) == digest
     assert export(str(best), bundle, overwrite=True) == digest  # over a bundle: replaced
     assert sorted(p.name for p in tmp_path.iterdir()) == ["project", "tiny", "tiny.tar.gz"]  # nothing set aside left
+
+def test_overwrite_refuses_an_archive_path_that_is_no_bundle_archive_in_one_line(exported, data_dir, tmp_path):
+    """``overwrite=true`` with ``<out>.tar.gz`` a folder (its write failed with IsADirectoryError), a user's file or
+    a user's tar archive: one line, before the model is loaded, and what was there is kept."""
+    best, _ = exported
+    (tmp_path / "a.tar.gz" / "inside").mkdir(parents=True)
+    (tmp_path / "b.tar.gz").write_bytes(b"someone's archive")
+    (tmp_path / "notes.txt").write_text("mine")
+    with tarfile.open(tmp_path / "c.tar.gz", "w:gz") as tar:
+        tar.add(tmp_path / "notes.txt", arcname="notes.txt")
+    kept = {path: path.read_bytes() for path in (tmp_path / "b.tar.gz", tmp_path / "c.tar.gz")}
+    for out, problem in (("a", "it is not a file"), ("b", "not a tar archive"),
+                         ("c", "its member 'notes.txt' is not one of a bundle's files")):
+        result = run_entry(["-m", "pdeop.export"], [f"ckpt={best}", f"out={tmp_path / out}", "overwrite=true"],
+                           tmp_path / "hydra", data_dir, check=False)
+        assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr[-3000:]
+        errors = [line for line in result.stderr.splitlines() if line.startswith("pdeop error:")]
+        assert len(errors) == 1 and errors[0].startswith(
+            f"pdeop error: out: '{tmp_path / out}.tar.gz' is not a pdeop bundle archive ({problem}"), errors
+        assert errors[0].endswith("overwrite=true replaces only a bundle archive, choose another out or pass "
+                                  "archive=false"), errors
+    assert (tmp_path / "a.tar.gz" / "inside").is_dir() and not (tmp_path / "a").exists()
+    assert {path: path.read_bytes() for path in kept} == kept
+
 
 def test_a_registered_bundle_is_fetched_once_and_then_used_offline(exported, use_registry, tmp_path):
     _, bundle = exported

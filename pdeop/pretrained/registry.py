@@ -221,6 +221,25 @@ def bundle_members(tar: tarfile.TarFile) -> list[tarfile.TarInfo]:
 DAMAGED = (EOFError, zlib.error, lzma.LZMAError, gzip.BadGzipFile, tarfile.ReadError)
 
 
+def archive_problem(path: Path) -> str | None:
+    """Why the file at ``path`` is not a bundle archive (a tar file whose members ``bundle_members`` accepts), or
+    None where it is one."""
+    try:
+        tar = tarfile.open(path)
+    except tarfile.TarError:
+        return "not a tar archive"
+    except OSError as exc:
+        return first_line(exc)
+    try:
+        with tar:
+            bundle_members(tar)
+    except RegistryError as exc:
+        return str(exc)
+    except (*DAMAGED, OSError) as exc:
+        return f"damaged: {first_line(exc)}"
+    return None
+
+
 def unpack(archive: Path, into: Path, entry: Entry) -> None:
     """Unpack the bundle archive ``archive`` into ``into``, its members checked first (``bundle_members``)."""
     try:
