@@ -59,9 +59,12 @@ def test_overfits_a_batch_of_four(name):
     optimiser = torch.optim.Adam(model.parameters(), lr=3e-3)
     relative = lambda: ((model(x) - y).norm() / y.norm())  # noqa: E731
     start = relative().item()
-    for _ in range(600):
+    for _ in range(600):  # until it fits (25 to 70 steps here), 600 at most
         optimiser.zero_grad()
-        relative().backward()
+        error = relative()
+        if error.item() < 0.1:
+            break
+        error.backward()
         optimiser.step()
     assert relative().item() < 0.1 < start
 
