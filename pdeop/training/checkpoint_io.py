@@ -143,12 +143,13 @@ def sync_directory(directory: Path) -> None:
             os.close(fd)
 
 
-def set_aside_files(folder: Path, held: str, pattern: str = "*") -> Path | None:
-    """Move the files directly in ``folder`` (those matching ``pattern``) into a new ``folder/previous-<n>/`` with a
-    warning saying what they were (``held``: "history", "checkpoints"); the new folder, or None where there were
-    none. Nothing is deleted: a run starting afresh in a used directory neither overwrites nor mixes with the
-    earlier run's files."""
-    files = [p for p in folder.glob(pattern) if p.is_file()] if folder.is_dir() else []
+def set_aside_files(folder: Path, held: str, *patterns: str) -> Path | None:
+    """Move the files directly in ``folder`` (those matching any of ``patterns``, default all) into a new
+    ``folder/previous-<n>/`` with a warning saying what they were (``held``: "history", "checkpoints"); the new
+    folder, or None where there were none. Nothing is deleted: a run starting afresh in a used directory neither
+    overwrites nor mixes with the earlier run's files."""
+    found = {p for pattern in patterns or ("*",) for p in folder.glob(pattern)} if folder.is_dir() else set()
+    files = sorted(p for p in found if p.is_file())
     if not files:
         return None
     n = 1

@@ -385,15 +385,23 @@ def test_tensorboard_and_wandb_history_survive_a_kill(data_dir, tmp_path, observ
 
 
 @pytest.mark.fault("a used run directory started again with auto_resume=false",
-                   "a new history and new checkpoints: the old metrics.csv moved to csv/previous-1/ and the old "
-                   "checkpoints to checkpoints/previous-1/, each with a warning, nothing deleted or overwritten")
+                   "a new history and new checkpoints: the old metrics.csv moved to csv/previous-1/, the old "
+                   "checkpoints to checkpoints/previous-1/, config and test results to previous-1/, plots to "
+                   "plots/previous-1/, each with a warning, nothing deleted or overwritten")
 def test_fresh_start_keeps_the_old_history(data_dir, tmp_path, observed):
     run_dir = tmp_path / "run"
-    prepare(run_dir, data_dir, epochs=2)
+    prepare(run_dir, data_dir, "test_after_fit=true", epochs=2)
     old = (run_dir / "csv" / "metrics.csv").read_text()
     saved = {p.name: p.read_bytes() for p in (run_dir / "checkpoints").glob("*.ckpt")}
-    result = succeeded(run(command(run_dir, "auto_resume=false", epochs=1), data_dir))
+    results = {name: (run_dir / name).read_bytes() for name in ("config_resolved.yaml", "test_metrics.json")}
+    plots = {p.name: p.read_bytes() for p in (run_dir / "plots").iterdir()}
+    assert plots
+    result = succeeded(run(command(run_dir, "auto_resume=false", epochs=1), data_dir))  # not tested
     assert (run_dir / "csv" / "previous-1" / "metrics.csv").read_text() == old
+    # the earlier run's test results were overwritten or, untested, stood beside this run's checkpoints as its own
+    assert {name: (run_dir / "previous-1" / name).read_bytes() for name in results} == results
+    assert {p.name: p.read_bytes() for p in (run_dir / "plots" / "previous-1").iterdir()} == plots
+    assert not (run_dir / "test_metrics.json").exists() and (run_dir / "config_resolved.yaml").is_file()
     assert "previous-1" in output(result) and "resuming from" not in output(result)
     assert sorted({epoch for _, epoch in per_epoch(run_dir)}) == [0]
     # the earlier run's last.ckpt was overwritten, and its best checkpoint lay beside the new run's (or under its name)
@@ -402,9 +410,9 @@ def test_fresh_start_keeps_the_old_history(data_dir, tmp_path, observed):
     now = sorted(p.name for p in (run_dir / "checkpoints").glob("*.ckpt"))
     assert now == ["best-000.ckpt", "last.ckpt"], now
     assert torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=True)["epoch"] == 0
-    observed(f"old history in csv/previous-1/metrics.csv and the old {', '.join(sorted(kept))} in "
-             f"checkpoints/previous-1/, warnings printed; new metrics.csv holds epoch 0 once, checkpoints/ "
-             f"{', '.join(now)}")
+    observed(f"old history in csv/previous-1/metrics.csv, the old {', '.join(sorted(kept))} in "
+             f"checkpoints/previous-1/, config and test results in previous-1/, plots in plots/previous-1/, warnings "
+             f"printed; new metrics.csv holds epoch 0 once, checkpoints/ {', '.join(now)}")
 
 
 @pytest.mark.fault("train.py ckpt_path=<another run's last.ckpt> into a used run directory, then the command run "
