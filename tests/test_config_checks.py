@@ -85,3 +85,16 @@ def test_a_subsample_factor_below_one_names_data_subsample(factor):
         OmegaConf.to_container(cfg, resolve=True)
     assert str(user_error_of(failed.value)) == (f"data.grid_size: taken from data.subsample, which is {factor}: "
                                                 f"expected a positive subsample factor")
+
+
+@pytest.mark.parametrize("seed", [-1, 2 ** 32])
+def test_a_seed_numpy_cannot_take_is_named(seed):
+    """Lightning's seed_everything raised a ValueError traceback for these (and physics-informed runs overflowed
+    torch's seed from 9.2e6 on, which a seed below 2**32 now never does)."""
+    from pdeop.training.run import check_run_settings
+
+    settings = {"seed": seed, "ckpt_path": None, "auto_resume": True, "test_after_fit": True}
+    with pytest.raises(ConfigError, match=rf"seed: expected an integer from 0 to 4294967295 \(NumPy's seeds\), got "
+                                          rf"{seed}"):
+        check_run_settings(settings)
+    check_run_settings({**settings, "seed": 2 ** 32 - 1})

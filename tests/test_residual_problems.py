@@ -13,6 +13,7 @@ from pdeop.errors import ConfigError
 from pdeop.problems import Advection1D, AllenCahn1D, Darcy, DarcyInstance, Helmholtz2D, Poisson1D, Poisson2D
 from pdeop.problems.darcy import solve_darcy
 from pdeop.problems.residual import autograd_derivatives
+from pdeop.training.losses import check_weights
 
 PI = math.pi
 
@@ -105,6 +106,9 @@ def test_collocation_points_are_redrawn_every_step_and_repeat_for_the_same_step(
     draws = CollocationDraws(Poisson2D(), n_interior=64, n_boundary=16, seed=0)
     assert torch.equal(draws[5]["interior"], draws[5]["interior"])
     assert not torch.equal(draws[5]["interior"], draws[6]["interior"])
+    largest = CollocationDraws(Poisson2D(), n_interior=64, n_boundary=16, seed=2 ** 32 - 1)  # overflowed torch's seed
+    assert not torch.equal(largest[5]["interior"], largest[6]["interior"])
+    assert torch.equal(draws[5]["interior"], CollocationDraws(Poisson2D(), 64, 16, seed=0)[5]["interior"])
     sampler = StepSampler(steps=4, resample=True)
     sampler.set_epoch(2)
     assert list(sampler) == [8, 9, 10, 11]
@@ -119,6 +123,12 @@ def test_collocation_points_are_redrawn_every_step_and_repeat_for_the_same_step(
     (lambda: Poisson2D(test_points=[10, 10, 10]), "data.problem.test_points"),
     (lambda: CollocationDataModule(Darcy(resolution=9)), "data.problem: Darcy is not posed by a residual"),
     (lambda: CollocationDataModule(Poisson1D(), n_interior=0), "data.n_interior: expected a count >= 1"),
+    (lambda: CollocationDataModule(Helmholtz2D(), n_boundary=3),
+     r"data.n_boundary: expected at least 4, one point on each face of the 2-D box, got 3"),
+    (lambda: Poisson1D(domain=[[0.0, math.inf]]),
+     r"data.problem.domain: the x interval must be finite, got \[0.0, inf\]"),
+    (lambda: check_weights(math.nan, 1.0), "loss.residual_weight: expected a finite weight >= 0, got nan"),
+    (lambda: check_weights(0.0, 0.0), "loss.residual_weight, loss.boundary_weight: both are 0"),
 ])
 def test_bad_problem_settings_name_the_key(make, message):
     with pytest.raises(ConfigError, match=message):

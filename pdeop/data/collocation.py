@@ -34,7 +34,7 @@ class CollocationDraws(Dataset):
         self.problem, self.n_interior, self.n_boundary, self.seed = problem, n_interior, n_boundary, seed
 
     def __getitem__(self, step: int) -> dict[str, torch.Tensor]:
-        generator = torch.Generator().manual_seed(self.seed * RANK_STRIDE ** 2 + step)
+        generator = torch.Generator().manual_seed((self.seed * RANK_STRIDE ** 2 + step) % 2 ** 64)  # torch's range
         return {"interior": self.problem.sample_interior(self.n_interior, generator),
                 "boundary": self.problem.sample_boundary(self.n_boundary, generator)}
 
@@ -114,6 +114,9 @@ class CollocationDataModule(pl.LightningDataModule):
                            ("steps_per_epoch", steps_per_epoch)):
             if value < 1:
                 raise ConfigError(f"data.{key}: expected a count >= 1, got {value}")
+        if n_boundary < 2 * problem.dim:  # the points are shared out among the faces in turn
+            raise ConfigError(f"data.n_boundary: expected at least {2 * problem.dim}, one point on each face of the "
+                              f"{problem.dim}-D box, got {n_boundary}: a face without one is never imposed")
         self.problem, self.grid_points = problem, grid_points
         self.n_interior, self.n_boundary = n_interior, n_boundary
         self.resample, self.steps_per_epoch, self.seed = resample, steps_per_epoch, seed

@@ -10,6 +10,8 @@ Derivatives are keyed by ``Order``: the axes differentiated, sorted, so ``()`` i
 
 from __future__ import annotations
 
+import math
+
 from collections.abc import Callable, Sequence
 
 import torch
@@ -112,6 +114,8 @@ class ResidualProblem:
     def check(self) -> None:
         """Raise ``ConfigError`` for an empty or inverted box (called by subclasses' ``__post_init__``)."""
         for axis, (low, high) in zip(self.axis_names, self.domain):
+            if not (math.isfinite(low) and math.isfinite(high)):
+                raise ConfigError(f"data.problem.domain: the {axis} interval must be finite, got [{low}, {high}]")
             if not low < high:
                 raise ConfigError(f"data.problem.domain: the {axis} interval must have low < high, got [{low}, {high}]")
         counts = [self.test_points] if isinstance(self.test_points, int) else list(self.test_points)

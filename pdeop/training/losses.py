@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 from typing import Protocol, runtime_checkable
 
 import torch
@@ -145,6 +147,11 @@ def operator_loss_expected(model: str, loss: str) -> str:
 
 
 def check_weights(residual_weight: float, boundary_weight: float) -> None:
-    if residual_weight < 0 or boundary_weight < 0:
-        raise ConfigError(f"loss.residual_weight/boundary_weight: expected weights >= 0, got "
-                          f"{residual_weight}, {boundary_weight}")
+    """Finite weights >= 0, not both 0 (a loss of 0 trains nothing and reports the untrained model as tested)."""
+    weights = {"loss.residual_weight": residual_weight, "loss.boundary_weight": boundary_weight}
+    for key, weight in weights.items():
+        if not math.isfinite(weight) or weight < 0:
+            raise ConfigError(f"{key}: expected a finite weight >= 0, got {weight}")
+    if residual_weight == boundary_weight == 0:
+        raise ConfigError("loss.residual_weight, loss.boundary_weight: both are 0, so the loss is 0 whatever the "
+                          "model; give at least one a positive weight")

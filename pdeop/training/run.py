@@ -61,6 +61,8 @@ class RunSettings:
 
 def check_run_settings(config: dict) -> None:
     check_settings(config, RunSettings)
+    if not 0 <= config["seed"] < 2 ** 32:
+        raise ConfigError(f"seed: expected an integer from 0 to {2 ** 32 - 1} (NumPy's seeds), got {config['seed']}")
     if config["ckpt_path"] is not None and not Path(config["ckpt_path"]).is_file():
         raise ConfigError(f"ckpt_path: checkpoint file '{config['ckpt_path']}' does not exist")
 
