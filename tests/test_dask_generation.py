@@ -267,3 +267,47 @@ def test_a_scheduler_that_does_not_answer_is_one_line(tmp_path):
     assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr[-3000:]
     assert len(lines) == 1 and f"solvers.address={address}" in lines[0] and "within 2 s" in lines[0]
     assert not list((tmp_path / "data").glob("*.tmp")) and not list((tmp_path / "data").glob("*.h5"))
+
+
+def test_a_scheduler_lost_mid_generation_is_one_line_and_the_chunks_are_kept(tmp_path):
+    """kill -9 of the scheduler a generation reaches by address: its tasks are cancelled, which was a traceback."""
+    scheduler_file = tmp_path / "scheduler.json"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(__file__).parent), str(ROOT)])}
+    scheduler = subprocess.Popen([sys.executable, "-m", "distributed.cli.dask_scheduler", "--port", "0",
+                                  "--dashboard-address", ":0", "--scheduler-file", str(scheduler_file)], env=env,
+                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    worker = None
+    try:
+        deadline = time.monotonic() + 60
+        while not scheduler_file.is_file() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        worker = subprocess.Popen([sys.executable, "-m", "distributed.cli.dask_worker", "--scheduler-file",
+                                   str(scheduler_file), "--nthreads", "1", "--no-nanny"], env=env,
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        address = OmegaConf.load(scheduler_file)["address"]
+        spec = DatasetSpec(SlowDarcy(resolution=33, seconds=0.2), 48, 8, 8, subsample=2, test_subsamples=(1,), seed=3)
+        result: dict[str, Path | BaseException] = {}
+
+        def run() -> None:
+            try:
+                result["path"] = generate(spec, tmp_path / "data", progress=False, solvers=AddressSolvers(address))
+            except BaseException as exc:  # noqa: BLE001 -- examined below, in the test's thread
+                result["error"] = exc
+
+        with Client(address, timeout=60) as client:
+            client.wait_for_workers(1, timeout=60)
+            thread = threading.Thread(target=run)
+            thread.start()
+            busy_worker(client, thread)
+            scheduler.kill()
+            thread.join(timeout=120)
+    finally:
+        for process in (scheduler, worker):
+            if process is not None:
+                process.kill()
+                process.wait()
+    assert not thread.is_alive()
+    error = result.get("error")
+    assert isinstance(error, SolverClusterError), repr(error)
+    assert "the connection to the Dask scheduler was lost mid-generation" in str(error) and "\n" not in str(error)
+    assert not list((tmp_path / "data").glob("*.h5"))

@@ -26,6 +26,7 @@ import math
 import threading
 import time
 import uuid
+from concurrent.futures import CancelledError
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -36,6 +37,7 @@ from typing import Callable, Iterator, Sequence
 import dask
 import numpy as np
 from distributed import Client, Future, KilledWorker, get_worker, wait
+from distributed.comm.core import CommClosedError
 from tqdm.auto import tqdm
 
 import pdeop
@@ -44,7 +46,7 @@ from pdeop.data.solvers import (WORKERS_KEY, LocalSolvers, SolverClusterError, S
                                  quiet_dask, workers_alive)
 from pdeop.data.shards import ChunkShards
 from pdeop.data.store import FORMAT_VERSION, DatasetAttrs, DatasetWriter, DiskFullError, mib, remove_stale_temps
-from pdeop.errors import ConfigError
+from pdeop.errors import ConfigError, first_line
 from pdeop.io import UnwritablePathError, free_bytes, writable_directory
 from pdeop.problems import Problem
 from pdeop.problems.base import Progress, is_periodic
@@ -211,11 +213,17 @@ def cluster_results(client: Client, solve: Callable[[np.ndarray], np.ndarray], c
     lost worker's chunk again; Dask's warning about such large tasks is off."""
     futures: dict[int, Future] = {}
     for index in range(len(chunks)):
-        ahead = min(len(chunks), index + 2 * workers_alive(client) + 1)
-        with dask.config.set({"distributed.admin.large-graph-warning-threshold": "1 TiB"}):
-            for later in range(index + len(futures), ahead):
-                futures[later] = client.submit(solve, chunks[later], pure=False)
-        yield await_result(futures.pop(index), poll)
+        try:
+            ahead = min(len(chunks), index + 2 * workers_alive(client) + 1)
+            with dask.config.set({"distributed.admin.large-graph-warning-threshold": "1 TiB"}):
+                for later in range(index + len(futures), ahead):
+                    futures[later] = client.submit(solve, chunks[later], pure=False)
+            solutions = await_result(futures.pop(index), poll)
+        except (CancelledError, CommClosedError) as exc:  # the scheduler's connection lost: its tasks cancelled
+            raise SolverClusterError(f"the connection to the Dask scheduler was lost mid-generation "
+                                     f"({type(exc).__name__}: {first_line(exc)}); the chunks solved so far are kept, "
+                                     f"and the same command goes on from them once the scheduler is back") from exc
+        yield solutions
 
 
 def await_result(future: Future, poll: Callable[[], None]) -> np.ndarray:
