@@ -208,3 +208,17 @@ def test_online_training_streams_from_slurm_jobs(slurm_env, tmp_path):
         rows = [row for row in csv.DictReader(f) if row.get("stream/solver_workers")]
     assert rows and {float(row["stream/solver_workers"]) for row in rows} == {2.0}
     assert float(rows[-1]["stream/generated_total"]) >= 2 * 4 * 8  # every sample of 2 epochs of 4 batches of 8
+
+
+def test_jobs_squeue_no_longer_lists_count_as_ended(slurm_env, monkeypatch):
+    """A job squeue has forgotten (after MinJobAge, or an id long gone) ended; it was counted as still alive, so jobs
+    that failed at start were reported only after solvers.timeout_s, as 'no Dask worker joined'."""
+    from pdeop.data.slurm_solvers import UNLISTED, all_ended, slurm_job_states
+
+    for key in ("SLURM_CONF", "PATH"):
+        monkeypatch.setenv(key, slurm_env[key])
+    forgotten = str(10 ** 8 - 7)  # an id this cluster never gave
+    states = slurm_job_states([forgotten])
+    assert states is not None and states.get(forgotten, UNLISTED) == UNLISTED
+    assert all_ended(states, [forgotten])
+    assert not all_ended({"12": "PENDING"}, ["12", forgotten]) and all_ended({"12": "FAILED"}, ["12", forgotten])

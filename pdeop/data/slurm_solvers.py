@@ -144,6 +144,9 @@ def sbatch_refuses(script: str) -> str | None:
     return "; ".join(lines) or f"sbatch --test-only exited with status {checked.returncode}"
 
 
+UNLISTED = "ended, no longer listed"  # the state of a job squeue has forgotten (after MinJobAge)
+
+
 def slurm_job_states(job_ids: list[str]) -> dict[str, str] | None:
     """``{job id: state}`` of the jobs SLURM still knows (ended ones for a few minutes, ``MinJobAge``), or None
     where squeue does not answer. A job missing from the answer has ended long ago."""
@@ -155,6 +158,11 @@ def slurm_job_states(job_ids: list[str]) -> dict[str, str] | None:
     if listed.returncode != 0:
         return {} if "Invalid job id" in listed.stderr else None  # every one of them long gone, or no answer
     return dict(line.split(maxsplit=1) for line in listed.stdout.splitlines() if line.strip())
+
+
+def all_ended(states: dict[str, str], job_ids: list[str]) -> bool:
+    """Whether every job of ``job_ids`` has ended: in an end state, or no longer listed by squeue at all."""
+    return all(states.get(job, UNLISTED) in SLURM_ENDED | {UNLISTED} for job in job_ids)
 
 
 def submitted_job_ids(cluster) -> list[str]:
@@ -176,8 +184,8 @@ def wait_for_a_slurm_worker(cluster, client: Client, timeout_s: float, log_direc
             pass
         ids = submitted_job_ids(cluster)
         states = slurm_job_states(ids) if ids else None
-        if states is not None and all(states.get(job, "ENDED") in SLURM_ENDED for job in ids):
-            ended = ", ".join(f"{job} {states.get(job, 'ENDED')}" for job in ids)
+        if states is not None and all_ended(states, ids):
+            ended = ", ".join(f"{job} {states.get(job, UNLISTED)}" for job in ids)
             output = f"{log_directory}/" if log_directory else "slurm-<job id>.out in this directory"
             raise SolverClusterError(f"solvers=slurm: the solver jobs ended before a Dask worker joined ({ended}); "
                                      f"their output is in {output}")
