@@ -36,6 +36,7 @@ def main(cfg: DictConfig) -> None:
     datamodule = instantiate(cfg.data, generate=True)
     datamodule.solvers = instantiate(cfg.solvers)
     datamodule.prepare_data()
+    datamodule.open_store()  # a file found in place is checked as training checks it: damaged, it is named here
     log.info("dataset %s (%d training, %d validation, %d test samples)", datamodule.path, datamodule.spec.n_train,
              datamodule.spec.n_val, datamodule.spec.n_test)
     print(datamodule.path)

@@ -214,6 +214,19 @@ def test_sigterm_mid_generation_keeps_the_solved_chunks(tmp_path, tiny_file, obs
              f"uninterrupted generation's")
 
 
+@pytest.mark.fault("pdeop.generate where the dataset file is there but cut short (a copy cut off)",
+                   "one line naming the file and how to regenerate it (it printed the path and exited 0)")
+def test_generate_checks_a_file_already_there(tmp_path, tiny_file, observed):
+    data_dir = tmp_path / "data"
+    cut = copy_of(tiny_file, data_dir)
+    cut.write_bytes(tiny_file.read_bytes()[:tiny_file.stat().st_size * 2 // 5])
+    result = run_command(entry_command(GENERATE, TINY_DATA, tmp_path / "run"), 300, env=entry_env(data_dir))
+    line = pdeop_error_line(result.stderr)
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr[-3000:]
+    assert f"dataset file '{cut}' is not a readable pdeop dataset" in line and str(cut) not in result.stdout
+    observed(f"exit 2: {line[:200]}")
+
+
 @pytest.mark.fault("two generations of one dataset at once (the first held mid-write)", "the second keeps the "
                    "first's locked .tmp; both finish; one file, no .tmp")
 def test_concurrent_generation_keeps_the_live_temp(tmp_path, observed):
