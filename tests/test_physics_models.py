@@ -221,6 +221,30 @@ def test_gp_hm_solves_high_frequency_poisson_through_train_py(data_dir, tmp_path
 
 
 @pytest.mark.slow
+def test_rotated_pig_is_fine_tuned_from_a_diagonal_run(data_dir, tmp_path):
+    """The reference's way to train rotated Gaussians, which docs/physics_informed.md describes: model.pretrained
+    named a physics-informed run, which loading refused as 'not an operator'."""
+    small = ["model=pig", "+recipe=pig", "data=helmholtz2d", "data.n_interior=100", "data.n_boundary=40",
+             "data.steps_per_epoch=2", "model.num_gaussians=20", "data.problem.test_points=20", "trainer.max_epochs=1"]
+    from omegaconf import OmegaConf
+
+    from pdeop.training.finetune import build_model
+
+    diagonal, rotated = tmp_path / "diagonal", tmp_path / "rotated"
+    run_entry(["train.py"], small, diagonal, data_dir)
+    ckpt = diagonal / "checkpoints" / "last.ckpt"
+    model_config = OmegaConf.to_container(OmegaConf.load(diagonal / "config_resolved.yaml"))["model"]
+    model = build_model({**model_config, "full_covariance": True, "pretrained": str(ckpt),
+                         "pretrained_exclude": ["rotation"]})
+    trained = {key[len("model."):]: value for key, value in torch.load(ckpt, weights_only=True)["state_dict"].items()
+               if key.startswith("model.")}
+    assert trained and all(torch.equal(model.state_dict()[key], value) for key, value in trained.items())
+    assert torch.count_nonzero(model.rotation) == 0  # new, and a rotation of 0 is the diagonal model
+    run_entry(["train.py"], [*small, "model.full_covariance=true", f"model.pretrained={ckpt}",
+                             "model.pretrained_exclude=[rotation]"], rotated, data_dir)  # and trains from there
+
+
+@pytest.mark.slow
 def test_pig_trains_with_lbfgs_and_an_interrupted_run_resumes_exactly(data_dir, tmp_path):
     small = ["model=pig", "+recipe=pig", "data=helmholtz2d", "data.n_interior=200", "data.n_boundary=200",
              "data.steps_per_epoch=3", "model.num_gaussians=100", "data.problem.test_points=40"]

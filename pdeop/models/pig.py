@@ -26,7 +26,7 @@ class PIG(FieldModel):
     (per axis, raw, as the reference trains it) initialised to ``sigma_init``. With
     ``full_covariance`` (2D only) L = R(theta) diag(1 / sigma), a rotated anisotropic Gaussian (theta
     starts at 0 and turns nothing while a Gaussian's widths are equal; the reference fine-tunes it
-    from a trained diagonal model, ``model.pretrained``).
+    from a trained diagonal run, ``model.pretrained=<its checkpoint> model.pretrained_exclude=[rotation]``).
     The decoder has ``layers`` linear layers (hidden width ``hidden``, tanh between); the
     paper's Helmholtz setting is 800 Gaussians, 4 channels, sigma 0.1, Linear(4,16)-tanh-Linear(16,1).
     """

@@ -107,6 +107,12 @@ def check_signatures(config: dict, source: str) -> None:
         raise CheckpointError(f"'{source}': its config does not fit this pdeop ({exc})") from exc
 
 
+def is_physics_run(config: dict) -> bool:
+    """Whether a stored run config is a physics-informed run's: one solution of one problem, not an operator."""
+    data = config.get("data")
+    return isinstance(data, dict) and str(data.get("_target_", "")).endswith("CollocationDataModule")
+
+
 def trained_operator(config: dict, state: dict[str, torch.Tensor], source: str) -> TrainedOperator:
     """The ``TrainedOperator`` of run ``config`` with ``state`` loaded (eval mode, CPU).
 
@@ -119,7 +125,7 @@ def trained_operator(config: dict, state: dict[str, torch.Tensor], source: str) 
     missing = [key for key in ("model", "loss", "optim") if not isinstance(config.get(key), dict)]
     if missing:
         raise CheckpointError(f"'{source}': its config has no {', '.join(missing)} node")
-    if str((config.get("data") or {}).get("_target_", "")).endswith("CollocationDataModule"):
+    if is_physics_run(config):
         raise CheckpointError(f"'{source}' is a physics-informed run: it holds one solution, not an operator to "
                               f"load or evaluate on data; its error is in the run's test_metrics.json, and "
                               f"train.py ckpt_path=<it> resumes it")

@@ -5,13 +5,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+import torch
+
 from pdeop.inference import TrainedOperator
 from pdeop.io import file_sha256
-from pdeop.pretrained.build import trained_operator
+from pdeop.pretrained.build import is_physics_run, trained_operator
 from pdeop.pretrained.bundle import read_bundle, verify_bundle
 from pdeop.pretrained.checkpoint import CheckpointError, load_checkpoint
 from pdeop.pretrained.foreign import foreign_format
 from pdeop.pretrained.registry import fetch, registry
+from pdeop.pretrained.trusted import check_stored_config
 
 
 @dataclass(frozen=True)
@@ -49,6 +52,24 @@ def load_source(source: Source) -> TrainedOperator:
         checkpoint = load_checkpoint(source.path)
         return trained_operator(checkpoint["pdeop_config"], checkpoint["state_dict"], str(source.path))
     return read_bundle(source.path, source.sha256)
+
+
+def pretrained_weights(ref: str | Path) -> tuple[dict, dict[str, torch.Tensor]]:
+    """The stored run config and the network's weights (keys without ``model.``) of what ``ref`` names, for
+    fine-tuning: ``load_pretrained``'s sources, and also the checkpoint of a physics-informed run, whose network is
+    one solution (PIG's rotated Gaussians start from a diagonal run's). Every stored config passes the gate of
+    ``trusted.check_stored_config``."""
+    source = resolve(ref)
+    if source.kind == "checkpoint":
+        checkpoint = load_checkpoint(source.path)
+        config, state = checkpoint["pdeop_config"], checkpoint["state_dict"]
+        if is_physics_run(config):
+            check_stored_config(config, str(source.path))
+            return config, {key[len("model."):]: value for key, value in state.items() if key.startswith("model.")}
+        operator = trained_operator(config, state, str(source.path))
+    else:
+        operator = read_bundle(source.path, source.sha256)
+    return operator.config, {k: v for k, v in operator.model.state_dict().items() if isinstance(v, torch.Tensor)}
 
 
 def load_pretrained(ref: str | Path) -> TrainedOperator:

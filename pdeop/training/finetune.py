@@ -17,11 +17,10 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-import torch
 from torch import nn
 
 from pdeop.errors import ConfigError
-from pdeop.pretrained import load_pretrained, load_weights
+from pdeop.pretrained import load_weights, pretrained_weights
 from pdeop.pretrained.build import model_from_config
 from pdeop.pretrained.foreign import foreign_format
 
@@ -57,13 +56,12 @@ def build_model(model_config: dict) -> nn.Module:
         log.info("model weights from the %s checkpoint %s%s", foreign.name, ref,
                  f" except {', '.join(exclude)}" * bool(exclude))
     else:
-        pretrained = load_pretrained(ref)
-        trained_target = pretrained.config["model"]["_target_"]
+        trained_config, weights = pretrained_weights(ref)
+        trained_target = trained_config["model"]["_target_"]
         if trained_target != model_config["_target_"]:
             raise ConfigError(f"model.pretrained: '{ref}' is a {trained_target}, but this run's model is "
                               f"{model_config['_target_']}; choose the matching model=...")
         model = model_from_config(model_config)
-        weights = {k: v for k, v in pretrained.model.state_dict().items() if isinstance(v, torch.Tensor)}
         load_weights(model, weights, str(ref), exclude)
         log.info("model weights from %s", ref)
     frozen = freeze(model, list(model_config.get("freeze") or []))
