@@ -29,6 +29,7 @@ from pdeop.data import generation
 from pdeop.data.generation import DatasetSpec, generate
 from pdeop.data.shards import ChunkShards
 from pdeop.data.solvers import AddressSolvers, LocalSolvers, SolverClusterError, kept_environment
+from pdeop.errors import ConfigError
 from pdeop.io import file_sha256
 from pdeop.linalg import LinearSolver
 from pdeop.problems import Darcy
@@ -311,3 +312,38 @@ def test_a_scheduler_lost_mid_generation_is_one_line_and_the_chunks_are_kept(tmp
     assert isinstance(error, SolverClusterError), repr(error)
     assert "the connection to the Dask scheduler was lost mid-generation" in str(error) and "\n" not in str(error)
     assert not list((tmp_path / "data").glob("*.h5"))
+
+
+def test_an_address_that_is_none_or_not_a_scheduler_is_named_and_waits_must_be_positive():
+    """A malformed address or an HTTP server at it were reported as 'no Dask scheduler answered within 10 s
+    (ValueError / MemoryError)'; a timeout of 0 or below was taken as given."""
+    from pdeop.data.solvers import connect_within
+    from pdeop.data.stream.generator import StreamSettings
+
+    with pytest.raises(SolverClusterError, match=r"solvers.address=notanaddress: not an address Dask can reach "
+                                                 r"\(.*\); expected the scheduler's address, e.g. tcp://host:8786"):
+        connect_within("notanaddress", 5)
+    with socket.socket() as server:  # answers every request as an HTTP server would
+        server.bind(("127.0.0.1", 0))
+        server.listen()
+
+        def answer() -> None:
+            while True:
+                try:
+                    connection, _ = server.accept()
+                except OSError:  # closed as the test ends
+                    return
+                with connection:
+                    connection.recv(1024)
+                    connection.sendall(b"HTTP/1.0 400 Bad Request\r\nContent-Length: 0\r\n\r\n" * 4)
+
+        threading.Thread(target=answer, daemon=True).start()
+        address = f"tcp://127.0.0.1:{server.getsockname()[1]}"
+        with pytest.raises(SolverClusterError, match=rf"solvers.address={address}: something answered there that "
+                                                     r"is not a Dask scheduler"):
+            connect_within(address, 5)
+    for make, key in ((lambda: AddressSolvers("tcp://h:1", timeout_s=0), "solvers.timeout_s"),
+                      (lambda: LocalSolvers(timeout_s=-1.0), "solvers.timeout_s"),
+                      (lambda: StreamSettings(stall_timeout_s=0.0), "data.stream.stall_timeout_s")):
+        with pytest.raises(ConfigError, match=rf"{key}: expected a positive number of seconds"):
+            make()

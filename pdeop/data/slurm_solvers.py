@@ -27,7 +27,7 @@ from distributed.core import Status
 from tornado.ioloop import PeriodicCallback
 
 from pdeop.data.worker_environment import solver_worker_environment
-from pdeop.data.solvers import SolverClusterError, has_dashboard, quiet_cancellations
+from pdeop.data.solvers import SolverClusterError, check_timeout, has_dashboard, quiet_cancellations
 from pdeop.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -62,6 +62,9 @@ class SlurmSolvers:
     job_extra_directives: Sequence[str] = ()
     job_script_prologue: Sequence[str] = ()
 
+    def __post_init__(self) -> None:
+        check_timeout(self.timeout_s)
+
     @contextmanager
     def connect(self, default_workers: int, in_process: bool = True) -> Iterator[Client]:
         if importlib.util.find_spec("dask_jobqueue") is None:
@@ -87,6 +90,9 @@ class SlurmSolvers:
         # no MALLOC_TRIM_THRESHOLD_ (worker_environment.py), through the Dask config the jobs read from it
         with cluster, Client(cluster) as client, solver_worker_environment():
             refused = sbatch_refuses(cluster.job_script())
+            if refused and "contact slurm controller" in refused.lower():
+                raise SolverClusterError(f"solvers=slurm: SLURM's controller does not answer ({refused}); check "
+                                         f"that SLURM runs and this machine may submit jobs (sinfo)")
             if refused:
                 raise SolverClusterError(f"solvers=slurm: SLURM refuses the solver jobs ({refused}); check "
                                          f"solvers.partition, solvers.cores, solvers.memory and solvers.walltime")

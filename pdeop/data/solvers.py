@@ -12,6 +12,7 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import logging
+import math
 import os
 import threading
 import warnings
@@ -22,7 +23,7 @@ from typing import TYPE_CHECKING, Iterator, Union
 from distributed import Client, LocalCluster, WorkerPlugin
 
 from pdeop.data.worker_environment import solver_worker_environment
-from pdeop.errors import ConfigError, PdeopError
+from pdeop.errors import ConfigError, PdeopError, first_line
 
 if TYPE_CHECKING:
     from pdeop.data.slurm_solvers import SlurmSolvers
@@ -32,6 +33,12 @@ WORKERS_KEY = "solvers.workers (or data.generate_workers)"
 
 class SolverClusterError(PdeopError):
     """The solvers' Dask cluster cannot be reached, has no workers, or lost them for good."""
+
+
+def check_timeout(timeout_s: float, key: str = "solvers.timeout_s") -> None:
+    """A wait in seconds: positive and finite."""
+    if not 0 < timeout_s < math.inf:
+        raise ConfigError(f"{key}: expected a positive number of seconds, got {timeout_s}")
 
 
 @dataclass(frozen=True)
@@ -49,6 +56,9 @@ class LocalSolvers:
 
     workers: int | None = None
     timeout_s: float = 600.0
+
+    def __post_init__(self) -> None:
+        check_timeout(self.timeout_s)
 
     @contextmanager
     def connect(self, default_workers: int, in_process: bool = True) -> Iterator[Client | None]:
@@ -101,6 +111,9 @@ class AddressSolvers:
 
     address: str | None = None
     timeout_s: float = 10.0
+
+    def __post_init__(self) -> None:
+        check_timeout(self.timeout_s)
 
     @contextmanager
     def connect(self, default_workers: int, in_process: bool = True) -> Iterator[Client]:
@@ -171,7 +184,14 @@ def connect_within(address: str, timeout_s: float) -> Client:
     thread.join(timeout_s + 1)
     if "client" in made:
         return made["client"]
-    reason = type(made["error"]).__name__ if "error" in made else "no answer"
+    error = made.get("error")
+    if isinstance(error, ValueError):
+        raise SolverClusterError(f"solvers.address={address}: not an address Dask can reach ({first_line(error)}); "
+                                 f"expected the scheduler's address, e.g. tcp://host:8786")
+    if isinstance(error, MemoryError):  # Dask read the answer's first bytes as the length of a message
+        raise SolverClusterError(f"solvers.address={address}: something answered there that is not a Dask "
+                                 f"scheduler; fix the address (the scheduler prints it as it starts)")
+    reason = type(error).__name__ if error is not None else "no answer"
     raise SolverClusterError(f"solvers.address={address}: no Dask scheduler answered within {timeout_s:g} s "
                              f"({reason}); start one with `dask scheduler` (and workers with `dask worker "
                              f"<address>`), or fix the address")

@@ -89,7 +89,8 @@ class GPHM(nn.Module):
         bounds = _check_domain(domain)
         sizes = [points] * len(bounds) if isinstance(points, int) else list(points)
         if len(sizes) != len(bounds) or any(not isinstance(n, int) or n < 3 for n in sizes):
-            raise ConfigError(f"model.points: expected an int >= 3 or one per axis of the domain, got {points}")
+            raise ConfigError(f"model.points (data.grid_points, which it takes by default): expected an int >= 3 or "
+                              f"one per axis of the domain, got {points}")
         if kernel not in KERNELS:
             raise ConfigError(f"model.kernel: expected one of {KERNELS}, got {kernel!r}")
         if components < 1:

@@ -24,7 +24,7 @@ import numpy as np
 from distributed import Future, KilledWorker, wait
 
 from pdeop.data.generation import subsample_grid
-from pdeop.data.solvers import LocalSolvers, Solvers, dashboard_link, quiet_dask, workers_alive
+from pdeop.data.solvers import LocalSolvers, Solvers, check_timeout, dashboard_link, quiet_dask, workers_alive
 from pdeop.data.stream.buffers import Buffer, make_buffer
 from pdeop.errors import ConfigError, PdeopError
 from pdeop.problems import Problem
@@ -62,6 +62,7 @@ class StreamSettings:
         for key in ("capacity", "watermark", "workers", "samples_per_solve", "steps_per_epoch", "normaliser_samples"):
             if getattr(self, key) < 1:
                 raise ConfigError(f"data.stream.{key}: expected a positive integer, got {getattr(self, key)}")
+        check_timeout(self.stall_timeout_s, "data.stream.stall_timeout_s")
         make_buffer(self.buffer, self.capacity, self.watermark)  # validates policy, capacity and watermark
 
 
