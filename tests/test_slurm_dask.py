@@ -176,6 +176,15 @@ def one_error_line(slurm_env: dict, tmp_path: Path, setting: str) -> tuple[str, 
     return lines[0], name
 
 
+def test_a_controller_that_does_not_answer_is_named(slurm_env, tmp_path):
+    """sbatch's 'Unable to contact slurm controller' was met with advice on partitions, cores, memory and walltime."""
+    conf = tmp_path / "slurm.conf"
+    conf.write_text("ClusterName=nowhere\nSlurmctldHost=localhost\nSlurmctldPort=1\nMessageTimeout=2\n"
+                    "NodeName=localhost CPUs=1 State=UNKNOWN\nPartitionName=debug Nodes=localhost Default=YES\n")
+    line, _ = one_error_line({**slurm_env, "SLURM_CONF": str(conf)}, tmp_path, "solvers.jobs=1")
+    assert "SLURM's controller does not answer (" in line and "Unable to contact slurm controller" in line, line
+
+
 def test_a_partition_slurm_does_not_have_is_one_line(slurm_env, tmp_path):
     line, name = one_error_line(slurm_env, tmp_path, "solvers.partition=nonexistent")
     assert "solvers.partition" in line and "nonexistent" in line, line
