@@ -63,12 +63,21 @@ def test_a_split_file_that_is_the_training_file_is_refused(tmp_path, given):
     if given == "a link to it":
         test = tmp_path / "test.mat"
         test.symlink_to(train)
-    with pytest.raises(ConfigError, match=rf"data.test_path: '{test}' is the file data.path names \('{train}'\), so "
-                                          r"its test samples would be its train samples"):
+    with pytest.raises(ConfigError, match=rf"data.test_path: '{test}' is the data data.path names \('{train}'\), so "
+                                          r"its test samples are its train samples; give data.test_path a file"):
         file_module(train, test_path=str(test), n_train=4, n_val=1, n_test=1)
-    with pytest.raises(ConfigError, match=r"data.test_path: .* is the file data.val_path names"):
-        other = write_mat_v5(tmp_path / "val.mat", {"coeff": coeff, "sol": -coeff})
-        file_module(train, val_path=str(other), test_path=str(other), n_train=4, n_val=1, n_test=1)
+
+
+def test_a_validation_file_shared_with_the_test_split_is_said(tmp_path, caplog):
+    import logging
+
+    coeff = pattern(6, 1, None, (9, 5))[:, 0]
+    train = write_mat_v5(tmp_path / "train.mat", {"coeff": coeff, "sol": -coeff})
+    test = write_mat_v5(tmp_path / "test.mat", {"coeff": coeff + 1, "sol": -coeff})
+    with caplog.at_level(logging.WARNING, logger="pdeop.data.from_file"):
+        file_module(train, val_path=str(test), test_path=str(test), n_train=4, n_val=1, n_test=1)
+    assert (f"data.val_path: '{test}' is the data data.test_path names ('{test}'), so its val samples are its test "
+            f"samples: the checkpoint chosen as best is chosen on them") in caplog.text
 
 
 def test_the_well_dataset_folder_brings_its_splits_and_files_are_numbered_in_order(tmp_path):

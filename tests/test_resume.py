@@ -314,7 +314,7 @@ def test_one_training_run_holds_a_run_directory_at_a_time(tmp_path):
         pass
 
 
-@pytest.mark.parametrize("content", [b"model: [\n", b"- a\n- list\n", b"seed: \xff\xfe\n"])
+@pytest.mark.parametrize("content", [b"model: [\n", b"- a\n- list\n", b"seed: \xff\xfe\n", b""])
 def test_a_damaged_run_config_is_one_line_naming_it(tmp_path, content):
     (tmp_path / "config_resolved.yaml").write_bytes(content)
     with pytest.raises(ConfigError, match=rf"auto_resume: {tmp_path}/config_resolved.yaml is damaged \(.+\), so the "
@@ -333,9 +333,47 @@ def test_a_training_state_not_as_pdeop_writes_it_is_one_line(tmp_path):
     path = tmp_path / "altered.ckpt"
     torch.save({"state_dict": {}, "pdeop_config": config, "global_step": 3, "loops": {"fit_loop": 5}}, path)
     cfg = OmegaConf.create({"ckpt_path": str(path), "auto_resume": True})
-    with pytest.raises(CheckpointError, match=rf"ckpt_path: '{path}' holds a training state that is not what pdeop "
-                                              r"writes \(AttributeError: .*\); it was altered after it was written"):
+    with pytest.raises(CheckpointError, match=rf"ckpt_path: '{path}' holds a training state that this pdeop does "
+                                              r"not read \(AttributeError: .*\): damaged, or not written by"):
         resume_from(cfg, config, tmp_path)
+
+
+@pytest.mark.parametrize("damage", ["NaN weights", "a training state pdeop does not read", "an encrypted record"])
+def test_auto_resume_sets_a_damaged_checkpoint_aside_and_takes_the_next(tmp_path, caplog, damage):
+    """Only a file torch or the CRC check could not read was set aside: these stopped the requeued run although a
+    good checkpoint lay beside them (the encrypted record was a RuntimeError traceback)."""
+    import logging
+    import struct
+    import zipfile
+
+    from omegaconf import OmegaConf
+
+    from pdeop.training.resume import resume_from
+
+    config = {"seed": 0, "model": {"_target_": "neuralop.models.FNO"}, "data": {"n_train": 2}}
+    write_yaml(config, tmp_path / "config_resolved.yaml")
+    folder = tmp_path / "checkpoints"
+    folder.mkdir()
+    weights = {"model.w": torch.ones(3)}
+    torch.save({"state_dict": weights, "pdeop_config": config, "global_step": 4}, folder / "best-000.ckpt")
+    last = {"state_dict": weights, "pdeop_config": config, "global_step": 8}
+    if damage == "NaN weights":
+        last["state_dict"] = {"model.w": torch.full((3,), float("nan"))}
+    elif damage == "a training state pdeop does not read":
+        last["loops"] = {"fit_loop": 5}
+    torch.save(last, folder / "last.ckpt")
+    if damage == "an encrypted record":  # the flag bit of the first central-directory entry
+        data = bytearray((folder / "last.ckpt").read_bytes())
+        with zipfile.ZipFile(folder / "last.ckpt") as archive:
+            entry = data.index(b"PK\x01\x02", archive.start_dir)
+        flags = struct.unpack_from("<H", data, entry + 8)[0]
+        struct.pack_into("<H", data, entry + 8, flags | 1)
+        (folder / "last.ckpt").write_bytes(bytes(data))
+    cfg = OmegaConf.create({"ckpt_path": None, "auto_resume": True})
+    with caplog.at_level(logging.WARNING, logger="pdeop.training.resume"):
+        resume = resume_from(cfg, config, tmp_path)
+    assert resume.path == str(folder / "best-000.ckpt")
+    assert (folder / "last.ckpt.broken").is_file() and "moved it to last.ckpt.broken" in caplog.text
 
 
 def test_a_checkpoint_of_other_optimiser_groups_is_refused_before_lightning_restores_it(tmp_path):

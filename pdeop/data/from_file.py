@@ -203,16 +203,18 @@ SPLIT_KEYS = {"train": "data.path", "val": "data.val_path", "test": "data.test_p
 
 
 def check_distinct(paths: dict[str, Path]) -> None:
-    """Refuse a split file that is another split's (the same path, a link to it): the model would be validated or
-    tested on samples it trained on, and the figures would say nothing of the samples it has not seen."""
-    named = [(split, path) for split, path in paths.items() if path.exists()]
-    for index, (split, path) in enumerate(named):
-        for other, other_path in named[:index]:
-            if os.path.samefile(path, other_path):
-                raise ConfigError(f"{SPLIT_KEYS[split]}: '{path}' is the file {SPLIT_KEYS[other]} names "
-                                  f"('{other_path}'), so its {split} samples would be its {other} samples; give "
-                                  f"{SPLIT_KEYS[split]} a file of its own, or leave it null to carve the "
-                                  f"{split} samples from the training file")
+    """Refuse a test file that is the training file (the same path, a link to it): the model would be tested on
+    samples it trained on. A validation file shared with another split is said, not refused: validating on the
+    test file is common (neuraloperator's examples do), but it chooses the best checkpoint on the test samples."""
+    named = {split: path for split, path in paths.items() if path.exists()}
+    for split, other in (("test", "train"), ("val", "train"), ("val", "test")):
+        if split in named and other in named and os.path.samefile(named[split], named[other]):
+            shared = (f"{SPLIT_KEYS[split]}: '{named[split]}' is the data {SPLIT_KEYS[other]} names "
+                      f"('{named[other]}'), so its {split} samples are its {other} samples")
+            if split == "test":
+                raise ConfigError(f"{shared}; give {SPLIT_KEYS[split]} a file of its own, or leave it null to "
+                                  f"carve the test samples from the training file")
+            log.warning("%s: the checkpoint chosen as best is chosen on them", shared)
 
 
 class FileDataModule(PairsDataModule):

@@ -18,6 +18,7 @@ from pdeop.config import RUN_SPECIFIC, without
 from pdeop.errors import ConfigError, first_line
 from pdeop.io import atomic_path
 from pdeop.leaderboard.cells import Cell
+from pdeop.pretrained.checkpoint import load_checkpoint
 from pdeop.provenance import git_commit, hardware
 
 
@@ -59,7 +60,7 @@ def parameter_count(run_dir: Path) -> int:
     """Parameters of the trained model, counted in its best checkpoint: the ``model.`` tensors that are not
     integer buffers (runs that predate ``parameters`` in ``test_metrics.json``)."""
     checkpoint = sorted((run_dir / "checkpoints").glob("best-*.ckpt"))[-1]
-    state = torch.load(checkpoint, map_location="cpu", weights_only=True)["state_dict"]
+    state = load_checkpoint(checkpoint)["state_dict"]
     return int(sum(v.numel() for k, v in state.items()
                    if k.startswith("model.") and (v.is_floating_point() or v.is_complex())))
 

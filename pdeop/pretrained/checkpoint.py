@@ -62,11 +62,13 @@ def check_zip_records(path: Path) -> None:
                     with archive.open(record) as stream:
                         while stream.read(1 << 24):
                             pass
-    except zipfile.BadZipFile as exc:
+    except CheckpointError:
+        raise
+    except OSError as exc:
+        raise CheckpointError(f"checkpoint '{path}' cannot be read ({first_line(exc)})") from exc
+    except Exception as exc:  # zipfile raises many types on damage (BadZipFile, RuntimeError, NotImplementedError ...)
         raise CheckpointError(f"checkpoint '{path}' is truncated or damaged ({first_line(exc)}); pdeop loads only "
                               f"the weights that were saved") from exc
-    except (OSError, EOFError) as exc:
-        raise CheckpointError(f"checkpoint '{path}' cannot be read ({first_line(exc)})") from exc
 
 
 def read_weights_only(path: Path, kind: str) -> object:
@@ -151,11 +153,17 @@ def load_weights(module: nn.Module, state_dict: dict[str, torch.Tensor], source:
 
 
 def number_kind(tensor: torch.Tensor) -> str:
+    """What kind of number a tensor holds, as a message names it: complex, floating-point, boolean or integer."""
     if tensor.is_complex():
         return "complex"
     if tensor.is_floating_point():
         return "floating-point"
     return "boolean" if tensor.dtype == torch.bool else "integer"
+
+
+def non_finite(state: dict[str, torch.Tensor], keys: set[str]) -> list[str]:
+    """The tensors of ``keys`` in ``state`` holding NaN or Inf, in order."""
+    return [k for k in sorted(keys & state.keys()) if not torch.isfinite(state[k]).all()]
 
 
 def check_values(own: dict[str, torch.Tensor], given: dict[str, torch.Tensor], parameters: set[str],
@@ -168,7 +176,7 @@ def check_values(own: dict[str, torch.Tensor], given: dict[str, torch.Tensor], p
     if kinds:
         raise CheckpointError(f"checkpoint '{source}' does not fit the model; other kinds of number: "
                               f"{', '.join(kinds[:8])}{' ...' if len(kinds) > 8 else ''}")
-    broken = [k for k in sorted(parameters & given.keys()) if not torch.isfinite(given[k]).all()]
+    broken = non_finite(given, parameters)
     if broken:
         raise CheckpointError(f"checkpoint '{source}': its weights hold NaN or Inf ({', '.join(broken[:8])}"
                               f"{' ...' if len(broken) > 8 else ''}); the run that wrote it diverged, or the file "

@@ -72,9 +72,9 @@ def check_field_types(directory: Path, config: dict) -> None:
             raise CheckpointError(f"Poseidon checkpoint '{directory}': config.json key {key} is {config[key]!r}, "
                                   f"expected {spelled}")
     skips = config["skip_connections"]
-    if not isinstance(skips, list) or not all(isinstance(v, (bool, int)) for v in skips):
+    if not isinstance(skips, list) or not all(isinstance(v, int) and v >= 0 for v in skips):
         raise CheckpointError(f"Poseidon checkpoint '{directory}': config.json key skip_connections is {skips!r}, "
-                              f"expected a list of true/false (or 1/0), one per skip level")
+                              f"expected a list of block counts (integers >= 0), one per skip level")
 
 
 def poseidon_config(directory: Path) -> dict:

@@ -15,7 +15,8 @@ from pytorch_lightning.utilities.rank_zero import rank_zero_only
 from pdeop.config import FINETUNE_KEYS, RUN_SPECIFIC, flatten, without
 from pdeop.data.sampling import checkpoint_position, cut_short
 from pdeop.errors import ConfigError, first_line
-from pdeop.pretrained.checkpoint import CheckpointError, checkpoint_format, load_checkpoint, load_weights
+from pdeop.pretrained.checkpoint import (CheckpointError, checkpoint_format, load_checkpoint, load_weights,
+                                         non_finite)
 from pdeop.problems.base import is_periodic
 from pdeop.training.callbacks import NEXT_LOGGING_STEP
 from pdeop.training.checkpoint_io import set_aside
@@ -77,9 +78,9 @@ def run_config(path: Path) -> dict:
     try:
         trained = OmegaConf.to_container(OmegaConf.load(path))
     except Exception as exc:  # noqa: BLE001 -- not UTF-8, not YAML, unreadable: each is the same damage to the user
-        trained = exc
-    if not isinstance(trained, dict):
-        found = first_line(trained) if isinstance(trained, Exception) else f"a {type(trained).__name__}"
+        trained = " ".join(first_line(exc).split())
+    if not isinstance(trained, dict) or not trained:
+        found = trained if isinstance(trained, str) else f"{type(trained).__name__} {str(trained)[:40]}"
         raise ConfigError(f"auto_resume: {path} is damaged ({found}), so the setting of the run there cannot be "
                           f"checked; restore it, or use a new hydra.run.dir, or auto_resume=false to start over there")
     return trained
@@ -184,7 +185,7 @@ class Resume:
     key: str = "ckpt_path"
     global_step: int = 0
     cut_short: tuple[int, int] | None = None  # (epoch, batches taken) of an epoch trainer.max_steps ended mid-way
-    order: dict | None = None  # the checkpoint run's EPOCH_ORDER settings (None: a checkpoint without its config)
+    order: dict | None = None  # the checkpoint run's EPOCH_ORDER settings
     optimiser_groups: list[int] | None = None  # parameters in each of its optimiser's groups (None: no state)
 
 
@@ -210,7 +211,7 @@ def check_same_model(checkpoint: dict, config: dict, path: str, key: str) -> Non
                     for c in (checkpoint["pdeop_config"], config))
     changed = sorted(k for k in trained.keys() | now.keys() if trained.get(k) != now.get(k))
     if changed:
-        raise CheckpointError(f"{key}: '{path}' holds another model: it was trained as "
+        raise ConfigError(f"{key}: '{path}' holds another model: it was trained as "
                               f"{model_named(trained, changed)}, this run builds {model_named(now, changed)}; pass a "
                               f"checkpoint of this model, or train with the settings it was made with")
 
@@ -224,8 +225,8 @@ def resume_of(checkpoint: dict, path: str, config: dict, key: str) -> Resume:
                       epoch_order(checkpoint["pdeop_config"]), optimiser_group_sizes(checkpoint))
     except (AttributeError, IndexError, KeyError, TypeError, ValueError) as exc:
         found = f"{type(exc).__name__}: {first_line(exc)}"
-        raise CheckpointError(f"{key}: '{path}' holds a training state that is not what pdeop writes ({found}); it "
-                              f"was altered after it was written") from exc
+        raise CheckpointError(f"{key}: '{path}' holds a training state that this pdeop does not read ({found}): "
+                              f"damaged, or not written by pdeop's training") from exc
 
 
 def optimiser_group_sizes(checkpoint: dict) -> list[int] | None:
@@ -284,13 +285,18 @@ def newest_readable(config: dict, folder: Path) -> Resume | None:
     for path in newest_first(folder):
         try:
             checkpoint = load_checkpoint(path)
+            resume = resume_of(checkpoint, str(path), config, "auto_resume")
+            state = checkpoint["state_dict"]
+            diverged = non_finite(state, {key for key in state if key.startswith("model.")})
+            if diverged:
+                raise CheckpointError(f"checkpoint '{path}': its weights hold NaN or Inf ({', '.join(diverged[:4])})")
         except CheckpointError as exc:
             if rank_zero_only.rank == 0:  # one process moves it and says so; every rank skips it
                 aside = set_aside(path, "broken")
                 log.warning("auto_resume: %s; moved it to %s and trying the next newest checkpoint",
                             " ".join(str(exc).split()), aside.name)
             continue
-        return resume_of(checkpoint, str(path), config, "auto_resume")
+        return resume
     return None
 
 
