@@ -14,7 +14,7 @@ from pathlib import Path
 
 import h5py
 
-from pdeop.data.formats.dataset import UNREADABLE, DatasetCollection, ExternalDataset
+from pdeop.data.formats.dataset import UNREADABLE, DatasetCollection, ExternalDataset, keys_of
 from pdeop.data.formats.matlab import read_matlab
 from pdeop.data.formats.pdebench import read_pdebench
 from pdeop.data.formats.tensors import read_named_arrays
@@ -27,6 +27,7 @@ FORMATS = ("mat", "pdebench", "the_well", "pt", "npz")
 SUFFIXES = {".mat": "mat", ".pt": "pt", ".pth": "pt", ".npz": "npz"}
 DATA_SUFFIXES = (".h5", ".hdf5", *SUFFIXES)
 WELL_SPLITS = {"train": "train", "val": "valid", "test": "test"}  # split -> The Well's folder under data/
+LFS_POINTER = b"version https://git-lfs"  # what a Git LFS pointer file starts with
 
 
 def detect_format(path: Path) -> str:
@@ -41,7 +42,7 @@ def detect_format(path: Path) -> str:
         raise DataFileError(f"'{path}' is a pdeop dataset (problem '{problem}'); train on it with "
                             f"data={problem} data.path={path} rather than data=from_file")
     with h5py.File(path, "r") as f:
-        keys = set(f.keys())
+        keys = set(keys_of(f))
     if all(g in keys for g in WELL_GROUPS[:3]):
         return "the_well"
     if "tensor" in keys or "density" in keys or any(k.isdigit() for k in keys):
@@ -61,7 +62,7 @@ def expect_layout(path: Path, fmt: str) -> None:
         with h5py.File(path, "r") as f:
             if not all(g in f for g in WELL_GROUPS[:3]):
                 raise DataFileError(f"'{path}' is not in the selected format data.format=the_well: no groups "
-                                    f"{[g for g in WELL_GROUPS[:3] if g not in f]}; it has keys {sorted(f.keys())}")
+                                    f"{[g for g in WELL_GROUPS[:3] if g not in f]}; it has keys {sorted(keys_of(f))}")
 
 
 def open_dataset(path: str | Path, format: str = "auto", inputs: str | None = None, outputs: str | None = None,
@@ -129,6 +130,14 @@ def open_splits(paths: dict[str, Path], **options) -> dict[str, ExternalDataset 
     return opened
 
 
+def check_not_lfs_pointer(path: Path) -> None:
+    """Refuse a Git LFS pointer file saved under the data's name (a clone without ``git lfs``): a few lines of text
+    that every reader would call corrupt."""
+    with open(path, "rb") as file:
+        if file.read(len(LFS_POINTER)) == LFS_POINTER:
+            raise DataFileError(f"'{path}' is a Git LFS pointer, not the data: run git lfs pull in its repository")
+
+
 def open_file(path: Path, format: str, inputs: str | None, outputs: str | None, axes: dict | None,
               fields: list[str] | None, periodic: bool | None, times: str) -> ExternalDataset:
     if not path.is_file():
@@ -136,6 +145,7 @@ def open_file(path: Path, format: str, inputs: str | None, outputs: str | None, 
     if format != "auto" and format not in FORMATS:
         raise DataFileError(f"data.format: '{format}' is not a known format; expected auto or one of {list(FORMATS)}")
     try:
+        check_not_lfs_pointer(path)
         fmt = detect_format(path) if format == "auto" else format
         expect_layout(path, fmt)
         if fmt == "mat":
@@ -145,6 +155,9 @@ def open_file(path: Path, format: str, inputs: str | None, outputs: str | None, 
         if fmt == "pdebench":
             return read_pdebench(path, periodic)
         return read_the_well(path, fields, periodic)
+    except MemoryError as exc:
+        raise DataFileError(f"'{path}': not enough memory to open it (it claims more than fits, or is corrupt): "
+                            f"{first_line(exc)}") from exc
     except UNREADABLE as exc:
         raise DataFileError(f"'{path}' could not be read as {format if format != 'auto' else 'a dataset'} "
                             f"(truncated or corrupt?): {first_line(exc)}") from exc

@@ -21,6 +21,24 @@ from pdeop.errors import DataFileError
 
 SPACE = ("x", "y", "z")
 AXIS_NAMES = ("sample", "channel", "component", "time", *SPACE)
+FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
+class Float32Overflow(ValueError):
+    """A stored value beyond float32's range, which the cast to float32 would turn into Inf; ``sample`` is its
+    sample's index among those read."""
+
+    def __init__(self, sample: int):
+        super().__init__(f"a value beyond float32's range (+-{FLOAT32_MAX:.3g}) in sample {sample}")
+        self.sample = sample
+
+
+def sample_indices(n: int, samples: slice | np.ndarray) -> np.ndarray:
+    """The indices ``samples`` selects among ``n``, without an array of all ``n`` (a file may claim billions)."""
+    if isinstance(samples, slice):
+        chosen = range(n)[samples]
+        return np.arange(chosen.start, chosen.stop, chosen.step)
+    return np.asarray(samples)
 
 
 def check_axes(axes: Sequence[str], ndim: int, where: str) -> tuple[str, ...]:
@@ -97,13 +115,25 @@ class StoredArray:
         data, kept = data[(np.newaxis,) * len(missing)], [*missing, *kept]
         order = ["sample", "channel", "component", *(["time"] if "time" in kept else []), *self.space]
         data = np.transpose(data, [kept.index(a) for a in order])
-        n = data.shape[0] if "sample" in self.axes else len(np.arange(self.n_samples)[samples])
+        n = data.shape[0] if "sample" in self.axes else len(sample_indices(self.n_samples, samples))
         sizes = [len(range(0, s, step)) for s in self.space_sizes]
         shape = (n, *data.shape[1:-len(self.space)], *sizes) if self.space else data.shape
         if data.shape != shape:  # a field constant across samples or along an axis
             data = np.broadcast_to(data, shape)
         data = data.reshape(data.shape[0], -1, *data.shape[3:])  # channel x component -> channels
-        return np.require(data, np.float32, ["C_CONTIGUOUS", "WRITEABLE"])  # a broadcast view is copied
+        return float32(data)
+
+
+def float32(data: np.ndarray) -> np.ndarray:
+    """``data`` ``[samples, ...]`` as contiguous, writeable float32 (a broadcast view is copied); a finite value
+    beyond float32's range raises ``Float32Overflow`` rather than turning into Inf."""
+    try:
+        with np.errstate(over="raise"):
+            return np.require(data, np.float32, ["C_CONTIGUOUS", "WRITEABLE"])
+    except FloatingPointError:
+        with np.errstate(invalid="ignore"):
+            too_big = np.abs(data.reshape(len(data), -1)) > FLOAT32_MAX
+        raise Float32Overflow(int(np.argmax(too_big.any(axis=1)))) from None
 
 
 def first_bad_sample(data: np.ndarray) -> int | None:
@@ -122,6 +152,11 @@ class GroupStack:
         self.file, self.groups, self.key = file, list(groups), key
         first = file[f"{self.groups[0]}/{key}"]
         self.shape, self.dtype = (len(self.groups), *first.shape), first.dtype
+
+    @property
+    def members(self) -> list:
+        """The stored array of each group, in sample order."""
+        return [self.file[f"{g}/{self.key}"] for g in self.groups]
 
     def __getitem__(self, index: tuple) -> np.ndarray:
         samples, rest = index[0], tuple(index[1:])

@@ -10,6 +10,7 @@ where the data came from.
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import zipfile
@@ -22,7 +23,7 @@ from h5py._hl.vds import VDSmap
 import numpy as np
 from scipy.io.matlab import MatReadError
 
-from pdeop.data.formats.arrays import StoredArray, first_bad_sample
+from pdeop.data.formats.arrays import Float32Overflow, StoredArray, first_bad_sample, sample_indices
 from pdeop.data.store import FieldSet
 from pdeop.errors import DataFileError, first_line
 
@@ -123,18 +124,98 @@ def source_file_names(mapping: VDSmap, extent: tuple[int, ...]) -> list[str]:
     return [re.sub("%(.)", lambda m: str(b) if m.group(1) == "b" else m.group(1), name) for b in range(blocks)]
 
 
-def check_virtual_sources(path: Path, array: StoredArray) -> None:
+def check_virtual_sources(path: Path, key: str, source: h5py.Dataset) -> None:
     """Refuse an HDF5 virtual dataset whose source files HDF5 would not find: it would serve the fill value (zeros)
     in their place without a word. Found where HDF5 looks (``vds_source_found``), ``HDF5_VDS_PREFIX`` included."""
-    source = array.source
-    if not isinstance(source, h5py.Dataset) or not source.is_virtual:
+    if not source.is_virtual:
         return
     for mapping in source.virtual_sources():
         for name in source_file_names(mapping, source.shape):
             if name != "." and not vds_source_found(name, path):
-                raise DataFileError(f"'{path}' key '{array.where}': a virtual dataset whose source file '{name}' "
+                raise DataFileError(f"'{path}' key '{key}': a virtual dataset whose source file '{name}' "
                                     f"HDF5 does not find (beside the file, in the working directory or under "
                                     f"HDF5_VDS_PREFIX); it would read zeros in its place")
+
+
+def check_external(path: Path, key: str, dataset: h5py.Dataset) -> None:
+    """Refuse a dataset stored in external raw files that are missing, not regular files or too short: HDF5 reads
+    zeros past a file's end without a word. Each file holds the next part of the data, from its offset on, and is
+    looked for where HDF5 looks: after the dataset's prefix (``HDF5_EXTFILE_PREFIX`` as the library read it at
+    start, ``${ORIGIN}`` expanded), else from the working directory."""
+    prefix = os.fsdecode(dataset.id.get_access_plist().get_efile_prefix())
+    remaining = dataset.size * dataset.dtype.itemsize
+    for name, offset, size in dataset.external:
+        if remaining <= 0:
+            break
+        needed = min(size, remaining)  # the last file's size is often H5F_UNLIMITED
+        file = Path(prefix or ".", os.fsdecode(name))
+        if not file.is_file():
+            state = "is not a regular file" if file.exists() else "does not exist"
+            raise DataFileError(f"'{path}' key '{key}': its values are stored in the external raw file '{file}', "
+                                f"which {state}")
+        if file.stat().st_size < offset + needed:
+            raise DataFileError(f"'{path}' key '{key}': the external raw file '{file}' holds {file.stat().st_size} "
+                                f"bytes, short of the {offset + needed} its part of the values needs (offset "
+                                f"{offset} + {needed}); HDF5 would read zeros for the rest")
+        remaining -= needed
+
+
+def check_written(path: Path, key: str, dataset: h5py.Dataset) -> None:
+    """Refuse an HDF5 dataset whose values were never (all) written: HDF5 reads the fill value (zeros) for chunks
+    never written, for a contiguous dataset without storage and past the end of an external file, without a word.
+    Only the layout and the chunk index are looked at; no values are read."""
+    if not dataset.shape or dataset.size == 0:
+        return
+    layout = dataset.id.get_create_plist().get_layout()
+    if dataset.external:
+        check_external(path, key, dataset)
+    elif layout == h5py.h5d.CHUNKED:
+        needed = math.prod(-(-n // c) for n, c in zip(dataset.shape, dataset.chunks))
+        missing = needed - dataset.id.get_num_chunks()
+        if missing > 0:
+            raise DataFileError(f"'{path}' key '{key}': {missing} of {needed} chunks never written (the writer "
+                                f"stopped?); HDF5 would read them as the fill value")
+    elif layout == h5py.h5d.CONTIGUOUS and dataset.id.get_offset() is None:
+        raise DataFileError(f"'{path}' key '{key}': its {list(dataset.shape)} values were never written (no storage "
+                            f"allocated; the writer stopped?); HDF5 would read them as the fill value")
+
+
+def check_stored(path: Path, array: StoredArray) -> None:
+    """Refuse HDF5 datasets behind ``array`` whose values HDF5 would make up (``check_virtual_sources``,
+    ``check_written``): one dataset, or one per group of PDEBench's per-sample layout."""
+    for dataset in getattr(array.source, "members", [array.source]):
+        if isinstance(dataset, h5py.Dataset):
+            key = array.where if dataset is array.source else dataset.name
+            check_virtual_sources(path, key, dataset)
+            check_written(path, key, dataset)
+
+
+def check_times(path: Path, key: str, times: np.ndarray) -> None:
+    """Refuse recorded times that are not finite or do not increase strictly: tasks measure lead times by them and
+    normalise by the last (all-zero times would make NaN)."""
+    bad = np.flatnonzero(~np.isfinite(times))
+    if bad.size:
+        raise DataFileError(f"'{path}' key '{key}': recorded time {times[bad[0]]} at index {bad[0]}; expected "
+                            f"finite times")
+    back = np.flatnonzero(np.diff(times) <= 0)
+    if back.size:
+        i = back[0]
+        raise DataFileError(f"'{path}' key '{key}': recorded times must increase strictly, but index {i} holds "
+                            f"{times[i]:g} and index {i + 1} {times[i + 1]:g}")
+
+
+def check_coordinates(path: Path, key: str, values: np.ndarray) -> None:
+    """Refuse node coordinates that are not finite (the evaluation's norms and the models' grids use them)."""
+    bad = np.flatnonzero(~np.isfinite(values))
+    if bad.size:
+        raise DataFileError(f"'{path}' key '{key}': coordinate {values[bad[0]]} at index {bad[0]}; expected finite "
+                            f"coordinates")
+
+
+def keys_of(node) -> list[str]:
+    """The member names of an HDF5 group as text: h5py gives a name that is not UTF-8 as bytes, which would not
+    sort or compare with the others; such a name is decoded with replacement characters."""
+    return [key.decode(errors="replace") if isinstance(key, bytes) else key for key in node.keys()]
 
 
 @dataclass
@@ -164,26 +245,38 @@ class ExternalDataset:
     def __post_init__(self) -> None:
         for array in (*self.inputs, *self.outputs):
             check_dtype(self.path, array)
-            check_virtual_sources(self.path, array)
+            check_stored(self.path, array)
         self.n_samples = self._check_samples()
+        self._check_empty_axes()
         self._check_grids()
         if self.times is not None:
             steps = {a.size("time") - a.time_start for a in self.outputs}
             if steps != {len(self.times)}:
                 raise DataFileError(f"'{self.path}': the outputs hold {sorted(steps)} time steps but the file "
                                     f"records {len(self.times)} times")
+            if not len(self.times):
+                raise DataFileError(f"'{self.path}' key '{self.outputs[0].where}': trajectories of one recorded "
+                                    f"state, the input, and no later state to learn as the outputs")
 
     def _check_samples(self) -> int:
         counts = {a.where: a.n_samples if a.size("sample") is None else a.size("sample")
                   for a in (*self.inputs, *self.outputs)}
         counts = {k: v for k, v in counts.items() if v is not None}  # a field shared by all samples has no count
-        if not counts or not any(counts.values()):
+        if not counts or min(counts.values()) < 1:
             raise DataFileError(f"'{self.path}' holds no samples (" + (", ".join(f"{k} has {v}" for k, v in
                                 counts.items()) or "no array has a sample axis") + ")")
         if len(set(counts.values())) != 1:
             raise DataFileError(f"'{self.path}': inputs and outputs disagree on the number of samples: "
                                 + ", ".join(f"{k} has {v}" for k, v in counts.items()))
         return next(iter(counts.values()))
+
+    def _check_empty_axes(self) -> None:
+        """Refuse an array with an axis of size 0 (a grid of no nodes, no channels): it holds no data."""
+        for array in (*self.inputs, *self.outputs):
+            empty = next((axis for axis, n in zip(array.axes, array.shape) if n == 0), None)
+            if empty is not None:
+                raise DataFileError(f"'{self.path}' key '{array.where}': stored {list(array.shape)} as "
+                                    f"({', '.join(array.axes)}), its {empty} axis of size 0; it holds no data")
 
     @property
     def names_axes(self) -> bool:
@@ -253,13 +346,20 @@ class ExternalDataset:
         every ``time_subsample``-th recorded state, and of those the ``times`` selected (what a task needs)."""
         self.check_subsample(subsample)
         self.check_time_subsample(time_subsample)
-        indices = np.arange(self.n_samples)[samples]
+        indices = sample_indices(self.n_samples, samples)
 
         def stack(arrays: list[StoredArray], **steps) -> np.ndarray:
             parts = []
             for array in arrays:
                 try:
                     part = array.read(samples, subsample, **steps)
+                except Float32Overflow as exc:
+                    raise DataFileError(f"'{self.path}' key '{array.where}': a value in sample {indices[exc.sample]} "
+                                        f"overflows float32 (beyond +-3.4e38), the precision pdeop trains in; "
+                                        f"rescale the data") from exc
+                except MemoryError as exc:
+                    raise DataFileError(f"'{self.path}' key '{array.where}': not enough memory to read "
+                                        f"{len(indices)} samples ({first_line(exc)})") from exc
                 except UNREADABLE as exc:
                     raise DataFileError(f"'{self.path}' key '{array.where}' could not be read (truncated or "
                                         f"corrupt?): {first_line(exc)}") from exc
@@ -319,7 +419,7 @@ class DatasetCollection:
 
     def read(self, samples: slice | np.ndarray, subsample: int = 1, time_subsample: int = 1,
              times: slice = slice(None)) -> FieldSet:
-        indices = np.arange(self.n_samples)[samples]
+        indices = sample_indices(self.n_samples, samples)
         files = np.searchsorted(self.offsets, indices, side="right") - 1
         parts = [self.datasets[f].read(indices[files == f] - self.offsets[f], subsample, time_subsample, times)
                  for f in np.unique(files)]

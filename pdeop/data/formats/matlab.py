@@ -20,12 +20,14 @@ from typing import Sequence
 import h5py
 import numpy as np
 import scipy.io
+import scipy.sparse
 
 from pdeop.data.formats.arrays import SPACE, StoredArray, check_axes
-from pdeop.data.formats.dataset import ExternalDataset, grid_coordinates
+from pdeop.data.formats.dataset import ExternalDataset, check_times, check_written, grid_coordinates, keys_of
 from pdeop.errors import DataFileError
 
 KNOWN_PAIRS = (("coeff", "sol"), ("a", "u"), ("x", "y"), ("input", "output"))
+V5_HEADER_BYTES = 128  # a v5 file's text header, subsystem offset, version and endian indicator
 
 
 def name_axes(path: Path, keys: tuple[str, str], shapes: dict, axes: dict | None) -> dict[str, tuple[str, ...]]:
@@ -82,10 +84,23 @@ def output_times(path: Path, outputs: StoredArray, key: str, values) -> np.ndarr
     if values is None:
         return np.arange(1, outputs.size("time") + 1, dtype=np.float64)
     try:
-        return np.asarray(values, dtype=np.float64).ravel()
+        recorded = np.asarray(values, dtype=np.float64).ravel()
     except (TypeError, ValueError) as exc:
         raise DataFileError(f"'{path}' key '{key}': expected numeric recorded times (data.times), got "
                             f"{np.asarray(values).dtype}") from exc
+    check_times(path, key, recorded)
+    if recorded.size and recorded[0] <= 0:
+        raise DataFileError(f"'{path}' key '{key}': first recorded time {recorded[0]:g}; the outputs' times are "
+                            f"measured from the input's (0), so they must be positive")
+    return recorded
+
+
+def check_dense(path: Path, key: str, source) -> None:
+    """Refuse a sparse matrix (scipy's from a v5 file; a group marked ``MATLAB_sparse`` in a v7.3 file): the
+    readers slice dense arrays."""
+    if scipy.sparse.issparse(source) or isinstance(source, h5py.Group) and "MATLAB_sparse" in source.attrs:
+        raise DataFileError(f"'{path}' key '{key}': a sparse matrix; expected a dense array (in MATLAB, store "
+                            f"full({key}))")
 
 
 def is_v73(path: Path) -> bool:
@@ -99,16 +114,24 @@ def read_matlab(path: Path, inputs: str | None = None, outputs: str | None = Non
     v73 = is_v73(path)
     if v73:
         file = h5py.File(path, "r")
-        keys, close = list(file.keys()), file.close
+        keys, close = keys_of(file), file.close
     else:
+        size = path.stat().st_size
+        if size < V5_HEADER_BYTES:
+            raise DataFileError(f"'{path}' is not a MATLAB .mat file (v5 or v7.3): {size} bytes, shorter than a "
+                                f"MATLAB file's {V5_HEADER_BYTES}-byte header")
         try:
             keys = [name for name, _, _ in scipy.io.whosmat(path)]
-        except (ValueError, OSError, TypeError, scipy.io.matlab.MatReadError) as exc:
+        except (ValueError, OSError, TypeError, IndexError, scipy.io.matlab.MatReadError) as exc:
             raise DataFileError(f"'{path}' is not a MATLAB .mat file (v5 or v7.3): {exc}") from exc
         close = None
     inputs, outputs = choose_keys(path, keys, inputs, outputs)
     wanted = [inputs, outputs, *([times] if times in keys else [])]
     sources = {k: file[k] for k in wanted} if v73 else scipy.io.loadmat(path, variable_names=wanted)
+    for key in wanted:  # before their sizes are trusted (a grid's coordinates are made from them)
+        check_dense(path, key, sources[key])
+        if v73:
+            check_written(path, key, sources[key])
     # MATLAB's order: h5py sees the column-major storage with every axis reversed
     shapes = {k: tuple(reversed(sources[k].shape)) if v73 else sources[k].shape for k in wanted}
     named = name_axes(path, (inputs, outputs), shapes, axes)

@@ -29,7 +29,7 @@ import h5py
 import numpy as np
 
 from pdeop.data.formats.arrays import SPACE, GroupStack, StoredArray
-from pdeop.data.formats.dataset import ExternalDataset
+from pdeop.data.formats.dataset import ExternalDataset, check_coordinates, check_times, check_written, keys_of
 from pdeop.errors import DataFileError
 
 CFD_FIELDS = ("density", "pressure", "Vx", "Vy", "Vz")
@@ -43,14 +43,22 @@ def trajectory(source, axes: tuple[str, ...], key: str, space: tuple[str, ...], 
             StoredArray(source, axes, key, time_start=1, **common))
 
 
-def relative_times(t: np.ndarray, steps: int) -> np.ndarray:
-    """Times of the states after the first, measured from it (PDEBench's t-coordinate may hold one entry more)."""
-    t = np.asarray(t, dtype=np.float64).ravel()[:steps]
+def stored_values(path: Path, dataset: h5py.Dataset) -> np.ndarray:
+    """A small array read at open (coordinates, times) as float64, refused if it was never written."""
+    check_written(path, dataset.name.lstrip("/"), dataset)
+    return np.asarray(dataset[()], dtype=np.float64).ravel()
+
+
+def relative_times(path: Path, dataset: h5py.Dataset, steps: int) -> np.ndarray:
+    """Times of the states after the first, measured from it (PDEBench's t-coordinate may hold one entry more);
+    the ``steps`` recorded ones must be finite and increase strictly."""
+    t = stored_values(path, dataset)[:steps]
+    check_times(path, dataset.name.lstrip("/"), t)
     return t[1:] - t[0]
 
 
 def read_single(path: Path, file: h5py.File, periodic: bool | None) -> ExternalDataset:
-    keys = sorted(file.keys())
+    keys = sorted(keys_of(file))
     if "tensor" in keys:
         tensor = file["tensor"]
         n_space = tensor.ndim - 2
@@ -64,7 +72,7 @@ def read_single(path: Path, file: h5py.File, periodic: bool | None) -> ExternalD
                                    periodic=bool(periodic), input_names=["nu"], output_names=["u"],
                                    attrs=dict(file.attrs), close=file.close, test_first=True)
         first, rest = trajectory(tensor, ("sample", "time", *space), "tensor", space, sizes)
-        times = relative_times(require(path, file, "t-coordinate")[()], tensor.shape[1])
+        times = relative_times(path, require(path, file, "t-coordinate"), tensor.shape[1])
         return ExternalDataset(path, "pdebench", [first], [rest], coords, periodic=periodic is not False,
                                input_names=["u"], output_names=["u"], times=times, attrs=dict(file.attrs),
                                close=file.close, test_first=True)
@@ -75,7 +83,7 @@ def read_single(path: Path, file: h5py.File, periodic: bool | None) -> ExternalD
         coords = coordinates(path, file, space, shape[2:], "{}-coordinate")
         sizes = tuple(len(v) for v in coords.values())
         pairs = [trajectory(file[k], ("sample", "time", *space), k, space, sizes) for k in names]
-        times = relative_times(require(path, file, "t-coordinate")[()], shape[1])
+        times = relative_times(path, require(path, file, "t-coordinate"), shape[1])
         named_periodic = "_periodic" in path.name.lower()
         return ExternalDataset(path, "pdebench", [p[0] for p in pairs], [p[1] for p in pairs], coords,
                                periodic=named_periodic if periodic is None else periodic, input_names=names,
@@ -86,10 +94,10 @@ def read_single(path: Path, file: h5py.File, periodic: bool | None) -> ExternalD
 
 
 def read_groups(path: Path, file: h5py.File, periodic: bool | None) -> ExternalDataset:
-    groups = sorted(k for k in file.keys() if k.isdigit())
+    groups = sorted(k for k in keys_of(file) if k.isdigit())
     if not groups:
         raise DataFileError(f"'{path}' is not a PDEBench per-sample file: expected groups '0000', '0001', ...; "
-                            f"it has keys {sorted(file.keys())}")
+                            f"it has keys {sorted(keys_of(file))}")
     first = file[groups[0]]
     for key in ("data", "grid/t"):
         require(path, first, key, f"group '{groups[0]}'")
@@ -105,22 +113,41 @@ def read_groups(path: Path, file: h5py.File, periodic: bool | None) -> ExternalD
     stack = GroupStack(file, groups, "data")
     inputs, outputs = trajectory(stack, ("sample", "time", *space, "channel"), "data", space, sizes)
     names = ["data"] if shape[-1] == 1 else [f"data_{c}" for c in range(shape[-1])]
-    times = relative_times(first["grid/t"][()], shape[0])
+    times = relative_times(path, first["grid/t"], shape[0])
+    check_same_grids(path, file, groups)
     return ExternalDataset(path, "pdebench", [inputs], [outputs], coords, periodic=bool(periodic),
                            input_names=names, output_names=names, times=times, close=file.close)
+
+
+def check_same_grids(path: Path, file: h5py.File, groups: list[str]) -> None:
+    """Refuse per-sample groups whose ``grid`` (coordinates and times) differs from the first group's: only the
+    first is read, and a dataset here has one grid and one time axis for all samples."""
+    first = require(path, file[groups[0]], "grid", f"group '{groups[0]}'")
+    reference = {key: first[key][()] for key in keys_of(first)}
+    for g in groups[1:]:
+        grid = require(path, file[g], "grid", f"group '{g}'")
+        if sorted(keys_of(grid)) != sorted(reference):
+            raise DataFileError(f"'{path}' key '{g}/grid': holds {sorted(keys_of(grid))}, group '{groups[0]}' "
+                                f"{sorted(reference)}; every sample needs the same grid")
+        for key, values in reference.items():
+            if not np.array_equal(grid[key][()], values):
+                raise DataFileError(f"'{path}' key '{g}/grid/{key}': differs from that of group '{groups[0]}'; a "
+                                    f"dataset here has one grid and one time axis for all samples")
 
 
 def require(path: Path, node, key: str, where: str = "") -> h5py.Dataset:
     if key not in node:
         raise DataFileError(f"'{path}'{' ' + where if where else ''}: no key '{key}'; "
-                            f"it has keys {sorted(node.keys())}")
+                            f"it has keys {sorted(keys_of(node))}")
     return node[key]
 
 
 def coordinates(path: Path, node, space: tuple[str, ...], sizes: tuple[int, ...], pattern: str) -> dict:
     coords = {}
     for axis, n in zip(space, sizes):
-        values = np.asarray(require(path, node, pattern.format(axis))[()], dtype=np.float64).ravel()
+        dataset = require(path, node, pattern.format(axis))
+        values = stored_values(path, dataset)
+        check_coordinates(path, dataset.name.lstrip("/"), values)
         if len(values) != n:
             raise DataFileError(f"'{path}' key '{pattern.format(axis)}': {len(values)} coordinates for an axis "
                                 f"of {n} cells")

@@ -12,6 +12,7 @@ where the file has them, otherwise nodes on [0, 1].
 
 from __future__ import annotations
 
+import math
 import pickle
 import zipfile
 from pathlib import Path
@@ -39,7 +40,17 @@ class TensorView:
         return self.tensor[index].to(torch.float32).numpy()
 
 
+def file_start(path: Path, size: int = 8) -> bytes:
+    """The first ``size`` bytes of ``path``, to tell a file's kind by its magic bytes before a loader guesses."""
+    with open(path, "rb") as file:
+        return file.read(size)
+
+
 def load_pt(path: Path) -> dict:
+    start = file_start(path)
+    if not start.startswith((b"PK", b"\x80")):
+        raise DataFileError(f"'{path}' is not a .pt file of tensors: it starts with {start!r}, neither a zip archive "
+                            f"(PK) nor a legacy pickle")
     try:
         try:
             data = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
@@ -66,14 +77,50 @@ def load_pt(path: Path) -> dict:
     return {k: TensorView(v) for k, v in data.items()}
 
 
-def load_npz(path: Path) -> dict:
+class NpzMembers:
+    """The members of an .npz archive by name, each checked against what the archive holds before it is read: a
+    header may claim more than the member holds (numpy would allocate it all first), or Python objects."""
+
+    def __init__(self, path: Path, archive: np.lib.npyio.NpzFile):
+        self.path, self.archive = path, archive
+
+    def keys(self) -> list[str]:
+        return list(self.archive.files)
+
+    def __getitem__(self, key: str) -> np.ndarray:
+        self.check(key)
+        return self.archive[key]
+
+    def check(self, key: str) -> None:
+        zipped = self.archive.zip
+        name = f"{key}.npy" if f"{key}.npy" in zipped.namelist() else key
+        with zipped.open(name) as member:
+            try:
+                version = np.lib.format.read_magic(member)
+            except ValueError:
+                raise DataFileError(f"'{self.path}' member '{name}' is not a NumPy array (no .npy header)") from None
+            read = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+            shape, _, dtype = read(member)
+            start = member.tell()
+        if dtype.hasobject:
+            raise DataFileError(f"'{self.path}' member '{name}' holds Python objects ({dtype}), not only numbers; "
+                                f"pdeop does not unpickle anything and refuses it")
+        claimed, held = math.prod(shape) * dtype.itemsize, zipped.getinfo(name).file_size - start
+        if claimed > held:
+            raise DataFileError(f"'{self.path}' member '{name}': its header claims {list(shape)} {dtype} "
+                                f"({claimed} bytes) but the member holds {held} (truncated or corrupt?)")
+
+
+def load_npz(path: Path) -> NpzMembers:
+    start = file_start(path)
+    if start.startswith(b"\x93NUMPY"):
+        raise DataFileError(f"'{path}': expected an .npz archive of named arrays, found a single array (.npy)")
+    if not start.startswith(b"PK"):
+        raise DataFileError(f"'{path}' is not a NumPy .npz archive: it starts with {start!r}, not a zip archive's PK")
     try:
-        archive = np.load(path, allow_pickle=False)
+        return NpzMembers(path, np.load(path, allow_pickle=False))
     except (ValueError, OSError, zipfile.BadZipFile) as exc:
-        raise DataFileError(f"'{path}' is not a readable NumPy .npz archive: {exc}") from exc
-    if not isinstance(archive, np.lib.npyio.NpzFile):
-        raise DataFileError(f"'{path}': expected an .npz archive of named arrays, found a single array")
-    return archive
+        raise DataFileError(f"'{path}' is not a readable NumPy .npz archive: {first_line(exc)}") from exc
 
 
 def read_named_arrays(path: Path, kind: str, inputs: str | None = None, outputs: str | None = None,

@@ -23,7 +23,7 @@ import h5py
 import numpy as np
 
 from pdeop.data.formats.arrays import StoredArray
-from pdeop.data.formats.dataset import ExternalDataset
+from pdeop.data.formats.dataset import ExternalDataset, check_coordinates, check_times, check_written, keys_of
 from pdeop.errors import DataFileError
 
 GROUPS = ("t0_fields", "t1_fields", "t2_fields", "dimensions", "boundary_conditions")
@@ -36,14 +36,16 @@ def names_attr(node, key: str, path: Path) -> list[str]:
 
 
 def text(value) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
+    """An attribute's text; bytes that are not UTF-8 with replacement characters (a name then matches nothing)."""
+    return value.decode(errors="replace") if isinstance(value, bytes) else str(value)
 
 
 def shared_row(dataset: h5py.Dataset, path: Path) -> np.ndarray:
     """A coordinate array; one that varies per trajectory must hold the same values in every row."""
+    check_written(path, dataset.name, dataset)
     values = np.asarray(dataset[()], dtype=np.float64)
     if bool(dataset.attrs.get("sample_varying", False)):
-        if not np.all(values == values[:1]):
+        if not all(np.array_equal(row, values[0], equal_nan=True) for row in values):
             raise DataFileError(f"'{path}' key '{dataset.name}': differs between trajectories; a dataset here has "
                                 f"one grid and one time axis for all samples")
         values = values[0]
@@ -61,7 +63,25 @@ def field_axes(dataset: h5py.Dataset, order: int, space: list[str], path: Path) 
     if len(axes) != dataset.ndim:
         raise DataFileError(f"'{path}' key '{dataset.name}': its attributes describe axes {axes} but it is "
                             f"stored {list(dataset.shape)}")
+    components = dataset.shape[dataset.ndim - order:]
+    if components != (len(space),) * order:
+        raise DataFileError(f"'{path}' key '{dataset.name}': stored {list(dataset.shape)}, its tensor components "
+                            f"{list(components)} (the last {order} axes); a t{order} field in the {len(space)} "
+                            f"spatial dimensions {space} has {[len(space)] * order}")
     return tuple(axes)
+
+
+def trajectory_count(file: h5py.File, path: Path) -> int | None:
+    """The root attribute ``n_trajectories`` (None where absent): a whole number of at least 1. It sizes the
+    sample axis of fields constant across trajectories, which store none."""
+    if "n_trajectories" not in file.attrs:
+        return None
+    value = file.attrs["n_trajectories"]
+    whole = isinstance(value, (int, float, np.integer, np.floating)) and float(value).is_integer()
+    if not whole or value < 1:
+        raise DataFileError(f"'{path}': attribute n_trajectories is {value}; expected the number of "
+                            f"trajectories the file holds, a whole number of at least 1")
+    return int(value)
 
 
 def read_the_well(path: Path, fields: list[str] | None = None, periodic: bool | None = None) -> ExternalDataset:
@@ -78,23 +98,26 @@ def read_the_well(path: Path, fields: list[str] | None = None, periodic: bool | 
 def open_file(path: Path, file: h5py.File, fields: list[str] | None, periodic: bool | None) -> ExternalDataset:
     missing = [g for g in GROUPS if g not in file]
     if missing:
-        raise DataFileError(f"'{path}' is not a Well file: no groups {missing}; it has keys {sorted(file.keys())}")
+        raise DataFileError(f"'{path}' is not a Well file: no groups {missing}; it has keys {sorted(keys_of(file))}")
     dims = file["dimensions"]
     space = names_attr(dims, "spatial_dims", path)
     for key in ("time", *space):
         if key not in dims:
-            raise DataFileError(f"'{path}': no key 'dimensions/{key}'; it has {sorted(dims.keys())}")
+            raise DataFileError(f"'{path}': no key 'dimensions/{key}'; it has {sorted(keys_of(dims))}")
     coords = {axis: shared_row(dims[axis], path) for axis in space}
+    for axis, values in coords.items():
+        check_coordinates(path, f"dimensions/{axis}", values)
     sizes = tuple(len(v) for v in coords.values())
     t = shared_row(dims["time"], path)
-    n_traj = int(file.attrs.get("n_trajectories", 0)) or None
+    check_times(path, "dimensions/time", t)
+    n_traj = trajectory_count(file, path)
     available, constant = {}, []
     for order in range(3):
         group = file[f"t{order}_fields"]
         for name in names_attr(group, "field_names", path):
             if name not in group:
                 raise DataFileError(f"'{path}': field '{name}' is listed in t{order}_fields/field_names but "
-                                    f"not stored; it has {sorted(group.keys())}")
+                                    f"not stored; it has {sorted(keys_of(group))}")
             dataset = group[name]
             if not bool(dataset.attrs.get("time_varying", False)):
                 constant.append(name)
