@@ -31,6 +31,7 @@ from torch.utils.data import DataLoader, Dataset
 from pdeop.data.datamodule import LoaderSettings, PairsDataModule
 from pdeop.data.sampling import DeviceBatches
 from pdeop.data.formats import DatasetCollection, ExternalDataset, open_dataset, open_splits, split_paths
+from pdeop.data.formats.dataset import check_memory
 from pdeop.data.normalise import ChannelStats
 from pdeop.data.store import FieldSet
 from pdeop.data.tasks import AllToAll, FinalState, Window
@@ -152,6 +153,9 @@ class FileSplits:
         if resolution not in available:
             raise DataFileError(f"'{self.path}': split '{split}' is served at {available}, not {resolution}")
         r = (self.factors if split == "test" else [self.subsample])[available.index(resolution)]
+        remedy = f"set a smaller data.n_{split}" + (" or data.in_memory=false" if split == "train" else "")
+        check_memory(self.sources[split], self.ranges[split], r, self.time_subsample, self.times, f"split '{split}'",
+                     remedy)
         return self.sources[split].read(self.ranges[split], r, self.time_subsample, self.times)
 
     def close(self) -> None:

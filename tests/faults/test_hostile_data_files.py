@@ -21,8 +21,10 @@ import scipy.sparse
 from conftest import run_command
 from format_files import pattern, write_mat_v5, write_mat_v73, write_pdebench_1d, write_pdebench_groups, write_the_well
 
+from pdeop.data import FileDataModule
 from pdeop.data.formats import open_dataset
 from pdeop.data.formats.arrays import StoredArray
+from pdeop.data.tasks import FinalState
 from pdeop.errors import DataFileError
 
 from .conftest import pdeop_error_line
@@ -307,6 +309,24 @@ def test_a_claimed_billion_trajectories_are_not_counted_out_in_memory(tmp_path, 
     result = run_command([sys.executable, "-c", script], 120)
     assert result.returncode == 0 and "1000000000 (2, 1, 4, 8, 6)" in result.stdout, result.stderr[-3000:]
     observed(result.stdout.strip())
+
+
+@pytest.mark.fault("data=from_file whose {split} split would not fit in the memory available",
+                   "DataFileError before reading, naming the file, the size and data.n_{split}")
+@pytest.mark.parametrize("split", ["train", "val"])
+def test_a_split_larger_than_memory_is_refused_before_it_is_read(tmp_path, monkeypatch, split, observed):
+    path = pdebench(tmp_path / "adv.hdf5", 40)
+    n_train, n_val = {"train": (30, 2), "val": (10, 20)}[split]
+    per_sample = 4 * 8 * 2  # float32 on 8 cells: the input and the final state (all that FinalState reads)
+    free = per_sample * max(n_train, n_val) - 1  # a byte short of the larger split; the other fits
+    monkeypatch.setattr("pdeop.data.formats.dataset.available_memory", lambda: free, raising=False)
+    module = FileDataModule(str(path), n_train=n_train, n_val=n_val, n_test=2, task=FinalState())
+    with pytest.raises(DataFileError) as caught:
+        module.setup("fit")
+    message = str(caught.value)
+    assert str(path) in message and f"split '{split}'" in message and f"set a smaller data.n_{split}" in message
+    assert ("data.in_memory=false" in message) == (split == "train")
+    observed(message)
 
 
 @pytest.mark.fault("MemoryError while a file is {stage}", "DataFileError naming the file, one line")

@@ -381,6 +381,39 @@ class ExternalDataset:
         )
 
 
+def available_memory() -> int | None:
+    """Bytes of memory free for this process: the kernel's MemAvailable, within the cgroup's limit where one is set
+    (a container, a batch job); None where Linux does not say."""
+    try:
+        meminfo = Path("/proc/meminfo").read_text()
+    except OSError:
+        return None
+    found = re.search(r"^MemAvailable:\s+(\d+) kB", meminfo, re.MULTILINE)
+    free = int(found.group(1)) * 1024 if found else None
+    try:
+        limit = Path("/sys/fs/cgroup/memory.max").read_text().strip()
+        used = int(Path("/sys/fs/cgroup/memory.current").read_text())
+    except (OSError, ValueError):
+        return free
+    if limit == "max" or not limit.isdigit():
+        return free
+    return min(int(limit) - used, free) if free is not None else int(limit) - used
+
+
+def check_memory(source: ExternalDataset | DatasetCollection, samples: slice, subsample: int,
+                 time_subsample: int, times: slice, what: str, remedy: str) -> None:
+    """Refuse to read ``samples`` of ``source`` (``what``: the split) into memory when the float32 fields would not
+    fit (their size from the shapes alone), suggesting ``remedy``: a file may claim far more than there is."""
+    n = len(range(source.n_samples)[samples])
+    nodes = math.prod(len(values[::subsample]) for values in source.coords.values())
+    steps = 1 if source.times is None else len(source.times[time_subsample - 1::time_subsample][times])
+    inputs, outputs = source.channel_counts
+    needed, free = 4 * n * nodes * (inputs + outputs * steps), available_memory()
+    if free is not None and needed > free:
+        raise DataFileError(f"'{source.path}': {what}, {n} samples, would take {needed / 2**30:.1f} GiB in memory, "
+                            f"more than the {max(free, 0) / 2**30:.1f} GiB available; {remedy}")
+
+
 class DatasetCollection:
     """Several files of one dataset seen as one, samples numbered file after file (The Well's ``data/train/``).
 
