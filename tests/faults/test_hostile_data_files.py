@@ -189,6 +189,9 @@ HOSTILE = {
         "ns.mat", lambda p: ns_mat(p, np.array([3.0, 2.0, 1.0])), "key 't': recorded times must increase"),
     "FNO Navier-Stokes .mat whose t starts at the input's time 0": (
         "ns.mat", lambda p: ns_mat(p, np.array([0.0, 1.0, 2.0])), "key 't': first recorded time 0"),
+    ".npz whose x coordinates hold NaN": (
+        "burgers.npz", lambda p: np.savez(p, a=np.ones((4, 8)), u=np.ones((4, 8)), x=np.r_[np.nan, np.arange(7.0)]),
+        "key 'x': coordinate nan at index 0"),
     # PDEBench's per-sample groups: one grid for all
     "PDEBench per-sample file whose group 0001 has another grid/x": (
         "react.h5", lambda p: groups_with(p, set_values("0001/grid/x", np.linspace(0, 1, 8))),

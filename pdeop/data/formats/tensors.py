@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from pdeop.data.formats.arrays import SPACE, StoredArray
-from pdeop.data.formats.dataset import ExternalDataset, grid_coordinates
+from pdeop.data.formats.dataset import ExternalDataset, check_coordinates, grid_coordinates
 from pdeop.data.formats.matlab import choose_keys, name_axes, output_times
 from pdeop.errors import DataFileError, first_line
 from pdeop.io import refused_global
@@ -87,6 +87,9 @@ class NpzMembers:
     def keys(self) -> list[str]:
         return list(self.archive.files)
 
+    def close(self) -> None:
+        self.archive.close()
+
     def __getitem__(self, key: str) -> np.ndarray:
         self.check(key)
         return self.archive[key]
@@ -126,7 +129,19 @@ def load_npz(path: Path) -> NpzMembers:
 def read_named_arrays(path: Path, kind: str, inputs: str | None = None, outputs: str | None = None,
                       times: str | None = "t", axes: dict | None = None, periodic: bool = False) -> ExternalDataset:
     """Open a ``.pt`` (``kind="pt"``) or ``.npz`` (``kind="npz"``) file of named arrays."""
-    members = load_pt(path) if kind == "pt" else load_npz(path)
+    options = (inputs, outputs, times, axes, periodic)
+    if kind == "pt":
+        return named_arrays(path, kind, load_pt(path), *options)
+    members = load_npz(path)
+    try:
+        return named_arrays(path, kind, members, *options)
+    finally:
+        members.close()  # the members used were read whole, the archive is no longer needed
+
+
+def named_arrays(path: Path, kind: str, members: dict | NpzMembers, inputs: str | None, outputs: str | None,
+                 times: str | None, axes: dict | None, periodic: bool) -> ExternalDataset:
+    """The dataset of ``members``, the arrays of a ``.pt`` or ``.npz`` file, as ``read_named_arrays`` opens it."""
     keys = list(members.keys())
     inputs, outputs = choose_keys(path, keys, inputs, outputs)
     arrays = {k: members[k] for k in (inputs, outputs)}  # an npz member is read here, once
@@ -138,7 +153,11 @@ def read_named_arrays(path: Path, kind: str, inputs: str | None = None, outputs:
         stored = None
         if axis in keys and axis not in arrays:  # a member named like the axis: its coordinates
             stored = np.asarray(members[axis][()], dtype=np.float64).ravel()
-        coords[axis] = stored if stored is not None and len(stored) == n else grid_coordinates(n, periodic)
+        if stored is not None and len(stored) == n:
+            check_coordinates(path, axis, stored)
+            coords[axis] = stored
+        else:
+            coords[axis] = grid_coordinates(n, periodic)
     out = StoredArray(arrays[outputs], named["outputs"], outputs, space=space, space_sizes=sizes)
     recorded = output_times(path, out, times, members[times][()] if times in keys and times not in arrays else None)
     return ExternalDataset(
