@@ -21,6 +21,7 @@ import re
 import shutil
 import tarfile
 import tempfile
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -41,6 +42,7 @@ REGISTRY = Path(__file__).with_name("registry.yaml")
 # and a hostile or broken URL (file:///dev/zero, a padded archive) must not fill the cache's disk.
 MAX_BUNDLE_BYTES = 4 << 30
 BUNDLE_NAMES = (*FILES, MANIFEST)
+UNLOCKED_STAGING_S = 3600  # age past which a staging folder without its lock file is a killed fetch's
 
 
 class RegistryError(PdeopError):
@@ -295,8 +297,9 @@ def lock_new_staging(target: Path) -> tuple[Path, int]:
 
 
 def remove_stale_staging(target: Path) -> None:
-    """Remove the staging folders of ``target`` that no live fetch holds: those a killed fetch left (a folder
-    without a lock file is one an earlier pdeop left, or one about to be locked, which is then made again)."""
+    """Remove the staging folders of ``target`` that no live fetch holds: those a killed fetch left. A folder
+    without a lock file is one an earlier pdeop left, or one a fetch is about to lock: only one older than
+    ``UNLOCKED_STAGING_S`` is removed, so that a fetch between its ``mkdtemp`` and its lock keeps its folder."""
     pattern = staging_pattern(target)
     for staging in target.parent.iterdir():
         if not pattern.fullmatch(staging.name) or staging.is_symlink() or not staging.is_dir():
@@ -304,7 +307,11 @@ def remove_stale_staging(target: Path) -> None:
         try:
             fd = os.open(staging / "lock", os.O_RDWR)
         except FileNotFoundError:
-            shutil.rmtree(staging, ignore_errors=True)
+            try:
+                if time.time() - staging.stat().st_mtime > UNLOCKED_STAGING_S:
+                    shutil.rmtree(staging, ignore_errors=True)
+            except OSError:  # removed meanwhile
+                pass
             continue
         except OSError:
             continue

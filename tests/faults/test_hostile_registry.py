@@ -13,6 +13,7 @@ import importlib
 import io
 import json
 import os
+import time
 import shutil
 import tarfile
 import threading
@@ -202,18 +203,23 @@ def test_a_download_cut_short_of_its_content_length_is_one_line(cache, tmp_path,
 
 
 @pytest.mark.fault("registry: the staging folders a killed fetch left beside the cache folder (locked by none, or "
-                   "an earlier pdeop's without a lock file), one a live fetch holds, and look-alike names",
+                   "an earlier pdeop's without a lock file, an hour old), one a live fetch holds, one a fetch has "
+                   "just made and not yet locked, and look-alike names",
                    "the next fetch removes the killed ones only")
 def test_the_next_fetch_removes_what_a_killed_fetch_left(cache, observed):
     entry = registry()["fno-darcy"]
     prefix = f".fno-darcy-{entry.sha256[:16]}."
     stale, earlier, live = cache / f"{prefix}k1lled_0", cache / f"{prefix}earlier0", cache / f"{prefix}live_123"
-    keep = [live, cache / f"{prefix}short", cache / f"{prefix}k1lled_0.bak", cache / f".other.{stale.name[-8:]}"]
+    unlocked = cache / f"{prefix}just_new"  # a fetch between its mkdtemp and its lock
+    keep = [live, unlocked, cache / f"{prefix}short", cache / f"{prefix}k1lled_0.bak",
+            cache / f".other.{stale.name[-8:]}"]
     for folder in (stale, earlier, *keep):
         (folder / "unpacked").mkdir(parents=True)
         (folder / "bundle.tar.gz").write_bytes(b"partial")
-        if folder != earlier:
+        if folder not in (earlier, unlocked):
             (folder / "lock").touch()
+    hour_ago = time.time() - 3700
+    os.utime(earlier, (hour_ago, hour_ago))
     held = os.open(live / "lock", os.O_RDWR)
     try:
         fcntl.flock(held, fcntl.LOCK_EX)  # as a fetch running in another process holds its folder
