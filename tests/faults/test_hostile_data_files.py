@@ -206,6 +206,10 @@ HOSTILE = {
     "The Well velocity of 3 components on a 2D grid": (
         "shear.hdf5", lambda p: well_with(p, well_velocity_of_3_components),
         "key '/t1_fields/velocity': stored [4, 5, 8, 6, 3], its tensor components [3]"),
+    "The Well field whose time_varying flag is the text 'False'": (
+        "shear.hdf5", lambda p: well_with(p, lambda f: f["t0_fields/pressure"].attrs.__setitem__("time_varying",
+                                                                                                 "False")),
+        "key '/t0_fields/pressure': attribute 'time_varying' is 'False'; expected true or false"),
     "The Well file claiming n_trajectories=-3": (
         "shear.hdf5", lambda p: well_with(p, well_without_trajectory_axis(-3)),
         "attribute n_trajectories is -3; expected the number of trajectories"),

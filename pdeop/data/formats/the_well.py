@@ -40,11 +40,20 @@ def text(value) -> str:
     return value.decode(errors="replace") if isinstance(value, bytes) else str(value)
 
 
+def flag(dataset: h5py.Dataset, key: str, path: Path) -> bool:
+    """A true/false attribute of The Well's (``time_varying``, ...), False where absent; one stored as anything but a
+    boolean or 0/1 (the text "False", which ``bool`` reads as true) is refused."""
+    value = dataset.attrs.get(key, False)
+    if isinstance(value, (bool, np.bool_)) or isinstance(value, (int, np.integer)) and value in (0, 1):
+        return bool(value)
+    raise DataFileError(f"'{path}' key '{dataset.name}': attribute '{key}' is {value!r}; expected true or false")
+
+
 def shared_row(dataset: h5py.Dataset, path: Path) -> np.ndarray:
     """A coordinate array; one that varies per trajectory must hold the same values in every row."""
     check_written(path, dataset.name, dataset)
     values = np.asarray(dataset[()], dtype=np.float64)
-    if bool(dataset.attrs.get("sample_varying", False)):
+    if flag(dataset, "sample_varying", path):
         if not all(np.array_equal(row, values[0], equal_nan=True) for row in values):
             raise DataFileError(f"'{path}' key '{dataset.name}': differs between trajectories; a dataset here has "
                                 f"one grid and one time axis for all samples")
@@ -57,8 +66,13 @@ def field_axes(dataset: h5py.Dataset, order: int, space: list[str], path: Path) 
     for key in ("sample_varying", "time_varying", "dim_varying"):
         if key not in attrs:
             raise DataFileError(f"'{path}' key '{dataset.name}': no attribute '{key}'; it has {sorted(attrs)}")
-    varying = np.atleast_1d(attrs["dim_varying"]).astype(bool)
-    axes = (["sample"] if attrs["sample_varying"] else []) + (["time"] if attrs["time_varying"] else [])
+    varying = np.atleast_1d(attrs["dim_varying"])
+    if varying.dtype != np.bool_ and not (np.issubdtype(varying.dtype, np.integer) and np.isin(varying, (0, 1)).all()):
+        raise DataFileError(f"'{path}' key '{dataset.name}': attribute 'dim_varying' is {attrs['dim_varying']!r}; "
+                            f"expected true or false for each spatial axis")
+    varying = varying.astype(bool)
+    axes = (["sample"] if flag(dataset, "sample_varying", path) else []) + (
+        ["time"] if flag(dataset, "time_varying", path) else [])
     axes += [axis for axis, v in zip(space, varying) if v] + ["channel", "component"][:order]
     if len(axes) != dataset.ndim:
         raise DataFileError(f"'{path}' key '{dataset.name}': its attributes describe axes {axes} but it is "
@@ -119,7 +133,7 @@ def open_file(path: Path, file: h5py.File, fields: list[str] | None, periodic: b
                 raise DataFileError(f"'{path}': field '{name}' is listed in t{order}_fields/field_names but "
                                     f"not stored; it has {sorted(keys_of(group))}")
             dataset = group[name]
-            if not bool(dataset.attrs.get("time_varying", False)):
+            if not flag(dataset, "time_varying", path):
                 constant.append(name)
                 continue
             available[name] = (dataset, order)
