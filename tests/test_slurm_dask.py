@@ -220,8 +220,9 @@ def test_online_training_streams_from_slurm_jobs(slurm_env, tmp_path):
 
 
 def test_jobs_squeue_no_longer_lists_count_as_ended(slurm_env, monkeypatch):
-    """A job squeue has forgotten (after MinJobAge, or an id long gone) ended; it was counted as still alive, so jobs
-    that failed at start were reported only after solvers.timeout_s, as 'no Dask worker joined'."""
+    """A job squeue listed and has since forgotten (after MinJobAge) ended; it was counted as still alive, so jobs
+    that failed at start were reported only after solvers.timeout_s, as 'no Dask worker joined'. One never listed
+    (another cluster's, in a federation) is not taken for ended."""
     from pdeop.data.slurm_solvers import UNLISTED, all_ended, slurm_job_states
 
     for key in ("SLURM_CONF", "PATH"):
@@ -229,5 +230,6 @@ def test_jobs_squeue_no_longer_lists_count_as_ended(slurm_env, monkeypatch):
     forgotten = str(10 ** 8 - 7)  # an id this cluster never gave
     states = slurm_job_states([forgotten])
     assert states is not None and states.get(forgotten, UNLISTED) == UNLISTED
-    assert all_ended(states, [forgotten])
-    assert not all_ended({"12": "PENDING"}, ["12", forgotten]) and all_ended({"12": "FAILED"}, ["12", forgotten])
+    assert all_ended(states, [forgotten], listed={forgotten}) and not all_ended(states, [forgotten], listed=set())
+    assert not all_ended({"12": "PENDING"}, ["12", forgotten], {"12", forgotten})
+    assert all_ended({"12": "FAILED"}, ["12", forgotten], {"12", forgotten})

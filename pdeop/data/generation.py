@@ -222,7 +222,7 @@ def cluster_results(client: Client, solve: Callable[[np.ndarray], np.ndarray], c
         except (CancelledError, CommClosedError) as exc:  # the scheduler's connection lost: its tasks cancelled
             raise SolverClusterError(f"the connection to the Dask scheduler was lost mid-generation "
                                      f"({type(exc).__name__}: {first_line(exc)}); the chunks solved so far are kept, "
-                                     f"and the same command goes on from them once the scheduler is back") from exc
+                                     f"and the same command goes on from them") from exc
         yield solutions
 
 

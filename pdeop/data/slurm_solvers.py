@@ -166,9 +166,10 @@ def slurm_job_states(job_ids: list[str]) -> dict[str, str] | None:
     return dict(line.split(maxsplit=1) for line in listed.stdout.splitlines() if line.strip())
 
 
-def all_ended(states: dict[str, str], job_ids: list[str]) -> bool:
-    """Whether every job of ``job_ids`` has ended: in an end state, or no longer listed by squeue at all."""
-    return all(states.get(job, UNLISTED) in SLURM_ENDED | {UNLISTED} for job in job_ids)
+def all_ended(states: dict[str, str], job_ids: list[str], listed: set[str]) -> bool:
+    """Whether every job of ``job_ids`` has ended: in an end state, or no longer listed by squeue although it was
+    (``listed``: a job never listed may be one squeue does not show, on another cluster of a federation)."""
+    return all(states.get(job, UNLISTED) in SLURM_ENDED or job not in states and job in listed for job in job_ids)
 
 
 def submitted_job_ids(cluster) -> list[str]:
@@ -180,6 +181,7 @@ def wait_for_a_slurm_worker(cluster, client: Client, timeout_s: float, log_direc
     """Wait up to ``timeout_s`` for the first worker, asking SLURM every ``SLURM_POLL_S`` whether the jobs still
     live: jobs that all ended before a worker joined are one line at once, not after the whole timeout."""
     deadline = time.monotonic() + timeout_s
+    listed: set[str] = set()
     while True:
         try:
             client.wait_for_workers(1, timeout=max(0.1, min(SLURM_POLL_S, deadline - time.monotonic())))
@@ -190,7 +192,8 @@ def wait_for_a_slurm_worker(cluster, client: Client, timeout_s: float, log_direc
             pass
         ids = submitted_job_ids(cluster)
         states = slurm_job_states(ids) if ids else None
-        if states is not None and all_ended(states, ids):
+        listed |= set(states or ())
+        if states is not None and all_ended(states, ids, listed):
             ended = ", ".join(f"{job} {states.get(job, UNLISTED)}" for job in ids)
             output = f"{log_directory}/" if log_directory else "slurm-<job id>.out in this directory"
             raise SolverClusterError(f"solvers=slurm: the solver jobs ended before a Dask worker joined ({ended}); "

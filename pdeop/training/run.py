@@ -291,7 +291,8 @@ def train_in(cfg: DictConfig, config: dict, output_dir: Path) -> dict[str, float
         set_aside_files(output_dir / "checkpoints", "checkpoints", "*.ckpt")  # damaged ones stay as *.broken
         set_aside_files(output_dir, "config and test results", "config_resolved.yaml", "test_metrics.json")
         set_aside_files(output_dir / "plots", "plots")
-    write_yaml(config, output_dir / "config_resolved.yaml")
+    if rank_zero_only.rank == 0:  # after the earlier run's is set aside: another rank's write would precede it
+        write_yaml(config, output_dir / "config_resolved.yaml")
     log.info("training %s (%s parameters) on %s in %s", type(module.model).__name__,
              f"{sum(p.numel() for p in module.model.parameters()):,}", type(datamodule).__name__, output_dir)
     with reported_compile_failures(acceleration, module.model):

@@ -499,3 +499,16 @@ def test_a_checkpoint_whose_entries_are_of_other_types_is_refused(shipped, tmp_p
     path = tmp_path / "model.ckpt"
     torch.save(checkpoint, path)
     observed(refused(path, rf"checkpoint '{path}': {expected}"))
+
+
+@pytest.mark.fault("model.pretrained: a physics-informed run's checkpoint whose config has no model node",
+                   "one line naming the file (a KeyError traceback)")
+def test_a_physics_checkpoint_without_a_model_node_is_one_line(tmp_path, observed):
+    from pdeop.pretrained import pretrained_weights
+
+    path = tmp_path / "physics.ckpt"
+    torch.save({"state_dict": {"model.w": torch.zeros(2)},
+                "pdeop_config": {"data": {"_target_": "pdeop.data.collocation.CollocationDataModule"}}}, path)
+    with pytest.raises(CheckpointError, match=rf"'{path}': its config has no model node") as error:
+        pretrained_weights(path)
+    observed(str(error.value))

@@ -10,6 +10,7 @@ where the data came from.
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 import re
@@ -34,6 +35,8 @@ UNREADABLE = (OSError, ValueError, KeyError, IndexError, TypeError, AttributeErr
               StopIteration, EOFError, zipfile.BadZipFile, MatReadError)
 ARRAY_FORMATS = ("mat", "pt", "npz")  # named arrays: data.axes names their axes, data.periodic places their nodes
 AXES_EXAMPLE = "{inputs: [sample, channel, x, y], outputs: [sample, time, x, y]}"
+
+log = logging.getLogger(__name__)
 
 
 def suggest_axes(shape: tuple[int, ...], sizes: dict[str, int], role: str) -> list[str] | None:
@@ -243,9 +246,12 @@ class ExternalDataset:
     close: Callable[[], None] = lambda: None
 
     def __post_init__(self) -> None:
+        stored = set()  # inputs and outputs may be views of one source (PDEBench's tensor, its per-sample groups)
         for array in (*self.inputs, *self.outputs):
             check_dtype(self.path, array)
-            check_stored(self.path, array)
+            if id(array.source) not in stored:
+                stored.add(id(array.source))
+                check_stored(self.path, array)
         self.n_samples = self._check_samples()
         self._check_empty_axes()
         self._check_grids()
@@ -381,37 +387,46 @@ class ExternalDataset:
         )
 
 
-def available_memory() -> int | None:
-    """Bytes of memory free for this process: the kernel's MemAvailable, within the cgroup's limit where one is set
-    (a container, a batch job); None where Linux does not say."""
+def memory_bytes() -> tuple[int | None, int | None]:
+    """(available, total) bytes of memory: the kernel's MemAvailable, and MemTotal within the cgroup's limit where
+    one is set (a container, a batch job); None where Linux does not say."""
     try:
         meminfo = Path("/proc/meminfo").read_text()
     except OSError:
-        return None
-    found = re.search(r"^MemAvailable:\s+(\d+) kB", meminfo, re.MULTILINE)
-    free = int(found.group(1)) * 1024 if found else None
+        return None, None
+    amounts = {key: int(kib) * 1024 for key, kib in re.findall(r"^(MemAvailable|MemTotal):\s+(\d+) kB", meminfo,
+                                                                re.MULTILINE)}
+    total = amounts.get("MemTotal")
     try:
         limit = Path("/sys/fs/cgroup/memory.max").read_text().strip()
-        used = int(Path("/sys/fs/cgroup/memory.current").read_text())
-    except (OSError, ValueError):
-        return free
-    if limit == "max" or not limit.isdigit():
-        return free
-    return min(int(limit) - used, free) if free is not None else int(limit) - used
+    except OSError:
+        limit = "max"
+    if limit.isdigit():
+        total = min(int(limit), total) if total is not None else int(limit)
+    return amounts.get("MemAvailable"), total
+
+
+def in_units(size: int) -> str:
+    return f"{size / 2**30:.1f} GiB" if size >= 2**30 else f"{size / 2**20:.0f} MiB"
 
 
 def check_memory(source: ExternalDataset | DatasetCollection, samples: slice, subsample: int,
                  time_subsample: int, times: slice, what: str, remedy: str) -> None:
-    """Refuse to read ``samples`` of ``source`` (``what``: the split) into memory when the float32 fields would not
-    fit (their size from the shapes alone), suggesting ``remedy``: a file may claim far more than there is."""
+    """Refuse to read ``samples`` of ``source`` (``what``: the split) into memory when the float32 fields (their size
+    from the shapes alone: a file may claim far more than there is) exceed the machine's memory, suggesting
+    ``remedy``; warn where they exceed what is available now (page cache and memory-mapped files may make room)."""
     n = len(range(source.n_samples)[samples])
     nodes = math.prod(len(values[::subsample]) for values in source.coords.values())
     steps = 1 if source.times is None else len(source.times[time_subsample - 1::time_subsample][times])
     inputs, outputs = source.channel_counts
-    needed, free = 4 * n * nodes * (inputs + outputs * steps), available_memory()
-    if free is not None and needed > free:
-        raise DataFileError(f"'{source.path}': {what}, {n} samples, would take {needed / 2**30:.1f} GiB in memory, "
-                            f"more than the {max(free, 0) / 2**30:.1f} GiB available; {remedy}")
+    needed = 4 * n * nodes * (inputs + outputs * steps)
+    available, total = memory_bytes()
+    if total is not None and needed > total:
+        raise DataFileError(f"'{source.path}': {what}, {n} samples, would take {in_units(needed)} in memory, more "
+                            f"than this machine's {in_units(total)}; {remedy}")
+    if available is not None and needed > available:
+        log.warning("'%s': %s, %d samples, takes %s in memory, more than the %s available now; %s if it does not fit",
+                    source.path, what, n, in_units(needed), in_units(available), remedy)
 
 
 class DatasetCollection:

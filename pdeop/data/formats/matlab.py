@@ -89,9 +89,10 @@ def output_times(path: Path, outputs: StoredArray, key: str, values) -> np.ndarr
         raise DataFileError(f"'{path}' key '{key}': expected numeric recorded times (data.times), got "
                             f"{np.asarray(values).dtype}") from exc
     check_times(path, key, recorded)
-    if recorded.size and recorded[0] <= 0:
-        raise DataFileError(f"'{path}' key '{key}': first recorded time {recorded[0]:g}; the outputs' times are "
-                            f"measured from the input's (0), so they must be positive")
+    if recorded.size and (recorded[0] < 0 or recorded[-1] <= 0):
+        raise DataFileError(f"'{path}' key '{key}': recorded times from {recorded[0]:g} to {recorded[-1]:g}; the "
+                            f"outputs' times are measured from the input's (0), so they must not be negative and "
+                            f"must end after it (data.times=null numbers the states 1, 2, ...)")
     return recorded
 
 

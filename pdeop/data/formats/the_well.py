@@ -153,7 +153,7 @@ def open_file(path: Path, file: h5py.File, fields: list[str] | None, periodic: b
                                             else [f"_{a}{b}" for a in space for b in space])
         names += [name + s for s in suffixes]
     bcs = file["boundary_conditions"]
-    bc_types = {text(bcs[k].attrs.get("bc_type", "")).upper() for k in bcs.keys()}
+    bc_types = {text(bcs[k].attrs.get("bc_type", "")).upper() for k in keys_of(bcs)}
     attrs = {k: (v.decode() if isinstance(v, bytes) else v) for k, v in file.attrs.items()}
     attrs["constant_fields"] = constant
     all_periodic = bc_types == {"PERIODIC"}
