@@ -65,8 +65,8 @@ def pretrained_weights(ref: str | Path) -> tuple[dict, dict[str, torch.Tensor]]:
         config, state = checkpoint["pdeop_config"], checkpoint["state_dict"]
         if is_physics_run(config):
             check_stored_config(config, str(source.path))
-            if not isinstance(config.get("model"), dict):
-                raise CheckpointError(f"'{source.path}': its config has no model node")
+            if not isinstance(config.get("model"), dict) or "_target_" not in config["model"]:
+                raise CheckpointError(f"'{source.path}': its config has no model node naming its model (_target_)")
             return config, {key[len("model."):]: value for key, value in state.items() if key.startswith("model.")}
         operator = trained_operator(config, state, str(source.path))
     else:

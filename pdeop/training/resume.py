@@ -212,8 +212,8 @@ def check_same_model(checkpoint: dict, config: dict, path: str, key: str) -> Non
     changed = sorted(k for k in trained.keys() | now.keys() if trained.get(k) != now.get(k))
     if changed:
         raise ConfigError(f"{key}: '{path}' holds another model: it was trained as "
-                              f"{model_named(trained, changed)}, this run builds {model_named(now, changed)}; pass a "
-                              f"checkpoint of this model, or train with the settings it was made with")
+                          f"{model_named(trained, changed)}, this run builds {model_named(now, changed)}; pass a "
+                          f"checkpoint of this model, or train with the settings it was made with")
 
 
 def resume_of(checkpoint: dict, path: str, config: dict, key: str) -> Resume:
@@ -286,10 +286,9 @@ def newest_readable(config: dict, folder: Path) -> Resume | None:
         try:
             checkpoint = load_checkpoint(path)
             resume = resume_of(checkpoint, str(path), config, "auto_resume")
-            state = checkpoint["state_dict"]
-            diverged = non_finite(state, {key for key in state if key.startswith("model.")})
-            if diverged:
-                raise CheckpointError(f"checkpoint '{path}': its weights hold NaN or Inf ({', '.join(diverged[:4])})")
+            diverged = non_finite(checkpoint["state_dict"], set(checkpoint["state_dict"]))
+            if diverged:  # weights or normaliser statistics: the run diverged, or the file was altered
+                raise CheckpointError(f"checkpoint '{path}': its state holds NaN or Inf ({', '.join(diverged[:4])})")
         except CheckpointError as exc:
             if rank_zero_only.rank == 0:  # one process moves it and says so; every rank skips it
                 aside = set_aside(path, "broken")

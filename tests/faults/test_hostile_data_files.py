@@ -202,7 +202,7 @@ HOSTILE = {
         "key '0001/grid/t': differs from that of group '0000'"),
     "PDEBench per-sample file whose group 0002 lacks grid/y": (
         "react.h5", lambda p: groups_with(p, lambda f: f.__delitem__("0002/grid/y")),
-        "key '0002/grid': holds ['t', 'x'], group '0000' ['t', 'x', 'y']"),
+        "key '0002/grid/y': missing or unreadable, where group '0000' has it"),
     # The Well: tensor components and trajectory counts
     "The Well velocity of 3 components on a 2D grid": (
         "shear.hdf5", lambda p: well_with(p, well_velocity_of_3_components),
@@ -359,3 +359,38 @@ def test_running_out_of_memory_on_a_file_is_one_line(tmp_path, monkeypatch, stag
     message = str(caught.value)
     assert "\n" not in message and str(path) in message and "not enough memory" in message
     observed(message)
+
+
+def regridded(f: h5py.File, group: str, key: str, values: np.ndarray) -> None:
+    del f[f"{group}/grid/{key}"]
+    f.create_dataset(f"{group}/grid/{key}", data=values)
+
+
+@pytest.mark.fault("PDEBench per-sample groups whose grids are {case}", "{outcome}")
+@pytest.mark.parametrize(("case", "outcome"), [
+    ("integers in group 0000, other numbers in group 0002 (HDF5 would round them to the first's)", "refused"),
+    ("float64 in group 0001, the same values as group 0000's float32", "read"),
+    ("the same, beside a string and a subgroup of metadata in every grid", "read"),
+])
+def test_grids_are_compared_by_value_and_only_where_they_are_read(tmp_path, case, outcome, observed):
+    path = tmp_path / "react.h5"
+
+    def change(f: h5py.File) -> None:
+        if case.startswith("integers"):
+            regridded(f, "0000", "x", np.arange(8))
+            regridded(f, "0001", "x", np.arange(8))
+            regridded(f, "0002", "x", np.arange(8) + 0.4)
+        elif case.startswith("float64"):
+            regridded(f, "0001", "x", f["0000/grid/x"][()].astype(np.float64))
+        else:
+            for group in ("0000", "0001", "0002"):
+                f[f"{group}/grid/name"] = "diffusion-reaction"
+                f.create_group(f"{group}/grid/meta")
+
+    groups_with(path, change)
+    if outcome == "refused":
+        with pytest.raises(DataFileError, match="key '/?0002/grid/x': differs from that of group '0000'") as caught:
+            open_dataset(path)
+        observed(str(caught.value))
+    else:
+        observed(f"{open_dataset(path).n_samples} samples read")

@@ -509,6 +509,6 @@ def test_a_physics_checkpoint_without_a_model_node_is_one_line(tmp_path, observe
     path = tmp_path / "physics.ckpt"
     torch.save({"state_dict": {"model.w": torch.zeros(2)},
                 "pdeop_config": {"data": {"_target_": "pdeop.data.collocation.CollocationDataModule"}}}, path)
-    with pytest.raises(CheckpointError, match=rf"'{path}': its config has no model node") as error:
+    with pytest.raises(CheckpointError, match=rf"'{path}': its config has no model node naming") as error:
         pretrained_weights(path)
     observed(str(error.value))

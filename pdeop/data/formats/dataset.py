@@ -388,26 +388,48 @@ class ExternalDataset:
 
 
 def memory_bytes() -> tuple[int | None, int | None]:
-    """(available, total) bytes of memory: the kernel's MemAvailable, and MemTotal within the cgroup's limit where
-    one is set (a container, a batch job); None where Linux does not say."""
+    """(available, total) bytes of memory: the kernel's MemAvailable, and MemTotal within this process's cgroup
+    limit where one is set (a container, a batch job); None where Linux does not say."""
     try:
         meminfo = Path("/proc/meminfo").read_text()
     except OSError:
         return None, None
     amounts = {key: int(kib) * 1024 for key, kib in re.findall(r"^(MemAvailable|MemTotal):\s+(\d+) kB", meminfo,
                                                                 re.MULTILINE)}
-    total = amounts.get("MemTotal")
-    try:
-        limit = Path("/sys/fs/cgroup/memory.max").read_text().strip()
-    except OSError:
-        limit = "max"
-    if limit.isdigit():
-        total = min(int(limit), total) if total is not None else int(limit)
+    total, limit = amounts.get("MemTotal"), cgroup_memory_limit()
+    if limit is not None:
+        total = min(limit, total) if total is not None else limit
     return amounts.get("MemAvailable"), total
 
 
+def cgroup_memory_limit() -> int | None:
+    """The memory limit of this process's cgroup: v2's ``memory.max`` of its own cgroup (SLURM's job cgroups,
+    systemd units) or at the root of a container's namespace, v1's ``memory.limit_in_bytes``; None where none is
+    set or readable."""
+    try:
+        lines = Path("/proc/self/cgroup").read_text().splitlines()
+    except OSError:
+        return None
+    for line in lines:
+        _, controllers, relative = line.split(":", 2)
+        if controllers == "":
+            root, name = Path("/sys/fs/cgroup"), "memory.max"
+        elif "memory" in controllers.split(","):
+            root, name = Path("/sys/fs/cgroup/memory"), "memory.limit_in_bytes"
+        else:
+            continue
+        for candidate in (root / relative.lstrip("/") / name, root / name):
+            try:
+                text = candidate.read_text().strip()
+            except OSError:
+                continue
+            return int(text) if text.isdigit() else None  # v2's "max": no limit (v1's is a number past any memory)
+    return None
+
+
 def in_units(size: int) -> str:
-    return f"{size / 2**30:.1f} GiB" if size >= 2**30 else f"{size / 2**20:.0f} MiB"
+    """A size in bytes as a message shows it: MiB below a GiB, GiB above."""
+    return f"{size / 2**30:.1f} GiB" if size >= 2**30 - 2**20 else f"{max(size / 2**20, 1):.0f} MiB"
 
 
 def check_memory(source: ExternalDataset | DatasetCollection, samples: slice, subsample: int,

@@ -120,24 +120,26 @@ def read_groups(path: Path, file: h5py.File, periodic: bool | None) -> ExternalD
 
 
 def check_same_grids(path: Path, file: h5py.File, groups: list[str]) -> None:
-    """Refuse per-sample groups whose ``grid`` (coordinates and times) differs from the first group's: only the
-    first is read, and a dataset here has one grid and one time axis for all samples. Read through h5py's low-level
-    calls, a few times faster than its objects: ten thousand groups are common (PDEBench's diffusion-sorption)."""
+    """Refuse per-sample groups whose grid (the coordinates and times read: ``grid/x``, ``y``, ``z``, ``t``)
+    differs from the first group's beyond float32's rounding: only the first is read, and a dataset here has one
+    grid and one time axis for all samples. Read through h5py's low-level calls, a few times faster than its
+    objects: ten thousand groups are common (PDEBench's diffusion-sorption)."""
     first = require(path, file[groups[0]], "grid", f"group '{groups[0]}'")
-    reference = {key: first[key][()] for key in keys_of(first)}
-    buffers = {key: np.empty_like(values) for key, values in reference.items()}
+    read = [key for key in (*SPACE, "t") if isinstance(first.get(key), h5py.Dataset)]
+    reference = {key: np.asarray(first[key][()], dtype=np.float64) for key in read}
     for g in groups[1:]:
         for key, values in reference.items():
             try:
                 dataset = h5py.h5d.open(file.id, f"{g}/grid/{key}".encode())
             except KeyError:
-                grid = file.get(f"{g}/grid")
-                found = sorted(keys_of(grid)) if isinstance(grid, h5py.Group) else "nothing"
-                raise DataFileError(f"'{path}' key '{g}/grid': holds {found}, group '{groups[0]}' "
-                                    f"{sorted(reference)}; every sample needs the same grid") from None
-            if dataset.shape == values.shape:
-                dataset.read(h5py.h5s.ALL, h5py.h5s.ALL, buffers[key])
-            if dataset.shape != values.shape or not np.array_equal(buffers[key], values):
+                raise DataFileError(f"'{path}' key '{g}/grid/{key}': missing or unreadable, where group "
+                                    f"'{groups[0]}' has it; every sample needs the same grid") from None
+            same = dataset.shape == values.shape
+            if same:
+                stored = np.empty(dataset.shape, np.float64)
+                dataset.read(h5py.h5s.ALL, h5py.h5s.ALL, stored)  # HDF5 converts to float64 on the way
+                same = np.allclose(stored, values, rtol=1e-6, atol=0, equal_nan=True)
+            if not same:
                 raise DataFileError(f"'{path}' key '{g}/grid/{key}': differs from that of group '{groups[0]}'; a "
                                     f"dataset here has one grid and one time axis for all samples")
 

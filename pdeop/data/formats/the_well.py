@@ -44,6 +44,8 @@ def flag(dataset: h5py.Dataset, key: str, path: Path) -> bool:
     """A true/false attribute of The Well's (``time_varying``, ...), False where absent; one stored as anything but a
     boolean or 0/1 (the text "False", which ``bool`` reads as true) is refused."""
     value = dataset.attrs.get(key, False)
+    if isinstance(value, np.ndarray) and value.size == 1:  # a scalar some writers store as an array of one
+        value = value.reshape(()).item()
     if isinstance(value, (bool, np.bool_)) or isinstance(value, (int, np.integer)) and value in (0, 1):
         return bool(value)
     raise DataFileError(f"'{path}' key '{dataset.name}': attribute '{key}' is {value!r}; expected true or false")
