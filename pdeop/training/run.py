@@ -287,11 +287,11 @@ def train_in(cfg: DictConfig, config: dict, output_dir: Path) -> dict[str, float
     trainer = build_trainer(cfg, resume.step if here else None)
     check_goes_on_mid_epoch(resume, config, trainer.world_size, sharded)  # devices: auto is known here
     # once nothing is left to refuse: a run a user error stopped leaves the folder as it was (or none, Hydra's own)
-    if not here and rank_zero_only.rank == 0:  # another run's files are kept, neither overwritten, resumed nor mixed in
-        set_aside_files(output_dir / "checkpoints", "checkpoints", "*.ckpt")  # damaged ones stay as *.broken
-        set_aside_files(output_dir, "config and test results", "config_resolved.yaml", "test_metrics.json")
-        set_aside_files(output_dir / "plots", "plots")
-    if rank_zero_only.rank == 0:  # after the earlier run's is set aside: another rank's write would precede it
+    if rank_zero_only.rank == 0:  # one process: another rank's config write could precede the set-aside
+        if not here:  # another run's files are kept, neither overwritten, resumed nor mixed in
+            set_aside_files(output_dir / "checkpoints", "checkpoints", "*.ckpt")  # damaged ones stay as *.broken
+            set_aside_files(output_dir, "config and test results", "config_resolved.yaml", "test_metrics.json")
+            set_aside_files(output_dir / "plots", "plots")
         write_yaml(config, output_dir / "config_resolved.yaml")
     log.info("training %s (%s parameters) on %s in %s", type(module.model).__name__,
              f"{sum(p.numel() for p in module.model.parameters()):,}", type(datamodule).__name__, output_dir)

@@ -193,13 +193,18 @@ def check_stored(path: Path, array: StoredArray) -> None:
             check_written(path, key, dataset)
 
 
+def check_finite(path: Path, key: str, values: np.ndarray, noun: str) -> None:
+    """Refuse ``values`` (``noun``: what one of them is, "coordinate") holding NaN or Inf, naming the first."""
+    bad = np.flatnonzero(~np.isfinite(values))
+    if bad.size:
+        raise DataFileError(f"'{path}' key '{key}': {noun} {values[bad[0]]} at index {bad[0]}; expected finite "
+                            f"{noun.split()[-1]}s")
+
+
 def check_times(path: Path, key: str, times: np.ndarray) -> None:
     """Refuse recorded times that are not finite or do not increase strictly: tasks measure lead times by them and
     normalise by the last (all-zero times would make NaN)."""
-    bad = np.flatnonzero(~np.isfinite(times))
-    if bad.size:
-        raise DataFileError(f"'{path}' key '{key}': recorded time {times[bad[0]]} at index {bad[0]}; expected "
-                            f"finite times")
+    check_finite(path, key, times, "recorded time")
     back = np.flatnonzero(np.diff(times) <= 0)
     if back.size:
         i = back[0]
@@ -209,10 +214,7 @@ def check_times(path: Path, key: str, times: np.ndarray) -> None:
 
 def check_coordinates(path: Path, key: str, values: np.ndarray) -> None:
     """Refuse node coordinates that are not finite (the evaluation's norms and the models' grids use them)."""
-    bad = np.flatnonzero(~np.isfinite(values))
-    if bad.size:
-        raise DataFileError(f"'{path}' key '{key}': coordinate {values[bad[0]]} at index {bad[0]}; expected finite "
-                            f"coordinates")
+    check_finite(path, key, values, "coordinate")
 
 
 def keys_of(node) -> list[str]:
@@ -375,9 +377,7 @@ class ExternalDataset:
                 parts.append(part)
             return np.concatenate(parts, axis=1) if len(parts) > 1 else parts[0]
 
-        recorded = None
-        if self.times is not None:
-            recorded = np.asarray(self.times[time_subsample - 1::time_subsample][times], dtype=np.float64)
+        recorded = times_read(self.times, time_subsample, times)
         return FieldSet(
             inputs=stack(self.inputs),
             outputs=stack(self.outputs, time_step=time_subsample, times=times),
@@ -385,6 +385,11 @@ class ExternalDataset:
             subsample=subsample,
             times=recorded,
         )
+
+
+def times_read(times: np.ndarray | None, time_subsample: int, selected: slice) -> np.ndarray | None:
+    """The recorded times a read serves: every ``time_subsample``-th, of those the ``selected`` (None: no times)."""
+    return None if times is None else np.asarray(times[time_subsample - 1::time_subsample][selected], np.float64)
 
 
 def memory_bytes() -> tuple[int | None, int | None]:
@@ -439,7 +444,8 @@ def check_memory(source: ExternalDataset | DatasetCollection, samples: slice, su
     ``remedy``; warn where they exceed what is available now (page cache and memory-mapped files may make room)."""
     n = len(range(source.n_samples)[samples])
     nodes = math.prod(len(values[::subsample]) for values in source.coords.values())
-    steps = 1 if source.times is None else len(source.times[time_subsample - 1::time_subsample][times])
+    recorded = times_read(source.times, time_subsample, times)
+    steps = 1 if recorded is None else len(recorded)
     inputs, outputs = source.channel_counts
     needed = 4 * n * nodes * (inputs + outputs * steps)
     available, total = memory_bytes()

@@ -40,15 +40,24 @@ def text(value) -> str:
     return value.decode(errors="replace") if isinstance(value, bytes) else str(value)
 
 
-def flag(dataset: h5py.Dataset, key: str, path: Path) -> bool:
-    """A true/false attribute of The Well's (``time_varying``, ...), False where absent; one stored as anything but a
-    boolean or 0/1 (the text "False", which ``bool`` reads as true) is refused."""
+def flags(dataset: h5py.Dataset, key: str, path: Path) -> np.ndarray:
+    """A true/false attribute of The Well's (``time_varying``; ``dim_varying`` holds one per spatial axis) as an
+    array, False where absent; one stored as anything but booleans or 0/1 (the text "False", which ``bool`` reads as
+    true) is refused."""
     value = dataset.attrs.get(key, False)
-    if isinstance(value, np.ndarray) and value.size == 1:  # a scalar some writers store as an array of one
-        value = value.reshape(()).item()
-    if isinstance(value, (bool, np.bool_)) or isinstance(value, (int, np.integer)) and value in (0, 1):
-        return bool(value)
+    values = np.atleast_1d(value)
+    if values.dtype == np.bool_ or np.issubdtype(values.dtype, np.integer) and np.isin(values, (0, 1)).all():
+        return values.astype(bool)
     raise DataFileError(f"'{path}' key '{dataset.name}': attribute '{key}' is {value!r}; expected true or false")
+
+
+def flag(dataset: h5py.Dataset, key: str, path: Path) -> bool:
+    """``flags`` of an attribute that holds one (a scalar, or an array of one as some writers store it)."""
+    values = flags(dataset, key, path)
+    if values.size != 1:
+        raise DataFileError(f"'{path}' key '{dataset.name}': attribute '{key}' holds {values.size} values; expected "
+                            f"true or false")
+    return bool(values[0])
 
 
 def shared_row(dataset: h5py.Dataset, path: Path) -> np.ndarray:
@@ -68,11 +77,7 @@ def field_axes(dataset: h5py.Dataset, order: int, space: list[str], path: Path) 
     for key in ("sample_varying", "time_varying", "dim_varying"):
         if key not in attrs:
             raise DataFileError(f"'{path}' key '{dataset.name}': no attribute '{key}'; it has {sorted(attrs)}")
-    varying = np.atleast_1d(attrs["dim_varying"])
-    if varying.dtype != np.bool_ and not (np.issubdtype(varying.dtype, np.integer) and np.isin(varying, (0, 1)).all()):
-        raise DataFileError(f"'{path}' key '{dataset.name}': attribute 'dim_varying' is {attrs['dim_varying']!r}; "
-                            f"expected true or false for each spatial axis")
-    varying = varying.astype(bool)
+    varying = flags(dataset, "dim_varying", path)
     axes = (["sample"] if flag(dataset, "sample_varying", path) else []) + (
         ["time"] if flag(dataset, "time_varying", path) else [])
     axes += [axis for axis, v in zip(space, varying) if v] + ["channel", "component"][:order]
