@@ -12,6 +12,7 @@ import os
 import signal
 import subprocess
 import sys
+import tarfile
 import time
 from contextlib import contextmanager
 from pathlib import Path
@@ -20,8 +21,18 @@ from typing import Callable, Iterator
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
+ARCHIVE = ROOT / "pdeop" / "pretrained" / "archives" / "fno-darcy.tar.gz"  # the shipped bundle, as exported
 REPORT_ENV = "PDEOP_RELIABILITY_JSON"  # where the run's cases go, as JSON (set by experiments/reliability.py)
 _cases: list[dict] = []
+
+
+@pytest.fixture(scope="module")
+def shipped(tmp_path_factory) -> Path:
+    """The shipped fno-darcy bundle, unpacked."""
+    into = tmp_path_factory.mktemp("shipped")
+    with tarfile.open(ARCHIVE) as tar:
+        tar.extractall(into, filter="data")
+    return next(into.iterdir())
 
 
 def pytest_configure(config) -> None:

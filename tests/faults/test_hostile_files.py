@@ -14,7 +14,6 @@ import os
 import pickle
 import re
 import shutil
-import tarfile
 import types
 from pathlib import Path
 
@@ -29,21 +28,11 @@ from pdeop.pretrained import CheckpointError, load_pretrained, verify_bundle
 from pdeop.pretrained.bundle import MANIFEST, manifest_text
 from pdeop.pretrained.trusted import allow_lists
 
-from .conftest import ROOT, entry_command, entry_env, pdeop_error_line, read_only
+from .conftest import ARCHIVE, entry_command, entry_env, pdeop_error_line, read_only
 
-ARCHIVE = ROOT / "pdeop" / "pretrained" / "archives" / "fno-darcy.tar.gz"
 # Every module an allowed `_target_` is spelled through, with the node kind it serves.
 ALLOWED_MODULES = {spelling.rpartition(".")[0]: kind for kind, allowed in allow_lists().items()
                    for pair in allowed.items() for spelling in pair}
-
-
-@pytest.fixture(scope="module")
-def shipped(tmp_path_factory) -> Path:
-    """The shipped fno-darcy bundle, unpacked."""
-    into = tmp_path_factory.mktemp("shipped")
-    with tarfile.open(ARCHIVE) as tar:
-        tar.extractall(into, filter="data")
-    return next(into.iterdir())
 
 
 @pytest.fixture

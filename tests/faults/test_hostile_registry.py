@@ -26,19 +26,9 @@ from pdeop.pretrained import CheckpointError, RegistryError, load_pretrained, re
 from pdeop.pretrained.bundle import FILES, MANIFEST
 from pdeop.pretrained.poseidon import poseidon_config
 
-from .conftest import ROOT
+from .conftest import ARCHIVE
 
-ARCHIVE = ROOT / "pdeop" / "pretrained" / "archives" / "fno-darcy.tar.gz"
 REGISTRY_MODULE = importlib.import_module("pdeop.pretrained.registry")  # the package's `registry` is the function
-
-
-@pytest.fixture(scope="module")
-def shipped(tmp_path_factory) -> Path:
-    """The shipped fno-darcy bundle, unpacked."""
-    into = tmp_path_factory.mktemp("shipped")
-    with tarfile.open(ARCHIVE) as tar:
-        tar.extractall(into, filter="data")
-    return next(into.iterdir())
 
 
 @pytest.fixture
